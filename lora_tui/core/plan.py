@@ -1,0 +1,290 @@
+"""TrainingPlan: every setting of one run, validated in one place, serialisable to a run file.
+
+A run file is TOML with one `[plan]` table holding the fields below, and an optional `[sources]` table that
+says where each value came from (`given`, `config`, `recommended`, `default`). The TUI writes run files and
+`lora-tui train --config FILE` reads them; the train process records the resolved plan as `run.toml`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shlex
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from lora_tui.errors import UserError
+
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+"""Allowed values of `precision`: auto picks bf16 where the device supports it, else fp16 (CUDA) or fp32."""
+
+SOURCES = ("given", "config", "recommended", "default")
+"""Where a setting's value came from: a flag, a run file, the advisor, or the guide's defaults table."""
+
+
+@dataclass
+class TrainingPlan:
+    """Every setting of a LoRA training run."""
+
+    model: str = "demo"
+    """Base model: `demo`, a preset name, a local directory with config.json, or a hub id."""
+    data: str | None = None
+    """Training data file or directory; None means the built-in sample dataset."""
+    output: str = "runs/lora-run"
+    """Run directory: adapter, checkpoints, metrics and logs are written here."""
+    task: str | None = None
+    """The guide's task preset this plan started from (chat, domain, code, style), if any."""
+    lora_r: int = 16
+    """LoRA rank r: the inner dimension of the low-rank update B @ A."""
+    lora_alpha: float = 32
+    """LoRA alpha: the update is scaled by alpha / r (alpha / sqrt(r) with rsLoRA)."""
+    lora_dropout: float = 0.05
+    """Dropout probability applied to the LoRA branch's input, in [0, 1)."""
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    """Module names to adapt (suffix match, as PEFT does), or ["all-linear"]."""
+    learning_rate: float = 5e-5
+    """Peak learning rate of AdamW."""
+    num_train_epochs: float = 3.0
+    """Passes over the training data (ignored when max_steps > 0)."""
+    per_device_train_batch_size: int = 2
+    """Examples per device per forward pass."""
+    gradient_accumulation_steps: int = 8
+    """Forward/backward passes summed before each optimizer step."""
+    warmup_ratio: float = 0.1
+    """Fraction of the optimizer steps spent ramping the learning rate up from 0, in [0, 1)."""
+    weight_decay: float = 0.0
+    """AdamW decoupled weight decay."""
+    max_seq_length: int = 1024
+    """Tokens per example after truncation."""
+    max_steps: int = -1
+    """Stop after this many optimizer steps; -1 trains for num_train_epochs."""
+    seed: int = 42
+    """Random seed for initialisation, shuffling and dropout."""
+    eval_split: float = 0.0
+    """Fraction of the examples held out for evaluation, in [0, 0.5]; 0 disables evaluation."""
+    use_rslora: bool = False
+    """Rank-stabilised LoRA: scale by alpha / sqrt(r) instead of alpha / r."""
+    use_dora: bool = False
+    """DoRA: adds a learned magnitude vector (out_features values) per adapted module."""
+    gradient_checkpointing: bool = True
+    """Recompute activations in backward instead of storing them: less memory, about 30% more time."""
+    precision: str = "auto"
+    """Compute precision: auto, bf16, fp16 or fp32."""
+    logging_steps: int = 1
+    """Write a metrics line every this many optimizer steps."""
+    save_steps: int = 50
+    """Save a checkpoint every this many optimizer steps (and always at the end or on stop)."""
+    save_total_limit: int = 3
+    """Keep at most this many checkpoints (older ones are deleted once a newer one is complete)."""
+    num_processes: int = 1
+    """Data-parallel processes (one per GPU; CPU runs use gloo)."""
+
+    def __post_init__(self) -> None:
+        self.target_modules = _normalise_targets(self.target_modules)
+        self.validate()
+
+    # ---- validation -------------------------------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Raise UserError naming the first invalid field (flag names are the field's `--kebab-case`)."""
+        _check(isinstance(self.model, str) and self.model.strip() != "", "model", "must not be empty")
+        _check(_is_int(self.lora_r) and self.lora_r > 0, "lora_r", f"must be a positive integer, got {self.lora_r}")
+        _check(_is_num(self.lora_alpha) and self.lora_alpha > 0, "lora_alpha", f"must be > 0, got {self.lora_alpha}")
+        _check(
+            _is_num(self.lora_dropout) and 0 <= self.lora_dropout < 1,
+            "lora_dropout",
+            f"must be in [0, 1), got {self.lora_dropout}",
+        )
+        _check(
+            _is_num(self.learning_rate) and self.learning_rate > 0,
+            "learning_rate",
+            f"must be > 0, got {self.learning_rate}",
+        )
+        _check(
+            _is_num(self.num_train_epochs) and self.num_train_epochs > 0,
+            "num_train_epochs",
+            f"must be > 0, got {self.num_train_epochs}",
+        )
+        for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "max_seq_length",
+                     "logging_steps", "save_steps", "save_total_limit", "num_processes"):
+            value = getattr(self, name)
+            _check(_is_int(value) and value > 0, name, f"must be a positive integer, got {value}")
+        _check(
+            _is_num(self.warmup_ratio) and 0 <= self.warmup_ratio < 1,
+            "warmup_ratio",
+            f"must be in [0, 1), got {self.warmup_ratio}",
+        )
+        _check(_is_num(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "must be >= 0")
+        _check(_is_int(self.max_steps) and (self.max_steps == -1 or self.max_steps > 0), "max_steps",
+               f"must be a positive integer or -1, got {self.max_steps}")
+        _check(_is_int(self.seed) and self.seed >= 0, "seed", "must be a non-negative integer")
+        _check(_is_num(self.eval_split) and 0 <= self.eval_split <= 0.5, "eval_split",
+               f"must be in [0, 0.5], got {self.eval_split}")
+        _check(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}")
+        _check(len(self.target_modules) > 0, "target_modules", "must name at least one module")
+
+    # ---- derived values ---------------------------------------------------------------------------------
+
+    @property
+    def scaling(self) -> float:
+        """The factor applied to the LoRA update: alpha / r, or alpha / sqrt(r) with rsLoRA."""
+        return self.lora_alpha / (math.sqrt(self.lora_r) if self.use_rslora else self.lora_r)
+
+    @property
+    def effective_batch_size(self) -> int:
+        """Examples per optimizer step: batch x accumulation x processes."""
+        return self.per_device_train_batch_size * self.gradient_accumulation_steps * self.num_processes
+
+    # ---- serialisation ----------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of every field (JSON/TOML friendly)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """Names of every setting, in declaration order."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "run file") -> TrainingPlan:
+        """Build from a mapping; unknown keys are refused with their name and `where`."""
+        known = set(cls.field_names())
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UserError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        try:
+            return cls(**dict(data))
+        except UserError as exc:
+            raise UserError(f"{where}: {exc}") from None
+        except TypeError as exc:
+            raise UserError(f"{where}: {exc}") from None
+
+    def to_toml(self, sources: Mapping[str, str] | None = None) -> str:
+        """The run file text: a `[plan]` table and, when given, a `[sources]` table."""
+        lines = ["# lora-tui run file: `lora-tui train --config THIS_FILE` runs it.", "[plan]"]
+        for key, value in self.to_dict().items():
+            if value is None:
+                continue
+            lines.append(f"{key} = {_toml_value(value)}")
+        if sources:
+            lines += ["", "[sources]"]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in sources.items()]
+        return "\n".join(lines) + "\n"
+
+    def to_cli_args(self, *, defaults: TrainingPlan | None = None) -> list[str]:
+        """`lora-tui train` arguments reproducing this plan (fields equal to `defaults` are left out)."""
+        base = defaults.to_dict() if defaults is not None else {}
+        args: list[str] = ["lora-tui", "train"]
+        for key, value in self.to_dict().items():
+            if key in base and base[key] == value or value is None:
+                continue
+            flag = "--" + _FLAG_NAMES.get(key, key.replace("_", "-"))
+            if isinstance(value, bool):
+                if key == "gradient_checkpointing":
+                    args.append(flag if value else "--no-gradient-checkpointing")
+                elif value:
+                    args.append(flag)
+            elif isinstance(value, list):
+                args += [flag, ",".join(value)]
+            else:
+                args += [flag, _fmt_number(value)]
+        return args
+
+    def command_line(self, *, defaults: TrainingPlan | None = None) -> str:
+        """The shell command line equivalent to this plan."""
+        return shlex.join(self.to_cli_args(defaults=defaults))
+
+
+_FLAG_NAMES = {
+    "num_train_epochs": "epochs",
+    "per_device_train_batch_size": "batch-size",
+}
+"""Fields whose `lora-tui train` flag is not simply the field name in kebab case (the guide's flag names)."""
+
+
+def flag_for(field_name: str) -> str:
+    """The `lora-tui train` flag for a plan field, e.g. `num_train_epochs` -> `--epochs`."""
+    return "--" + _FLAG_NAMES.get(field_name, field_name.replace("_", "-"))
+
+
+def load_run_file(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """Read a run file: (plan settings, sources). Raises UserError with the path on any problem."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{p}: run file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{p}: cannot read run file ({exc})") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{p}: not valid TOML ({exc})") from None
+    settings = doc.get("plan", doc)
+    if not isinstance(settings, dict):
+        raise UserError(f"{p}: [plan] must be a table")
+    sources = doc.get("sources", {})
+    return dict(settings), {str(k): str(v) for k, v in sources.items()} if isinstance(sources, dict) else {}
+
+
+def parse_target_modules(text: str) -> list[str]:
+    """Parse `--target-modules`: comma- or space-separated names, or `all-linear`."""
+    names = [t for t in text.replace(",", " ").split() if t]
+    return _normalise_targets(names)
+
+
+def _normalise_targets(value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = [t for t in value.replace(",", " ").split() if t]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise UserError("`target_modules` must be a list of module names or 'all-linear'")
+    names: list[str] = []
+    for name in value:
+        if name not in names:
+            names.append(name)
+    if "all-linear" in names and len(names) > 1:
+        raise UserError("`target_modules`: 'all-linear' cannot be combined with other names")
+    return names
+
+
+def _check(ok: bool, name: str, message: str) -> None:
+    if not ok:
+        raise UserError(f"`{name}` ({flag_for(name)}) {message}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_num(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _fmt_number(value: Any) -> str:
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e6:
+            return str(int(value))
+        return f"{value:g}"
+    return str(value)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")

@@ -1,0 +1,311 @@
+"""A run directory: its layout, its status file, its checkpoints, and the choice of where to resume.
+
+Layout (written by the training process, read by the CLI, the TUI monitor and the adapter manager):
+
+    RUN/
+      run.toml               the resolved TrainingPlan with the source of each value
+      status.json            state, pid, process group, times, last complete checkpoint, error summary
+      metrics.jsonl          one JSON object per logging step, flushed line by line (rank 0 only)
+      run.log                everything the training process printed
+      training_info.json     settings, data statistics, hardware, versions, timings, losses, memory
+      STOP                   created to ask the run to save and stop at the next step
+      checkpoints/checkpoint-N/   Trainer checkpoints; complete only when COMPLETE_MARKER is present
+      adapter_config.json, adapter_model.safetensors, tokenizer files   the final (or last saved) adapter
+
+The status file is replaced atomically (write to a temporary name, fsync, rename), so a reader never sees a
+half-written one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lora_tui.errors import UserError
+
+RUN_FILE = "run.toml"
+STATUS_FILE = "status.json"
+METRICS_FILE = "metrics.jsonl"
+LOG_FILE = "run.log"
+INFO_FILE = "training_info.json"
+STOP_FILE = "STOP"
+CHECKPOINTS_DIR = "checkpoints"
+COMPLETE_MARKER = "lora_tui_complete.json"
+"""Written last into a checkpoint directory, after every other file is on disk."""
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+"""Files that make a directory a loadable PEFT adapter."""
+
+STATES = ("starting", "running", "finished", "failed", "stopped", "oom")
+"""Run states as written by the training process."""
+FINAL_STATES = ("finished", "failed", "stopped", "oom")
+"""States after which the process has exited."""
+
+_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+
+@dataclass
+class RunStatus:
+    """The contents of status.json."""
+
+    state: str = "starting"
+    """One of STATES; `lost` is derived when a running pid no longer exists (see `effective_state`)."""
+    pid: int | None = None
+    """Process id of the training process (rank 0 or the launcher)."""
+    pgid: int | None = None
+    """Process group of the run; signals for a graceful stop go to the whole group."""
+    started_at: float | None = None
+    """Unix time the run started."""
+    ended_at: float | None = None
+    """Unix time the run ended, if it has."""
+    step: int = 0
+    """Last completed optimizer step."""
+    max_steps: int | None = None
+    """Total optimizer steps planned, when known."""
+    last_checkpoint: str | None = None
+    """Path (relative to the run dir) of the newest complete checkpoint."""
+    error: str | None = None
+    """One-line summary of what went wrong (failed/oom)."""
+    next_settings: dict[str, Any] | None = None
+    """For `oom`: the guide's remedy as concrete settings for the next try."""
+    adapter_dir: str | None = None
+    """Where the final adapter was written (usually the run dir itself)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Anything else the writer wants readers to see (world size, device)."""
+
+    def effective_state(self) -> str:
+        """The state, or `lost` when it says starting/running but its process no longer exists."""
+        if self.state in ("starting", "running") and self.pid is not None and not pid_alive(self.pid):
+            return "lost"
+        return self.state
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunStatus:
+        """Tolerant reader: unknown keys go to `extra`."""
+        names = set(cls.__dataclass_fields__)
+        known = {k: v for k, v in data.items() if k in names}
+        status = cls(**known)
+        status.extra.update({k: v for k, v in data.items() if k not in names})
+        return status
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to `path` so that readers see either the old or the new file, never a partial one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, ensure_ascii=False, default=str)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_status(run_dir: str | Path) -> RunStatus | None:
+    """The run's status, or None when there is no (readable) status file."""
+    path = Path(run_dir) / STATUS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return RunStatus.from_dict(data) if isinstance(data, dict) else None
+
+
+def write_status(run_dir: str | Path, status: RunStatus) -> None:
+    """Replace status.json atomically."""
+    write_json_atomic(Path(run_dir) / STATUS_FILE, status.to_dict())
+
+
+def update_status(run_dir: str | Path, **changes: Any) -> RunStatus:
+    """Read, change the given fields, write back; returns the new status."""
+    status = read_status(run_dir) or RunStatus()
+    for key, value in changes.items():
+        if key not in RunStatus.__dataclass_fields__:
+            raise KeyError(key)
+        setattr(status, key, value)
+    write_status(run_dir, status)
+    return status
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists (and is not a zombie we can see)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie still answers kill(0); /proc tells the truth on Linux
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+# ---- checkpoints ----------------------------------------------------------------------------------------
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """N for a directory named checkpoint-N, else None."""
+    m = _CHECKPOINT_RE.match(path.name)
+    return int(m.group(1)) if m else None
+
+
+def is_complete_checkpoint(path: Path) -> bool:
+    """A checkpoint is complete when its marker, trainer state and adapter weights are all present."""
+    return (
+        (path / COMPLETE_MARKER).is_file()
+        and (path / "trainer_state.json").is_file()
+        and (path / "adapter_model.safetensors").is_file()
+    )
+
+
+def list_checkpoints(run_dir: str | Path) -> list[Path]:
+    """Every checkpoint-N directory under RUN/checkpoints, oldest first (complete or not)."""
+    root = Path(run_dir) / CHECKPOINTS_DIR
+    if not root.is_dir():
+        return []
+    found = [(checkpoint_step(p), p) for p in root.iterdir() if p.is_dir()]
+    return [p for step, p in sorted((s, p) for s, p in found if s is not None)]
+
+
+def latest_complete_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint: the one `--resume` continues from."""
+    for path in reversed(list_checkpoints(run_dir)):
+        if is_complete_checkpoint(path):
+            return path
+    return None
+
+
+def mark_checkpoint_complete(path: Path, step: int) -> None:
+    """Write the completion marker last, after the checkpoint's files have been flushed to disk."""
+    for child in path.rglob("*"):
+        if child.is_file():
+            with open(child, "rb") as fh:
+                os.fsync(fh.fileno())
+    write_json_atomic(path / COMPLETE_MARKER, {"step": step, "time": time.time()})
+
+
+# ---- output directory policy ----------------------------------------------------------------------------
+
+
+def is_adapter_dir(path: str | Path) -> bool:
+    """True when the directory holds a loadable PEFT adapter."""
+    p = Path(path)
+    return all((p / name).is_file() for name in ADAPTER_FILES)
+
+
+def check_output_dir(path: str | Path, *, resume: bool = False, overwrite: bool = False) -> str:
+    """Decide what to do with an output directory; returns `new`, `resume` or `overwrite`.
+
+    Raises UserError when a non-empty directory would be reused without --resume/--overwrite, when
+    --resume has nothing to resume, or when a live run is writing there.
+    """
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UserError(f"--output {p}: exists and is not a directory")
+    contents = list(p.iterdir()) if p.is_dir() else []
+    status = read_status(p) if contents else None
+    if status is not None and status.effective_state() in ("starting", "running"):
+        raise UserError(
+            f"--output {p}: a run is in progress there (pid {status.pid}); "
+            "stop it first (`lora-tui runs stop`) or choose another directory"
+        )
+    if resume:
+        if latest_complete_checkpoint(p) is None:
+            raise UserError(f"--resume: {p} has no complete checkpoint to resume from")
+        return "resume"
+    if not contents:
+        return "new"
+    if overwrite:
+        return "overwrite"
+    hint = " or --resume to continue it" if latest_complete_checkpoint(p) is not None else ""
+    raise UserError(
+        f"--output {p}: directory is not empty; choose a new directory, "
+        f"or pass --overwrite to replace it{hint}"
+    )
+
+
+# ---- stop and discovery ---------------------------------------------------------------------------------
+
+
+def request_stop(run_dir: str | Path, *, send_signal: bool = True) -> bool:
+    """Ask a run to save and stop at its next step: create STOP and SIGTERM its process group.
+
+    Returns True when the run was live and has been asked.
+    """
+    p = Path(run_dir)
+    status = read_status(p)
+    if status is None or status.effective_state() not in ("starting", "running"):
+        return False
+    (p / STOP_FILE).write_text(f"stop requested at {time.time()}\n", encoding="utf-8")
+    if send_signal and status.pid is not None:
+        try:
+            if status.pgid is not None:
+                os.killpg(status.pgid, signal.SIGTERM)
+            else:
+                os.kill(status.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return True
+
+
+def iter_run_dirs(root: str | Path, *, max_depth: int = 3) -> Iterator[Path]:
+    """Directories under `root` (itself included) holding a status.json, a run.toml or an adapter."""
+    base = Path(root)
+    if not base.is_dir():
+        return
+    stack: list[tuple[Path, int]] = [(base, 0)]
+    while stack:
+        path, depth = stack.pop()
+        if (path / STATUS_FILE).is_file() or (path / RUN_FILE).is_file() or is_adapter_dir(path):
+            yield path
+            continue
+        if depth >= max_depth:
+            continue
+        try:
+            children = sorted((c for c in path.iterdir() if c.is_dir() and not c.name.startswith(".")),
+                              reverse=True)
+        except OSError:
+            continue
+        stack.extend((c, depth + 1) for c in children if c.name != CHECKPOINTS_DIR)
+
+
+def read_metrics(run_dir: str | Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Metrics lines appended since byte `offset`: (records, new offset). A partial last line is left."""
+    path = Path(run_dir) / METRICS_FILE
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            chunk = fh.read()
+    except OSError:
+        return [], offset
+    end = chunk.rfind(b"\n")
+    if end < 0:
+        return [], offset
+    records = []
+    for line in chunk[: end + 1].splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            records.append(obj)
+    return records, offset + end + 1
