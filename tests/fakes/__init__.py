@@ -1,0 +1,1 @@
+"""Test utilities: fakes standing in for heavy processes."""
