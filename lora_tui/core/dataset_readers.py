@@ -1,0 +1,373 @@
+"""Streaming readers for every supported data file format: each yields raw records with their location.
+
+A reader never holds a whole file in memory, except a `.json` array (at most `MAX_JSON_BYTES`; larger ones
+are refused with a pointer to JSONL). Problems that stop a record from being read at all (invalid JSON, bytes
+that are not UTF-8, a binary file) come back as a `RawRecord` with `problem` set, so the caller can report and
+count them.
+pyarrow is imported only inside the Parquet and Arrow readers.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lora_tui.errors import UserError
+
+MAX_JSON_BYTES = 256 * 1024 * 1024
+"""Largest `.json` array file read (it is parsed as one document); bigger files should be JSONL."""
+
+SNIFF_BYTES = 8192
+"""How much of a text file's head is checked for signs of binary content."""
+
+ARROW_BATCH_ROWS = 1024
+"""Rows per batch when reading Parquet row groups."""
+
+_EXTENSIONS = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+}
+
+_MAGIC = (
+    (b"PAR1", "it looks like a Parquet file; give it a .parquet extension"),
+    (b"\x1f\x8b", "it is gzip-compressed; decompress it first"),
+    (b"PK\x03\x04", "it is a zip archive; extract it first"),
+    (b"ARROW1", "it looks like an Arrow file; pass the save_to_disk directory instead"),
+)
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One record as read from the file, before any shape checks."""
+
+    line: int | None
+    """1-based physical line where the record starts (text formats), else None."""
+    row: int | None
+    """1-based row number (Parquet and Arrow), else None."""
+    value: Any = None
+    """The decoded record (normally a dict); None when `problem` is set."""
+    problem: str | None = None
+    """Why the record could not be read (invalid JSON, not UTF-8, ...), else None."""
+
+
+@dataclass
+class Source:
+    """An opened data source: its format, notes about how it is read, and its records."""
+
+    format: str
+    """File format name: jsonl, json, csv, tsv, parquet or arrow."""
+    records: Iterator[RawRecord]
+    """The records in file order (lazy)."""
+    bytes: int
+    """Size on disk in bytes (a directory: the sum of its files)."""
+    notes: list[str] = field(default_factory=list)
+    """Remarks on how the source is read (accepted variants, split chosen)."""
+
+
+def open_source(path: Path) -> Source:
+    """Open `path` for streaming; UserError for a missing path or a format that is not supported."""
+    if not path.exists():
+        raise UserError(f"{path}: no such file or directory; check the path (try `lora-tui inspect --help`)")
+    if path.is_dir():
+        return _open_arrow_dir(path)
+    fmt = _EXTENSIONS.get(path.suffix.lower())
+    if fmt is None:
+        raise UserError(
+            f"{path}: unsupported file type {path.suffix or '(no extension)'!r}; use .jsonl, .json, .csv, "
+            ".tsv, .parquet or a directory written by datasets' save_to_disk"
+        )
+    size = path.stat().st_size
+    if fmt == "jsonl":
+        return Source(fmt, _read_jsonl(path), size)
+    if fmt == "json":
+        notes: list[str] = []
+        return Source(fmt, _read_json(path, size, notes), size, notes)
+    if fmt in ("csv", "tsv"):
+        return Source(fmt, _read_csv(path, "\t" if fmt == "tsv" else ","), size)
+    return Source(fmt, _read_parquet(path), size)
+
+
+def _binary_problem(head: bytes) -> str | None:
+    """Why a file head is not UTF-8 text, or None when it looks like text."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "not UTF-8: the file is UTF-16 encoded; save it as UTF-8"
+    for magic, hint in _MAGIC:
+        if head.startswith(magic):
+            return f"not a text file: {hint}"
+    if b"\x00" in head:
+        return "not a text file: binary data (NUL bytes) near the start; expected UTF-8 text"
+    return None
+
+
+def _decode_line(raw: bytes, line_no: int) -> tuple[str | None, str | None]:
+    """Decode one physical line: (text, None) or (None, problem)."""
+    if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        bad = raw[exc.start : exc.start + 1].hex()
+        col = exc.start + 1
+        return None, f"undecodable bytes: byte 0x{bad} at column {col} is not UTF-8; save the file as UTF-8"
+
+
+def _read_jsonl(path: Path) -> Iterator[RawRecord]:
+    """One JSON value per line; blank lines skipped; BOM and CRLF accepted."""
+    with path.open("rb") as fh:
+        problem = _binary_problem(fh.read(SNIFF_BYTES))
+        if problem:
+            yield RawRecord(None, None, problem=problem)
+            return
+        fh.seek(0)
+        for line_no, raw in enumerate(fh, start=1):
+            text, problem = _decode_line(raw, line_no)
+            if problem:
+                yield RawRecord(line_no, None, problem=problem)
+                continue
+            assert text is not None
+            if not text.strip():
+                continue
+            try:
+                yield RawRecord(line_no, None, json.loads(text))
+            except json.JSONDecodeError as exc:
+                yield RawRecord(line_no, None, problem=f"invalid JSON: {exc.msg} (column {exc.colno})")
+
+
+def _read_json(path: Path, size: int, notes: list[str]) -> Iterator[RawRecord]:
+    """A JSON array of records, or an object with exactly one list field (e.g. {"data": [...]})."""
+    if size > MAX_JSON_BYTES:
+        raise UserError(
+            f"{path}: a .json file of {size / 2**20:.0f} MB is too large to read as one document "
+            f"(limit {MAX_JSON_BYTES // 2**20} MB); convert it to JSONL, one record per line"
+        )
+    data = path.read_bytes()
+    problem = _binary_problem(data[:SNIFF_BYTES])
+    if problem:
+        yield RawRecord(None, None, problem=problem)
+        return
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        bad = data[exc.start : exc.start + 1].hex()
+        yield RawRecord(line, None, problem=f"undecodable bytes: byte 0x{bad} at column {col} is not UTF-8; "
+                        "save the file as UTF-8")
+        return
+    del data
+    yield from _json_array_records(text, notes)
+
+
+def _json_array_records(text: str, notes: list[str]) -> Iterator[RawRecord]:
+    """Walk the top-level array element by element so each record keeps its line number."""
+    decoder = json.JSONDecoder()
+    pos = _skip_ws(text, 0)
+    if pos < len(text) and text[pos] == "{":
+        try:
+            whole = json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield RawRecord(exc.lineno, None, problem=f"invalid JSON: {exc.msg} (column {exc.colno})")
+            return
+        lists = [k for k, v in whole.items() if isinstance(v, list)]
+        if len(lists) != 1:
+            found = ", ".join(lists) or "none"
+            yield RawRecord(1, None, problem=(
+                "a top-level JSON object must hold exactly one list of records (e.g. {\"data\": [...]}); "
+                f"list fields found: {found}"))
+            return
+        notes.append(f"records read from the top-level field {lists[0]!r}")
+        del whole
+        pos = _find_key_value(text, lists[0])
+    if pos >= len(text) or text[pos] != "[":
+        yield RawRecord(text.count("\n", 0, pos) + 1, None,
+                        problem="expected a JSON array of records ([{...}, {...}]) or JSONL")
+        return
+    line, last = 1, 0
+    pos = _skip_ws(text, pos + 1)
+    if pos < len(text) and text[pos] == "]":
+        return
+    while True:
+        line += text.count("\n", last, pos)
+        last = pos
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            yield RawRecord(exc.lineno, None, problem=f"invalid JSON: {exc.msg} (column {exc.colno})")
+            return
+        yield RawRecord(line, None, value)
+        pos = _skip_ws(text, end)
+        if pos < len(text) and text[pos] == ",":
+            pos = _skip_ws(text, pos + 1)
+            continue
+        if pos < len(text) and text[pos] == "]":
+            return
+        lineno = text.count("\n", 0, pos) + 1
+        yield RawRecord(lineno, None, problem="invalid JSON: expected ',' or ']' after a record")
+        return
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    """Index of the first non-whitespace character at or after `pos`."""
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def _find_key_value(text: str, key: str) -> int:
+    """Index where the value of top-level `key` starts in a JSON object (the text is known to be valid)."""
+    decoder = json.JSONDecoder()
+    pos = _skip_ws(text, _skip_ws(text, 0) + 1)
+    while pos < len(text):
+        name, pos = decoder.raw_decode(text, pos)
+        pos = _skip_ws(text, _skip_ws(text, pos) + 1)  # past ':'
+        if name == key:
+            return pos
+        _, pos = decoder.raw_decode(text, pos)
+        pos = _skip_ws(text, _skip_ws(text, pos) + 1)  # past ','
+    return len(text)
+
+
+def _read_csv(path: Path, delimiter: str) -> Iterator[RawRecord]:
+    """Rows as dicts keyed by the header; each record's line is the physical line where its row starts."""
+    with path.open("rb") as fh:
+        problem = _binary_problem(fh.read(SNIFF_BYTES))
+        if problem:
+            yield RawRecord(None, None, problem=problem)
+            return
+        fh.seek(0)
+        bad_lines: list[tuple[int, str]] = []
+        reader = csv.reader(_decoded_lines(fh, bad_lines), delimiter=delimiter)
+        header: list[str] | None = None
+        done = 0
+        for cells in reader:
+            start, done = done + 1, reader.line_num
+            if bad_lines:
+                line_no, msg = bad_lines[0]
+                bad_lines.clear()
+                yield RawRecord(line_no, None, problem=msg)
+                continue
+            if not cells or all(not c.strip() for c in cells):
+                continue
+            if header is None:
+                header = [c.strip() for c in cells]
+                continue
+            if len(cells) > len(header):
+                yield RawRecord(start, None, problem=(
+                    f"row has {len(cells)} cells but the header has {len(header)} columns"))
+                continue
+            yield RawRecord(start, None, _csv_record(header, cells))
+
+
+def _decoded_lines(fh: Iterable[bytes], bad: list[tuple[int, str]]) -> Iterator[str]:
+    """Decode lines for the csv module, noting undecodable ones in `bad` (their text is replaced)."""
+    for line_no, raw in enumerate(fh, start=1):
+        text, problem = _decode_line(raw, line_no)
+        if problem:
+            bad.append((line_no, problem))
+            text = raw.decode("utf-8", errors="replace")
+        assert text is not None
+        yield text
+
+
+def _csv_record(header: list[str], cells: list[str]) -> dict[str, Any]:
+    """A row as a dict; short rows leave the missing columns out; JSON-looking chat columns are parsed."""
+    record: dict[str, Any] = {}
+    for name, cell in zip(header, cells, strict=False):
+        if name in ("messages", "conversations") and cell.lstrip().startswith("["):
+            try:
+                record[name] = json.loads(cell)
+                continue
+            except json.JSONDecodeError:
+                pass
+        record[name] = cell
+    return record
+
+
+def _read_parquet(path: Path) -> Iterator[RawRecord]:
+    """Parquet rows, read a batch at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pfile = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        yield RawRecord(None, None, problem=f"not a readable Parquet file: {exc}")
+        return
+    yield from _batches_to_records(pfile.iter_batches(batch_size=ARROW_BATCH_ROWS))
+
+
+def _batches_to_records(batches: Iterable[Any], first_row: int = 1) -> Iterator[RawRecord]:
+    """Arrow record batches as 1-based numbered rows."""
+    row = first_row
+    for batch in batches:
+        for value in batch.to_pylist():
+            yield RawRecord(None, row, value)
+            row += 1
+
+
+def _open_arrow_dir(path: Path) -> Source:
+    """A `datasets.save_to_disk` directory (Dataset, or DatasetDict whose `train` split is used)."""
+    notes: list[str] = []
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    dict_file = path / "dataset_dict.json"
+    if dict_file.is_file():
+        splits = _json_file(dict_file).get("splits") or sorted(p.name for p in path.iterdir() if p.is_dir())
+        if "train" not in splits:
+            raise UserError(f"{path}: this DatasetDict has no `train` split (splits: {', '.join(splits)}); "
+                            "pass the split's directory instead")
+        notes.append(f"DatasetDict: using the `train` split (splits: {', '.join(splits)})")
+        path = path / "train"
+    files = _arrow_files(path)
+    return Source("arrow", _read_arrow_files(files), size, notes)
+
+
+def _arrow_files(path: Path) -> list[Path]:
+    """The .arrow shards of a save_to_disk directory, in state.json order when it lists them."""
+    state = path / "state.json"
+    if state.is_file():
+        names = [d["filename"] for d in _json_file(state).get("_data_files", []) if "filename" in d]
+        if names:
+            return [path / n for n in names]
+    files = sorted(path.glob("*.arrow"))
+    if not files:
+        raise UserError(f"{path}: a directory must be written by datasets' save_to_disk (no .arrow files, "
+                        "no state.json); pass a data file instead")
+    return files
+
+
+def _read_arrow_files(files: list[Path]) -> Iterator[RawRecord]:
+    """Rows of Arrow IPC stream shards, numbered across shards."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    row = 1
+    for file in files:
+        try:
+            with pa.memory_map(os.fspath(file)) as source:
+                reader = ipc.open_stream(source)
+                for rec in _batches_to_records(reader, row):
+                    row += 1
+                    yield rec
+        except (pa.ArrowException, OSError) as exc:
+            yield RawRecord(None, row, problem=f"{file.name}: not a readable Arrow stream: {exc}")
+            return
+
+
+def _json_file(path: Path) -> dict[str, Any]:
+    """A small JSON metadata file; UserError when it cannot be read."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: cannot read this metadata file: {exc}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object")
+    return data
