@@ -1,0 +1,458 @@
+"""What the machine has to train on: NVIDIA GPUs through NVML, Apple MPS, or the CPU, as plain dataclasses.
+
+Nothing here raises because a driver is missing. Every NVML failure (no library, driver not loaded, no
+permission, a lost GPU, ...) becomes a readable `nvml_status` and a fallback to MPS or the CPU. pynvml is
+imported inside the query, and torch only on Apple silicon, only to ask whether MPS works.
+
+Resource tier (the guide's "resource constraint" table: < 8 GB, 8-16 GB, > 16 GB VRAM). The guide's GB is a
+card's marketed size, and NVML reports a little less than that size in GiB (the driver and ECC reserve some):
+an "8 GB" card reports 7.6-8.0 GiB, a "16 GB" T4 14.7 GiB, an RTX 4060 Ti 16 GB 15.996 GiB. Neither decimal GB
+(8 GiB = 8.6 GB would push every 16 GB card above 16) nor raw GiB (7.6 GiB < 8) puts cards in their class, so
+the total is compared in GiB with half a GiB of allowance: a device counts as an 8 GB card from 7.5 GiB and as
+bigger than 16 GB from 16.5 GiB. The tier comes from the smallest usable device, because a run must fit on
+whichever one it lands on; with MIG enabled a process sees one slice, so slices count instead of the card.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from lora_tui.core.host import cpu_cores, cpu_name, cuda_hidden, mps_available, ram_bytes
+
+GIB = 1024**3
+"""Bytes in one GiB."""
+
+LOW_TIER_BELOW_BYTES = int(7.5 * GIB)
+"""Usable VRAM below this is the guide's "< 8 GB" tier (an 8 GB card reports 7.6-8.0 GiB)."""
+
+HIGH_TIER_FROM_BYTES = int(16.5 * GIB)
+"""Usable VRAM from this up is the guide's "> 16 GB" tier (a 16 GB card reports at most 16.0 GiB)."""
+
+TIERS: dict[str, str] = {"low": "< 8 GB VRAM", "standard": "8-16 GB VRAM", "high": "> 16 GB VRAM"}
+"""The guide's resource tiers, by name, with the VRAM range each stands for."""
+
+BACKENDS = ("cuda", "mps", "cpu")
+"""Where training can run: NVIDIA GPU, Apple GPU, or the CPU."""
+
+_MIG_ENABLED = 1
+"""NVML_DEVICE_MIG_ENABLE: the current-mode value nvmlDeviceGetMigMode reports when MIG is on."""
+
+_NVML_REASONS: dict[int, str] = {
+    1: "NVML was not initialised (an internal error in lora-tui)",
+    3: "the GPU or driver does not support this NVML query",
+    4: "no permission to query the GPU (check access to /dev/nvidia* or run as a user in the video group)",
+    6: "the GPU was not found (it may have been removed or hidden)",
+    8: "the GPU lacks external power (check its power cables)",
+    9: "NVIDIA driver not loaded (the kernel module is missing or failed to load; try nvidia-smi)",
+    10: "the GPU did not answer in time",
+    11: "the GPU has an interrupt problem (check the driver log with dmesg)",
+    12: "NVML library not found (no NVIDIA driver installed)",
+    13: "the NVIDIA driver is too old for this query",
+    14: "the GPU's infoROM is corrupted (the card needs service)",
+    15: "GPU is lost: it stopped responding and needs a reset or a reboot",
+    16: "the GPU needs a reset or a reboot",
+    17: "the operating system blocked the request",
+    18: "the NVIDIA driver and its library versions differ (reboot after a driver update)",
+    20: "NVML ran out of memory",
+    999: "NVML reported an unknown error (try nvidia-smi)",
+}
+"""NVML error codes (pynvml's NVML_ERROR_*) mapped to what they mean for a person."""
+
+
+@dataclass(frozen=True)
+class MigDevice:
+    """One MIG slice of a GPU: what a process placed on it can use."""
+
+    index: int
+    """MIG device index within its parent GPU."""
+    name: str
+    """NVML name, which carries the profile, e.g. `NVIDIA A100-SXM4-40GB MIG 1g.5gb`."""
+    total_bytes: int
+    """Memory of the slice, in bytes."""
+    free_bytes: int
+    """Memory of the slice not in use, in bytes."""
+    uuid: str | None = None
+    """MIG UUID (`MIG-...`), the form CUDA_VISIBLE_DEVICES takes; None where NVML does not give it."""
+
+    def __post_init__(self) -> None:
+        if self.index < 0:
+            raise ValueError("`index` must be >= 0")
+        if self.total_bytes < 0 or self.free_bytes < 0:
+            raise ValueError("`total_bytes` and `free_bytes` must be >= 0")
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    """One NVIDIA GPU as NVML reports it."""
+
+    index: int
+    """NVML device index (PCI bus order; CUDA's order can differ unless CUDA_DEVICE_ORDER=PCI_BUS_ID)."""
+    name: str
+    """Product name, e.g. `NVIDIA GeForce RTX 4090`."""
+    total_bytes: int
+    """Total device memory, in bytes (already less than the marketed size)."""
+    free_bytes: int
+    """Device memory not allocated by any process, in bytes."""
+    used_bytes: int
+    """Device memory allocated (by processes and the driver), in bytes."""
+    compute_capability: tuple[int, int] | None = None
+    """CUDA compute capability (major, minor); 8.0 and up has native bf16. None where NVML does not say."""
+    uuid: str | None = None
+    """GPU UUID (`GPU-...`); None where NVML does not give it."""
+    is_mig: bool = False
+    """MIG mode is enabled on this GPU: processes see its MIG slices, not the whole card."""
+    mig_devices: tuple[MigDevice, ...] = ()
+    """The MIG slices that exist (empty when MIG is off, or on with no instances created)."""
+    utilization_pct: int | None = None
+    """GPU busy percentage over NVML's last sample period; None where NVML does not give it (e.g. MIG)."""
+
+    def __post_init__(self) -> None:
+        if self.index < 0:
+            raise ValueError("`index` must be >= 0")
+        for name in ("total_bytes", "free_bytes", "used_bytes"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"`{name}` must be >= 0")
+        if self.utilization_pct is not None and not 0 <= self.utilization_pct <= 100:
+            raise ValueError("`utilization_pct` must be in [0, 100]")
+
+    @property
+    def usable_totals(self) -> tuple[int, ...]:
+        """Memory of each unit a training process can be given: the card, or each MIG slice."""
+        if self.is_mig:
+            return tuple(m.total_bytes for m in self.mig_devices)
+        return (self.total_bytes,)
+
+
+@dataclass(frozen=True)
+class HardwareReport:
+    """Everything lora-tui knows about the machine's training hardware."""
+
+    backend: str
+    """Where training will run: `cuda`, `mps` or `cpu`."""
+    gpus: tuple[GpuInfo, ...]
+    """NVIDIA GPUs NVML could read (empty without NVML)."""
+    driver_version: str | None
+    """NVIDIA driver version, e.g. `550.54.15`; None without NVML."""
+    cuda_driver_version: str | None
+    """Newest CUDA version the driver supports, e.g. `12.4`; None without NVML."""
+    nvml_status: str
+    """`ok` when NVML answered for every GPU, else the reason in plain words."""
+    mps_available: bool
+    """Apple's Metal (MPS) backend works here."""
+    cpu_name: str
+    """CPU model name, or the architecture when the name is unknown."""
+    cpu_cores: int
+    """Logical CPUs this process may run on."""
+    ram_total_bytes: int
+    """System memory (or the container's limit, if lower), in bytes."""
+    ram_available_bytes: int
+    """Memory available to new processes without swapping, in bytes."""
+    notes: tuple[str, ...] = field(default=())
+    """Plain-language explanations of what was found and what it means for training."""
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"`backend` must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
+        if self.cpu_cores < 1:
+            raise ValueError("`cpu_cores` must be >= 1")
+        if self.ram_total_bytes < 0 or self.ram_available_bytes < 0:
+            raise ValueError("`ram_total_bytes` and `ram_available_bytes` must be >= 0")
+
+    @property
+    def usable_vram_bytes(self) -> int | None:
+        """Memory of the smallest usable CUDA device (MIG: the smallest slice); None when not on CUDA."""
+        if self.backend != "cuda":
+            return None
+        totals = [t for gpu in self.gpus for t in gpu.usable_totals]
+        return min(totals) if totals else None
+
+    @property
+    def resource_tier(self) -> str | None:
+        """The guide's resource tier (`low`, `standard`, `high`) from usable VRAM; None without a GPU."""
+        return resource_tier_for(self.usable_vram_bytes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form: the fields (tuples as lists) plus `usable_vram_bytes` and `resource_tier`."""
+        data = _jsonable(asdict(self))
+        data["usable_vram_bytes"] = self.usable_vram_bytes
+        data["resource_tier"] = self.resource_tier
+        return data
+
+
+def _jsonable(value: Any) -> Any:
+    """Tuples to lists, recursively, so a report survives a JSON round trip unchanged."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def resource_tier_for(vram_bytes: int | None) -> str | None:
+    """The guide's tier for a device of `vram_bytes` as NVML reports it; None for no device.
+
+    `low` below 7.5 GiB, `high` from 16.5 GiB, `standard` between (see the module docstring for why).
+    """
+    if vram_bytes is None:
+        return None
+    if vram_bytes < LOW_TIER_BELOW_BYTES:
+        return "low"
+    if vram_bytes >= HIGH_TIER_FROM_BYTES:
+        return "high"
+    return "standard"
+
+
+# --- NVML -------------------------------------------------------------------------------------------------
+
+
+def _load_nvml() -> Any:
+    """Import and return the pynvml module (from nvidia-ml-py). Tests replace this hook with a fake."""
+    import pynvml
+
+    return pynvml
+
+
+def nvml_reason(exc: BaseException) -> str:
+    """A readable reason for an NVML error (any NVMLError subclass, or the OSError of a failed load)."""
+    code = getattr(exc, "value", None)
+    if isinstance(code, int) and code in _NVML_REASONS:
+        return _NVML_REASONS[code]
+    if isinstance(exc, OSError):
+        return f"NVML library could not be loaded ({exc})"
+    try:
+        text = str(exc)
+    except Exception:  # pynvml's __str__ calls into the library, which may itself be broken
+        text = ""
+    return f"NVML error {code}: {text}" if text else f"NVML error {code}"
+
+
+def _text(value: Any) -> str:
+    """NVML strings are bytes in old pynvml releases and str in new ones."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+@dataclass(frozen=True)
+class _NvmlResult:
+    """What one NVML session returned."""
+
+    gpus: tuple[GpuInfo, ...]
+    """GPUs read successfully."""
+    status: str
+    """`ok`, or why NVML (or some GPU) could not be read."""
+    driver_version: str | None = None
+    """Driver version string."""
+    cuda_driver_version: str | None = None
+    """CUDA version the driver supports, as `major.minor`."""
+
+
+def _optional(nvml: Any, fn_name: str, *args: Any) -> Any:
+    """Call an NVML query that some GPUs or drivers lack; None when it fails or the binding is missing."""
+    fn = getattr(nvml, fn_name, None)
+    if fn is None:
+        return None
+    try:
+        return fn(*args)
+    except nvml.NVMLError:
+        return None
+
+
+def _read_mig_devices(nvml: Any, handle: Any) -> tuple[MigDevice, ...]:
+    """The MIG slices that exist on a MIG-enabled GPU (empty slots and unreadable slices are skipped)."""
+    slots = _optional(nvml, "nvmlDeviceGetMaxMigDeviceCount", handle) or 0
+    slices: list[MigDevice] = []
+    for slot in range(int(slots)):
+        try:
+            mig = nvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, slot)
+            memory = nvml.nvmlDeviceGetMemoryInfo(mig)
+            name = _text(nvml.nvmlDeviceGetName(mig))
+        except nvml.NVMLError:  # NOT_FOUND: no instance in this slot
+            continue
+        uuid = _optional(nvml, "nvmlDeviceGetUUID", mig)
+        slices.append(
+            MigDevice(
+                index=slot,
+                name=name,
+                total_bytes=int(memory.total),
+                free_bytes=int(memory.free),
+                uuid=_text(uuid) if uuid is not None else None,
+            )
+        )
+    return tuple(slices)
+
+
+def _read_gpu(nvml: Any, index: int) -> GpuInfo:
+    """One GPU's facts. Name and memory are required (NVMLError propagates); the rest are optional."""
+    handle = nvml.nvmlDeviceGetHandleByIndex(index)
+    name = _text(nvml.nvmlDeviceGetName(handle))
+    memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+    capability = _optional(nvml, "nvmlDeviceGetCudaComputeCapability", handle)
+    uuid = _optional(nvml, "nvmlDeviceGetUUID", handle)
+    mig_mode = _optional(nvml, "nvmlDeviceGetMigMode", handle)
+    is_mig = bool(mig_mode) and int(mig_mode[0]) == _MIG_ENABLED
+    rates = _optional(nvml, "nvmlDeviceGetUtilizationRates", handle)
+    return GpuInfo(
+        index=index,
+        name=name,
+        total_bytes=int(memory.total),
+        free_bytes=int(memory.free),
+        used_bytes=int(memory.used),
+        compute_capability=(int(capability[0]), int(capability[1])) if capability else None,
+        uuid=_text(uuid) if uuid is not None else None,
+        is_mig=is_mig,
+        mig_devices=_read_mig_devices(nvml, handle) if is_mig else (),
+        utilization_pct=int(rates.gpu) if rates is not None else None,
+    )
+
+
+def _cuda_version_text(version: Any) -> str | None:
+    """NVML's CUDA driver version integer (12040) as `12.4`."""
+    if not isinstance(version, int) or version <= 0:
+        return None
+    return f"{version // 1000}.{(version % 1000) // 10}"
+
+
+def _query_nvml(nvml: Any | None) -> _NvmlResult:
+    """One NVML session: init, read every GPU (one failing does not hide the others), always shut down."""
+    if nvml is None:
+        try:
+            nvml = _load_nvml()
+        except ImportError:
+            return _NvmlResult((), "NVML Python bindings not installed (pip install nvidia-ml-py)")
+    try:
+        nvml.nvmlInit()
+    except (nvml.NVMLError, OSError) as exc:
+        return _NvmlResult((), nvml_reason(exc))
+    try:
+        try:
+            count = int(nvml.nvmlDeviceGetCount())
+        except nvml.NVMLError as exc:
+            return _NvmlResult((), nvml_reason(exc))
+        gpus: list[GpuInfo] = []
+        failures: list[str] = []
+        for index in range(count):
+            try:
+                gpus.append(_read_gpu(nvml, index))
+            except nvml.NVMLError as exc:
+                failures.append(f"GPU {index} could not be read: {nvml_reason(exc)}")
+        driver = _optional(nvml, "nvmlSystemGetDriverVersion")
+        return _NvmlResult(
+            gpus=tuple(gpus),
+            status="; ".join(failures) if failures else "ok",
+            driver_version=_text(driver) if driver is not None else None,
+            cuda_driver_version=_cuda_version_text(_optional(nvml, "nvmlSystemGetCudaDriverVersion")),
+        )
+    finally:
+        try:
+            nvml.nvmlShutdown()
+        except nvml.NVMLError:
+            pass
+
+
+def query_gpus(nvml: Any | None = None) -> tuple[tuple[GpuInfo, ...], str]:
+    """The GPUs NVML can read now and NVML's status (`ok` or a reason): the TUI's live refresh.
+
+    `nvml` is a pynvml-like module (tests pass a fake); None imports pynvml through `_load_nvml`.
+    """
+    result = _query_nvml(nvml)
+    return result.gpus, result.status
+
+
+# --- the report -------------------------------------------------------------------------------------------
+
+
+def _gib(n: int) -> str:
+    return f"{n / GIB:.1f} GiB"
+
+
+def _gpu_notes(gpus: tuple[GpuInfo, ...]) -> list[str]:
+    """What each GPU's particulars mean for training: MIG, bf16 support, memory other processes hold."""
+    notes: list[str] = []
+    for gpu in gpus:
+        label = f"GPU {gpu.index} ({gpu.name})"
+        if gpu.is_mig and not gpu.mig_devices:
+            notes.append(
+                f"{label} has MIG mode on but no MIG instances: CUDA cannot use it until an administrator "
+                "creates one (nvidia-smi mig -cgi ... -C)."
+            )
+        elif gpu.is_mig:
+            smallest = min(m.total_bytes for m in gpu.mig_devices)
+            notes.append(
+                f"{label} is split by MIG into {len(gpu.mig_devices)} slice(s); a training process sees one "
+                f"slice, so the tier counts the smallest ({_gib(smallest)})."
+            )
+        if gpu.compute_capability is not None and gpu.compute_capability < (8, 0):
+            major, minor = gpu.compute_capability
+            notes.append(
+                f"{label} has compute capability {major}.{minor}, without native bf16: training uses fp16 "
+                "mixed precision there."
+            )
+        if not gpu.is_mig and gpu.total_bytes and gpu.free_bytes < gpu.total_bytes // 2:
+            notes.append(
+                f"{label}: other processes hold {_gib(gpu.used_bytes)} of {_gib(gpu.total_bytes)}; "
+                "a run needs that memory back or must fit in what is free."
+            )
+    return notes
+
+
+def _backend_notes(report: HardwareReport, hidden: bool) -> list[str]:
+    """The headline: which device trains, which tier that is, or what the CPU fallback means."""
+    if report.backend == "cuda":
+        usable = report.usable_vram_bytes
+        tier = report.resource_tier
+        if usable is None or tier is None:
+            return []
+        return [
+            f"Resource tier: {tier} ({TIERS[tier]}), from the smallest usable GPU memory, {_gib(usable)}."
+        ]
+    if report.gpus and hidden:
+        why = "CUDA_VISIBLE_DEVICES hides every GPU"
+    elif report.gpus:
+        why = "MIG is on with no MIG instances, so CUDA sees no device"
+    elif report.nvml_status == "ok":
+        why = "NVML found no NVIDIA GPU"
+    else:
+        why = report.nvml_status
+    if report.backend == "mps":
+        return [
+            f"No NVIDIA GPU ({why}). Training runs on the Apple GPU (MPS), which shares the "
+            f"{_gib(report.ram_total_bytes)} of system memory; there is no separate VRAM to size a tier "
+            "from, so pass --vram-gb to choose one."
+        ]
+    return [
+        f"No usable GPU ({why}). Training falls back to the CPU ({report.cpu_cores} cores, "
+        f"{_gib(report.ram_total_bytes)} RAM): fine for the built-in demo model and for trying settings, but "
+        "expect a billion-parameter model to take hours where a GPU takes minutes."
+    ]
+
+
+def detect_hardware(nvml: Any | None = None, env: Mapping[str, str] | None = None) -> HardwareReport:
+    """Probe the machine: NVML GPUs, else MPS, else CPU. Never raises for a missing or broken driver.
+
+    `nvml` is a pynvml-like module (tests pass a fake); None imports pynvml through `_load_nvml`.
+    `env` defaults to os.environ (only CUDA_VISIBLE_DEVICES is read).
+    """
+    env = os.environ if env is None else env
+    result = _query_nvml(nvml)
+    hidden = cuda_hidden(env)
+    usable = any(gpu.usable_totals for gpu in result.gpus) and not hidden
+    mps = False if usable else mps_available()
+    ram_total, ram_available = ram_bytes()
+    report = HardwareReport(
+        backend="cuda" if usable else "mps" if mps else "cpu",
+        gpus=result.gpus,
+        driver_version=result.driver_version,
+        cuda_driver_version=result.cuda_driver_version,
+        nvml_status=result.status,
+        mps_available=mps,
+        cpu_name=cpu_name(),
+        cpu_cores=cpu_cores(),
+        ram_total_bytes=ram_total,
+        ram_available_bytes=ram_available,
+    )
+    notes = _backend_notes(report, hidden) + _gpu_notes(result.gpus)
+    if result.gpus and result.status != "ok":
+        notes.append(f"Some GPUs are left out: {result.status}.")
+    return replace(report, notes=tuple(notes))
