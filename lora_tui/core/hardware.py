@@ -4,13 +4,14 @@ Nothing here raises because a driver is missing. Every NVML failure (no library,
 permission, a lost GPU, ...) becomes a readable `nvml_status` and a fallback to MPS or the CPU. pynvml is
 imported inside the query, and torch only on Apple silicon, only to ask whether MPS works.
 
-Resource tier (the guide's "resource constraint" table: < 8 GB, 8-16 GB, > 16 GB VRAM). The guide's GB is a
-card's marketed size, and NVML reports a little less than that size in GiB (the driver and ECC reserve some):
-an "8 GB" card reports 7.6-8.0 GiB, a "16 GB" T4 14.7 GiB, an RTX 4060 Ti 16 GB 15.996 GiB. Neither decimal GB
-(8 GiB = 8.6 GB would push every 16 GB card above 16) nor raw GiB (7.6 GiB < 8) puts cards in their class, so
-the total is compared in GiB with half a GiB of allowance: a device counts as an 8 GB card from 7.5 GiB and as
-bigger than 16 GB from 16.5 GiB. The tier comes from the smallest usable device, because a run must fit on
-whichever one it lands on; with MIG enabled a process sees one slice, so slices count instead of the card.
+Resource tier (the guide's "resource constraint" table: < 8 GB, 8-16 GB, > 16 GB of VRAM). GB here is decimal,
+as vendors label cards and as presets/guide.toml counts it. NVML reports less than the label (the driver and
+ECC reserve some) and in bytes: an "8 GB" card 7.6-8.0 GiB (8.2-8.6 GB), a "16 GB" T4 14.7 GiB (15.8 GB), an
+RTX 4060 Ti 16 GB 15.996 GiB (17.18 GB). Neither plain reading puts cards in their class (17.18 GB > 16;
+7.6 GiB < 8), so the edges sit between classes: an 8 GB card counts from 7.5 GB, and "above 16 GB" starts at
+17.5 GB, past the largest 16 GB card (16 GiB = 17.18 GB). These are also presets/guide.toml's resource bounds.
+The tier comes from the smallest usable device, because a run must fit on whichever one it lands on; with MIG
+enabled a process sees one slice, so slices count instead of the card.
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ from lora_tui.core.host import cpu_cores, cpu_name, cuda_hidden, mps_available, 
 GIB = 1024**3
 """Bytes in one GiB."""
 
-LOW_TIER_BELOW_BYTES = int(7.5 * GIB)
-"""Usable VRAM below this is the guide's "< 8 GB" tier (an 8 GB card reports 7.6-8.0 GiB)."""
+GB = 1_000_000_000
+"""Bytes in one (decimal) GB, the unit of the guide's resource table and of card labels."""
 
-HIGH_TIER_FROM_BYTES = int(16.5 * GIB)
-"""Usable VRAM from this up is the guide's "> 16 GB" tier (a 16 GB card reports at most 16.0 GiB)."""
+LOW_TIER_BELOW_BYTES = 7_500_000_000
+"""Usable VRAM below 7.5 GB is the guide's "< 8 GB" tier (an 8 GB card reports 8.2-8.6 GB)."""
+
+HIGH_TIER_FROM_BYTES = 17_500_000_000
+"""Usable VRAM from 17.5 GB is the guide's "> 16 GB" tier (a 16 GB card reports at most 17.18 GB)."""
 
 TIERS: dict[str, str] = {"low": "< 8 GB VRAM", "standard": "8-16 GB VRAM", "high": "> 16 GB VRAM"}
 """The guide's resource tiers, by name, with the VRAM range each stands for."""
@@ -194,7 +198,7 @@ def _jsonable(value: Any) -> Any:
 def resource_tier_for(vram_bytes: int | None) -> str | None:
     """The guide's tier for a device of `vram_bytes` as NVML reports it; None for no device.
 
-    `low` below 7.5 GiB, `high` from 16.5 GiB, `standard` between (see the module docstring for why).
+    `low` below 7.5 GB, `high` from 17.5 GB, `standard` between (see the module docstring for why).
     """
     if vram_bytes is None:
         return None
@@ -364,6 +368,7 @@ def query_gpus(nvml: Any | None = None) -> tuple[tuple[GpuInfo, ...], str]:
 
 
 def _gib(n: int) -> str:
+    """Bytes as GiB for a note."""
     return f"{n / GIB:.1f} GiB"
 
 
@@ -405,7 +410,8 @@ def _backend_notes(report: HardwareReport, hidden: bool) -> list[str]:
         if usable is None or tier is None:
             return []
         return [
-            f"Resource tier: {tier} ({TIERS[tier]}), from the smallest usable GPU memory, {_gib(usable)}."
+            f"Resource tier: {tier} ({TIERS[tier]}), from the smallest usable GPU memory, "
+            f"{usable / GB:.1f} GB ({_gib(usable)})."
         ]
     if report.gpus and hidden:
         why = "CUDA_VISIBLE_DEVICES hides every GPU"
