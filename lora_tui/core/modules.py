@@ -7,8 +7,24 @@ subprocess, and cached; inventories for the preset models ship with lora-tui so 
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from lora_tui.core.paths import PRESETS_DIR, cache_dir
+from lora_tui.errors import UserError
+
+LAYER_TYPES = ("linear", "conv1d", "embedding", "parameter")
+"""Kinds of adaptable layer an inventory records."""
 
 
 @dataclass(frozen=True)
@@ -28,16 +44,49 @@ class LinearKind:
     group: str = "other"
     """Where it sits: `attention`, `mlp`, `experts` or `output` (the LM head)."""
     layer_type: str = "linear"
-    """`linear` (nn.Linear), `conv1d` (GPT-2's transposed Conv1D) or `parameter` (fused expert weights)."""
+    """`linear` (nn.Linear), `conv1d` (GPT-2's transposed Conv1D), `embedding` (nn.Embedding) or `parameter`
+    (fused 3-D expert weights, adaptable only through PEFT's `target_parameters`)."""
+    path: str = ""
+    """Module (or parameter) path with layer indices as `*`, e.g. `model.layers.*.self_attn.q_proj`."""
+    experts: int = 1
+    """Experts stacked in one fused parameter (`parameter` kinds); 1 for ordinary modules."""
+
+    def __post_init__(self) -> None:
+        for name in ("in_features", "out_features", "count", "experts"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}")
+        if self.layer_type not in LAYER_TYPES:
+            raise ValueError(f"`layer_type` must be one of {LAYER_TYPES}, got {self.layer_type!r}")
 
     @property
     def original_params(self) -> int:
         """Frozen parameters in all modules of this kind (weights and biases)."""
-        return self.count * (self.in_features * self.out_features + (self.out_features if self.bias else 0))
+        per = self.experts * self.in_features * self.out_features + (self.out_features if self.bias else 0)
+        return self.count * per
 
     def lora_params(self, r: int) -> int:
-        """Parameters LoRA adds to all modules of this kind at rank r: r x (in + out) each."""
-        return self.count * r * (self.in_features + self.out_features)
+        """Parameters LoRA adds to all modules of this kind at rank r: r x (in + out) each (per expert)."""
+        return self.count * self.experts * r * (self.in_features + self.out_features)
+
+    @property
+    def label(self) -> str:
+        """Short display name: the leaf name, prefixed with the group when it is not a decoder block's own."""
+        return f"vision:{self.name}" if self.group == "vision" else self.name
+
+    def matches(self, target: str) -> bool:
+        """PEFT's `target_modules` rule for a list entry: the module path equals it or ends with `.` + it.
+
+        Fused expert parameters are not modules, so a `target_modules` entry never matches them.
+        """
+        if self.layer_type == "parameter":
+            return False
+        return self.path == target or self.path.endswith("." + target)
+
+    def matches_parameter(self, target: str) -> bool:
+        """PEFT's `target_parameters` rule: the parameter path equals it or ends with `.` + it."""
+        if self.layer_type != "parameter":
+            return False
+        return self.path == target or self.path.endswith("." + target)
 
 
 @dataclass(frozen=True)
@@ -74,6 +123,17 @@ class ModelInventory:
     """Experts per MoE layer, for mixture-of-experts models."""
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     """Anything else worth showing (display name, hub id, dtype, notes)."""
+    embeddings: tuple[LinearKind, ...] = ()
+    """Embedding tables (layer_type `embedding`): PEFT adapts them only when named; never under all-linear."""
+    architecture: str = ""
+    """The transformers class the inventory was built from, e.g. `Gemma3ForCausalLM`."""
+
+    def __post_init__(self) -> None:
+        for name in ("num_layers", "hidden_size", "vocab_size", "total_params"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}")
+        if not self.linears:
+            raise ValueError("`linears` must list at least one layer kind")
 
     def kind(self, name: str) -> LinearKind | None:
         """The layer kind with this leaf name, if any."""
@@ -81,3 +141,330 @@ class ModelInventory:
             if k.name == name:
                 return k
         return None
+
+    def module_names(self) -> list[str]:
+        """Leaf names a `target_modules` entry can use, in model order (output head and embeddings last)."""
+        names: list[str] = []
+        ordered = [k for k in self.linears if k.group != "output" and k.layer_type != "parameter"]
+        ordered += [k for k in self.linears if k.group == "output"] + list(self.embeddings)
+        for k in ordered:
+            if k.name not in names:
+                names.append(k.name)
+        return names
+
+    def parameter_names(self) -> list[str]:
+        """Names of fused expert parameters (for PEFT's `target_parameters`), e.g. `experts.gate_up_proj`."""
+        return sorted({".".join(k.path.split(".")[-2:]) for k in self.linears if k.layer_type == "parameter"})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the shape `_inventory_build` writes and presets store)."""
+        data = dataclasses.asdict(self)
+        data.pop("extra")
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, model_id: str | None = None,
+                  extra: dict[str, Any] | None = None) -> ModelInventory:
+        """Rebuild from `to_dict()` output (unknown keys ignored)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in data.items() if k in known and k not in ("linears", "embeddings", "extra")}
+        kinds = [LinearKind(**_kind_kwargs(d)) for d in data["linears"]]
+        kw["linears"] = tuple(k for k in kinds if k.layer_type != "embedding")
+        kw["embeddings"] = tuple(k for k in kinds if k.layer_type == "embedding") + tuple(
+            LinearKind(**_kind_kwargs(d)) for d in data.get("embeddings", ()))
+        if model_id is not None:
+            kw["model_id"] = model_id
+        return cls(**kw, extra=dict(extra or {}))
+
+
+def _kind_kwargs(data: dict[str, Any]) -> dict[str, Any]:
+    """The LinearKind fields of a stored kind dict."""
+    known = {f.name for f in dataclasses.fields(LinearKind)}
+    return {k: v for k, v in data.items() if k in known}
+
+
+# ---- targets -----------------------------------------------------------------------------------------------
+
+ALL_LINEAR = "all-linear"
+"""PEFT's shorthand for every linear layer except the output head."""
+
+
+def _check_target_name(target: str) -> None:
+    """lora-tui targets module kinds: a per-layer target (with a layer index) cannot be counted from kinds."""
+    if any(part.isdigit() for part in target.split(".")):
+        raise UserError(f"--target-modules: {target!r} names a single layer; lora-tui adapts module kinds in "
+                        "every layer. Use the leaf name (e.g. q_proj).")
+
+
+def resolve_targets(inv: ModelInventory, targets: list[str]) -> tuple[list[LinearKind], list[str]]:
+    """The layer kinds PEFT's `target_modules=targets` adapts, and the requested names that match nothing.
+
+    A name matches a module whose path equals it or ends with `.` + it; `["all-linear"]` is every nn.Linear
+    and Conv1D except the output head (PEFT's `_maybe_include_all_linear_layers`). Fused expert parameters
+    are never matched here (see `resolve_parameters`).
+    """
+    if [t.lower() for t in targets] == [ALL_LINEAR]:
+        return [k for k in inv.linears if k.layer_type in ("linear", "conv1d") and k.group != "output"], []
+    if any(t.lower() == ALL_LINEAR for t in targets):
+        raise UserError("--target-modules: all-linear cannot be combined with other module names.")
+    matched: list[LinearKind] = []
+    unmatched: list[str] = []
+    for target in targets:
+        _check_target_name(target)
+        hits = [k for k in (*inv.linears, *inv.embeddings) if k.matches(target)]
+        if not hits:
+            unmatched.append(target)
+        matched.extend(k for k in hits if k not in matched)
+    return matched, unmatched
+
+
+def resolve_parameters(inv: ModelInventory, targets: list[str]) -> tuple[list[LinearKind], list[str]]:
+    """The fused expert parameters PEFT's `target_parameters=targets` adapts, and names matching nothing."""
+    matched: list[LinearKind] = []
+    unmatched: list[str] = []
+    for target in targets:
+        _check_target_name(target)
+        hits = [k for k in inv.linears if k.matches_parameter(target)]
+        if not hits:
+            unmatched.append(target)
+        matched.extend(k for k in hits if k not in matched)
+    return matched, unmatched
+
+
+def unknown_targets_error(inv: ModelInventory, unmatched: list[str],
+                          flag: str = "--target-modules") -> UserError:
+    """The user error for target names that match no module of the model, listing the names it has."""
+    msg = (f"{flag}: {', '.join(unmatched)} matches no module of {inv.model_id}. "
+           f"Its modules: {', '.join(inv.module_names())} (or all-linear).")
+    if inv.parameter_names():
+        msg += f" Fused expert weights ({', '.join(inv.parameter_names())}) need target_parameters."
+    return UserError(msg)
+
+
+def check_targets(inv: ModelInventory, targets: list[str]) -> list[LinearKind]:
+    """resolve_targets, raising UserError when any requested name matches nothing."""
+    matched, unmatched = resolve_targets(inv, targets)
+    if unmatched:
+        raise unknown_targets_error(inv, unmatched)
+    return matched
+
+
+# ---- presets -----------------------------------------------------------------------------------------------
+
+MODELS_DIR = PRESETS_DIR / "models"
+"""One JSON file per preset model: metadata, the config.json it was built from, and its inventory."""
+
+DEMO = "demo"
+"""Name of the built-in tiny model."""
+
+
+@dataclass(frozen=True)
+class PresetInfo:
+    """What the model picker shows for one preset."""
+
+    name: str
+    """Short name, e.g. `gemma-3-1b-it`."""
+    hub_id: str
+    """Hugging Face hub id, e.g. `google/gemma-3-1b-it`."""
+    display_name: str
+    """Human name, e.g. `Gemma 3 1B (instruct)`."""
+    params: int
+    """Total parameters."""
+    family: str
+    """Model family, e.g. `gemma`, `llama`, `qwen`."""
+    notes: str
+    """Anything a person should know before picking it."""
+
+
+@functools.lru_cache(maxsize=1)
+def _preset_files() -> dict[str, Path]:
+    """Preset lookup: lower-cased short name, hub id and aliases -> file."""
+    index: dict[str, Path] = {}
+    for path in sorted(MODELS_DIR.glob("*.json")):
+        with open(path, encoding="utf-8") as fh:
+            meta = json.load(fh)
+        for key in (meta["name"], meta["hub_id"], *meta.get("aliases", [])):
+            index[key.lower()] = path
+    return index
+
+
+@functools.lru_cache(maxsize=64)
+def _load_preset_file(path: Path) -> dict[str, Any]:
+    """A preset file's content, parsed once."""
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def preset(model: str) -> dict[str, Any] | None:
+    """The stored preset for a short name, hub id or alias (case-insensitive), or None."""
+    path = _preset_files().get(model.strip().lower())
+    return None if path is None else _load_preset_file(path)
+
+
+def list_presets() -> list[PresetInfo]:
+    """Every preset model, smallest first."""
+    infos = []
+    for path in sorted(set(_preset_files().values())):
+        meta = _load_preset_file(path)
+        infos.append(PresetInfo(meta["name"], meta["hub_id"], meta["display_name"],
+                                int(meta["inventory"]["total_params"]), meta["family"],
+                                meta.get("notes", "")))
+    return sorted(infos, key=lambda p: (p.params, p.name))
+
+
+def demo_config() -> dict[str, Any]:
+    """The built-in demo model's config.json content (a tiny Llama), as stored in presets/models/demo.json."""
+    return dict(_load_preset_file(MODELS_DIR / "demo.json")["config"])
+
+
+def _preset_inventory(meta: dict[str, Any]) -> ModelInventory:
+    """A preset's stored inventory, with its metadata in `extra`."""
+    extra = {k: meta.get(k) for k in ("name", "hub_id", "display_name", "family", "notes")}
+    return ModelInventory.from_dict(meta["inventory"], model_id=meta["name"], extra=extra)
+
+
+# ---- anything else: config.json -> meta-device build in a subprocess, cached -------------------------------
+
+BUILD_TIMEOUT_S = 300
+"""Longest a meta-device build may take before it is reported as failed."""
+HUB_TIMEOUT_S = 4.0
+"""Seconds to wait for the Hugging Face hub before treating it as unreachable."""
+
+
+def hf_hub_cache() -> Path:
+    """The local HF hub cache: `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else ~/.cache/huggingface/hub."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME")
+    return (Path(home).expanduser() if home else Path.home() / ".cache" / "huggingface") / "hub"
+
+
+def _cached_snapshots(hub_id: str) -> list[Path]:
+    """Snapshot directories of a hub id in the local HF cache, newest first."""
+    snaps = hf_hub_cache() / ("models--" + hub_id.replace("/", "--")) / "snapshots"
+    if not snaps.is_dir():
+        return []
+    return sorted((p for p in snaps.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """A config.json, or a UserError naming the file."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: cannot read config.json ({exc}).") from None
+    if not isinstance(data, dict) or "model_type" not in data:
+        raise UserError(f"{path}: not a transformers config.json (no `model_type`).")
+    return data
+
+
+def _fetch_hub_config(hub_id: str) -> dict[str, Any] | None:
+    """config.json from the hub with a short timeout; None when offline, unreachable or not found."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return None
+    url = f"https://huggingface.co/{hub_id}/resolve/main/config.json"
+    headers = {"User-Agent": "lora-tui"}
+    if os.environ.get("HF_TOKEN"):
+        headers["Authorization"] = f"Bearer {os.environ['HF_TOKEN']}"
+    try:
+        request = urllib.request.Request(url, headers=headers)
+        with urllib.request.urlopen(request, timeout=HUB_TIMEOUT_S) as resp:
+            data = json.loads(resp.read().decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and "model_type" in data else None
+
+
+def config_key(config: dict[str, Any]) -> str:
+    """Cache key of a config: a hash of its canonical JSON and the builder's transformers version."""
+    try:
+        tf_version = importlib.metadata.version("transformers")
+    except importlib.metadata.PackageNotFoundError:
+        tf_version = "none"
+    blob = json.dumps(config, sort_keys=True) + "|" + tf_version + "|inventory-v1"
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:24]
+
+
+def build_inventory(config: dict[str, Any], model_id: str) -> ModelInventory:
+    """A model's inventory from its config: cached in cache_dir()/inventories, else built in a subprocess."""
+    cache = cache_dir() / "inventories" / f"{config_key(config)}.json"
+    if cache.is_file():
+        with open(cache, encoding="utf-8") as fh:
+            return ModelInventory.from_dict(json.load(fh), model_id=model_id)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cfg_file = cache.with_suffix(".config.json")
+    cfg_file.write_text(json.dumps(config), encoding="utf-8")
+    try:
+        cmd = [sys.executable, "-m", "lora_tui.core._inventory_build", str(cfg_file), model_id]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"model {model_id!r}: building its module tree took over {BUILD_TIMEOUT_S} s.") \
+            from None
+    finally:
+        cfg_file.unlink(missing_ok=True)
+    if proc.returncode != 0:
+        why = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
+        raise UserError(f"model {model_id!r}: transformers cannot build it from its config.json ({why}).")
+    data = json.loads(proc.stdout)
+    tmp = cache.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    tmp.replace(cache)
+    return ModelInventory.from_dict(data, model_id=model_id)
+
+
+def _not_found(model: str) -> UserError:
+    return UserError(f"model {model!r}: not a preset, not a local directory with config.json, and not in the "
+                     "local Hugging Face cache (the hub is unreachable); use a preset (`lora-tui plan "
+                     "--list-models`), `demo`, or a local path.")
+
+
+def load_inventory(model: str) -> ModelInventory:
+    """The inventory of a preset (short name or hub id), `demo`, a local directory, or a hub id.
+
+    Presets load from their JSON instantly. A local directory or a hub id (local HF cache first, then the hub
+    with a short timeout) is built once on the meta device in a subprocess and cached.
+    """
+    meta = preset(model)
+    if meta is not None:
+        return _preset_inventory(meta)
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UserError(f"model {model!r}: the directory has no config.json.")
+        return build_inventory(_read_config(path / "config.json"), str(path))
+    if path.is_file() and path.name.endswith(".json"):
+        return build_inventory(_read_config(path), str(path))
+    if model.count("/") == 1 and not model.startswith((".", "/", "~")):
+        for snap in _cached_snapshots(model):
+            if (snap / "config.json").is_file():
+                return build_inventory(_read_config(snap / "config.json"), model)
+        config = _fetch_hub_config(model)
+        if config is not None:
+            return build_inventory(config, model)
+    raise _not_found(model)
+
+
+def _has_weights(directory: Path) -> bool:
+    """Whether a directory holds model weights (safetensors or PyTorch bin files)."""
+    return any(directory.glob("*.safetensors")) or any(directory.glob("pytorch_model*.bin"))
+
+
+def is_available_offline(model: str) -> tuple[bool, str]:
+    """Whether the model's weights are on this machine, and a one-line reason."""
+    if model.strip().lower() == DEMO:
+        built = cache_dir() / "demo-model"
+        if (built / "config.json").is_file() and _has_weights(built):
+            return True, f"demo model built at {built}"
+        return False, f"demo model not built yet (it is built locally, at {built}, on first use)"
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if _has_weights(path):
+            return True, f"weights found in {path}"
+        return False, f"{path} has no *.safetensors or pytorch_model*.bin files"
+    meta = preset(model)
+    hub_id = meta["hub_id"] if meta else model
+    for snap in _cached_snapshots(hub_id):
+        if any(snap.glob("*.safetensors")):
+            return True, f"{hub_id} in the Hugging Face cache ({snap})"
+    return False, f"{hub_id} is not in the Hugging Face cache ({hf_hub_cache()}); it must be downloaded"
