@@ -75,7 +75,7 @@ class TrainingPlan:
     """Rank-stabilised LoRA: scale by alpha / sqrt(r) instead of alpha / r."""
     use_dora: bool = False
     """DoRA: adds a learned magnitude vector (out_features values) per adapted module."""
-    gradient_checkpointing: bool = True
+    gradient_checkpointing: bool = False
     """Recompute activations in backward instead of storing them: less memory, about 30% more time."""
     precision: str = "auto"
     """Compute precision: auto, bf16, fp16 or fp32."""

@@ -1,0 +1,104 @@
+"""`lora-tui recommend`: every training setting for a task, data size and GPU, each with its reason."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from lora_tui.errors import UserError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `recommend` subcommand."""
+    p = sub.add_parser(
+        "recommend",
+        help="recommend LoRA settings from the guide's tables, with a reason for each",
+        description="Recommend r, alpha, dropout, learning rate, batch, accumulation, targets and more from the "
+        "guide's task, data-size and resource tables, naming the table row behind each value.",
+    )
+    p.add_argument("--task", choices=["chat", "domain", "code", "style"], help="the guide's task preset")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--examples", type=int, metavar="N", help="number of training examples")
+    size.add_argument("--data", metavar="FILE", help="data file to inspect for its size (and token lengths)")
+    p.add_argument("--vram-gb", type=float, metavar="G",
+                   help="usable GPU memory in GB (default: the smallest detected GPU; none on CPU)")
+    p.add_argument("--cpu", action="store_true", help="plan for CPU/MPS: ignore any detected GPU")
+    p.add_argument("--model", metavar="M", help="preset, local directory or hub id: check the memory estimate")
+    p.add_argument("--style", default="standard", choices=["conservative", "standard", "aggressive"],
+                   help="alpha/r style (default: standard, alpha = 2r)")
+    p.add_argument("--json", action="store_true", help="print JSON with `values` and `reasons`")
+    p.set_defaults(func=run)
+
+
+def _vram_bytes(args: argparse.Namespace) -> tuple[int | None, str]:
+    if args.vram_gb is not None:
+        if args.vram_gb <= 0:
+            raise UserError(f"--vram-gb must be > 0, got {args.vram_gb:g}")
+        return int(args.vram_gb * 1e9), f"{args.vram_gb:g} GB (--vram-gb)"
+    if args.cpu:
+        return None, "none (--cpu)"
+    from lora_tui.core.hardware import detect_hardware
+
+    hw = detect_hardware()
+    vram = hw.usable_vram_bytes
+    if vram is None:
+        return None, f"no CUDA GPU ({hw.backend}; {hw.nvml_status})"
+    return vram, f"{vram / 1e9:.1f} GB (smallest detected GPU)"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the recommendation; exit 2 on a user error."""
+    from lora_tui.core.recommend import recommend
+
+    report = None
+    if args.data:
+        from lora_tui.core.dataset import inspect_dataset
+
+        report = inspect_dataset(args.data)
+        if not report.ok:
+            first = "\n".join(str(i) for i in report.issues[:5])
+            raise UserError(f"{args.data}: {report.issue_count} invalid record(s); fix them first "
+                            f"(`lora-tui inspect {args.data}` lists all):\n{first}")
+    vram, vram_text = _vram_bytes(args)
+    inventory = None
+    if args.model:
+        from lora_tui.core.modules import load_inventory
+
+        inventory = load_inventory(args.model)
+    rec = recommend(task=args.task, examples=args.examples, vram_bytes=vram, inventory=inventory,
+                    style=args.style, data_report=report)
+    if args.json:
+        out: dict[str, Any] = rec.to_dict()
+        out["inputs"] = {"task": args.task, "examples": args.examples if report is None else report.examples,
+                         "vram_bytes": vram, "model": args.model, "style": args.style}
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return 0
+    _print_human(rec, args, vram_text, report)
+    return 0
+
+
+def _print_human(rec: Any, args: argparse.Namespace, vram_text: str, report: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from lora_tui.core.plan import flag_for
+
+    console = Console()
+    examples = report.examples if report is not None else args.examples
+    console.print(f"[bold]Inputs[/]: task {args.task or '(none)'}, examples "
+                  f"{examples if examples is not None else '(unknown)'}, VRAM {vram_text}"
+                  + (f", model {args.model}" if args.model else ""))
+    table = Table(show_header=True, header_style="bold", expand=False)
+    table.add_column("setting")
+    table.add_column("value", justify="right")
+    table.add_column("why", overflow="fold")
+    for key, value in rec.values.items():
+        shown = ",".join(value) if isinstance(value, list) else (f"{value:g}" if isinstance(value, float) else
+                                                                  str(value))
+        table.add_row(flag_for(key), shown, rec.reasons[key])
+    console.print(table)
+    for step in rec.fit_steps:
+        console.print(f"memory fit: {step['description']} -> {step['total_bytes'] / 1e9:.1f} GB ({step['verdict']})")
+    for note in rec.notes:
+        console.print(f"note: {note}")

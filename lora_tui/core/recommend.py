@@ -1,0 +1,242 @@
+"""Inputs (task, data size, VRAM, model) -> every training setting, each with the guide row it came from.
+
+Precedence, applied setting by setting (the README repeats this):
+
+1. Start from the guide's defaults table (the training script's defaults).
+2. The task table (chat / domain / code / style) sets r, dropout, learning rate, epochs and the target-module
+   pattern. It is the most specific statement of intent, so where it and the data-size table disagree on the
+   learning rate or r, the task wins -- with one exception, below.
+3. The data-size table fills in whatever the task table leaves open (everything it covers when no task is
+   given) and guards against overfitting: with fewer than 1K examples r is capped at the small row's value and
+   dropout raised to at least its value.
+4. The resource table is a hard limit: it caps r and fixes batch x accumulation (16 in every row of the guide).
+   Without a GPU the resource table does not apply and the defaults row's batch and accumulation are used.
+5. alpha = ratio x r for the chosen alpha/r style (standard: 2.0, as in every row of every table).
+6. With a model and a VRAM figure, the memory estimate checks the result; while it does not fit, the guide's
+   out-of-memory remedies are applied in order (see `lora_tui.core.advice.oom_remedies`).
+
+Where the tables agree, their value is used exactly and the reason says they agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from lora_tui.core.modules import ModelInventory
+from lora_tui.core.plan import TrainingPlan
+from lora_tui.core.tables import Band, Guide, Row, guide
+from lora_tui.errors import UserError
+
+SETTINGS = (
+    "lora_r", "lora_alpha", "lora_dropout", "learning_rate", "per_device_train_batch_size",
+    "gradient_accumulation_steps", "num_train_epochs", "target_modules", "warmup_ratio", "weight_decay",
+    "max_seq_length", "gradient_checkpointing",
+)
+"""Every setting a recommendation fills in (TrainingPlan field names)."""
+
+_FUSED = {"q_proj": "qkv_proj", "k_proj": "qkv_proj", "v_proj": "qkv_proj",
+          "gate_proj": "gate_up_proj", "up_proj": "gate_up_proj"}
+"""Separate projection names -> the fused module that holds them in models such as Phi-3."""
+
+
+class _TokenStats(Protocol):
+    p95: int
+
+
+class _DataReport(Protocol):
+    examples: int
+    token_stats: _TokenStats | None
+
+
+@dataclass
+class Recommendation:
+    """Recommended values for every setting, each with its reason."""
+
+    values: dict[str, Any]
+    """TrainingPlan field -> value."""
+    reasons: dict[str, str]
+    """TrainingPlan field -> why, naming the guide table and row (and how conflicts were settled)."""
+    notes: list[str] = field(default_factory=list)
+    """Anything else the user should know (missing inputs, tiers used)."""
+    tiers: dict[str, str | None] = field(default_factory=dict)
+    """task, data-size and resource rows used (None where the input was not known)."""
+    fit_steps: list[dict[str, Any]] = field(default_factory=list)
+    """Memory remedies applied to make the plan fit (description, changes, total_bytes)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: `values` and `reasons` keyed by setting name, plus notes, tiers and fit steps."""
+        return {"values": self.values, "reasons": self.reasons, "notes": self.notes, "tiers": self.tiers,
+                "fit_steps": self.fit_steps}
+
+    def plan(self, **overrides: Any) -> TrainingPlan:
+        """A TrainingPlan with these values (and any overrides)."""
+        return TrainingPlan(**{**self.values, **overrides})
+
+
+def _cite(row: Row, key: str) -> str:
+    return f"{row.cite()}: {key} = {_fmt(row.settings[key])}"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return ", ".join(value)
+    return str(value)
+
+
+def _pick(key: str, g: Guide, task: Row | None, data: Band | None) -> tuple[Any, str]:
+    """Value and reason for a setting the task and data-size tables both may give (task first)."""
+    t = task.settings.get(key) if task is not None else None
+    d = data.settings.get(key) if data is not None else None
+    if task is not None and t is not None:
+        if data is None or d is None:
+            return t, _cite(task, key)
+        if t == d:
+            return t, f"{_cite(task, key)}; the {data.cite()} agrees"
+        return t, f"{_cite(task, key)} (the {data.cite()} says {_fmt(d)}; the task preset takes precedence)"
+    if data is not None and d is not None:
+        return d, _cite(data, key)
+    return g.defaults.settings[key], _cite(g.defaults, key)
+
+
+def map_targets(modules: list[str], inventory: ModelInventory | None) -> tuple[list[str], str]:
+    """Adapt a pattern's module names to the model: fused qkv/gate_up where the model fuses them."""
+    if inventory is None:
+        return list(modules), ""
+    present = {k.name for k in inventory.linears if k.group != "output"}
+    mapped: list[str] = []
+    for name in modules:
+        target = name if name in present else _FUSED.get(name, name)
+        if target in present and target not in mapped:
+            mapped.append(target)
+    if mapped == list(modules):
+        return mapped, ""
+    missing = [n for n in modules if n not in present and _FUSED.get(n) not in present]
+    note = f"; mapped to this model's modules ({', '.join(mapped) or 'none'})"
+    if missing:
+        note += f"; it has no {', '.join(missing)}"
+    return mapped, note
+
+
+def _seq_length(data: _DataReport | None, inventory: ModelInventory | None, default: int) -> tuple[int, str]:
+    limit = inventory.max_position_embeddings if inventory and inventory.max_position_embeddings else None
+    stats = data.token_stats if data is not None else None
+    if stats is not None:
+        length = 128
+        while length < stats.p95 and length < 4096:
+            length *= 2
+        reason = f"the data's 95th-percentile length is {stats.p95} tokens; rounded up to {length}"
+    else:
+        length, reason = default, f"defaults table: max_seq_length = {default} (no token statistics for the data)"
+    if limit and length > limit:
+        length, reason = limit, reason + f"; capped at the model's {limit} positions"
+    return length, reason
+
+
+def recommend(
+    *,
+    task: str | None = None,
+    examples: int | None = None,
+    vram_bytes: int | None = None,
+    inventory: ModelInventory | None = None,
+    style: str = "standard",
+    data_report: _DataReport | None = None,
+) -> Recommendation:
+    """Recommend every setting in SETTINGS; see the module docstring for the precedence."""
+    g = guide()
+    if task is not None and task not in g.tasks:
+        raise UserError(f"--task {task}: unknown task; choose one of {', '.join(g.tasks)}")
+    try:
+        ratio = g.alpha_style(style).ratio
+    except KeyError:
+        raise UserError(f"--style {style}: unknown; choose one of "
+                        f"{', '.join(s.key for s in g.alpha_styles)}") from None
+    if examples is None and data_report is not None:
+        examples = data_report.examples
+    if examples is not None and examples < 0:
+        raise UserError(f"--examples must be >= 0, got {examples}")
+    task_row = g.tasks[task] if task else None
+    data_row = g.data_size_row(examples) if examples is not None else None
+    res_row = g.resource_row(vram_bytes) if vram_bytes is not None else None
+    values: dict[str, Any] = {}
+    reasons: dict[str, str] = {}
+    notes: list[str] = []
+
+    for key in ("lora_r", "lora_dropout", "learning_rate", "num_train_epochs"):
+        values[key], reasons[key] = _pick(key, g, task_row, data_row)
+
+    if data_row is not None and task_row is not None and data_row.key == g.data_sizes[0].key:
+        r_cap, drop_min = data_row.settings["lora_r"], data_row.settings["lora_dropout"]
+        if values["lora_r"] > r_cap:
+            values["lora_r"] = r_cap
+            reasons["lora_r"] += f"; capped at {r_cap} by the {data_row.cite()} (few examples overfit)"
+        if values["lora_dropout"] < drop_min:
+            values["lora_dropout"] = drop_min
+            reasons["lora_dropout"] += f"; raised to {drop_min} by the {data_row.cite()} (few examples overfit)"
+
+    if res_row is not None:
+        r_cap = res_row.settings["lora_r"]
+        if values["lora_r"] > r_cap:
+            reasons["lora_r"] = f"{res_row.cite()} caps r at {r_cap} (was {values['lora_r']}: {reasons['lora_r']})"
+            values["lora_r"] = r_cap
+        elif values["lora_r"] == r_cap:
+            reasons["lora_r"] += f"; the {res_row.cite()} agrees"
+        for key in ("per_device_train_batch_size", "gradient_accumulation_steps"):
+            values[key], reasons[key] = res_row.settings[key], _cite(res_row, key)
+        reasons["per_device_train_batch_size"] += " (effective batch 16, as in every resource row)"
+    else:
+        for key in ("per_device_train_batch_size", "gradient_accumulation_steps"):
+            values[key] = g.defaults.settings[key]
+            reasons[key] = _cite(g.defaults, key) + " (no GPU VRAM known, so the resource table does not apply)"
+        notes.append("No GPU VRAM known: r is not capped by the resource table and batch x accumulation is the "
+                     "defaults row's 2 x 8. Pass --vram-gb to plan for a GPU.")
+
+    alpha = values["lora_r"] * ratio
+    values["lora_alpha"] = int(alpha) if float(alpha).is_integer() else alpha
+    reasons["lora_alpha"] = (f"alpha/r style '{style}' (ratio {ratio:g}): alpha = {ratio:g} x r = "
+                             f"{_fmt(values['lora_alpha'])}; every row of the guide's tables uses alpha = 2r")
+
+    pattern = g.patterns[task_row.pattern if task_row else "standard"]
+    targets, mapped_note = map_targets(list(pattern.modules), inventory)
+    values["target_modules"] = targets
+    origin = f"{task_row.cite()}" if task_row else "the guide's recommended default"
+    reasons["target_modules"] = f"target-module pattern '{pattern.key}' ({origin}): {pattern.why}{mapped_note}"
+
+    for key in ("warmup_ratio", "weight_decay", "gradient_checkpointing"):
+        values[key], reasons[key] = g.defaults.settings[key], _cite(g.defaults, key)
+    reasons["warmup_ratio"] += (f" (the guide's script uses {g.guide_warmup_ratio:g}; its slow-convergence remedy "
+                                "lowers it to 0.1, which lora-tui starts from)")
+    values["max_seq_length"], reasons["max_seq_length"] = _seq_length(
+        data_report, inventory, g.defaults.settings["max_seq_length"])
+
+    rec = Recommendation(
+        values={k: values[k] for k in SETTINGS},
+        reasons={k: reasons[k] for k in SETTINGS},
+        notes=notes,
+        tiers={"task": task, "data_size": data_row.key if data_row else None,
+               "resource": res_row.key if res_row else None},
+    )
+    if inventory is not None and vram_bytes is not None:
+        _fit(rec, inventory, vram_bytes)
+    return rec
+
+
+def _fit(rec: Recommendation, inventory: ModelInventory, vram_bytes: int) -> None:
+    """Apply the memory fit loop's changes to the recommendation, explaining each."""
+    from lora_tui.core.memory import fit_to_vram
+
+    steps = fit_to_vram(inventory, rec.plan(), vram_bytes)
+    for step in steps:
+        rec.fit_steps.append({"description": step.description, "changes": dict(step.changes),
+                              "total_bytes": step.estimate.total_bytes, "verdict": step.estimate.verdict})
+        for key, value in step.changes.items():
+            if key in rec.values and rec.values[key] != value:
+                rec.reasons[key] = (f"changed from {_fmt(rec.values[key])} to {_fmt(value)} so the memory "
+                                    f"estimate fits {vram_bytes / 1e9:.1f} GB ({step.description}); "
+                                    f"before: {rec.reasons[key]}")
+                rec.values[key] = value
+    if steps and steps[-1].estimate.verdict == "will_not_fit":
+        rec.notes.append("Even with every out-of-memory remedy the estimate does not fit this GPU; consider a "
+                         "smaller model or 4-bit loading (QLoRA).")

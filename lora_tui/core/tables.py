@@ -1,0 +1,258 @@
+"""The guide's tables (lora_tui/presets/guide.toml), loaded once and validated.
+
+Every value the advisor recommends is traceable to a row here; `Row.cite()` gives the words a reason uses,
+e.g. "data-size table, row '< 1K examples'".
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from lora_tui.core.paths import PRESETS_DIR
+from lora_tui.core.plan import TrainingPlan
+
+GUIDE_FILE = PRESETS_DIR / "guide.toml"
+"""The data file holding the guide's tables."""
+
+GB = 1_000_000_000
+"""Bytes in a gigabyte as the resource table counts them (decimal, as GPU vendors label cards)."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of one of the guide's tables."""
+
+    table: str
+    """Which table: `defaults`, `task`, `data-size` or `resource`."""
+    key: str
+    """Row key, e.g. `chat`, `small`, `standard`."""
+    label: str
+    """How the guide labels the row, e.g. `< 1K examples`."""
+    why: str
+    """The row's rationale, in lora-tui's words."""
+    settings: dict[str, Any] = field(default_factory=dict, hash=False)
+    """The settings the row fixes, keyed by TrainingPlan field name."""
+
+    def cite(self) -> str:
+        """Short citation used in reasons: `<table> table, row '<label>'`."""
+        return f"{self.table} table, row '{self.label}'"
+
+
+@dataclass(frozen=True)
+class Task(Row):
+    """A task preset: a Row plus what it is for and its target-module pattern."""
+
+    what: str = ""
+    """What kind of fine-tune the task is for."""
+    pattern: str = "standard"
+    """Key of the target-module pattern the task uses."""
+
+
+@dataclass(frozen=True)
+class Band(Row):
+    """A row that holds a numeric range: data-size tiers (examples) and resource tiers (GB of VRAM)."""
+
+    low: float = 0
+    """Inclusive lower bound."""
+    high: float | None = None
+    """Exclusive upper bound; None means unbounded."""
+
+    def contains(self, value: float) -> bool:
+        """Whether `value` falls in [low, high)."""
+        return value >= self.low and (self.high is None or value < self.high)
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A target-module pattern."""
+
+    key: str
+    """minimal, standard or maximum."""
+    title: str
+    """Display name."""
+    modules: tuple[str, ...]
+    """Module names it targets."""
+    why: str
+    """What it trades."""
+
+
+@dataclass(frozen=True)
+class AlphaStyle:
+    """An alpha/r style."""
+
+    key: str
+    """conservative, standard or aggressive."""
+    ratio: float
+    """alpha / r."""
+    why: str
+    """What the scaling does."""
+
+
+@dataclass(frozen=True)
+class RemedyRule:
+    """One troubleshooting remedy: change one setting by a factor or to a value."""
+
+    setting: str
+    """TrainingPlan field it changes."""
+    factor: float | None
+    """Multiply the current value by this, when set."""
+    value: Any
+    """Or replace it with this."""
+    example: str
+    """The guide's own before -> after."""
+    why: str
+    """Why it helps."""
+
+
+@dataclass(frozen=True)
+class Trouble:
+    """A troubleshooting entry: a symptom and its remedies in the guide's order."""
+
+    key: str
+    """loss_not_falling, overfitting, oom or slow_convergence."""
+    title: str
+    """Display name."""
+    symptom: str
+    """What it looks like."""
+    remedies: tuple[RemedyRule, ...]
+    """Remedies, first to try first."""
+
+
+@dataclass(frozen=True)
+class Guide:
+    """All of the guide's tables."""
+
+    defaults: Row
+    """The training script's defaults."""
+    tasks: dict[str, Task]
+    """Task presets by key."""
+    data_sizes: tuple[Band, ...]
+    """Data-size tiers, smallest first."""
+    resources: tuple[Band, ...]
+    """Resource tiers, smallest first."""
+    patterns: dict[str, Pattern]
+    """Target-module patterns by key."""
+    alpha_styles: tuple[AlphaStyle, ...]
+    """alpha/r styles, lowest ratio first."""
+    troubles: dict[str, Trouble]
+    """Troubleshooting entries by key."""
+    guide_warmup_ratio: float
+    """The warmup ratio of the guide's script (lora-tui's default is lower; see guide.toml)."""
+
+    def data_size_row(self, examples: int) -> Band:
+        """The data-size tier holding `examples`."""
+        return next(b for b in self.data_sizes if b.contains(examples))
+
+    def resource_row(self, vram_bytes: int) -> Band:
+        """The resource tier for `vram_bytes` of usable VRAM."""
+        return next(b for b in self.resources if b.contains(vram_bytes / GB))
+
+    def alpha_style(self, key: str) -> AlphaStyle:
+        """The alpha/r style with this key (UserError-free: raises KeyError for code errors)."""
+        for style in self.alpha_styles:
+            if style.key == key:
+                return style
+        raise KeyError(key)
+
+
+_PLAN_FIELDS = set(TrainingPlan.field_names())
+
+
+def _settings(data: dict[str, Any], where: str) -> dict[str, Any]:
+    settings = dict(data.get("settings", {}))
+    unknown = set(settings) - _PLAN_FIELDS
+    if unknown:
+        raise ValueError(f"{where}: unknown setting(s) {sorted(unknown)}")
+    return settings
+
+
+def _bands(rows: list[dict[str, Any]], table: str, lo: str, hi: str) -> tuple[Band, ...]:
+    bands = []
+    for r in rows:
+        high = r[hi]
+        bands.append(Band(table=table, key=r["key"], label=r["label"], why=r["why"],
+                          settings=_settings(r, f"{table}:{r['key']}"), low=r[lo],
+                          high=None if high == -1 else high))
+    for a, b in zip(bands, bands[1:], strict=False):
+        if a.high != b.low:
+            raise ValueError(f"{table} table: rows '{a.key}' and '{b.key}' leave a gap or overlap")
+    if bands[0].low != 0 or bands[-1].high is not None:
+        raise ValueError(f"{table} table must cover every value from 0 up")
+    return tuple(bands)
+
+
+def parse_guide(doc: dict[str, Any]) -> Guide:
+    """Validate and convert the parsed TOML document (ValueError naming the table on any problem)."""
+    d = doc["defaults"]
+    defaults = Row("defaults", "defaults", d["title"], d["why"], _settings(d, "defaults"))
+    TrainingPlan(**defaults.settings)  # the defaults must form a valid plan
+    tasks = {
+        key: Task("task", key, t["title"], t["why"], _settings(t, f"tasks.{key}"), what=t["what"],
+                  pattern=t["pattern"])
+        for key, t in doc["tasks"].items()
+    }
+    patterns = {k: Pattern(k, p["title"], tuple(p["modules"]), p["why"]) for k, p in doc["patterns"].items()}
+    for task in tasks.values():
+        if task.pattern not in patterns:
+            raise ValueError(f"tasks.{task.key}: unknown pattern {task.pattern!r}")
+    styles = tuple(sorted((AlphaStyle(s["key"], float(s["ratio"]), s["why"]) for s in doc["alpha_styles"]),
+                          key=lambda s: s.ratio))
+    troubles = {}
+    for t in doc["troubleshooting"]:
+        rules = []
+        for r in t["remedies"]:
+            if r["setting"] not in _PLAN_FIELDS or ("factor" in r) == ("set" in r):
+                raise ValueError(f"troubleshooting.{t['key']}: bad remedy {r}")
+            rules.append(RemedyRule(r["setting"], r.get("factor"), r.get("set"), r["example"], r["why"]))
+        troubles[t["key"]] = Trouble(t["key"], t["title"], t["symptom"], tuple(rules))
+    return Guide(
+        defaults=defaults,
+        tasks=tasks,
+        data_sizes=_bands(doc["data_sizes"], "data-size", "min_examples", "max_examples"),
+        resources=_bands(doc["resources"], "resource", "min_gb", "max_gb"),
+        patterns=patterns,
+        alpha_styles=styles,
+        troubles=troubles,
+        guide_warmup_ratio=float(d.get("notes", {}).get("guide_warmup_ratio", 0.3)),
+    )
+
+
+@lru_cache(maxsize=1)
+def guide(path: Path = GUIDE_FILE) -> Guide:
+    """The guide's tables, loaded once."""
+    with open(path, "rb") as fh:
+        return parse_guide(tomllib.load(fh))
+
+
+def size_tier(examples: int) -> str:
+    """The data-size tier key (small / medium / large) for a number of examples."""
+    return guide().data_size_row(examples).key
+
+
+def resource_tier(vram_bytes: int | None) -> str | None:
+    """The resource tier key (low / standard / high) for usable VRAM in bytes; None without a GPU."""
+    return None if vram_bytes is None else guide().resource_row(vram_bytes).key
+
+
+def scaling_label(scaling: float) -> str:
+    """The guide's alpha/r style for a scaling factor: its key when exact, else where it falls between them."""
+    styles = guide().alpha_styles
+    for style in styles:
+        if abs(style.ratio - scaling) < 1e-9:
+            return style.key
+    if scaling < styles[0].ratio:
+        return f"below {styles[0].key}"
+    if scaling > styles[-1].ratio:
+        return f"beyond {styles[-1].key}"
+    lower = max((s for s in styles if s.ratio < scaling), key=lambda s: s.ratio)
+    upper = min((s for s in styles if s.ratio > scaling), key=lambda s: s.ratio)
+    return f"between {lower.key} and {upper.key}"

@@ -1,0 +1,120 @@
+"""Run directory: status file, checkpoints, output-directory policy, metrics tailing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lora_tui.core import runs
+from lora_tui.errors import UserError
+
+
+def _checkpoint(run: Path, step: int, *, complete: bool) -> Path:
+    ck = run / runs.CHECKPOINTS_DIR / f"checkpoint-{step}"
+    ck.mkdir(parents=True)
+    (ck / "trainer_state.json").write_text("{}")
+    (ck / "adapter_model.safetensors").write_bytes(b"x" * 16)
+    if complete:
+        runs.mark_checkpoint_complete(ck, step)
+    return ck
+
+
+def test_status_round_trip_and_unknown_keys(tmp_path: Path) -> None:
+    runs.write_status(tmp_path, runs.RunStatus(state="running", pid=os.getpid(), step=3, max_steps=10))
+    data = json.loads((tmp_path / runs.STATUS_FILE).read_text())
+    data["world_size"] = 2
+    (tmp_path / runs.STATUS_FILE).write_text(json.dumps(data))
+    status = runs.read_status(tmp_path)
+    assert status is not None and status.step == 3 and status.extra == {"world_size": 2}
+    assert status.effective_state() == "running"
+    assert runs.update_status(tmp_path, state="finished").state == "finished"
+    assert not list(tmp_path.glob(".status.json.*"))  # no temporary files left behind
+
+
+def test_dead_pid_is_lost(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    runs.write_status(tmp_path, runs.RunStatus(state="running", pid=proc.pid))
+    assert runs.read_status(tmp_path).effective_state() == "lost"  # type: ignore[union-attr]
+    assert runs.request_stop(tmp_path) is False
+    assert not (tmp_path / runs.STOP_FILE).exists()
+
+
+def test_unreadable_status_is_none(tmp_path: Path) -> None:
+    assert runs.read_status(tmp_path) is None
+    (tmp_path / runs.STATUS_FILE).write_text('{"state": "runn')
+    assert runs.read_status(tmp_path) is None
+
+
+def test_latest_complete_checkpoint_skips_partial(tmp_path: Path) -> None:
+    _checkpoint(tmp_path, 5, complete=True)
+    _checkpoint(tmp_path, 10, complete=True)
+    _checkpoint(tmp_path, 15, complete=False)  # killed mid-save: no marker
+    assert [runs.checkpoint_step(p) for p in runs.list_checkpoints(tmp_path)] == [5, 10, 15]
+    assert runs.latest_complete_checkpoint(tmp_path) == tmp_path / "checkpoints" / "checkpoint-10"
+    (tmp_path / "checkpoints" / "checkpoint-10" / "adapter_model.safetensors").unlink()
+    assert runs.latest_complete_checkpoint(tmp_path) == tmp_path / "checkpoints" / "checkpoint-5"
+
+
+def test_output_dir_policy(tmp_path: Path) -> None:
+    assert runs.check_output_dir(tmp_path / "new") == "new"
+    (tmp_path / "empty").mkdir()
+    assert runs.check_output_dir(tmp_path / "empty") == "new"
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match=r"--output .*used: directory is not empty.*--overwrite"):
+        runs.check_output_dir(used)
+    assert runs.check_output_dir(used, overwrite=True) == "overwrite"
+    with pytest.raises(UserError, match="no complete checkpoint"):
+        runs.check_output_dir(used, resume=True)
+    _checkpoint(used, 4, complete=True)
+    with pytest.raises(UserError, match="or --resume to continue it"):
+        runs.check_output_dir(used)
+    assert runs.check_output_dir(used, resume=True) == "resume"
+    runs.write_status(used, runs.RunStatus(state="running", pid=os.getpid()))
+    with pytest.raises(UserError, match="a run is in progress there"):
+        runs.check_output_dir(used, overwrite=True)
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    with pytest.raises(UserError, match="not a directory"):
+        runs.check_output_dir(afile)
+
+
+def test_read_metrics_leaves_partial_line(tmp_path: Path) -> None:
+    path = tmp_path / runs.METRICS_FILE
+    path.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.9}\n{"step": 3, "lo')
+    records, offset = runs.read_metrics(tmp_path)
+    assert [r["step"] for r in records] == [1, 2]
+    with open(path, "a") as fh:
+        fh.write('ss": 1.8}\n')
+    more, offset2 = runs.read_metrics(tmp_path, offset)
+    assert more == [{"step": 3, "loss": 1.8}] and offset2 == path.stat().st_size
+
+
+def test_iter_run_dirs_finds_runs_not_checkpoints(tmp_path: Path) -> None:
+    a = tmp_path / "a"
+    runs.write_status(a, runs.RunStatus(state="finished"))
+    _checkpoint(a, 1, complete=True)
+    b = tmp_path / "group" / "b"
+    b.mkdir(parents=True)
+    (b / "adapter_config.json").write_text("{}")
+    (b / "adapter_model.safetensors").write_bytes(b"")
+    (tmp_path / "junk").mkdir()
+    assert sorted(runs.iter_run_dirs(tmp_path)) == [a, b]
+
+
+def test_request_stop_signals_live_run(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True)
+    try:
+        runs.write_status(tmp_path, runs.RunStatus(state="running", pid=proc.pid, pgid=proc.pid))
+        assert runs.request_stop(tmp_path) is True
+        assert (tmp_path / runs.STOP_FILE).exists()
+        assert proc.wait(timeout=10) == -15
+    finally:
+        proc.kill()
