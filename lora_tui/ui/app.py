@@ -1,0 +1,259 @@
+"""The lora-tui App and its one factory, `make_app`, used by `lora-tui` and by the tests alike.
+
+The App owns the wizard state and its collaborators (hardware probe, live GPU query, run launcher, runs root);
+screens are thin views over `lora_tui.core` that read and write `app.state`. Only the first screen is imported
+at start-up; the others are imported when first shown.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from lora_tui.core.paths import output_root
+from lora_tui.core.plan import TrainingPlan
+from lora_tui.errors import UserError
+from lora_tui.ui.state import WizardState, free_run_dir
+
+HardwareProbe = Callable[[], Any]
+"""Returns a `HardwareReport` (the real one: `lora_tui.core.hardware.detect_hardware`)."""
+GpuQuery = Callable[[], tuple[Any, str]]
+"""Returns (gpus, nvml status) for the live refresh (the real one: `lora_tui.core.hardware.query_gpus`)."""
+Launcher = Callable[..., Any]
+"""`launch_run(plan, sources, *, overwrite, resume) -> LaunchedRun(run_dir, pid)`."""
+
+WIZARD: tuple[tuple[str, str], ...] = (
+    ("hardware", "Hardware"),
+    ("data", "Data"),
+    ("task", "Task and model"),
+    ("advisor", "Advisor"),
+    ("review", "Review and launch"),
+)
+"""The wizard's screens in order: (screen name, title)."""
+
+_SCREEN_MODULES = {
+    "hardware": ("lora_tui.ui.screens.hardware", "HardwareScreen"),
+    "data": ("lora_tui.ui.screens.data", "DataScreen"),
+    "task": ("lora_tui.ui.screens.task", "TaskScreen"),
+    "advisor": ("lora_tui.ui.screens.advisor", "AdvisorScreen"),
+    "review": ("lora_tui.ui.screens.review", "ReviewScreen"),
+    "runs": ("lora_tui.ui.screens.runs", "RunsScreen"),
+}
+"""Where each named screen lives; imported on first use so start-up imports only the first one."""
+
+ADAPTERS_MODULE = "lora_tui.ui.screens.adapters"
+"""The adapter manager's screen module (offered only when present)."""
+
+
+def _lazy_screen(name: str) -> Callable[[], Screen[Any]]:
+    module_name, class_name = _SCREEN_MODULES[name]
+
+    def build() -> Screen[Any]:
+        return getattr(importlib.import_module(module_name), class_name)()
+
+    return build
+
+
+def _default_probe() -> Any:
+    from lora_tui.core.hardware import detect_hardware
+
+    return detect_hardware()
+
+
+def _default_gpu_query() -> tuple[Any, str]:
+    from lora_tui.core.hardware import query_gpus
+
+    gpus, status = query_gpus()
+    return tuple(gpus), str(status)
+
+
+def _default_launcher(plan: TrainingPlan, sources: dict[str, str], *, overwrite: bool = False,
+                      resume: bool = False) -> Any:
+    from lora_tui.core.launcher import launch_run
+
+    return launch_run(plan, sources, overwrite=overwrite, resume=resume)
+
+
+class LoraTuiApp(App[None]):
+    """From a GPU and a dataset to a trained LoRA adapter."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "lora-tui"
+    SUB_TITLE = "LoRA fine-tuning, explained"
+    SCREENS = {name: _lazy_screen(name) for name in _SCREEN_MODULES}
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    BINDINGS = [
+        Binding("f1", "help", "Help", tooltip="What r, alpha, dropout, targets, lr and batch mean", id="help"),
+        Binding("ctrl+n", "next", "Next", tooltip="Next wizard step", id="next"),
+        Binding("ctrl+b", "back", "Back", tooltip="Previous wizard step", id="back"),
+        Binding("ctrl+r", "runs", "Runs", tooltip="Runs under the output root", id="runs"),
+        Binding("f2", "toggle_theme", "Theme", show=False, tooltip="Switch dark/light", id="theme"),
+    ]
+
+    def __init__(self, *, hardware_probe: HardwareProbe, gpu_query: GpuQuery, launcher: Launcher,
+                 runs_root: Path, state: WizardState, poll_interval: float = 0.25,
+                 gpu_interval: float = 2.0, start: str = "hardware", open_run: Path | None = None) -> None:
+        super().__init__()
+        self.hardware_probe = hardware_probe
+        """Returns the HardwareReport; run in a worker."""
+        self.gpu_query = gpu_query
+        """Live GPU refresh; run in a worker every `gpu_interval` seconds."""
+        self.launcher = launcher
+        """Starts a `lora-tui train` process for a plan."""
+        self.runs_root = runs_root
+        """Where runs are created and listed."""
+        self.state = state
+        """The wizard's state (one TrainingPlan and what the screens learned)."""
+        self.poll_interval = poll_interval
+        """Seconds between reads of a followed run's files."""
+        self.gpu_interval = gpu_interval
+        """Seconds between live GPU refreshes (0 disables them)."""
+        self.start = start
+        """The first screen: a wizard step name or `runs`."""
+        self.open_run = open_run
+        """A run directory whose monitor opens over the first screen."""
+
+    def on_mount(self) -> None:
+        """Show the first screen (and a run's monitor when one was asked for)."""
+        self.push_screen(self.start)
+        if self.open_run is not None:
+            self.open_monitor(self.open_run)
+
+    # ---- navigation -------------------------------------------------------------------------------------
+
+    def wizard_index(self) -> int | None:
+        """Position of the current screen in the wizard, None outside it."""
+        for i, (name, _title) in enumerate(WIZARD):
+            if self.is_screen_installed(name) and self.get_screen(name) is self.screen:
+                return i
+        return None
+
+    def goto(self, name: str) -> None:
+        """Show a named screen, keeping every other screen (and what was typed there) alive."""
+        if len(self.screen_stack) > 1:
+            self.switch_screen(name)
+        else:
+            self.push_screen(name)
+
+    def action_next(self) -> None:
+        """Go to the next wizard step (the screen may refuse with an inline message)."""
+        index = self.wizard_index()
+        if index is None or index + 1 >= len(WIZARD):
+            return
+        leave = getattr(self.screen, "can_leave", None)
+        if leave is not None and not leave():
+            return
+        self.goto(WIZARD[index + 1][0])
+
+    def action_back(self) -> None:
+        """Go to the previous wizard step (from a monitor or the runs list: back to the review)."""
+        index = self.wizard_index()
+        if index is None:
+            if len(self.screen_stack) > 2:
+                self.pop_screen()
+            else:
+                self.goto("review")
+            return
+        if index > 0:
+            self.goto(WIZARD[index - 1][0])
+
+    def action_runs(self) -> None:
+        """Show the runs found under the output root."""
+        self.goto("runs")
+
+    def action_help(self) -> None:
+        """Open the help on LoRA parameters."""
+        from lora_tui.ui.screens.help import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+    def action_toggle_theme(self) -> None:
+        """Switch between the dark and the light theme."""
+        self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
+
+    def action_adapters(self) -> None:
+        """Open the adapter manager (when this build has it)."""
+        module = importlib.import_module(ADAPTERS_MODULE)
+        screen_cls = module.AdaptersScreen
+        params = inspect.signature(screen_cls).parameters
+        self.push_screen(screen_cls(runs_root=self.runs_root) if "runs_root" in params else screen_cls())
+
+    def open_monitor(self, run_dir: Path) -> None:
+        """Show the monitor for a run directory."""
+        from lora_tui.ui.screens.monitor import MonitorScreen
+
+        self.push_screen(MonitorScreen(Path(run_dir)))
+
+    def review_with(self, changes: dict[str, Any], *, reason: str) -> None:
+        """Make a new run configuration from the current plan with `changes`, and show it on the review."""
+        stem = Path(self.state.plan.output).name.rsplit("-retry", 1)[0] + "-retry"
+        self.state.update("given", **changes)
+        self.state.update("given", output=str(free_run_dir(self.runs_root, stem)))
+        self.notify(reason, title="New run configuration")
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+        self.goto("review")
+
+    # ---- commands and errors ----------------------------------------------------------------------------
+
+    def has_adapters_screen(self) -> bool:
+        """True when the adapter manager's screen module is part of this build."""
+        try:
+            return importlib.util.find_spec(ADAPTERS_MODULE) is not None
+        except ModuleNotFoundError:
+            return False
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """Command palette entries, "Category: Action"."""
+        yield from super().get_system_commands(screen)
+        for name, title in WIZARD:
+            yield SystemCommand(f"Wizard: {title}", f"Go to the {title.lower()} step", lambda n=name: self.goto(n))
+        yield SystemCommand("Runs: Show runs", "Runs under the output root; open one's monitor", self.action_runs)
+        yield SystemCommand("Help: LoRA parameters", "r, alpha, dropout, targets, lr, batch", self.action_help)
+        yield SystemCommand("View: Toggle dark/light", "Switch the theme", self.action_toggle_theme)
+        if self.has_adapters_screen():
+            yield SystemCommand("Adapters: Manage adapters", "List, inspect and try adapters", self.action_adapters)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place worker failures surface: inline on the screen when it can show them, else a toast."""
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        message = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+        show = getattr(self.screen, "show_error", None)
+        if callable(show):
+            show(message)
+        else:
+            self.notify(message, severity="error", timeout=8)
+
+
+def make_app(*, hardware_probe: HardwareProbe | None = None, gpu_query: GpuQuery | None = None,
+             launcher: Launcher | None = None, runs_root: str | Path | None = None,
+             plan: TrainingPlan | None = None, poll_interval: float = 0.25, gpu_interval: float = 2.0,
+             start: str = "hardware", open_run: str | Path | None = None) -> LoraTuiApp:
+    """Build the app with its collaborators; anything not given is the real one."""
+    root = Path(runs_root) if runs_root is not None else output_root()
+    state = WizardState(plan=plan or TrainingPlan())
+    if plan is None:
+        state.plan = TrainingPlan(output=str(free_run_dir(root, "lora-run")))
+        state.sources = {name: "default" for name in TrainingPlan.field_names()}
+    return LoraTuiApp(
+        hardware_probe=hardware_probe or _default_probe,
+        gpu_query=gpu_query or _default_gpu_query,
+        launcher=launcher or _default_launcher,
+        runs_root=root,
+        state=state,
+        poll_interval=poll_interval,
+        gpu_interval=gpu_interval,
+        start=start,
+        open_run=Path(open_run) if open_run is not None else None,
+    )

@@ -1,0 +1,48 @@
+"""Formatting numbers for people: bytes, parameter counts, learning rates, shares."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+GIB = 1024**3
+"""Bytes in a GiB (GPU memory is reported in binary units)."""
+
+
+def fmt_bytes(value: float | None) -> str:
+    """`7.8 GiB`, `512 MiB`, `12 KiB`; `-` when unknown."""
+    if value is None:
+        return "-"
+    for unit, size in (("GiB", GIB), ("MiB", 1024**2), ("KiB", 1024)):
+        if abs(value) >= size:
+            return f"{value / size:.1f} {unit}"
+    return f"{int(value)} B"
+
+
+def fmt_count(value: int | float | None) -> str:
+    """`1,327,104`; `-` when unknown."""
+    return "-" if value is None else f"{int(value):,}"
+
+
+def fmt_value(value: Any) -> str:
+    """A plan value as it is typed in a field: lists comma-joined, floats without noise."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    """A report-like object as a dict (to_dict(), a dataclass, a mapping or attributes)."""
+    if obj is None:
+        return {}
+    if isinstance(obj, dict):
+        return obj
+    if hasattr(obj, "to_dict"):
+        return dict(obj.to_dict())
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    return {k: v for k, v in vars(obj).items() if not k.startswith("_")}

@@ -1,0 +1,169 @@
+"""Step 3, Task and model: the guide's task presets, the base model and the target-module pattern."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.suggester import SuggestFromList
+from textual.widgets import Input, RadioButton, RadioSet, Static
+
+from lora_tui.core.plan import parse_target_modules
+from lora_tui.errors import UserError
+from lora_tui.ui.messages import ModelChecked
+from lora_tui.ui.screens.base import WizardScreen
+from lora_tui.ui.state import TARGET_PATTERNS
+
+PATTERN_NAMES = (*TARGET_PATTERNS, "custom")
+"""The choices of the target-module pattern, in display order."""
+
+
+class TaskScreen(WizardScreen):
+    """Choose what the fine-tune is for, which model, and which modules to adapt."""
+
+    STEP = "task"
+
+    def compose_body(self) -> ComposeResult:
+        """Task radio set with its description; model field and status; pattern radio set."""
+        from lora_tui.core.modules import list_presets
+        from lora_tui.core.tables import guide
+
+        self._tasks = guide().tasks
+        self._patterns = guide().patterns
+        presets = list_presets()
+        with VerticalScroll(id="body"):
+            with Horizontal(id="task-row"):
+                with Vertical(classes="column"):
+                    yield Static("Task", classes="label")
+                    with RadioSet(id="task"):
+                        yield RadioButton("none (data size and hardware only)", value=self.state.plan.task is None,
+                                          name="")
+                        for key, task in self._tasks.items():
+                            yield RadioButton(task.label, value=self.state.plan.task == key, name=key)
+                    yield Static("", id="task-what", classes="explain")
+                with Vertical(classes="column"):
+                    yield Static("Target modules", classes="label")
+                    with RadioSet(id="pattern"):
+                        for key in PATTERN_NAMES:
+                            title = self._patterns[key].title if key in self._patterns else "Custom"
+                            yield RadioButton(title, value=self.state.target_pattern == key, name=key)
+                    yield Input(",".join(self.state.plan.target_modules), id="custom-targets",
+                                placeholder="q_proj,v_proj or all-linear")
+                    yield Static("", id="pattern-why", classes="explain")
+            yield Static("Base model: `demo`, a preset, a hub id or a local directory (Enter to check)",
+                         classes="label")
+            yield Input(self.state.plan.model, id="model",
+                        suggester=SuggestFromList(["demo", *(p.name for p in presets)], case_sensitive=False))
+            yield Static("", id="model-status")
+            yield Static("Presets: " + ", ".join(p.name for p in presets), classes="dim")
+
+    def on_mount(self) -> None:
+        """Describe the current choices and check the model."""
+        super().on_mount()
+        self._describe_task()
+        self._describe_pattern()
+        self.check_model(self.state.plan.model)
+
+    def on_screen_resume(self) -> None:
+        """Reflect a pattern the advisor may have chosen meanwhile."""
+        self._select_pattern(self.state.target_pattern)
+        self.query_one("#custom-targets", Input).value = ",".join(self.state.plan.target_modules)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="model")
+    def check_model(self, model: str) -> None:
+        """Whether the model is on this machine, and its module inventory."""
+        from lora_tui.core.modules import is_available_offline, load_inventory
+
+        available, reason = is_available_offline(model)
+        try:
+            inventory = load_inventory(model)
+        except UserError as exc:
+            inventory, reason = None, str(exc)
+        self.post_message(ModelChecked(model, available, reason, inventory))
+
+    def on_model_checked(self, message: ModelChecked) -> None:
+        """Show availability; keep the model and inventory when it could be loaded."""
+        status = self.query_one("#model-status", Static)
+        if message.inventory is None:
+            status.update(Text(f"✘ {message.reason}", style="bold red"))
+            self.state.inventory = None
+            return
+        inv = message.inventory
+        self.state.inventory = inv
+        if message.model != self.state.plan.model:
+            self.state.update("given", model=message.model)
+        text = Text()
+        text.append("✔ available offline" if message.available else "… not on this machine yet",
+                    style="bold green" if message.available else "bold yellow")
+        text.append(f"  {message.reason}\n", style="dim")
+        text.append(f"{inv.model_type}: {inv.num_layers} layers, hidden {inv.hidden_size}, "
+                    f"{inv.total_params:,} parameters")
+        status.update(text)
+
+    @on(Input.Submitted, "#model")
+    def _model_submitted(self, event: Input.Submitted) -> None:
+        model = event.value.strip()
+        if not model:
+            self.show_error("Model: type `demo`, a preset name, a hub id or a local directory")
+            return
+        self.clear_error()
+        self.query_one("#model-status", Static).update(Text(f"Checking {model}…", style="dim"))
+        self.check_model(model)
+
+    @on(RadioSet.Changed, "#task")
+    def _task_changed(self, event: RadioSet.Changed) -> None:
+        key = event.pressed.name or None
+        if key != self.state.plan.task:
+            self.state.update("given", task=key)
+        self._describe_task()
+
+    @on(RadioSet.Changed, "#pattern")
+    def _pattern_changed(self, event: RadioSet.Changed) -> None:
+        key = event.pressed.name or "custom"
+        self.state.target_pattern = key
+        if key in TARGET_PATTERNS:
+            modules = list(self._patterns[key].modules if key in self._patterns else TARGET_PATTERNS[key])
+            self.query_one("#custom-targets", Input).value = ",".join(modules)
+            if modules != self.state.plan.target_modules:
+                self.state.update("given", target_modules=modules)
+        self._describe_pattern()
+
+    @on(Input.Submitted, "#custom-targets")
+    def _targets_submitted(self, event: Input.Submitted) -> None:
+        try:
+            modules = parse_target_modules(event.value)
+            self.state.update("given", target_modules=modules)
+        except UserError as exc:
+            self.show_error(f"Target modules: {exc}")
+            return
+        self.clear_error()
+        from lora_tui.ui.state import pattern_of
+
+        self.state.target_pattern = pattern_of(modules)
+        self._select_pattern(self.state.target_pattern)
+        self._describe_pattern()
+
+    def _select_pattern(self, key: str) -> None:
+        for button in self.query("#pattern RadioButton").results(RadioButton):
+            if button.name == key and not button.value:
+                button.value = True
+
+    def _describe_task(self) -> None:
+        task = self._tasks.get(self.state.plan.task or "")
+        text = f"{task.what}\n{task.why}" if task else "No task preset: settings follow the data size and hardware."
+        self.query_one("#task-what", Static).update(text)
+
+    def _describe_pattern(self) -> None:
+        key = self.state.target_pattern
+        pattern = self._patterns.get(key)
+        why = pattern.why if pattern else "Your own list (Enter to apply): names are matched as PEFT does."
+        self.query_one("#pattern-why", Static).update(why)
+        self.query_one("#custom-targets", Input).disabled = key != "custom"
+
+    def can_leave(self) -> bool:
+        """Go on only with a model whose inventory is loaded (the advisor's math needs it)."""
+        if self.state.inventory is None:
+            self.show_error("Model: no module inventory yet; type a model and press Enter")
+            return False
+        return True

@@ -1,0 +1,79 @@
+"""Fixed hardware reports and a launcher running the fake trainer, for deterministic UI tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lora_tui.core import runs
+from lora_tui.core.hardware import GpuInfo, HardwareReport
+from lora_tui.core.plan import TrainingPlan
+
+GIB = 1024**3
+ROOT = Path(__file__).resolve().parents[2]
+FAKE_TRAINER = ROOT / "tests" / "fakes" / "fake_trainer.py"
+
+
+def hardware(gpu_gib: int | None) -> HardwareReport:
+    """A CPU-only machine (None) or one with a single GPU of `gpu_gib` GiB, all figures fixed."""
+    gpus: tuple[GpuInfo, ...] = ()
+    if gpu_gib is not None:
+        total = gpu_gib * GIB
+        name = {8: "NVIDIA GeForce RTX 4060", 24: "NVIDIA GeForce RTX 4090"}.get(gpu_gib, f"GPU {gpu_gib} GB")
+        gpus = (GpuInfo(index=0, name=name, total_bytes=total, free_bytes=total - GIB // 2,
+                        used_bytes=GIB // 2, compute_capability=(8, 9), utilization_pct=3),)
+    return HardwareReport(
+        backend="cuda" if gpus else "cpu", gpus=gpus, driver_version="550.54" if gpus else None,
+        cuda_driver_version="12.4" if gpus else None, nvml_status="ok" if gpus else "no NVIDIA driver",
+        mps_available=False, cpu_name="Test CPU", cpu_cores=8, ram_total_bytes=32 * GIB,
+        ram_available_bytes=24 * GIB,
+    )
+
+
+def probe(gpu_gib: int | None) -> Any:
+    """A hardware probe returning `hardware(gpu_gib)`."""
+    report = hardware(gpu_gib)
+    return lambda: report
+
+
+def gpu_query(gpu_gib: int | None) -> Any:
+    """A live GPU query returning the fixed GPUs."""
+    report = hardware(gpu_gib)
+    return lambda: (report.gpus, report.nvml_status)
+
+
+@dataclass
+class Launched:
+    """What the fake launcher returns (the LaunchedRun shape: run_dir, pid)."""
+
+    run_dir: Path
+    pid: int
+
+
+class FakeLauncher:
+    """Starts tests/fakes/fake_trainer.py in the plan's output directory; remembers every call."""
+
+    def __init__(self, *extra: str) -> None:
+        self.extra = list(extra)
+        self.calls: list[tuple[TrainingPlan, dict[str, str], bool, bool]] = []
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def __call__(self, plan: TrainingPlan, sources: dict[str, str], *, overwrite: bool = False,
+                 resume: bool = False) -> Launched:
+        runs.check_output_dir(plan.output, resume=resume, overwrite=overwrite)
+        self.calls.append((plan, dict(sources), overwrite, resume))
+        run_dir = Path(plan.output)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / runs.RUN_FILE).write_text(plan.to_toml(sources), encoding="utf-8")
+        proc = subprocess.Popen([sys.executable, str(FAKE_TRAINER), str(run_dir), *self.extra],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs.append(proc)
+        return Launched(run_dir, proc.pid)
+
+    def wait(self, timeout: float = 20) -> None:
+        """Wait for every started process."""
+        for proc in self.procs:
+            proc.wait(timeout)
