@@ -1,0 +1,167 @@
+"""Merge an adapter into its base (`merge_and_unload`) and save a model that transformers loads on its own.
+
+The memory the merge needs is estimated first (`merge_plan`), and the device chosen so that it fits. The model
+is written into a hidden temporary sibling of the output directory and renamed into place at the end, so an
+interrupted merge never leaves a directory that looks like a finished model.
+
+Heavy: imports torch, transformers and peft. Import this module lazily.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from lora_tui.adapters.merge_plan import DTYPE_BYTES, MergePlan, plan_merge
+from lora_tui.adapters.session import TORCH_DTYPES, _has_tokenizer, resolve_base
+from lora_tui.core import adapters as core_adapters
+from lora_tui.errors import UserError
+
+MERGE_INFO_FILE = "lora_tui_merge.json"
+"""Written into the merged model: which adapter and base it came from, the dtype and the device."""
+
+Progress = Callable[[str, float], None]
+"""Called with (stage description, fraction done in [0, 1])."""
+
+
+@dataclass
+class MergeResult:
+    """What a finished merge produced."""
+
+    output: str
+    """The merged model directory."""
+    base: str
+    """The base model directory it was merged into."""
+    plan: MergePlan
+    """The memory plan the merge ran under."""
+    seconds: float
+    """Wall time of the merge, loading and saving included."""
+    files: list[tuple[str, int]]
+    """(name, bytes) of the files written."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict."""
+        data = asdict(self)
+        data["plan"] = self.plan.to_dict()
+        return data
+
+
+def _gpu_free() -> int | None:
+    if not torch.cuda.is_available():
+        return None
+    free, _total = torch.cuda.mem_get_info()
+    return int(free)
+
+
+def _ram_available() -> int | None:
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return int(psutil.virtual_memory().available)
+
+
+def make_plan(adapter: str | Path, *, base: str | None = None, dtype: str = "bf16",
+              device: str = "auto") -> tuple[Path, MergePlan]:
+    """(base directory, memory plan) for merging `adapter`, from the safetensors headers (nothing loaded)."""
+    if dtype not in DTYPE_BYTES:
+        raise UserError(f"--dtype {dtype}: choose one of {', '.join(DTYPE_BYTES)}")
+    base_dir = resolve_base(adapter, base)
+    weight_files = sorted(base_dir.glob("*.safetensors"))
+    if not weight_files:
+        raise UserError(f"base model {base_dir}: no .safetensors weights found; save it with safe_serialization")
+    base_params, largest = core_adapters.safetensors_param_stats(weight_files)
+    adapter_params, _ = core_adapters.safetensors_param_stats([Path(adapter) / core_adapters.WEIGHTS_FILE])
+    plan = plan_merge(base_params=base_params, largest_weight_params=largest, adapter_params=adapter_params,
+                      dtype=dtype, device=device, gpu_free_bytes=_gpu_free(),
+                      ram_available_bytes=_ram_available())
+    return base_dir, plan
+
+
+def check_merge_output(output: Path, *, adapter: Path, base_dir: Path, overwrite: bool) -> None:
+    """Refuse an output that exists and is not empty (unless `overwrite`), or that is the adapter or base."""
+    resolved = output.resolve()
+    if resolved in (adapter.resolve(), base_dir.resolve()):
+        raise UserError(f"--output {output}: is the adapter or the base model itself; choose a new directory")
+    if output.exists() and not output.is_dir():
+        raise UserError(f"--output {output}: exists and is not a directory")
+    if output.is_dir() and any(output.iterdir()) and not overwrite:
+        raise UserError(f"--output {output}: directory is not empty; choose a new directory or pass --overwrite")
+
+
+def merge_adapter(
+    adapter: str | Path,
+    output: str | Path,
+    *,
+    base: str | None = None,
+    dtype: str = "bf16",
+    device: str = "auto",
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> MergeResult:
+    """Merge `adapter` into its base and save model + tokenizer to `output` (atomically renamed into place)."""
+    started = time.monotonic()
+    report = progress or (lambda _stage, _fraction: None)
+    a, out = Path(adapter), Path(output)
+    core_adapters.read_adapter_config(a)
+    core_adapters.read_safetensors_header(a / core_adapters.WEIGHTS_FILE)
+    base_dir, plan = make_plan(a, base=base, dtype=dtype, device=device)
+    check_merge_output(out, adapter=a, base_dir=base_dir, overwrite=overwrite)
+    report("; ".join(plan.lines()), 0.05)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.merging-{os.getpid()}-{time.time_ns()}"
+    tmp.mkdir()
+    try:
+        _merge_into(a, base_dir, tmp, plan, report)
+        report("moving the merged model into place", 0.95)
+        _replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    report("done", 1.0)
+    files = sorted((f.name, f.stat().st_size) for f in out.iterdir() if f.is_file())
+    return MergeResult(str(out), str(base_dir), plan, time.monotonic() - started, files)
+
+
+def _merge_into(adapter: Path, base_dir: Path, tmp: Path, plan: MergePlan, report: Progress) -> None:
+    report(f"loading base {base_dir.name} ({plan.dtype}) on {plan.device}", 0.1)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=TORCH_DTYPES[plan.dtype]).to(plan.device)
+    report(f"loading adapter {adapter.name}", 0.35)
+    try:
+        peft_model = PeftModel.from_pretrained(model, adapter, is_trainable=False)
+    except RuntimeError as exc:
+        if "size mismatch" in str(exc):
+            raise UserError(f"adapter {adapter}: made for a different architecture than base {base_dir}; "
+                            "merge it with the base it was trained on (--base)") from None
+        raise
+    report("merging: W <- W + scaling x B @ A for every adapted module", 0.5)
+    merged = peft_model.merge_and_unload()
+    report(f"saving the merged model to {tmp.name}", 0.7)
+    merged.save_pretrained(tmp, safe_serialization=True)
+    tokenizer_dir = adapter if _has_tokenizer(adapter) else base_dir
+    if _has_tokenizer(tokenizer_dir):
+        AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(tmp)
+    info = {"adapter": str(adapter.resolve()), "base": str(base_dir), "dtype": plan.dtype, "device": plan.device,
+            "tokenizer_from": str(tokenizer_dir), "plan": plan.to_dict(), "time": time.time()}
+    (tmp / MERGE_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+
+def _replace_dir(tmp: Path, out: Path) -> None:
+    """Rename `tmp` to `out`; an existing `out` (overwrite) is moved aside first and deleted after."""
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.replaced-{time.time_ns()}"
+        out.rename(old)
+    tmp.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

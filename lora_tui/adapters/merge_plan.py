@@ -1,0 +1,133 @@
+"""How much memory a merge needs, and on which device to run it. Light: pure arithmetic, no torch.
+
+A merge (`merge_and_unload`) holds the base weights in the chosen dtype, the adapter's A and B matrices (PEFT
+keeps them in fp32), and while it folds one module it materialises that module's delta B @ A in fp32 and a
+cast copy of the weight. On a GPU the CUDA context and allocator fragmentation come on top (about 0.5 GB plus
+5-10%, see /work/shared/MEMORY.md "O, overhead").
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from lora_tui.errors import UserError
+
+DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
+"""Bytes per parameter of each merge dtype."""
+DEVICES = ("auto", "cpu", "cuda")
+"""Allowed values of `--device`."""
+CUDA_CONTEXT_BYTES = 512 * 1024**2
+"""CUDA context and allocator reserve: the low end of the 0.5-1 GB measured overhead."""
+FRAGMENTATION = 0.05
+"""Share of the weights added for allocator fragmentation and temporaries."""
+
+
+@dataclass
+class MergePlan:
+    """The merge's memory need and the device chosen for it."""
+
+    device: str
+    """`cpu` or `cuda`: where the merge runs."""
+    dtype: str
+    """bf16, fp16 or fp32: the dtype of the merged weights."""
+    weights_bytes: int
+    """Base weights in `dtype`."""
+    adapter_bytes: int
+    """The adapter's A and B matrices in fp32."""
+    working_bytes: int
+    """Largest module's fp32 delta and cast copy, plus fragmentation (and the CUDA context on a GPU)."""
+    available_bytes: int | None
+    """Free memory on the chosen device when known (GPU free VRAM or available RAM)."""
+    reason: str
+    """One line saying why this device was chosen."""
+
+    def __post_init__(self) -> None:
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError("`device` must be cpu or cuda")
+        if self.dtype not in DTYPE_BYTES:
+            raise ValueError(f"`dtype` must be one of {', '.join(DTYPE_BYTES)}")
+
+    @property
+    def total_bytes(self) -> int:
+        """Peak memory the merge needs on `device`."""
+        return self.weights_bytes + self.adapter_bytes + self.working_bytes
+
+    @property
+    def fits(self) -> bool | None:
+        """Whether the need fits the free memory (None when the free memory is unknown)."""
+        return None if self.available_bytes is None else self.total_bytes <= self.available_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict with the total."""
+        return {**asdict(self), "total_bytes": self.total_bytes, "fits": self.fits}
+
+    def lines(self) -> list[str]:
+        """Human-readable breakdown, one part a line."""
+        out = [
+            f"base weights ({self.dtype}): {gib(self.weights_bytes)}",
+            f"adapter (fp32): {gib(self.adapter_bytes)}",
+            f"working memory: {gib(self.working_bytes)}",
+            f"total: {gib(self.total_bytes)} on {self.device}"
+            + (f" ({gib(self.available_bytes)} free)" if self.available_bytes is not None else ""),
+            self.reason,
+        ]
+        return out
+
+
+def gib(n: int) -> str:
+    """Bytes as GiB (or MiB below one GiB), for messages."""
+    return f"{n / 1024**3:.2f} GiB" if n >= 1024**3 else f"{n / 1024**2:.1f} MiB"
+
+
+def _need(base_params: int, largest: int, adapter_params: int, dtype: str, cuda: bool) -> tuple[int, ...]:
+    weights = base_params * DTYPE_BYTES[dtype]
+    adapter = adapter_params * 4
+    working = largest * (4 + DTYPE_BYTES[dtype]) + int(weights * FRAGMENTATION)
+    return weights, adapter, working + (CUDA_CONTEXT_BYTES if cuda else 0)
+
+
+def plan_merge(
+    *,
+    base_params: int,
+    largest_weight_params: int,
+    adapter_params: int,
+    dtype: str = "bf16",
+    device: str = "auto",
+    gpu_free_bytes: int | None = None,
+    ram_available_bytes: int | None = None,
+) -> MergePlan:
+    """Choose the merge device: the GPU when asked (or on auto when it fits), else the CPU; say why.
+
+    UserError for `--device cuda` without a GPU or with too little free memory, and when the CPU is chosen
+    but the available RAM is known to be too small.
+    """
+    if dtype not in DTYPE_BYTES:
+        raise UserError(f"--dtype {dtype}: choose one of {', '.join(DTYPE_BYTES)}")
+    if device not in DEVICES:
+        raise UserError(f"--device {device}: choose one of {', '.join(DEVICES)}")
+    g_w, g_a, g_k = _need(base_params, largest_weight_params, adapter_params, dtype, cuda=True)
+    gpu_need = g_w + g_a + g_k
+    if device in ("cuda", "auto") and gpu_free_bytes is not None and gpu_need <= gpu_free_bytes:
+        why = "requested" if device == "cuda" else "it fits"
+        return MergePlan("cuda", dtype, g_w, g_a, g_k, gpu_free_bytes,
+                         f"merging on the GPU ({why}: needs {gib(gpu_need)}, {gib(gpu_free_bytes)} free)")
+    if device == "cuda":
+        if gpu_free_bytes is None:
+            raise UserError("--device cuda: no CUDA GPU is available; use --device cpu (or auto)")
+        raise UserError(f"--device cuda: the merge needs {gib(gpu_need)}, the GPU has "
+                        f"{gib(gpu_free_bytes)} free; use --device cpu (or auto), or free GPU memory")
+    c_w, c_a, c_k = _need(base_params, largest_weight_params, adapter_params, dtype, cuda=False)
+    if device == "cpu":
+        reason = "merging on the CPU (requested)"
+    elif gpu_free_bytes is None:
+        reason = "merging on the CPU (no CUDA GPU)"
+    else:
+        reason = (f"merging on the CPU: the GPU has {gib(gpu_free_bytes)} free but the merge needs "
+                  f"{gib(gpu_need)}")
+    plan = MergePlan("cpu", dtype, c_w, c_a, c_k, ram_available_bytes, reason)
+    if plan.fits is False:
+        raise UserError(f"merge needs {gib(plan.total_bytes)} of RAM, "
+                        f"{gib(ram_available_bytes or 0)} is available: close other programs "
+                        "or use a machine with more memory")
+    return plan
