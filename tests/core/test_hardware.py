@@ -281,3 +281,45 @@ def test_detect_hardware_imports_no_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) is False
+
+
+def test_mps_backend_when_no_nvidia_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hardware, "mps_available", lambda: True)
+    report = detect_hardware(nvml=FakeNvml(init_error=pynvml.NVMLError_LibraryNotFound), env=NO_ENV)
+    assert report.backend == "mps" and report.mps_available is True
+    assert report.usable_vram_bytes is None and report.resource_tier is None
+    assert "Apple GPU (MPS)" in report.notes[0] and "--vram-gb" in report.notes[0]
+
+
+def test_mps_is_not_probed_when_cuda_works(monkeypatch: pytest.MonkeyPatch) -> None:
+    def must_not_run() -> bool:
+        raise AssertionError("MPS probed on the CUDA path")
+
+    monkeypatch.setattr(hardware, "mps_available", must_not_run)
+    report = detect_hardware(nvml=FakeNvml([FakeGpu("NVIDIA A10", A10_24GB)]), env=NO_ENV)
+    assert report.backend == "cuda" and report.mps_available is False
+
+
+@pytest.mark.parametrize(
+    ("system", "machine", "torch_found"),
+    [("Linux", "x86_64", True), ("Darwin", "x86_64", True), ("Darwin", "arm64", False)],
+)
+def test_mps_check_decides_without_torch(
+    monkeypatch: pytest.MonkeyPatch, system: str, machine: str, torch_found: bool
+) -> None:
+    from lora_tui.core import host
+
+    monkeypatch.setattr(host.platform, "system", lambda: system)
+    monkeypatch.setattr(host.platform, "machine", lambda: machine)
+    monkeypatch.setattr(host.importlib.util, "find_spec", lambda name: object() if torch_found else None)
+    assert host.mps_available() is False
+
+
+def test_container_memory_limit_lowers_ram(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lora_tui.core import host
+
+    real_total, _ = host.ram_bytes()
+    limit = real_total // 2
+    monkeypatch.setattr(host, "cgroup_memory_limit", lambda: limit)
+    total, available = host.ram_bytes()
+    assert total == limit and 0 < available <= limit
