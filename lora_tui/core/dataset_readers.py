@@ -116,7 +116,7 @@ def _decode_line(raw: bytes, line_no: int) -> tuple[str | None, str | None]:
         return raw.decode("utf-8"), None
     except UnicodeDecodeError as exc:
         bad = raw[exc.start : exc.start + 1].hex()
-        col = exc.start + 1
+        col = len(raw[: exc.start].decode("utf-8")) + 1  # characters, not bytes
         return None, f"undecodable bytes: byte 0x{bad} at column {col} is not UTF-8; save the file as UTF-8"
 
 
@@ -137,7 +137,7 @@ def _read_jsonl(path: Path) -> Iterator[RawRecord]:
             if not text.strip():
                 continue
             try:
-                yield RawRecord(line_no, None, json.loads(text))
+                yield RawRecord(line_no, None, json.loads(text.rstrip("\r\n")))
             except json.JSONDecodeError as exc:
                 yield RawRecord(line_no, None, problem=f"invalid JSON: {exc.msg} (column {exc.colno})")
 
@@ -158,7 +158,7 @@ def _read_json(path: Path, size: int, notes: list[str]) -> Iterator[RawRecord]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        col = len(data[data.rfind(b"\n", 0, exc.start) + 1 : exc.start].decode("utf-8", "replace")) + 1
         bad = data[exc.start : exc.start + 1].hex()
         yield RawRecord(line, None, problem=f"undecodable bytes: byte 0x{bad} at column {col} is not UTF-8; "
                         "save the file as UTF-8")

@@ -71,8 +71,11 @@ def normalise(record: Any, shape: str) -> dict[str, Any]:
         raise RecordError(f"record is {_kind(record)}, expected a JSON object")
     found = classify(record)
     if found != shape:
-        looks = f"looks like `{found}`" if found else "has none of its fields"
-        raise RecordError(f"record {looks} but the file uses `{shape}` ({SHAPES[shape]})")
+        if found is None:
+            keys = ", ".join(sorted(map(str, record))) or "none"
+            raise RecordError(f"record matches no known shape (its fields: {keys}); the file uses `{shape}` "
+                              f"({SHAPES[shape]})")
+        raise RecordError(f"record looks like `{found}` but the file uses `{shape}` ({SHAPES[shape]})")
     return _NORMALISERS[shape](record)
 
 

@@ -1,0 +1,399 @@
+"""core.dataset: every format x shape, every kind of problem with its exact location, counts, tiers, tokens."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from data.dataset_files import RECORDS, write_arrow_dir, write_format, write_jsonl, write_parquet
+
+from lora_tui.core import dataset_readers
+from lora_tui.core.dataset import (
+    DatasetIssue,
+    inspect_dataset,
+    iter_examples,
+    sample_dataset_path,
+    size_tier,
+)
+from lora_tui.core.paths import SAMPLE_DATA_PATH
+from lora_tui.errors import UserError
+
+FORMATS = ["jsonl", "ndjson", "json", "json_object", "csv", "tsv", "parquet", "arrow"]
+FORMAT_NAMES = {"ndjson": "jsonl", "json_object": "json"}
+
+
+@pytest.mark.parametrize("shape", sorted(RECORDS))
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_valid_file_every_format_and_shape(tmp_path: Path, fmt: str, shape: str) -> None:
+    path = write_format(fmt, tmp_path, RECORDS[shape])
+    report = inspect_dataset(path)
+    assert report.issues == () and report.ok
+    assert (report.file_format, report.shape, report.examples) == (FORMAT_NAMES.get(fmt, fmt), shape, 3)
+    assert report.size_tier == "small"
+    assert report.bytes == sum(f.stat().st_size for f in [path, *path.rglob("*")] if f.is_file())
+    examples = list(iter_examples(path))
+    assert len(examples) == 3
+    if fmt == "json_object":
+        assert "records read from the top-level field 'data'" in report.notes
+
+
+NORMALISED = {
+    "messages": {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]},
+    "sharegpt": {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]},
+    "alpaca": {"messages": [{"role": "user", "content": "Add the numbers.\n\n2 and 3"},
+                            {"role": "assistant", "content": "5"}]},
+    "prompt_completion": {"prompt": "The sky is", "completion": " blue."},
+    "text": {"text": "One line of text."},
+}
+
+
+@pytest.mark.parametrize("shape", sorted(NORMALISED))
+def test_iter_examples_normalises_each_shape(tmp_path: Path, shape: str) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", RECORDS[shape])
+    location, first = next(iter_examples(path))
+    assert location == f"{path}:1"
+    assert first == NORMALISED[shape]
+
+
+def test_iter_examples_locations_for_rows_and_alpaca_without_input(tmp_path: Path) -> None:
+    path = write_parquet(tmp_path / "d.parquet", [{"instruction": "Hi", "output": "Hello"}] * 2)
+    assert list(iter_examples(path)) == [
+        (f"{path}:row {n}", {"messages": [{"role": "user", "content": "Hi"},
+                                          {"role": "assistant", "content": "Hello"}]})
+        for n in (1, 2)
+    ]
+
+
+def test_iter_examples_stops_at_first_problem(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", [RECORDS["text"][0], {"text": None}, {"text": 3}])
+    it = iter_examples(path)
+    assert next(it)[0] == f"{path}:1"
+    with pytest.raises(UserError, match=r"d\.jsonl:2: null content: `text` is null"):
+        next(it)
+
+
+def test_bom_crlf_and_blank_lines_are_fine(tmp_path: Path) -> None:
+    lines = [json.dumps(r) for r in RECORDS["text"]]
+    body = "\ufeff" + lines[0] + "\r\n\r\n   \r\n" + lines[1] + "\r\n\n" + lines[2]
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(body.encode("utf-8"))
+    report = inspect_dataset(path)
+    assert (report.examples, report.issue_count) == (3, 0)
+    assert [loc for loc, _ in iter_examples(path)] == [f"{path}:1", f"{path}:4", f"{path}:6"]
+
+
+def test_csv_with_bom_crlf_blank_lines_and_multiline_cell(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_bytes('\ufeffprompt,completion\r\n"a\r\nb",c\r\n\r\nd,e\r\n'.encode())
+    assert [loc for loc, _ in iter_examples(path)] == [f"{path}:2", f"{path}:5"]
+    assert inspect_dataset(path).examples == 2
+
+
+MSG_OK = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+
+JSONL_ERRORS: list[tuple[str, str]] = [
+    ('{"messages": [{"role": "user", "content": "q"}', "invalid JSON: Expecting ',' delimiter (column 47)"),
+    ('{"messages": [{"role": "bot", "content": "q"}, {"role": "assistant", "content": "a"}]}',
+     "unknown role 'bot' in messages[0]; allowed roles: system, user, assistant, tool"),
+    ('{"messages": [{"role": "user"}, {"role": "assistant", "content": "a"}]}',
+     "missing field `content` in messages[0]"),
+    ('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": null}]}',
+     "null content: `content` in messages[1] is null"),
+    ('{"messages": []}', "empty conversation: `messages` has no turns"),
+    ('{"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}]}',
+     "no assistant turn to learn from in `messages` (roles present: system, user)"),
+    ('{"instruction": "i", "output": "o"}',
+     "record looks like `alpaca` but the file uses `messages` (`messages`: a list of {role, content} turns)"),
+    ('{"question": "q"}', "record matches no known shape (its fields: question); the file uses `messages` "
+     "(`messages`: a list of {role, content} turns)"),
+    ("[1, 2]", "record is a list, expected a JSON object"),
+    ('"just a string"', "record is a string, expected a JSON object"),
+    ('{"messages": "hello"}', "`messages` must be a list of turns, got a string"),
+    ('{"messages": [{"role": "user", "content": 5}, {"role": "assistant", "content": "a"}]}',
+     "`content` in messages[0] must be a string, got a number"),
+]
+
+
+@pytest.mark.parametrize(("bad_line", "message"), JSONL_ERRORS)
+def test_each_record_error_names_line_and_problem(tmp_path: Path, bad_line: str, message: str) -> None:
+    path = tmp_path / "data.jsonl"
+    path.write_text(json.dumps(MSG_OK) + "\n" + json.dumps(MSG_OK) + "\n" + bad_line + "\n" + json.dumps(MSG_OK))
+    report = inspect_dataset(path)
+    assert [str(i) for i in report.issues] == [f"{path}:3: {message}"]
+    assert (report.shape, report.examples, report.issue_count, report.ok) == ("messages", 3, 1, False)
+
+
+SHAPE_ERRORS: list[tuple[str, list[Any], str]] = [
+    ("sharegpt", [{"conversations": [{"from": "robot", "value": "x"}]}],
+     "unknown role 'robot' (`from`) in conversations[0]; allowed: system, human, user, gpt, assistant, tool"),
+    ("sharegpt", [{"conversations": [{"from": "human", "value": "x"}]}],
+     "no assistant turn to learn from in `conversations` (roles present: user)"),
+    ("alpaca", [{"instruction": "i"}], "missing field `output`"),
+    ("alpaca", [{"instruction": "i", "output": None}], "null content: `output` is null"),
+    ("alpaca", [{"instruction": "i", "input": 3, "output": "o"}], "`input` must be a string (or empty), got a number"),
+    ("prompt_completion", [{"prompt": "p"}], "missing field `completion`"),
+    ("text", [{"text": ""}], "empty `text`: nothing to learn from"),
+]
+
+
+@pytest.mark.parametrize(("shape", "bad", "message"), SHAPE_ERRORS)
+def test_shape_specific_errors(tmp_path: Path, shape: str, bad: list[Any], message: str) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", [*RECORDS[shape], *bad])
+    report = inspect_dataset(path)
+    assert report.shape == shape
+    assert [str(i) for i in report.issues] == [f"{path}:4: {message}"]
+
+
+def test_shape_is_the_majority_of_the_first_records(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", [RECORDS["alpaca"][0], *RECORDS["messages"], *RECORDS["messages"]])
+    report = inspect_dataset(path)
+    assert report.shape == "messages" and report.examples == 6
+    assert [str(i) for i in report.issues] == [
+        f"{path}:1: record looks like `alpaca` but the file uses `messages` "
+        "(`messages`: a list of {role, content} turns)"
+    ]
+
+
+def test_no_recognisable_record_reports_every_line(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", [{"a": 1}, {"b": 2}])
+    report = inspect_dataset(path)
+    assert report.shape is None and report.size_tier is None and report.examples == 0
+    assert str(report.issues[1]) == (
+        f"{path}:2: record matches no known shape (messages, conversations, instruction/output, "
+        "prompt/completion, text); its fields: b"
+    )
+
+
+FILE_PROBLEMS: list[tuple[str, bytes, str]] = [
+    ("d.jsonl", b"\x00\x01\x02binary\x00", "not a text file: binary data (NUL bytes) near the start; expected UTF-8 "
+     "text"),
+    ("d.jsonl", b"\x1f\x8b\x08\x00rest", "not a text file: it is gzip-compressed; decompress it first"),
+    ("d.jsonl", "{}".encode("utf-16"), "not UTF-8: the file is UTF-16 encoded; save it as UTF-8"),
+    ("d.csv", b"PAR1\x00\x00", "not a text file: it looks like a Parquet file; give it a .parquet extension"),
+    ("d.json", b"\x00\x00\x00", "not a text file: binary data (NUL bytes) near the start; expected UTF-8 text"),
+    ("d.jsonl", b"", "no examples: the file holds no records"),
+    ("d.jsonl", b"\n\r\n  \n", "no examples: the file holds no records"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "message"), FILE_PROBLEMS)
+def test_whole_file_problems(tmp_path: Path, name: str, content: bytes, message: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    report = inspect_dataset(path)
+    assert [str(i) for i in report.issues] == [f"{path}: {message}"]
+    assert report.examples == 0 and not report.ok
+
+
+def test_undecodable_bytes_name_the_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(json.dumps(MSG_OK).encode() + '\n{"text": "日本caf'.encode() + b'\xe9"}\n'
+                     + json.dumps(MSG_OK).encode())
+    report = inspect_dataset(path)
+    assert [str(i) for i in report.issues] == [
+        f"{path}:2: undecodable bytes: byte 0xe9 at column 16 is not UTF-8; save the file as UTF-8"
+    ]
+    assert report.examples == 2
+
+
+def test_json_array_errors_and_lines(tmp_path: Path) -> None:
+    path = tmp_path / "d.json"
+    path.write_text('[\n  {"text": "a"},\n  {"text": null},\n  {"text": "b"}\n]')
+    assert [str(i) for i in inspect_dataset(path).issues] == [f"{path}:3: null content: `text` is null"]
+    path.write_text('[\n  {"text": "a"},\n  {"text": "b",}\n]')
+    report = inspect_dataset(path)
+    assert [str(i) for i in report.issues] == [
+        f"{path}:3: invalid JSON: Expecting property name enclosed in double quotes (column 16)"
+    ]
+    assert report.examples == 1
+    path.write_text('{"a": [], "b": []}')
+    assert "list fields found: a, b" in str(inspect_dataset(path).issues[0])
+    path.write_bytes(b'[{"text": "ok"},\n{"text": "\xff"}]')
+    assert str(inspect_dataset(path).issues[0]) == (
+        f"{path}:2: undecodable bytes: byte 0xff at column 11 is not UTF-8; save the file as UTF-8"
+    )
+
+
+def test_large_json_array_is_refused_with_advice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_jsonl(tmp_path / "d.json", [])
+    path.write_text(json.dumps(RECORDS["text"] * 100))
+    monkeypatch.setattr(dataset_readers, "MAX_JSON_BYTES", 1000)
+    with pytest.raises(UserError, match="too large to read as one document .* convert it to JSONL"):
+        inspect_dataset(path)
+
+
+def test_csv_errors_use_physical_lines(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_bytes(b'instruction,input,output\n"multi\nline",,ok\na,b\nx,y,z,extra\nq,,"caf\xe9"\n')
+    report = inspect_dataset(path)
+    assert [str(i) for i in report.issues] == [
+        f"{path}:4: missing field `output`",
+        f"{path}:5: row has 4 cells but the header has 3 columns",
+        f"{path}:6: undecodable bytes: byte 0xe9 at column 8 is not UTF-8; save the file as UTF-8",
+    ]
+    assert report.examples == 1
+
+
+def test_parquet_and_arrow_errors_use_rows(tmp_path: Path) -> None:
+    rows = [{"prompt": "p", "completion": "c"}] * 11 + [{"prompt": "p", "completion": None}]
+    pq_path = write_parquet(tmp_path / "data.parquet", rows, row_group_size=5)
+    assert [str(i) for i in inspect_dataset(pq_path).issues] == [
+        f"{pq_path}:row 12: null content: `completion` is null"
+    ]
+    arrow = write_arrow_dir(tmp_path / "saved", rows, shards=3)
+    report = inspect_dataset(arrow)
+    assert [str(i) for i in report.issues] == [f"{arrow}:row 12: null content: `completion` is null"]
+    assert (report.file_format, report.examples) == ("arrow", 11)
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"not parquet at all")
+    assert str(inspect_dataset(bad).issues[0]).startswith(f"{bad}: not a readable Parquet file:")
+
+
+def test_exact_counts_and_issue_cap(tmp_path: Path) -> None:
+    records: list[Any] = [MSG_OK] * 1234
+    for i in (10, 500, 501, 900, 1200):
+        records[i] = {"messages": []}
+    path = write_jsonl(tmp_path / "d.jsonl", records)
+    report = inspect_dataset(path, max_issues=2)
+    assert (report.examples, report.issue_count, len(report.issues)) == (1229, 5, 2)
+    assert [i.line for i in report.issues] == [11, 501]
+    assert report.size_tier == "medium"
+    data = report.to_dict()
+    assert data["error_count"] == 5 and data["examples"] == 1229 and len(data["errors"]) == 2
+    assert data["format"] == "jsonl" and data["size_tier"] == "medium" and data["shape"] == "messages"
+    assert json.loads(json.dumps(data)) == data
+
+
+@pytest.mark.parametrize(
+    ("examples", "tier"),
+    [(0, "small"), (1, "small"), (999, "small"), (1000, "medium"), (5000, "medium"), (10000, "medium"),
+     (10001, "large"), (10**7, "large")],
+)
+def test_size_tier_boundaries(examples: int, tier: str) -> None:
+    assert size_tier(examples) == tier
+
+
+def test_size_tier_rejects_negative() -> None:
+    with pytest.raises(ValueError, match="`examples`"):
+        size_tier(-1)
+
+
+@pytest.mark.parametrize(
+    ("issue", "text"),
+    [
+        (DatasetIssue("d.jsonl", 3, None, "bad"), "d.jsonl:3: bad"),
+        (DatasetIssue("d.parquet", None, 12, "bad"), "d.parquet:row 12: bad"),
+        (DatasetIssue("d.jsonl", None, None, "bad"), "d.jsonl: bad"),
+    ],
+)
+def test_issue_rendering(issue: DatasetIssue, text: str) -> None:
+    assert str(issue) == text
+
+
+@pytest.mark.parametrize(
+    ("name", "match"),
+    [("missing.jsonl", "no such file or directory"), ("data.txt", r"unsupported file type '\.txt'")],
+)
+def test_user_errors_for_path_and_format(tmp_path: Path, name: str, match: str) -> None:
+    if name.endswith(".txt"):
+        (tmp_path / name).write_text("hello")
+    with pytest.raises(UserError, match=match):
+        inspect_dataset(tmp_path / name)
+
+
+def test_directory_without_arrow_files_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="no .arrow files"):
+        inspect_dataset(tmp_path)
+
+
+def test_streaming_keeps_memory_flat(tmp_path: Path) -> None:
+    import tracemalloc
+
+    path = tmp_path / "big.jsonl"
+    content = "x" * 2500
+    line = json.dumps({"messages": [{"role": "user", "content": content},
+                                    {"role": "assistant", "content": content}]}) + "\n"
+    count = 50 * 2**20 // len(line) + 1
+    with path.open("w") as fh:
+        for _ in range(count // 100):
+            fh.write(line * 100)
+        fh.write(line * (count % 100))
+    size = path.stat().st_size
+    tracemalloc.start()
+    try:
+        report = inspect_dataset(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert size > 50 * 2**20
+    assert report.examples == count and report.ok
+    assert peak < size / 20, f"peak {peak} bytes for a {size} byte file"
+
+
+def _tiny_tokenizer(directory: Path) -> Path:
+    """A word-level tokenizer: one token per word or punctuation run, no special tokens."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tok = Tokenizer(models.WordLevel({"[UNK]": 0, "w": 1, "user": 2, ":": 3, "assistant": 4}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    directory.mkdir(parents=True, exist_ok=True)
+    tok.save(str(directory / "tokenizer.json"))
+    return directory
+
+
+def test_token_stats_with_a_local_tokenizer(tmp_path: Path) -> None:
+    tok_dir = _tiny_tokenizer(tmp_path / "tok")
+    path = write_jsonl(tmp_path / "d.jsonl", [{"text": " ".join(["w"] * n)} for n in range(1, 21)])
+    report = inspect_dataset(path, tokenizer=tok_dir, max_seq_length=15)
+    stats = report.token_stats
+    assert stats is not None
+    assert (stats.count, stats.median, stats.p95, stats.max, stats.over_max) == (20, 10, 19, 20, 5)
+    assert stats.mean == pytest.approx(10.5) and stats.max_seq_length == 15
+    assert any("chat template" in note for note in report.notes)
+    chat = write_jsonl(tmp_path / "c.jsonl", [{"messages": [{"role": "user", "content": "w w"},
+                                                            {"role": "assistant", "content": "w"}]}])
+    chat_stats = inspect_dataset(chat, tokenizer=tok_dir / "tokenizer.json").token_stats
+    assert chat_stats is not None and chat_stats.max == 7  # user : w w assistant : w
+    assert chat_stats.max_seq_length == 1024
+
+
+def test_tokenizer_from_the_local_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _tiny_tokenizer(tmp_path / "hub" / "models--org--tiny" / "snapshots" / "abc123")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    path = write_jsonl(tmp_path / "d.jsonl", RECORDS["text"])
+    stats = inspect_dataset(path, tokenizer="org/tiny").token_stats
+    assert stats is not None and stats.tokenizer == "org/tiny" and stats.count == 3
+    with pytest.raises(UserError, match="not in the Hugging Face cache"):
+        inspect_dataset(path, tokenizer="org/absent")
+    with pytest.raises(UserError, match="no tokenizer.json in this directory"):
+        inspect_dataset(path, tokenizer=tmp_path)
+
+
+def test_real_save_to_disk_dataset_dict(tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets")
+    train = datasets.Dataset.from_list(RECORDS["messages"] * 4)
+    test = datasets.Dataset.from_list(RECORDS["messages"][:1])
+    datasets.DatasetDict({"train": train, "test": test}).save_to_disk(str(tmp_path / "dd"))
+    report = inspect_dataset(tmp_path / "dd")
+    assert (report.file_format, report.shape, report.examples, report.ok) == ("arrow", "messages", 12, True)
+    assert "DatasetDict: using the `train` split (splits: train, test)" in report.notes
+    assert inspect_dataset(tmp_path / "dd" / "test").examples == 1
+
+
+def test_sample_dataset_is_generated_and_clean() -> None:
+    assert sample_dataset_path() == SAMPLE_DATA_PATH
+    script = Path(__file__).resolve().parents[2] / "scripts" / "make_sample_data.py"
+    spec = importlib.util.spec_from_file_location("make_sample_data", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert SAMPLE_DATA_PATH.read_text(encoding="utf-8") == module.generate()
+    report = inspect_dataset(SAMPLE_DATA_PATH)
+    assert report.ok and report.shape == "messages" and 300 <= report.examples <= 400
+    assert report.bytes < 150 * 1024
+    answers = [ex["messages"][-1]["content"] for _, ex in iter_examples(SAMPLE_DATA_PATH)]
+    assert all(a.endswith(("— Koko", "— ココ")) for a in answers)
+    assert any("ココ" in a for a in answers) and any("Koko" in a for a in answers)
