@@ -1,0 +1,220 @@
+"""Peak-memory estimate: parts by hand, the measured bytes-per-token values, verdicts and the fit loop."""
+
+from __future__ import annotations
+
+import pytest
+from memory_models import GEMMA_3_1B, LLAMA_32_1B, QWEN25_05B, decoder
+
+from lora_tui.core.memory import (
+    GIB,
+    OVERHEAD_FIXED,
+    OVERHEAD_FRACTION,
+    estimate_memory,
+    fit_to_vram,
+    layer_activation_bytes,
+    resolve_targets,
+    verdict_for,
+)
+from lora_tui.core.modules import LinearKind, ModelInventory
+from lora_tui.core.plan import TrainingPlan
+from lora_tui.errors import UserError
+
+ALL7 = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+# ---- a tiny inventory whose every byte is computed by hand below -----------------------------------------
+
+TINY = decoder("tiny", "llama", layers=2, hidden=8, heads=2, kv_heads=1, head_dim=4, intermediate=16, vocab=32,
+               tied=True)
+# params: q 64, k 32, v 32, o 64, gate 128, up 128, down 128 = 576 per layer x 2 = 1152; embedding 256;
+# norms 2 x 8 x 2 = 32; final norm 8 -> 1448.
+
+
+def test_tiny_inventory_param_count() -> None:
+    assert TINY.total_params == 1448
+
+
+# Per token per layer, sdpa, bf16 base (c = 2), q/v targeted, r = 2, dropout 0:
+#   norms 2 x 4 x 8 = 64; attention 2 x (2 x 8 + 2 x 4) + 4 x 2 heads = 56; gated MLP 3 x 2 x 16 = 96
+#   fp32 adapters: each module keeps its own fp32 input (4 x 8 each = 64) + lora_B input 4 x 2 x 2 = 16 -> 80
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({}, 64 + 56 + 96 + 80),
+        # bf16 adapters: q and v share the (bf16) normed input once: 2 x 8 = 16, lora_B inputs 2 x 2 x 2 = 8
+        ({"adapter_dtype": "bf16"}, 64 + 56 + 96 + 16 + 8),
+        # dropout on CUDA: per module dropped fp32 copy 4 x 8 + bool mask 8 = 40, x2 = 80, + lora_B 16
+        ({"lora_dropout": 0.1}, 64 + 56 + 96 + 80 + 16),
+        # dropout on CPU: the mask is an fp32 noise tensor: (4 + 4) x 8 x 2 = 128, + 16
+        ({"lora_dropout": 0.1, "device": "cpu"}, 64 + 56 + 96 + 128 + 16),
+        # eager at seq 10: 6 x 2 heads x 10 = 120 + q and repeated k, v 3 x 2 x 8 = 48 instead of 56
+        ({"attn": "eager", "seq_len": 10}, 64 + 168 + 96 + 80),
+        # DoRA also keeps base and LoRA outputs: (2 + 4) x (4 + 8) = 72
+        ({"use_dora": True}, 64 + 56 + 96 + 80 + 72),
+    ],
+)
+def test_tiny_layer_activation_bytes(kwargs: dict, expected: int) -> None:
+    targets = resolve_targets(TINY, ["q_proj", "v_proj"])
+    args = {"seq_len": 10, "lora_r": 2, "lora_dropout": 0.0, **kwargs}
+    assert layer_activation_bytes(TINY, targets, **args) == expected
+
+
+def test_tiny_parts_by_hand() -> None:
+    est = estimate_memory(TINY, lora_r=2, target_modules=["q_proj", "v_proj"], batch_size=3, seq_len=10,
+                          lora_dropout=0.0, gradient_checkpointing=False)
+    parts = {p.key: p.bytes for p in est.parts}
+    assert parts["weights"] == 1448 * 2
+    # LoRA params: q 2 x (8 + 8) + v 2 x (8 + 4) = 56 per layer x 2 = 112, x 16 B
+    assert parts["trainable"] == 112 * 16
+    # 2 layers x 30 tokens x 296 B + final norm 4 x 8 x 30
+    assert parts["activations"] == 2 * 30 * 296 + 960
+    assert parts["logits"] == 30 * 32 * 12
+    subtotal = sum(v for k, v in parts.items() if k != "overhead")
+    assert parts["overhead"] == int(OVERHEAD_FIXED + OVERHEAD_FRACTION * subtotal)
+    assert est.total_bytes == subtotal + parts["overhead"]
+    assert est.verdict == "unknown" and est.headroom_bytes is None
+    assert "2 layers x 3 x 10 tok x 8 x 37.0 B" in est.part("activations").detail
+
+
+def test_checkpointing_keeps_layer_inputs_plus_one_layer() -> None:
+    est = estimate_memory(TINY, lora_r=2, target_modules=["q_proj", "v_proj"], batch_size=3, seq_len=10,
+                          lora_dropout=0.0, gradient_checkpointing=True)
+    assert est.part("activations").bytes == 2 * 30 * 2 * 8 + 30 * 296 + 960
+
+
+def test_four_bit_weights_and_upcast() -> None:
+    linear = 1152
+    est = estimate_memory(TINY, lora_r=2, target_modules=["q_proj"], batch_size=1, seq_len=4, load_in_4bit=True)
+    assert est.part("weights").bytes == int(linear * 0.516) + (1448 - linear) * 4
+    gptq = estimate_memory(TINY, lora_r=2, target_modules=["q_proj"], batch_size=1, seq_len=4,
+                           load_in_4bit=True, kbit_upcast=False)
+    assert gptq.part("weights").bytes == int(linear * 0.516) + (1448 - linear) * 2
+
+
+def test_bf16_adapters_halve_state_and_dora_adds_magnitudes() -> None:
+    base = {"lora_r": 2, "target_modules": ["q_proj"], "batch_size": 1, "seq_len": 4}
+    assert estimate_memory(TINY, **base, adapter_dtype="bf16").part("trainable").bytes == 64 * 8
+    assert estimate_memory(TINY, **base, use_dora=True).part("trainable").bytes == (64 + 16) * 16
+
+
+def test_chunked_and_16bit_loss() -> None:
+    base = {"lora_r": 2, "target_modules": ["q_proj"], "batch_size": 2, "seq_len": 5}
+    assert estimate_memory(TINY, **base, loss="bf16").part("logits").bytes == 10 * 32 * 8
+    assert estimate_memory(TINY, **base, loss="chunked").part("logits").bytes == int(10 * 32 * 3.5)
+
+
+def test_all_linear_leaves_out_lm_head_and_unknown_target_is_refused() -> None:
+    assert [k.name for k in resolve_targets(TINY, ["all-linear"])] == ALL7
+    with pytest.raises(UserError, match="qkv_proj match no module of tiny"):
+        resolve_targets(TINY, ["qkv_proj"])
+    with pytest.raises(UserError, match="`attn` must be one of"):
+        estimate_memory(TINY, lora_r=2, target_modules=["q_proj"], batch_size=1, seq_len=4, attn="flash")
+
+
+# ---- MEMORY.md's measured bytes per token per layer / hidden (CPU, batch 1, seq 512, r 16, all linear) ------
+
+C_TOLERANCE = 0.03
+"""Derived c values must match the measured ones within 3%."""
+
+
+@pytest.mark.parametrize(
+    ("inv", "measured"),
+    [
+        (LLAMA_32_1B, {"fp32": 77.3, "bf16": 49.2, "dropout": 117.3, "eager": 126.2}),
+        (GEMMA_3_1B, {"fp32": 108.9, "bf16": 77.2, "dropout": 156.5, "eager": 117.8}),
+        (QWEN25_05B, {"fp32": 91.4, "bf16": 60.3, "dropout": 137.1, "eager": 140.8}),
+    ],
+    ids=lambda v: getattr(v, "model_id", ""),
+)
+def test_measured_c_values(inv: ModelInventory, measured: dict[str, float]) -> None:
+    targets = resolve_targets(inv, ["all-linear"])
+    settings = {
+        "fp32": {},
+        "bf16": {"adapter_dtype": "bf16"},
+        "dropout": {"lora_dropout": 0.05},
+        "eager": {"attn": "eager"},
+    }
+    for column, extra in settings.items():
+        args = {"seq_len": 512, "lora_r": 16, "lora_dropout": 0.0, "device": "cpu", **extra}
+        c = layer_activation_bytes(inv, targets, **args) / inv.hidden_size
+        assert c == pytest.approx(measured[column], rel=C_TOLERANCE), column
+
+
+def test_logits_dominate_for_gemma() -> None:
+    est = estimate_memory(GEMMA_3_1B, lora_r=16, target_modules=ALL7, batch_size=1, seq_len=2048)
+    assert est.part("logits").bytes == 12 * 2048 * 262144
+    assert est.part("logits").bytes > est.part("activations").bytes
+
+
+# ---- verdicts --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("total", "vram", "verdict"),
+    [(50, None, "unknown"), (85, 100, "fits"), (86, 100, "tight"), (100, 100, "tight"), (101, 100, "will_not_fit")],
+)
+def test_verdict_thresholds(total: int, vram: int | None, verdict: str) -> None:
+    assert verdict_for(total, vram) == verdict
+
+
+def test_headroom_and_to_dict() -> None:
+    est = estimate_memory(LLAMA_32_1B, lora_r=16, target_modules=["q_proj", "v_proj"], batch_size=1, seq_len=512,
+                          vram_bytes=24 * GIB)
+    assert est.verdict == "fits"
+    assert est.headroom_bytes == 24 * GIB - est.total_bytes
+    d = est.to_dict()
+    assert [p["key"] for p in d["parts"]] == ["weights", "trainable", "activations", "logits", "overhead"]
+    assert d["total_bytes"] == sum(p["bytes"] for p in d["parts"])
+    assert d["settings"]["seq_len"] == 512
+
+
+# ---- fit_to_vram ----------------------------------------------------------------------------------------
+
+
+def _plan(**kw: object) -> TrainingPlan:
+    base = {"model": "gemma-3-1b-it", "lora_r": 16, "lora_alpha": 32, "target_modules": ALL7,
+            "per_device_train_batch_size": 4, "gradient_accumulation_steps": 4, "max_seq_length": 2048,
+            "gradient_checkpointing": False}
+    return TrainingPlan(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_fit_gemma_seq2048_batch4_on_6gb_reports_it_cannot() -> None:
+    steps = fit_to_vram(GEMMA_3_1B, _plan(), 6 * GIB)
+    assert [s.changes for s in steps[:4]] == [
+        {"per_device_train_batch_size": 1, "gradient_accumulation_steps": 16},
+        {"lora_r": 8, "lora_alpha": 16},
+        {"target_modules": ["q_proj", "v_proj"]},
+        {"gradient_checkpointing": True},
+    ]
+    totals = [s.estimate.total_bytes for s in steps[:4]]
+    assert totals == sorted(totals, reverse=True)
+    assert all(s.estimate.verdict == "will_not_fit" for s in steps)
+    last = steps[-1]
+    assert last.changes == {} and "still does not fit" in last.description
+    assert "logits and loss" in last.description and last.estimate.settings["load_in_4bit"] is True
+
+
+def test_fit_gemma_on_16gb_stops_once_it_fits() -> None:
+    steps = fit_to_vram(GEMMA_3_1B, _plan(), 16 * GIB)
+    assert len(steps) == 3
+    assert steps[-1].changes == {"target_modules": ["q_proj", "v_proj"]}
+    assert steps[-1].estimate.verdict in ("fits", "tight")
+    assert steps[-1].estimate.total_bytes <= 16 * GIB
+
+
+def test_fit_skips_remedies_already_in_place_and_returns_nothing_when_it_fits() -> None:
+    plan = _plan(per_device_train_batch_size=1, gradient_checkpointing=True, max_seq_length=512)
+    assert fit_to_vram(GEMMA_3_1B, plan, 80 * GIB) == []
+    steps = fit_to_vram(GEMMA_3_1B, plan, 1 * GIB)
+    assert [list(s.changes) for s in steps[:2]] == [["lora_r", "lora_alpha"], ["target_modules"]]
+
+
+def test_fit_fused_qkv_model_keeps_the_fused_projection() -> None:
+    phi = ModelInventory("phi-like", "phi3", 2, 64, 100, 4, 4, 16, 128, 60000, (
+        LinearKind("qkv_proj", 64, 192, 2, False, "attention"),
+        LinearKind("o_proj", 64, 64, 2, False, "attention"),
+        LinearKind("gate_up_proj", 64, 256, 2, False, "mlp"),
+        LinearKind("down_proj", 128, 64, 2, False, "mlp"),
+    ))
+    plan = _plan(model="phi-like", target_modules=["all-linear"], max_seq_length=64)
+    steps = fit_to_vram(phi, plan, 1)
+    assert {"target_modules": ["qkv_proj"]} in [s.changes for s in steps]
