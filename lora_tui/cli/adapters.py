@@ -1,0 +1,280 @@
+"""`lora-tui adapters`: list, show, try, compare and merge trained adapters.
+
+list/show read files only (lora_tui.core.adapters); try/compare/merge load the model stack lazily, inside `run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lora_tui.errors import UserError
+
+
+def register(subparsers: Any) -> None:
+    """Add `adapters` and its subcommands."""
+    parser = subparsers.add_parser("adapters", help="list, inspect, try, compare and merge trained adapters",
+                                   description="Work with trained LoRA adapters.")
+    sub = parser.add_subparsers(dest="adapters_command", metavar="ACTION")
+    parser.set_defaults(func=lambda args: _usage(parser))
+
+    p = sub.add_parser("list", help="every adapter under ROOT with base, r, alpha, targets, size, loss, status")
+    p.add_argument("root", nargs="?", help="directory to search (default: the output root, $LORA_TUI_RUNS or ./runs)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run_list)
+
+    p = sub.add_parser("show", help="an adapter's configuration explained, its files and its training info")
+    p.add_argument("path", help="adapter (or run) directory")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run_show)
+
+    p = sub.add_parser("try", help="base model and adapter answers side by side")
+    p.add_argument("path", help="adapter directory")
+    _add_generation_flags(p)
+    p.set_defaults(func=run_try)
+
+    p = sub.add_parser("compare", help="several adapters of one base, answers side by side (base loaded once)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="adapter directories (same base model)")
+    _add_generation_flags(p)
+    p.set_defaults(func=run_compare)
+
+    p = sub.add_parser("merge", help="merge an adapter into its base and save a standalone model")
+    p.add_argument("path", help="adapter directory")
+    p.add_argument("--output", "-o", required=True, help="directory for the merged model (must be new or empty)")
+    p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16", help="dtype of the merged weights")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where to merge; auto uses the GPU only when the merge fits in its free memory")
+    p.add_argument("--base", help="base model directory or hub id (default: the adapter's base_model_name_or_path)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run_merge)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _add_generation_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prompt", action="append", default=[], help="a prompt (repeatable)")
+    p.add_argument("--prompts", help="a file of prompts, one per line (# starts a comment)")
+    p.add_argument("--system", help="system message put before each prompt")
+    p.add_argument("--max-new-tokens", type=int, default=128, help="most tokens per answer (default 128)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy and deterministic (default)")
+    p.add_argument("--base", help="base model directory or hub id (default: the adapter's base_model_name_or_path)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto", help="where to run")
+    p.add_argument("--json", action="store_true", help="print the answers as JSON")
+
+
+# ---- list / show ----------------------------------------------------------------------------------------
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return str(n)
+
+
+def _date(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
+
+
+def _num(value: float | None, fmt: str = "{:g}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    """Print every adapter under ROOT."""
+    from lora_tui.core.adapters import find_adapters
+    from lora_tui.core.paths import output_root
+
+    root = Path(args.root) if args.root else output_root()
+    if args.root and not root.is_dir():
+        raise UserError(f"{root}: no such directory")
+    found = find_adapters(root)
+    if args.json:
+        print(json.dumps({"root": str(root), "adapters": [a.to_dict() for a in found]}, indent=2))
+        return 0
+    if not found:
+        print(f"No adapters under {root}. Train one with `lora-tui train`.")
+        return 0
+    header = ("NAME", "STATE", "BASE", "R", "ALPHA", "TARGETS", "SIZE", "DATE", "LOSS", "CKPTS")
+    rows = [header]
+    for a in found:
+        base = Path(a.base_model).name if a.base_model and Path(a.base_model).is_absolute() else a.base_model
+        targets = ",".join(a.target_modules) if len(a.target_modules) <= 3 else f"{len(a.target_modules)} modules"
+        rows.append((a.name, a.state, base or "-", _num(a.r), _num(a.lora_alpha), targets or "-",
+                     _size(a.adapter_bytes) if a.adapter_bytes else "-", _date(a.modified),
+                     _num(a.final_loss, "{:.4f}"), str(a.checkpoints)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for i, row in enumerate(rows):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        if i > 0:
+            for problem in found[i - 1].problems:
+                print(f"    ! {problem}")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    """Explain one adapter."""
+    from lora_tui.core.adapters import describe_adapter
+
+    details = describe_adapter(args.path)
+    if args.json:
+        print(json.dumps(details.to_dict(), indent=2, default=str))
+        return 0
+    print("\n".join(format_details(details)))
+    return 0
+
+
+def format_details(details: Any) -> list[str]:
+    """The `show` text, line by line (the TUI's details pane uses it too)."""
+    info = details.info
+    lines = [f"Adapter {info.path}", f"  state: {info.state}"
+             + (f", {info.checkpoints} complete checkpoint(s)" if info.checkpoints else "")]
+    lines.append(f"  base model: {info.base_model or '-'}")
+    if info.r:
+        formula = "alpha / sqrt(r)" if info.use_rslora else "alpha / r"
+        lines.append(f"  rank r = {info.r}, lora_alpha = {_num(info.lora_alpha)}: scaling {formula} = "
+                     f"{_num(info.scaling, '{:.3g}')} (the update B @ A is multiplied by this)")
+    lines.append(f"  targets: {', '.join(info.target_modules) or '-'}"
+                 + (" (DoRA)" if info.use_dora else ""))
+    for problem in info.problems:
+        lines.append(f"  ! {problem}")
+    if details.math:
+        m = details.math
+        label = m.get("scaling_label")
+        if label:
+            lines.append(f"  scaling: {label}")
+        lines.append(f"  trainable parameters: {m.get('trainable_params', 0):,} of {m.get('total_params', 0):,} "
+                     f"({m.get('trainable_pct', 0):.3g}%)")
+        lines.append("  per layer kind:")
+        for row in m.get("rows", []):
+            lines.append(f"    {row['name']:<12} {row['in_features']:>6} -> {row['out_features']:<6} x{row['count']:<4}"
+                         f" LoRA {row['lora_params']:>12,}")
+    elif details.math_note:
+        lines.append(f"  per-layer math: {details.math_note}")
+    lines.append("  files:")
+    for name, size in details.files:
+        lines.append(f"    {name:<32} {_size(size):>10}")
+    if details.training:
+        lines.append("  training info:")
+        for key, value in details.training.items():
+            text = json.dumps(value, default=str, ensure_ascii=False)
+            lines.append(f"    {key}: {text if len(text) <= 100 else text[:97] + '...'}")
+    return lines
+
+
+# ---- try / compare --------------------------------------------------------------------------------------
+
+
+def _prompts(args: argparse.Namespace) -> list[str]:
+    prompts = list(args.prompt)
+    if args.prompts:
+        path = Path(args.prompts)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"--prompts {path}: cannot read ({exc.strerror or exc})") from None
+        prompts += [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    if not prompts:
+        raise UserError("give at least one --prompt TEXT or --prompts FILE")
+    return prompts
+
+
+def run_try(args: argparse.Namespace) -> int:
+    """Base and adapter answers side by side."""
+    return _answer_table(args, [args.path])
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """Several adapters on one base, answers side by side."""
+    if len(args.paths) < 2:
+        raise UserError("compare needs at least two adapter directories (use `adapters try` for one)")
+    return _answer_table(args, args.paths)
+
+
+def _answer_table(args: argparse.Namespace, paths: list[str]) -> int:
+    prompts = _prompts(args)
+    from lora_tui.adapters.session import AdapterSession, GenerationSettings
+
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                                  system=args.system)
+    print(f"loading the base model and {len(paths)} adapter(s)...", file=sys.stderr)
+    session = AdapterSession.for_adapters(paths, base=args.base, device=args.device)
+    columns: list[tuple[str, str | None]] = [("base", None)] + [(name, name) for name in session.adapters]
+    results = []
+    live = sys.stdout.isatty() and not args.json
+    for prompt in prompts:
+        answers = (_stream_row(session, prompt, columns, settings) if live
+                   else {label: session.answer(prompt, name, settings) for label, name in columns})
+        results.append({"prompt": prompt, "answers": answers})
+        if not live and not args.json:
+            _print_plain(prompt, answers)
+    if args.json:
+        print(json.dumps({"base": str(session.base_dir), "adapters": {k: str(v) for k, v in session.adapters.items()},
+                          "settings": vars(settings), "results": results}, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _print_plain(prompt: str, answers: dict[str, str]) -> None:
+    print(f"=== {prompt}")
+    for label, text in answers.items():
+        print(f"--- {label}")
+        print(text.strip() or "(empty answer)")
+    print()
+
+
+def _stream_row(session: Any, prompt: str, columns: list[tuple[str, str | None]], settings: Any) -> dict[str, str]:
+    """Generate each column in turn, redrawing a side-by-side table as tokens arrive (terminal only)."""
+    from rich.console import Console
+    from rich.live import Live
+    from rich.table import Table
+
+    texts = {label: "" for label, _ in columns}
+
+    def render() -> Table:
+        table = Table(title=prompt, expand=True, show_lines=False)
+        for label in texts:
+            table.add_column(label, ratio=1, overflow="fold")
+        table.add_row(*texts.values())
+        return table
+
+    with Live(render(), console=Console(), refresh_per_second=12) as live:
+        for label, name in columns:
+            def on_text(piece: str, label: str = label) -> None:
+                texts[label] += piece
+                live.update(render())
+
+            texts[label] = session.answer(prompt, name, settings, on_text=on_text)
+            live.update(render())
+    return texts
+
+
+# ---- merge ----------------------------------------------------------------------------------------------
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    """Merge and save a standalone model."""
+    from lora_tui.adapters.merge import merge_adapter
+
+    def progress(stage: str, fraction: float) -> None:
+        for part in stage.split("; "):
+            print(f"[{fraction:4.0%}] {part}", file=sys.stderr)
+
+    result = merge_adapter(args.path, args.output, base=args.base, dtype=args.dtype, device=args.device,
+                           overwrite=args.overwrite, progress=progress)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    print(f"merged {args.path} into {result.base} ({result.plan.dtype}, {result.plan.device}) "
+          f"in {result.seconds:.1f} s")
+    print(f"wrote {result.output}: " + ", ".join(f"{n} ({_size(s)})" for n, s in result.files))
+    print(f"load it with AutoModelForCausalLM.from_pretrained({str(result.output)!r})")
+    return 0
