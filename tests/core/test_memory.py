@@ -218,3 +218,15 @@ def test_fit_fused_qkv_model_keeps_the_fused_projection() -> None:
     plan = _plan(model="phi-like", target_modules=["all-linear"], max_seq_length=64)
     steps = fit_to_vram(phi, plan, 1)
     assert {"target_modules": ["qkv_proj"]} in [s.changes for s in steps]
+
+
+@pytest.mark.parametrize(("preset", "hand_built"), [("gemma-3-1b-it", GEMMA_3_1B), ("llama-3.2-1b", LLAMA_32_1B)])
+def test_shipped_presets_give_the_same_estimate(preset: str, hand_built: ModelInventory) -> None:
+    from lora_tui.core.modules import load_inventory
+
+    try:
+        inv = load_inventory(preset)
+    except UserError:
+        pytest.skip(f"preset {preset} not shipped yet")
+    kw = {"lora_r": 16, "target_modules": ["all-linear"], "batch_size": 2, "seq_len": 1024}
+    assert estimate_memory(inv, **kw).to_dict()["parts"] == estimate_memory(hand_built, **kw).to_dict()["parts"]
