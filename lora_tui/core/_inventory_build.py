@@ -84,14 +84,16 @@ def _walk(model: Any) -> list[dict[str, Any]]:
         if entry is not None and path:
             entry.update(name=leaf, experts=1, group=classify(path, module is output, entry["layer_type"]))
             _record(kinds, path, entry)
+        if entry is not None:
             continue
         for pname, param in module.named_parameters(recurse=False):
-            if param.ndim != 3:
+            if param.ndim == 2:  # e.g. an MoE router's weight: PEFT's ParamWrapper reads (out, in)
+                n_exp, fout, fin = 1, int(param.shape[0]), int(param.shape[1])
+            elif param.ndim == 3:  # fused experts: (experts, out, in) unless the module says it is transposed
+                n_exp, a, b = (int(x) for x in param.shape)
+                fin, fout = (a, b) if getattr(module, "is_transposed", False) else (b, a)
+            else:
                 continue
-            n_exp, a, b = (int(x) for x in param.shape)
-            # PEFT's ParamWrapper: (experts, out, in) unless the module says it is transposed.
-            transposed = bool(getattr(module, "is_transposed", False))
-            fin, fout = (a, b) if transposed else (b, a)
             full = f"{path}.{pname}" if path else pname
             _record(kinds, full, {"name": pname, "in_features": fin, "out_features": fout, "bias": False,
                                   "layer_type": "parameter", "experts": n_exp,
@@ -145,7 +147,31 @@ def inventory_from_model(model: Any, model_id: str) -> dict[str, Any]:
         "max_position_embeddings": _cfg_int(text, "max_position_embeddings", "n_positions"),
         "num_experts": _cfg_int(text, "num_experts", "num_local_experts", "n_routed_experts"),
         "linears": _walk(model),
+        "moe_conversion": moe_conversion(model),
     }
+
+
+def moe_conversion(model: Any) -> dict[str, Any] | None:
+    """PEFT's transformers-v5 MoE target remapping for this model class, if it applies.
+
+    PEFT (0.18+) rewrites v4-style expert names in `target_modules` (`gate_proj`/`up_proj`/`down_proj`, `w1`/`w3`/
+    `w2`, the router `gate`) into `target_parameters` on the fused v5 weights, doubling r and alpha where two
+    projections were fused into one. Returns its two tables for this model type, or None.
+    """
+    try:
+        from peft.utils import transformers_weight_conversion as conv
+        from transformers.conversion_mapping import get_checkpoint_conversion_mapping
+    except ImportError:
+        return None
+    model_type = getattr(model.config, "model_type", None)
+    if get_checkpoint_conversion_mapping(model_type) is None:
+        return None
+    base = conv._MODEL_TO_CONVERSION_PATTERN.get(model_type)
+    mapping = conv._MOE_TARGET_MODULE_MAPPING.get(base or "")
+    fused = conv._MOE_FUSED_TARGETS.get(base or "")
+    if not mapping or not fused:
+        return None
+    return {"target_module_mapping": dict(mapping), "fused_targets": {k: list(v) for k, v in fused.items()}}
 
 
 def build_inventory_dict(config_dict: dict[str, Any], model_id: str) -> dict[str, Any]:

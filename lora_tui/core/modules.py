@@ -127,6 +127,9 @@ class ModelInventory:
     """Embedding tables (layer_type `embedding`): PEFT adapts them only when named; never under all-linear."""
     architecture: str = ""
     """The transformers class the inventory was built from, e.g. `Gemma3ForCausalLM`."""
+    moe_conversion: dict[str, Any] | None = field(default=None, hash=False)
+    """PEFT's v4->v5 MoE target remapping tables for this model type (`target_module_mapping`: old leaf name ->
+    fused parameter name; `fused_targets`: fused name -> the old names fused into it), or None."""
 
     def __post_init__(self) -> None:
         for name in ("num_layers", "hidden_size", "vocab_size", "total_params"):
@@ -167,7 +170,8 @@ class ModelInventory:
                   extra: dict[str, Any] | None = None) -> ModelInventory:
         """Rebuild from `to_dict()` output (unknown keys ignored)."""
         known = {f.name for f in dataclasses.fields(cls)}
-        kw = {k: v for k, v in data.items() if k in known and k not in ("linears", "embeddings", "extra")}
+        skip = ("linears", "embeddings", "extra")
+        kw = {k: v for k, v in data.items() if k in known and k not in skip}
         kinds = [LinearKind(**_kind_kwargs(d)) for d in data["linears"]]
         kw["linears"] = tuple(k for k in kinds if k.layer_type != "embedding")
         kw["embeddings"] = tuple(k for k in kinds if k.layer_type == "embedding") + tuple(
