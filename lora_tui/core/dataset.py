@@ -172,27 +172,17 @@ class DatasetReport:
         }
 
 
-@dataclass(frozen=True)
-class _Checked:
-    """One record after validation: its location and either the normalised example or an issue."""
-
-    location: str
-    """`path:line` or `path:row N`."""
-    example: dict[str, Any] | None
-    """The normalised example, when valid."""
-    issue: DatasetIssue | None
-    """What is wrong, when not valid."""
-
-
 class _Scanner:
-    """Validates a source's records in order, deciding the shape from the first recognisable ones."""
+    """Validates a source's records in order, deciding the shape from the first recognisable ones.
 
-    def __init__(self, label: str, source: Source) -> None:
-        self.label = label
+    Yields (raw record, normalised example, None) for a valid record and (raw record, None, problem) otherwise.
+    """
+
+    def __init__(self, source: Source) -> None:
         self.source = source
         self.shape: str | None = None
 
-    def __iter__(self) -> Iterator[_Checked]:
+    def __iter__(self) -> Iterator[tuple[RawRecord, dict[str, Any] | None, str | None]]:
         records = iter(self.source.records)
         held: list[RawRecord] = []
         votes: Counter[str] = Counter()
@@ -206,25 +196,21 @@ class _Scanner:
         self.shape = votes.most_common(1)[0][0] if votes else None
         for raw in held:
             yield self._check(raw)
+        del held
+        check = self._check
         for raw in records:
-            yield self._check(raw)
+            yield check(raw)
 
-    def _check(self, raw: RawRecord) -> _Checked:
+    def _check(self, raw: RawRecord) -> tuple[RawRecord, dict[str, Any] | None, str | None]:
         """Validate one raw record against the file's shape."""
-        issue = DatasetIssue(self.label, raw.line, raw.row, raw.problem or "")
         if raw.problem is not None:
-            return _Checked(issue.location, None, issue)
+            return raw, None, raw.problem
         if self.shape is None:
-            return _Checked(issue.location, None, _with_message(issue, describe_unknown(raw.value)))
+            return raw, None, describe_unknown(raw.value)
         try:
-            return _Checked(issue.location, normalise(raw.value, self.shape), None)
+            return raw, normalise(raw.value, self.shape), None
         except RecordError as exc:
-            return _Checked(issue.location, None, _with_message(issue, str(exc)))
-
-
-def _with_message(issue: DatasetIssue, message: str) -> DatasetIssue:
-    """The same location with a message."""
-    return DatasetIssue(issue.path, issue.line, issue.row, message)
+            return raw, None, str(exc)
 
 
 def inspect_dataset(
@@ -250,18 +236,18 @@ def inspect_dataset(
         counter = TokenCounter(find_tokenizer_file(tokenizer), str(tokenizer))
     label = str(path)
     source = open_source(Path(path))
-    scanner = _Scanner(label, source)
+    scanner = _Scanner(source)
     examples, issue_count = 0, 0
     issues: list[DatasetIssue] = []
-    for checked in scanner:
-        if checked.issue is not None:
+    for raw, example, problem in scanner:
+        if problem is not None:
             issue_count += 1
             if len(issues) < max_issues:
-                issues.append(checked.issue)
+                issues.append(DatasetIssue(label, raw.line, raw.row, problem))
         else:
             examples += 1
             if counter is not None:
-                counter.add(render_plain(checked.example or {}))
+                counter.add(render_plain(example or {}))
     if examples == 0 and issue_count == 0:
         issue_count, issues = 1, [DatasetIssue(label, None, None, "no examples: the file holds no records")]
     notes = list(source.notes)
@@ -299,11 +285,12 @@ def iter_examples(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """
     source = open_source(Path(path))
     produced = 0
-    for checked in _Scanner(str(path), source):
-        if checked.issue is not None:
-            raise UserError(f"{checked.issue}\n(run `lora-tui inspect {path}` to list every problem)")
-        assert checked.example is not None
+    for raw, example, problem in _Scanner(source):
+        where = DatasetIssue(str(path), raw.line, raw.row, problem or "")
+        if problem is not None:
+            raise UserError(f"{where}\n(run `lora-tui inspect {path}` to list every problem)")
+        assert example is not None
         produced += 1
-        yield checked.location, checked.example
+        yield where.location, example
     if produced == 0:
         raise UserError(f"{path}: no examples: the file holds no records")

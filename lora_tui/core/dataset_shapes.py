@@ -22,6 +22,8 @@ SHAPES: dict[str, str] = {
 CHAT_ROLES = ("system", "user", "assistant", "tool")
 """Roles accepted in a `messages` conversation."""
 
+_ROLE_SET = frozenset(CHAT_ROLES)
+
 SHAREGPT_ROLES = {
     "system": "system",
     "human": "user",
@@ -118,10 +120,26 @@ def _require_assistant(messages: list[dict[str, str]], field: str) -> None:
         raise RecordError(f"no assistant turn to learn from in `{field}` (roles present: {roles})")
 
 
+def _plain_turns(turns: list[Any]) -> bool:
+    """True when every turn is exactly {role: known role, content: str} (the common case, checked fast)."""
+    for turn in turns:
+        if type(turn) is not dict or len(turn) != 2:
+            return False
+        role, content = turn.get("role"), turn.get("content")
+        if type(content) is not str or role not in _ROLE_SET:
+            return False
+    return True
+
+
 def _messages(record: dict[str, Any]) -> dict[str, Any]:
     """`messages` shape: roles system/user/assistant/tool, string content."""
+    turns = _turns(record, "messages")
+    if _plain_turns(turns):
+        if not any(turn["role"] == "assistant" for turn in turns):
+            _require_assistant(turns, "messages")
+        return {"messages": turns}
     out: list[dict[str, str]] = []
-    for i, turn in enumerate(_turns(record, "messages")):
+    for i, turn in enumerate(turns):
         where = f" in messages[{i}]"
         if not isinstance(turn, dict):
             raise RecordError(f"messages[{i}] is {_kind(turn)}, expected an object with `role` and `content`")
