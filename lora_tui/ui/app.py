@@ -96,6 +96,7 @@ class LoraTuiApp(App[None]):
         Binding("ctrl+n", "next", "Next", tooltip="Next wizard step", id="next"),
         Binding("ctrl+b", "back", "Back", tooltip="Previous wizard step", id="back"),
         Binding("ctrl+r", "runs", "Runs", tooltip="Runs under the output root", id="runs"),
+        Binding("ctrl+a", "adapters", "Adapters", tooltip="Trained adapters: inspect, try, compare", id="adapters"),
         Binding("f2", "toggle_theme", "Theme", show=False, tooltip="Switch dark/light", id="theme"),
     ]
 
@@ -179,6 +180,12 @@ class LoraTuiApp(App[None]):
     def action_toggle_theme(self) -> None:
         """Switch between the dark and the light theme."""
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Offer the adapter manager only when this build has it."""
+        if action == "adapters":
+            return self.has_adapters_screen()
+        return True
 
     def action_adapters(self) -> None:
         """Open the adapter manager (when this build has it)."""

@@ -68,8 +68,9 @@ class FakeLauncher:
         run_dir = Path(plan.output)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / runs.RUN_FILE).write_text(plan.to_toml(sources), encoding="utf-8")
-        proc = subprocess.Popen([sys.executable, str(FAKE_TRAINER), str(run_dir), *self.extra],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(run_dir / runs.LOG_FILE, "ab") as log:
+            proc = subprocess.Popen([sys.executable, str(FAKE_TRAINER), str(run_dir), *self.extra],
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(proc)
         return Launched(run_dir, proc.pid)
 

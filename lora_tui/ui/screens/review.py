@@ -1,0 +1,164 @@
+"""Step 5, Review and launch: the equivalent command line, the run file, the output directory, launch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Button, Checkbox, Input, Static
+
+from lora_tui.core import runs
+from lora_tui.core.plan import TrainingPlan
+from lora_tui.errors import UserError
+from lora_tui.ui.format import fmt_value
+from lora_tui.ui.messages import RunLaunched
+from lora_tui.ui.screens.base import WizardScreen
+
+SUMMARY_FIELDS = ("model", "task", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "learning_rate",
+                  "per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs",
+                  "max_seq_length", "max_steps")
+"""Plan fields listed in the review summary."""
+
+
+class ReviewScreen(WizardScreen):
+    """See the run as a command line, save it, pick the output directory and launch."""
+
+    STEP = "review"
+    BINDINGS = [
+        Binding("ctrl+l", "launch", "Launch", tooltip="Start training in a background process", id="launch"),
+        Binding("ctrl+s", "save", "Save run file", tooltip="Write the run file (TOML)", id="save"),
+        Binding("ctrl+y", "copy", "Copy command", tooltip="Copy the command line to the clipboard", id="copy"),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        """Summary, command line, output directory and run file fields, buttons."""
+        with VerticalScroll(id="body"):
+            yield Static("", id="review-summary")
+            yield Static("Equivalent command (ctrl+y copies it):", classes="label")
+            yield Static("", id="review-cmd")
+            yield Static("Output directory", classes="label")
+            yield Input("", id="output")
+            yield Static("", id="output-status")
+            with Horizontal(classes="row"):
+                yield Checkbox("Overwrite it", id="overwrite")
+                yield Checkbox("Resume its last checkpoint", id="resume")
+            yield Static("Run file", classes="label")
+            with Horizontal(classes="row"):
+                yield Input("", id="runfile")
+                yield Button("Save", id="save-btn")
+                yield Button("Launch", id="launch-btn", variant="primary")
+
+    def on_screen_resume(self) -> None:
+        """Show the plan as it is now."""
+        self.clear_error()
+        plan = self.state.plan
+        self.query_one("#output", Input).value = plan.output
+        self.query_one("#runfile", Input).value = str(Path(plan.output).with_suffix(".toml"))
+        self._show_plan()
+        self._check_output()
+
+    def _show_plan(self) -> None:
+        plan = self.state.plan
+        text = Text()
+        for name in SUMMARY_FIELDS:
+            value = getattr(plan, name)
+            source = "you" if name in self.state.edited else self.state.sources.get(name, "default")
+            text.append(f"{name:>28} ", style="bold")
+            text.append(fmt_value(value) if value is not None else "-")
+            text.append(f"  ({source})\n", style="dim")
+        text.append(f"{'data':>28} ", style="bold")
+        text.append(f"{self.state.data_path}\n")
+        text.append(f"{'effective batch':>28} ", style="bold")
+        text.append(f"{plan.effective_batch_size}\n")
+        self.query_one("#review-summary", Static).update(text)
+        self.query_one("#review-cmd", Static).update(self.command_line())
+
+    def command_line(self) -> str:
+        """`lora-tui train ...` reproducing the plan (settings equal to the defaults left out)."""
+        return self.state.plan.command_line(defaults=TrainingPlan(output=""))
+
+    @on(Input.Submitted, "#output")
+    @on(Input.Changed, "#output")
+    def _output_changed(self, event: Input.Changed | Input.Submitted) -> None:
+        value = event.value.strip()
+        if value and value != self.state.plan.output:
+            self.state.update("given", output=value)
+            self.query_one("#review-cmd", Static).update(self.command_line())
+        self._check_output()
+
+    @on(Checkbox.Changed)
+    def _box_changed(self, event: Checkbox.Changed) -> None:
+        if event.value:  # the two are exclusive
+            other = "#resume" if event.checkbox.id == "overwrite" else "#overwrite"
+            self.query_one(other, Checkbox).value = False
+        self._check_output()
+
+    def _choice(self) -> tuple[bool, bool]:
+        return self.query_one("#overwrite", Checkbox).value, self.query_one("#resume", Checkbox).value
+
+    def _check_output(self) -> str | None:
+        """What launching would do with the output directory (`new`, `resume`, `overwrite`), or None."""
+        overwrite, resume = self._choice()
+        out = self.query_one("#output-status", Static)
+        try:
+            what = runs.check_output_dir(self.state.plan.output, resume=resume, overwrite=overwrite)
+        except UserError as exc:
+            out.update(Text(f"✘ {exc}", style="bold red"))
+            return None
+        text = {"new": "✔ a new run directory", "resume": "✔ continues from the last complete checkpoint",
+                "overwrite": "! the directory's contents will be replaced"}[what]
+        out.update(Text(text, style="bold yellow" if what == "overwrite" else "bold green"))
+        return what
+
+    @on(Button.Pressed, "#save-btn")
+    def action_save(self) -> None:
+        """Write the run file; `lora-tui train --config FILE` runs it."""
+        path = Path(self.query_one("#runfile", Input).value.strip() or "lora-run.toml").expanduser()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(self.state.plan.to_toml(self.state.sources), encoding="utf-8")
+        except OSError as exc:
+            self.show_error(f"Run file {path}: cannot write ({exc.strerror}); choose another path")
+            return
+        self.clear_error()
+        self.notify(f"Saved {path}\nRun it with: lora-tui train --config {path}", title="Run file")
+
+    def action_copy(self) -> None:
+        """Copy the command line to the clipboard (OSC 52: works over SSH in most terminals)."""
+        self.app.copy_to_clipboard(self.command_line())
+        self.notify("Command line copied to the clipboard.")
+
+    @on(Button.Pressed, "#launch-btn")
+    def action_launch(self) -> None:
+        """Start the run (refused inline when the output directory is in use or the data has problems)."""
+        report = self.state.data_report
+        if report is not None and not report.ok:
+            self.show_error(f"Data: {report.issue_count} problem(s) in {report.path}; fix them first (Data step)")
+            return
+        if self._check_output() is None:
+            self.show_error("Output: choose another directory, or tick overwrite/resume")
+            return
+        self.clear_error()
+        overwrite, resume = self._choice()
+        self.query_one("#launch-btn", Button).disabled = True
+        self.launch(self.state.plan, dict(self.state.sources), overwrite, resume)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="launch")
+    def launch(self, plan: TrainingPlan, sources: dict[str, str], overwrite: bool, resume: bool) -> None:
+        """Start `lora-tui train` in the background through the app's launcher."""
+        launched = self.tui.launcher(plan, sources, overwrite=overwrite, resume=resume)
+        self.post_message(RunLaunched(Path(launched.run_dir), getattr(launched, "pid", None)))
+
+    def on_run_launched(self, message: RunLaunched) -> None:
+        """Open the run's monitor."""
+        self.query_one("#launch-btn", Button).disabled = False
+        self.tui.open_monitor(message.run_dir)
+
+    def show_error(self, message: str) -> None:
+        """Inline error (and re-enable the launch button after a failed launch)."""
+        super().show_error(message)
+        self.query_one("#launch-btn", Button).disabled = False
