@@ -1,0 +1,229 @@
+"""The built-in demo model: a tiny Llama-style LM with a locally trained tokenizer, built once into the cache.
+
+`ensure_demo_model()` returns the directory holding config.json, model.safetensors and the tokenizer files
+(with a chat template that marks assistant turns with `{% generation %}`), building it the first time:
+
+1. a byte-level BPE tokenizer (vocabulary 4096; <pad>=0, <s>=1, </s>=2, chat markers) trained on generated
+   English/Japanese text (lora_tui.train.corpus) and, when present, the built-in sample chats;
+2. a Llama model from `lora_tui.core.modules.demo_config()` (grouped-query attention: 8 query heads, 2 KV heads);
+3. a short deterministic pre-training (PRETRAIN_STEPS AdamW steps on generated paragraphs and chats, never on
+   the sample chats) so that the base is a real small LM and LoRA fine-tuning on the sample visibly lowers
+   the loss.
+
+The build happens in a temporary directory that is renamed into place, under a file lock, so two processes
+racing to build it end with one complete model and neither sees a partial one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+DEMO_DIR_NAME = "demo-model"
+"""Directory name of the demo model under the cache root."""
+BUILD_MARKER = "lora_tui_demo.json"
+"""Written last into the demo model directory: build settings and the pre-training loss."""
+BUILD_VERSION = 2
+"""Bumped whenever the recipe changes, so an old cached build is rebuilt."""
+PRETRAIN_STEPS = 100
+"""AdamW steps of pre-training on generated text."""
+PRETRAIN_BATCH = 8
+"""Sequences per pre-training step."""
+PRETRAIN_SEQ = 128
+"""Tokens per pre-training sequence."""
+PRETRAIN_LR = 3e-3
+"""Peak learning rate of the pre-training (cosine decay to 10%)."""
+
+SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<|system|>", "<|user|>", "<|assistant|>"]
+"""Special tokens, in id order: pad=0, bos=1, eos=2, then the chat role markers."""
+
+CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'assistant' -%}"
+    "{{ '<|assistant|>\n' }}{% generation %}{{ message['content'] + eos_token }}{% endgeneration %}{{ '\n' }}"
+    "{%- else -%}"
+    "{{ '<|' + message['role'] + '|>\n' + message['content'] + eos_token + '\n' }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|assistant|>\n' }}{%- endif -%}"
+)
+"""Chat template of the demo tokenizer; `{% generation %}` marks the assistant text for assistant-only loss."""
+
+_FALLBACK_CONFIG: dict[str, Any] = {
+    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 4096, "hidden_size": 256,
+    "intermediate_size": 768, "num_hidden_layers": 4, "num_attention_heads": 8, "num_key_value_heads": 2,
+    "head_dim": 32, "max_position_embeddings": 1024, "tie_word_embeddings": True, "bos_token_id": 1,
+    "eos_token_id": 2, "pad_token_id": 0, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+}
+
+
+def demo_model_config() -> dict[str, Any]:
+    """config.json content of the demo model (core.modules.demo_config when available)."""
+    try:
+        from lora_tui.core.modules import demo_config  # type: ignore[attr-defined]
+    except ImportError:  # engineer C's function has not landed in this checkout
+        return dict(_FALLBACK_CONFIG)
+    return dict(demo_config())
+
+
+def demo_model_dir(cache_dir: Path | None = None) -> Path:
+    """Where the demo model lives (whether or not it has been built)."""
+    from lora_tui.core.paths import cache_dir as default_cache
+
+    return (cache_dir or default_cache()) / DEMO_DIR_NAME
+
+
+def is_built(path: Path) -> bool:
+    """True when `path` holds a complete demo model of the current recipe."""
+    try:
+        info = json.loads((path / BUILD_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return info.get("version") == BUILD_VERSION and (path / "model.safetensors").is_file()
+
+
+def ensure_demo_model(cache_dir: Path | None = None) -> Path:
+    """The demo model directory, built on first use (atomic and safe when several processes race)."""
+    target = demo_model_dir(cache_dir)
+    if is_built(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{DEMO_DIR_NAME}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_built(target):
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=f".{DEMO_DIR_NAME}.", dir=target.parent))
+        try:
+            build_demo_model(tmp)
+            if target.exists():  # an older recipe's build: move aside, then delete
+                old = target.with_name(f".{DEMO_DIR_NAME}.old.{time.time_ns()}")
+                target.rename(old)
+                shutil.rmtree(old, ignore_errors=True)
+            tmp.rename(target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _tokenizer_texts() -> list[str]:
+    from lora_tui.core.paths import SAMPLE_DATA_PATH
+    from lora_tui.train import corpus
+
+    texts = list(corpus.paragraphs(3000, seed=0))
+    texts += [m["content"] for chat in corpus.dialogues(1000, seed=1) for m in chat]
+    if SAMPLE_DATA_PATH.is_file():  # the sample's words should be in the vocabulary it will be tuned on
+        for line in SAMPLE_DATA_PATH.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            texts.extend(_strings_in(record))
+    return texts
+
+
+def _strings_in(obj: Any) -> list[str]:
+    if isinstance(obj, str):
+        return [obj]
+    if isinstance(obj, dict):
+        return [s for v in obj.values() for s in _strings_in(v)]
+    if isinstance(obj, list):
+        return [s for v in obj for s in _strings_in(v)]
+    return []
+
+
+def build_tokenizer(vocab_size: int) -> Any:
+    """Train the byte-level BPE tokenizer and wrap it as a PreTrainedTokenizerFast with the chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(_tokenizer_texts(), trainer=trainer)
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+        additional_special_tokens=SPECIAL_TOKENS[3:], model_max_length=1024,
+    )
+    wrapped.chat_template = CHAT_TEMPLATE
+    return wrapped
+
+
+def _pretrain_token_stream(tokenizer: Any) -> list[int]:
+    from lora_tui.train import corpus
+
+    texts = [tokenizer.bos_token + p + tokenizer.eos_token for p in corpus.paragraphs(4000, seed=10)]
+    texts += [tokenizer.apply_chat_template(c, tokenize=False) for c in corpus.dialogues(3000, seed=11)]
+    random.Random(12).shuffle(texts)
+    ids: list[int] = []
+    for enc in tokenizer(texts, add_special_tokens=False)["input_ids"]:
+        ids.extend(enc)
+    return ids
+
+
+def pretrain(model: Any, tokenizer: Any, *, steps: int = PRETRAIN_STEPS) -> list[float]:
+    """Deterministic short pre-training on generated text; returns the loss of every step."""
+    import torch
+
+    torch.manual_seed(0)
+    data = torch.tensor(_pretrain_token_stream(tokenizer), dtype=torch.long)
+    n_seq = len(data) // PRETRAIN_SEQ
+    data = data[: n_seq * PRETRAIN_SEQ].view(n_seq, PRETRAIN_SEQ)
+    optim = torch.optim.AdamW(model.parameters(), lr=PRETRAIN_LR, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        optim, lambda s: min(1.0, (s + 1) / 20) * (0.1 + 0.9 * 0.5 * (1 + __import__("math").cos(
+            3.14159265 * s / steps)))
+    )
+    gen = torch.Generator().manual_seed(0)
+    model.train()
+    losses: list[float] = []
+    for _ in range(steps):
+        batch = data[torch.randint(0, n_seq, (PRETRAIN_BATCH,), generator=gen)]
+        loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optim.step()
+        sched.step()
+        optim.zero_grad(set_to_none=True)
+        losses.append(float(loss.detach()))
+    model.eval()
+    return losses
+
+
+def build_demo_model(out_dir: Path, *, steps: int = PRETRAIN_STEPS) -> dict[str, Any]:
+    """Build tokenizer + model + pre-training into `out_dir`; returns the build info (also written there)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    started = time.time()
+    cfg_dict = demo_model_config()
+    tokenizer = build_tokenizer(int(cfg_dict["vocab_size"]))
+    torch.manual_seed(0)
+    config = LlamaConfig(**{k: v for k, v in cfg_dict.items() if k not in ("architectures", "model_type")})
+    model = LlamaForCausalLM(config)
+    losses = pretrain(model, tokenizer, steps=steps) if steps > 0 else []
+    model.generation_config.pad_token_id = 0
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    info = {
+        "version": BUILD_VERSION,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "pretrain_steps": steps,
+        "pretrain_loss_first": round(losses[0], 4) if losses else None,
+        "pretrain_loss_last": round(sum(losses[-10:]) / len(losses[-10:]), 4) if losses else None,
+        "build_seconds": round(time.time() - started, 1),
+    }
+    (out_dir / BUILD_MARKER).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return info
