@@ -128,6 +128,7 @@ def _read_jsonl(path: Path) -> Iterator[RawRecord]:
             yield RawRecord(None, None, problem=problem)
             return
         fh.seek(0)
+        seen_record = False
         for line_no, raw in enumerate(fh, start=1):
             text, problem = _decode_line(raw, line_no)
             if problem:
@@ -139,7 +140,11 @@ def _read_jsonl(path: Path) -> Iterator[RawRecord]:
             try:
                 yield RawRecord(line_no, None, json.loads(text.rstrip("\r\n")))
             except json.JSONDecodeError as exc:
-                yield RawRecord(line_no, None, problem=f"invalid JSON: {exc.msg} (column {exc.colno})")
+                hint = ""
+                if not seen_record and text.lstrip().startswith("["):
+                    hint = "; the file looks like a JSON array: name it .json"
+                yield RawRecord(line_no, None, problem=f"invalid JSON: {exc.msg} (column {exc.colno}){hint}")
+            seen_record = True
 
 
 def _read_json(path: Path, size: int, notes: list[str]) -> Iterator[RawRecord]:
@@ -175,7 +180,8 @@ def _json_array_records(text: str, notes: list[str]) -> Iterator[RawRecord]:
         try:
             whole = json.loads(text)
         except json.JSONDecodeError as exc:
-            yield RawRecord(exc.lineno, None, problem=f"invalid JSON: {exc.msg} (column {exc.colno})")
+            hint = "; one record per line is JSON Lines: name the file .jsonl" if exc.msg == "Extra data" else ""
+            yield RawRecord(exc.lineno, None, problem=f"invalid JSON: {exc.msg} (column {exc.colno}){hint}")
             return
         lists = [k for k, v in whole.items() if isinstance(v, list)]
         if len(lists) != 1:

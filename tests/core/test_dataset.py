@@ -217,6 +217,27 @@ def test_json_array_errors_and_lines(tmp_path: Path) -> None:
     )
 
 
+def test_misnamed_json_and_jsonl_get_a_hint(tmp_path: Path) -> None:
+    lines = write_jsonl(tmp_path / "lines.json", RECORDS["text"])
+    assert [str(i) for i in inspect_dataset(lines).issues] == [
+        f"{lines}:2: invalid JSON: Extra data (column 1); one record per line is JSON Lines: name the file .jsonl"
+    ]
+    array = tmp_path / "array.jsonl"
+    array.write_text(json.dumps(RECORDS["text"], indent=1))
+    issues = inspect_dataset(array).issues
+    assert str(issues[0]) == (
+        f"{array}:1: invalid JSON: Expecting value (column 2); the file looks like a JSON array: name it .json"
+    )
+    assert "looks like a JSON array" not in str(issues[1])
+
+
+def test_dataset_dict_without_train_split(tmp_path: Path) -> None:
+    write_arrow_dir(tmp_path / "dd" / "validation", RECORDS["text"])
+    (tmp_path / "dd" / "dataset_dict.json").write_text(json.dumps({"splits": ["validation"]}))
+    with pytest.raises(UserError, match=r"has no `train` split \(splits: validation\); pass the split's directory"):
+        inspect_dataset(tmp_path / "dd")
+
+
 def test_large_json_array_is_refused_with_advice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_jsonl(tmp_path / "d.json", [])
     path.write_text(json.dumps(RECORDS["text"] * 100))
