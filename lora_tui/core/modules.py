@@ -238,7 +238,8 @@ def resolve_parameters(inv: ModelInventory, targets: list[str]) -> tuple[list[Li
 def unknown_targets_error(inv: ModelInventory, unmatched: list[str],
                           flag: str = "--target-modules") -> UserError:
     """The user error for target names that match no module of the model, listing the names it has."""
-    msg = (f"{flag}: {', '.join(unmatched)} matches no module of {inv.model_id}. "
+    verb = "matches" if len(unmatched) == 1 else "match"
+    msg = (f"{flag}: {', '.join(unmatched)} {verb} no module of {inv.model_id}. "
            f"Its modules: {', '.join(inv.module_names())} (or all-linear).")
     if inv.parameter_names():
         msg += f" Fused expert weights ({', '.join(inv.parameter_names())}) need target_parameters."
