@@ -1,0 +1,106 @@
+"""Merging: the memory plan, equal logits after the merge, and the output directory rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import probe_ids
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from lora_tui.adapters import merge as merge_mod
+from lora_tui.adapters.merge_plan import CUDA_CONTEXT_BYTES, plan_merge
+from lora_tui.adapters.session import AdapterSession
+from lora_tui.errors import UserError
+
+GIB = 1024**3
+
+
+@pytest.mark.parametrize(
+    ("device", "gpu_free", "want_device", "reason"),
+    [
+        ("auto", 24 * GIB, "cuda", "it fits"),
+        ("auto", 2 * GIB, "cpu", "the GPU has 2.00 GiB free but the merge needs"),
+        ("auto", None, "cpu", "no CUDA GPU"),
+        ("cpu", 24 * GIB, "cpu", "requested"),
+        ("cuda", 24 * GIB, "cuda", "requested"),
+    ],
+)
+def test_plan_merge_device_choice(device: str, gpu_free: int | None, want_device: str, reason: str) -> None:
+    # a 1B-parameter model in bf16: 2 GB of weights; largest matrix 262144 x 1152 (Gemma 3 1B's embedding)
+    plan = plan_merge(base_params=1_000_000_000, largest_weight_params=262_144 * 1152, adapter_params=13_000_000,
+                      dtype="bf16", device=device, gpu_free_bytes=gpu_free, ram_available_bytes=64 * GIB)
+    assert plan.device == want_device and reason in plan.reason
+    assert plan.weights_bytes == 2_000_000_000 and plan.adapter_bytes == 52_000_000
+    largest = 262_144 * 1152 * (4 + 2)
+    assert plan.working_bytes == largest + 100_000_000 + (CUDA_CONTEXT_BYTES if want_device == "cuda" else 0)
+    assert plan.total_bytes == plan.weights_bytes + plan.adapter_bytes + plan.working_bytes
+
+
+def test_plan_merge_refusals() -> None:
+    kwargs = {"base_params": 8_000_000_000, "largest_weight_params": 10**8, "adapter_params": 10**7}
+    with pytest.raises(UserError, match="--device cuda: no CUDA GPU"):
+        plan_merge(**kwargs, device="cuda")
+    with pytest.raises(UserError, match=r"--device cuda: the merge needs 16\.\d+ GiB, the GPU has 8.00 GiB"):
+        plan_merge(**kwargs, device="cuda", gpu_free_bytes=8 * GIB)
+    with pytest.raises(UserError, match="of RAM, 4.00 GiB is available"):
+        plan_merge(**kwargs, device="cpu", ram_available_bytes=4 * GIB)
+    with pytest.raises(UserError, match="--dtype int8"):
+        plan_merge(**kwargs, dtype="int8")
+
+
+def test_merged_logits_equal_base_plus_adapter(adapter_pair: tuple[Path, Path], tmp_path: Path) -> None:
+    adapter = adapter_pair[1]
+    stages: list[str] = []
+    result = merge_mod.merge_adapter(adapter, tmp_path / "merged", dtype="fp32", device="cpu",
+                                     progress=lambda stage, _f: stages.append(stage))
+    out = Path(result.output)
+    assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
+    assert result.plan.device == "cpu" and "merging on the CPU (requested)" in stages[0]
+    merged = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+    assert not any("lora" in n for n, _ in merged.named_parameters())
+    session = AdapterSession.for_adapters([adapter], device="cpu")
+    ids = probe_ids(merged.config.vocab_size)
+    with torch.inference_mode():
+        got = merged(input_ids=ids).logits
+    torch.testing.assert_close(got, session.logits(ids, "code"), rtol=0, atol=2e-5)
+    assert (got - session.logits(ids, None)).abs().max() > 1e-3
+    tok = AutoTokenizer.from_pretrained(out)
+    assert tok.chat_template == AutoTokenizer.from_pretrained(adapter).chat_template
+    assert [p.name for p in tmp_path.iterdir()] == ["merged"]  # no temporary directory left behind
+
+
+def test_merge_refuses_non_empty_output(adapter_pair: tuple[Path, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(UserError, match=r"--output .*out: directory is not empty.*--overwrite"):
+        merge_mod.merge_adapter(adapter_pair[0], out, dtype="fp32", device="cpu")
+    assert (out / "keep.txt").read_text() == "mine"
+    with pytest.raises(UserError, match="is the adapter or the base model itself"):
+        merge_mod.merge_adapter(adapter_pair[0], adapter_pair[0], dtype="fp32", device="cpu", overwrite=True)
+    result = merge_mod.merge_adapter(adapter_pair[0], out, dtype="bf16", device="cpu", overwrite=True)
+    assert not (out / "keep.txt").exists() and (out / "model.safetensors").is_file()
+    assert result.plan.dtype == "bf16"
+
+
+def test_interrupted_merge_leaves_nothing_complete(adapter_pair: tuple[Path, Path], tmp_path: Path) -> None:
+    def interrupt(stage: str, _fraction: float) -> None:
+        if stage.startswith("saving"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        merge_mod.merge_adapter(adapter_pair[0], tmp_path / "merged", dtype="fp32", device="cpu", progress=interrupt)
+    assert list(tmp_path.iterdir()) == []
+
+    def fail_after_save(stage: str, _fraction: float) -> None:
+        if stage.startswith("moving"):
+            partial = [p for p in tmp_path.iterdir() if p.name.startswith(".merged.merging-")]
+            assert len(partial) == 1 and (partial[0] / "model.safetensors").is_file()
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        merge_mod.merge_adapter(adapter_pair[0], tmp_path / "merged", dtype="fp32", device="cpu",
+                                progress=fail_after_save)
+    assert list(tmp_path.iterdir()) == []
