@@ -1,0 +1,80 @@
+"""`lora-tui adapters` end to end through the CLI entry point (exit codes, output, one-line errors)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from adapter_fakes import fake_adapter
+
+from lora_tui.cli import main
+
+
+def test_list_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fake_adapter(tmp_path / "a-finished", losses=[2.0, 1.5])
+    fake_adapter(tmp_path / "b-guide", alpha_key="alpha", alpha=32, state=None)
+    assert main(["adapters", "list", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    header, *rows = out.splitlines()
+    assert header.split() == ["NAME", "STATE", "BASE", "R", "ALPHA", "TARGETS", "SIZE", "DATE", "LOSS", "CKPTS"]
+    finished = next(r for r in rows if r.startswith("a-finished"))
+    assert finished.split()[1:5] == ["finished", "demo", "8", "16"] and "1.5000" in finished
+    assert any("! uses the key `alpha` (32); PEFT reads `lora_alpha`" in r for r in rows)
+    assert main(["adapters", "list", str(tmp_path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {a["name"]: a["state"] for a in data["adapters"]} == {"a-finished": "finished", "b-guide": "saved"}
+
+
+def test_list_default_root_empty(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["adapters", "list"]) == 0
+    assert "No adapters under" in capsys.readouterr().out
+
+
+def test_show_text_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = fake_adapter(tmp_path / "run", losses=[1.0])
+    assert main(["adapters", "show", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "rank r = 8, lora_alpha = 16: scaling alpha / r = 2" in out and "adapter_model.safetensors" in out
+    assert main(["adapters", "show", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lora-tui: error: ") and "no such adapter directory" in err and "Traceback" not in err
+
+
+def test_try_plain_output(adapter_pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["adapters", "try", str(adapter_pair[0]), "--prompt", "hello", "--prompt", "world",
+               "--max-new-tokens", "6", "--device", "cpu"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert out.count("=== ") == 2 and out.count("--- base") == 2 and out.count("--- chat") == 2
+
+
+def test_compare_json_matches_session(adapter_pair: tuple[Path, Path], tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("# a comment\nhello\n\n", encoding="utf-8")
+    rc = main(["adapters", "compare", *map(str, adapter_pair), "--prompts", str(prompts), "--json",
+               "--max-new-tokens", "6", "--device", "cpu"])
+    assert rc == 0
+    data = json.loads(capsys.readouterr().out)
+    [result] = data["results"]
+    assert result["prompt"] == "hello" and list(result["answers"]) == ["base", "chat", "code"]
+    from lora_tui.adapters.session import AdapterSession, GenerationSettings
+
+    session = AdapterSession.for_adapters([adapter_pair[1]], device="cpu")
+    assert result["answers"]["code"] == session.answer("hello", "code", GenerationSettings(max_new_tokens=6))
+
+
+def test_try_needs_a_prompt(adapter_pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["adapters", "try", str(adapter_pair[0])]) == 2
+    assert "give at least one --prompt" in capsys.readouterr().err
+
+
+def test_merge_cli(adapter_pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "merged"
+    assert main(["adapters", "merge", str(adapter_pair[0]), "--output", str(out), "--dtype", "fp32",
+                 "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "merging on the CPU (requested)" in captured.err and "AutoModelForCausalLM.from_pretrained" in captured.out
+    assert main(["adapters", "merge", str(adapter_pair[0]), "--output", str(out)]) == 2
+    assert "directory is not empty" in capsys.readouterr().err
