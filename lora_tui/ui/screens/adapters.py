@@ -1,0 +1,240 @@
+"""The Adapters screen: every adapter under the runs root, its details, base vs adapter answers, and merge.
+
+One base model stays loaded while you move between adapters of that base (they are added with
+`load_adapter` and chosen with `set_adapter`); a different base replaces it. Loading, generating and merging run
+in thread workers; answers stream into the two panes token by token. The model stack is imported only inside
+those workers.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.worker import Worker, WorkerState
+
+from lora_tui.core.adapters import AdapterInfo, describe_adapter, find_adapters
+from lora_tui.errors import UserError
+
+
+@dataclass
+class AdapterDescribed(Message):
+    """The details of the highlighted adapter are ready."""
+
+    path: str
+    """Adapter directory."""
+    lines: list[str]
+    """The `adapters show` text, line by line."""
+
+
+@dataclass
+class AnswerChunk(Message):
+    """A piece of streamed answer text."""
+
+    column: str
+    """`base` or `adapter`."""
+    text: str
+    """Text to append (or the whole answer when `replace`)."""
+    replace: bool = False
+    """Replace the pane's text instead of appending."""
+
+
+@dataclass
+class AdapterStatus(Message):
+    """A one-line status update (loading, merge progress, done)."""
+
+    text: str
+    """What to show."""
+
+
+class AdaptersScreen(Screen[None]):
+    """List, details, side-by-side answers and merge for the adapters under `runs_root`."""
+
+    CSS_PATH = "../adapters.tcss"
+    BINDINGS = [
+        Binding("ctrl+r", "refresh", "Refresh", tooltip="Scan the runs root again", id="adapters.refresh"),
+        Binding("ctrl+g", "merge", "Merge", tooltip="Merge the selected adapter into its base (sibling directory "
+                "NAME-merged)", id="adapters.merge"),
+        Binding("escape", "back", "Back", tooltip="Leave the Adapters screen", id="adapters.back"),
+    ]
+
+    def __init__(self, runs_root: Path, *, max_new_tokens: int = 128, device: str = "auto",
+                 name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.runs_root = Path(runs_root)
+        self.max_new_tokens = max_new_tokens
+        self.device = device
+        self.adapters: dict[str, AdapterInfo] = {}
+        self.answers: dict[str, str] = {"base": "", "adapter": ""}
+        self.session: Any = None
+        self.merged: list[str] = []
+        self._model_lock = threading.Lock()
+
+    # ---- layout ---------------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        """List and details on top, the prompt, then the two answer panes."""
+        yield Header(show_clock=False)
+        with Horizontal(id="adapters-top"):
+            yield DataTable(id="adapter-list", cursor_type="row", zebra_stripes=True)
+            with VerticalScroll(id="adapter-details-box"):
+                yield Static("Select an adapter.", id="adapter-details")
+        yield Input(placeholder="Ask the base model and the selected adapter (Enter)", id="adapter-prompt")
+        with Horizontal(id="adapter-answers"):
+            with Vertical(classes="answer-pane"):
+                yield Static("", id="answer-base")
+            with Vertical(classes="answer-pane"):
+                yield Static("", id="answer-adapter")
+        yield Static("", id="adapter-status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Fill the list."""
+        table = self.query_one("#adapter-list", DataTable)
+        table.add_columns("Adapter", "State", "r", "alpha", "Loss")
+        self.query_one("#answer-base").border_title = "base model"
+        self.query_one("#answer-adapter").border_title = "adapter"
+        self.action_refresh()
+
+    def action_refresh(self) -> None:
+        """Scan the runs root again."""
+        table = self.query_one("#adapter-list", DataTable)
+        table.clear()
+        self.adapters = {a.path: a for a in find_adapters(self.runs_root)}
+        for info in self.adapters.values():
+            loss = "-" if info.final_loss is None else f"{info.final_loss:.3f}"
+            table.add_row(info.name, info.state, str(info.r or "-"),
+                          "-" if info.lora_alpha is None else f"{info.lora_alpha:g}", loss, key=info.path)
+        if not self.adapters:
+            self.set_status(f"No adapters under {self.runs_root}. Train one first.")
+
+    def action_back(self) -> None:
+        """Return to the previous screen."""
+        if len(self.app.screen_stack) > 1:
+            self.app.pop_screen()
+
+    @property
+    def selected(self) -> AdapterInfo | None:
+        """The highlighted adapter."""
+        table = self.query_one("#adapter-list", DataTable)
+        if table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return self.adapters.get(str(key))
+
+    def set_status(self, text: str, *, error: bool = False) -> None:
+        """Show a status or an inline error line."""
+        self.query_one("#adapter-status", Static).update(Text(text, style="bold red" if error else ""))
+
+    # ---- details ----------------------------------------------------------------------------------------
+
+    @on(DataTable.RowHighlighted, "#adapter-list")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value is not None:
+            self.describe(str(event.row_key.value))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="adapter-details")
+    def describe(self, path: str) -> None:
+        """Read the adapter's config, files and training info (lora_math may build an inventory)."""
+        from lora_tui.cli.adapters import format_details
+
+        self.post_message(AdapterDescribed(path, format_details(describe_adapter(path))))
+
+    def on_adapter_described(self, message: AdapterDescribed) -> None:
+        """Show the details of the still-selected adapter."""
+        if self.selected is not None and self.selected.path == message.path:
+            self.query_one("#adapter-details", Static).update(Text("\n".join(message.lines)))
+
+    # ---- answers ----------------------------------------------------------------------------------------
+
+    @on(Input.Submitted, "#adapter-prompt")
+    def _submitted(self, event: Input.Submitted) -> None:
+        info = self.selected
+        if not event.value.strip():
+            return
+        if info is None or not info.has_adapter:
+            self.set_status("Select a loadable adapter first (its state shows why it is not).", error=True)
+            return
+        self.ask(info.path, event.value.strip())
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="adapter-model")
+    def ask(self, path: str, prompt: str) -> None:
+        """Load the adapter onto the (shared) base if needed, then stream the base and adapter answers."""
+        from lora_tui.adapters.session import GenerationSettings
+
+        with self._model_lock:
+            name = self._ensure_loaded(path)
+            settings = GenerationSettings(max_new_tokens=self.max_new_tokens)
+            for column, adapter in (("base", None), ("adapter", name)):
+                self.post_message(AnswerChunk(column, "", replace=True))
+                text = self.session.answer(prompt, adapter, settings,
+                                           on_text=lambda t, c=column: self.post_message(AnswerChunk(c, t)))
+                self.post_message(AnswerChunk(column, text, replace=True))
+            self.post_message(AdapterStatus(f"answered with base {self.session.base_dir.name} and adapter {name}"))
+
+    def _ensure_loaded(self, path: str) -> str:
+        """Adapter name in the session; the base is loaded only when it differs from the loaded one."""
+        from lora_tui.adapters.session import AdapterSession, resolve_base
+
+        base_dir = resolve_base(path)
+        if self.session is None or self.session.base_dir != base_dir:
+            self.post_message(AdapterStatus(f"loading base model {base_dir}…"))
+            self.session = AdapterSession(base_dir, device=self.device)
+        if Path(path).resolve() not in self.session.adapters.values():
+            self.post_message(AdapterStatus(f"loading adapter {Path(path).name} onto the loaded base…"))
+        return str(self.session.add(path))
+
+    def on_answer_chunk(self, message: AnswerChunk) -> None:
+        """Append streamed text to its pane."""
+        current = "" if message.replace else self.answers[message.column]
+        self.answers[message.column] = current + message.text
+        self.query_one(f"#answer-{message.column}", Static).update(Text(self.answers[message.column]))
+
+    def on_adapter_status(self, message: AdapterStatus) -> None:
+        """Show worker progress."""
+        self.set_status(message.text)
+
+    # ---- merge ------------------------------------------------------------------------------------------
+
+    def action_merge(self) -> None:
+        """Merge the selected adapter into a sibling directory NAME-merged."""
+        info = self.selected
+        if info is None or not info.has_adapter:
+            self.set_status("Select a loadable adapter to merge.", error=True)
+            return
+        self.merge(info.path, str(Path(info.run_dir).with_name(Path(info.run_dir).name + "-merged")))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="adapter-merge")
+    def merge(self, path: str, output: str) -> None:
+        """Plan the memory, merge, save; progress lines go to the status bar."""
+        from lora_tui.adapters.merge import merge_adapter
+
+        def progress(stage: str, fraction: float) -> None:
+            self.post_message(AdapterStatus(f"merge {fraction:.0%}: {stage}"))
+
+        result = merge_adapter(path, output, device="auto", progress=progress)
+        self.merged.append(result.output)
+        self.post_message(AdapterStatus(f"merged into {result.output} ({result.plan.dtype} on {result.plan.device},"
+                                        f" {result.seconds:.1f} s)"))
+
+    # ---- failures ---------------------------------------------------------------------------------------
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Every worker failure lands here: user errors inline, anything else with its type."""
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        if isinstance(error, UserError):
+            self.set_status(str(error), error=True)
+        else:
+            self.set_status(f"{event.worker.group} failed: {type(error).__name__}: {error}", error=True)

@@ -1,0 +1,86 @@
+"""Pilot test of the Adapters screen inside a minimal App: list, details, streamed answers, switching, merge."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from adapter_fakes import fake_adapter
+from textual.app import App
+from textual.widgets import DataTable, Static
+
+from lora_tui.adapters.session import AdapterSession, GenerationSettings
+from lora_tui.ui.screens.adapters import AdaptersScreen
+
+
+class ScreenApp(App[None]):
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+
+    def on_mount(self) -> None:
+        self.push_screen(AdaptersScreen(self.root, max_new_tokens=6, device="cpu"))
+
+
+def text_of(screen: AdaptersScreen, selector: str) -> str:
+    return str(screen.query_one(selector, Static).render())
+
+
+async def test_adapters_screen(adapter_pair: tuple[Path, Path], tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    for src in adapter_pair:
+        shutil.copytree(src, root / src.name)
+    fake_adapter(root / "failed", state="failed", weights=False)
+    app = ScreenApp(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, AdaptersScreen)
+        table = screen.query_one("#adapter-list", DataTable)
+        assert table.row_count == 3
+        # move to the chat adapter and read its details
+        names = [table.get_row_at(i)[0] for i in range(3)]
+        table.move_cursor(row=names.index("chat"))
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "rank r = 4, lora_alpha = 8" in text_of(screen, "#adapter-details")
+
+        await pilot.click("#adapter-prompt")
+        await pilot.press(*"hello", "enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        want = AdapterSession.for_adapters([root / "chat"], device="cpu")
+        settings = GenerationSettings(max_new_tokens=6)
+        assert screen.answers["base"] == want.answer("hello", None, settings) != ""
+        assert screen.answers["adapter"] == want.answer("hello", "chat", settings)
+        assert text_of(screen, "#answer-adapter") == screen.answers["adapter"]
+        session = screen.session
+
+        # switch to the code adapter: same loaded base, a second adapter on it
+        table.move_cursor(row=names.index("code"))
+        await pilot.pause()
+        await pilot.click("#adapter-prompt")
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert screen.session is session and list(session.adapters) == ["chat", "code"]
+        want.add(root / "code")
+        assert screen.answers["adapter"] == want.answer("hello", "code", settings)
+
+        # a run without an adapter is refused inline
+        table.move_cursor(row=names.index("failed"))
+        await pilot.pause()
+        await pilot.click("#adapter-prompt")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "Select a loadable adapter" in text_of(screen, "#adapter-status")
+
+        # merge the code adapter
+        table.move_cursor(row=names.index("code"))
+        await pilot.pause()
+        await pilot.press("ctrl+g")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        merged = root / "code-merged"
+        assert screen.merged == [str(merged)] and (merged / "model.safetensors").is_file()
+        assert "merged into" in text_of(screen, "#adapter-status")
