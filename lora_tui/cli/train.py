@@ -1,0 +1,183 @@
+"""`lora-tui train`: the guide's `scripts/train_lora.py` flags, resolved against the advisor, run detached.
+
+Every command line of the guide works with `lora-tui train` in place of `python scripts/train_lora.py`.
+Flags not given come from `--config`, then the recommendation for this hardware and data, then the defaults;
+the run records which. Nothing heavy is imported here: the training process is a separate program.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lora_tui.errors import UserError
+
+_FIELDS: tuple[tuple[str, str, Any, str], ...] = (
+    ("--model", "model", str, "base model: `demo`, a preset name, a hub id in the local cache, or a local dir"),
+    ("--data", "data", str, "training data file (default: the built-in sample chats)"),
+    ("--output", "output", str, "run directory (default: $LORA_TUI_RUNS or ./runs, then MODEL-TIME)"),
+    ("--task", "task", str, "the guide's task preset: chat, domain, code or style"),
+    ("--lora-r", "lora_r", int, "LoRA rank r"),
+    ("--lora-alpha", "lora_alpha", float, "LoRA alpha (scaling alpha / r)"),
+    ("--lora-dropout", "lora_dropout", float, "dropout on the LoRA branch, in [0, 1)"),
+    ("--learning-rate", "learning_rate", float, "peak learning rate"),
+    ("--epochs", "num_train_epochs", float, "passes over the data"),
+    ("--batch-size", "per_device_train_batch_size", int, "examples per device per step"),
+    ("--gradient-accumulation-steps", "gradient_accumulation_steps", int, "micro-batches per optimizer step"),
+    ("--target-modules", "target_modules", str, "modules to adapt, comma separated, or all-linear"),
+    ("--warmup-ratio", "warmup_ratio", float, "fraction of steps spent warming the learning rate up"),
+    ("--weight-decay", "weight_decay", float, "AdamW weight decay"),
+    ("--max-seq-length", "max_seq_length", int, "tokens per example after truncation"),
+    ("--max-steps", "max_steps", int, "stop after this many optimizer steps (-1: train for --epochs)"),
+    ("--seed", "seed", int, "random seed"),
+    ("--eval-split", "eval_split", float, "fraction held out for evaluation, in [0, 0.5]"),
+    ("--precision", "precision", str, "auto (bf16 where supported, else fp16 on CUDA, else fp32), bf16, fp16, fp32"),
+    ("--save-steps", "save_steps", int, "save a checkpoint every N optimizer steps"),
+    ("--logging-steps", "logging_steps", int, "write a metrics line every N optimizer steps"),
+    ("--num-processes", "num_processes", int, "data-parallel processes via torchrun (gloo on CPU)"),
+)
+"""(flag, TrainingPlan field, type, help) of every setting flag."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `train` subcommand."""
+    p = sub.add_parser("train", help="train a LoRA adapter (headless; the TUI starts the same process)",
+                       description=__doc__.split("\n\n")[0])
+    for flag, dest, kind, text in _FIELDS:
+        p.add_argument(flag, dest=dest, type=kind, default=None, help=text)
+    p.add_argument("--use-rslora", dest="use_rslora", action="store_true", default=None, help="scale alpha/sqrt(r)")
+    p.add_argument("--use-dora", dest="use_dora", action="store_true", default=None, help="DoRA magnitude vectors")
+    p.add_argument("--gradient-checkpointing", dest="gradient_checkpointing", action=argparse.BooleanOptionalAction,
+                   default=None, help="recompute activations in backward (less memory, ~30%% more time)")
+    p.add_argument("--config", metavar="FILE", help="run file (TOML [plan] table) written by the TUI or by hand")
+    p.add_argument("--resume", action="store_true", help="continue --output from its newest complete checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output directory")
+    p.add_argument("--dry-run", action="store_true", help="validate and print the resolved plan; train nothing")
+    p.add_argument("--detach", action="store_true", help="start the run and return (print run dir and pid)")
+    p.add_argument("--auto-oom-retry", type=int, default=0, metavar="N",
+                   help="on out-of-memory, retry up to N times with the guide's next settings")
+    p.add_argument("--vram-gb", type=float, default=None, help="plan for this much GPU memory instead of detecting")
+    p.add_argument("--json", action="store_true", help="with --dry-run: print the resolved plan as JSON")
+    p.set_defaults(func=run)
+
+
+def given_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """TrainingPlan fields the user set on the command line."""
+    from lora_tui.core.plan import parse_target_modules
+
+    names = [dest for _, dest, _, _ in _FIELDS] + ["use_rslora", "use_dora", "gradient_checkpointing"]
+    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    if "target_modules" in given:
+        given["target_modules"] = parse_target_modules(given["target_modules"])
+    return given
+
+
+def run(args: argparse.Namespace) -> int:
+    """Resolve, validate and then print (dry run), start detached, or start and follow the run."""
+    from lora_tui.core import launcher
+
+    if args.resume and not args.output:
+        raise UserError("--resume needs --output RUN_DIR (the run to continue)")
+    vram = int(args.vram_gb * 1e9) if args.vram_gb else None
+    resolved = launcher.resolve_run(given_settings(args), config=args.config, resume=args.resume,
+                                    overwrite=args.overwrite, dry_run=args.dry_run,
+                                    auto_oom_retry=args.auto_oom_retry, vram_bytes=vram)
+    for warning in resolved.warnings:
+        print(f"lora-tui: warning: {warning}", file=sys.stderr)
+    if args.dry_run:
+        print(launcher.to_json(resolved) if args.json else render_dry_run(resolved))
+        return 0
+    run_dir, proc = launcher.launch(resolved)
+    print(f"run: {run_dir}  pid: {proc.pid}", flush=True)
+    if args.detach:
+        print(f"follow it with `lora-tui runs logs {run_dir} -f`; stop it with `lora-tui runs stop {run_dir}`")
+        return 0
+    return follow(run_dir, proc)
+
+
+def render_dry_run(resolved: Any) -> str:
+    """The resolved plan with sources, the per-layer LoRA math and the memory estimate."""
+    from lora_tui.cli.plan import render_plan
+    from lora_tui.core.lora_math import compute_lora_math
+
+    plan = resolved.plan
+    lines = [f"Plan ({resolved.mode} run in {plan.output}):"]
+    for row in _rows(resolved):
+        lines.append(row)
+    lines += [f"Effective batch: {plan.effective_batch_size} (batch {plan.per_device_train_batch_size} x "
+              f"accumulation {plan.gradient_accumulation_steps} x {plan.num_processes} process(es))",
+              f"Command: {plan.command_line()}", ""]
+    math = compute_lora_math(resolved.inventory, r=plan.lora_r, lora_alpha=plan.lora_alpha,
+                             target_modules=list(plan.target_modules), use_dora=plan.use_dora,
+                             use_rslora=plan.use_rslora)
+    ns = argparse.Namespace(batch_size=plan.per_device_train_batch_size, max_seq_length=plan.max_seq_length,
+                            dtype="bf16" if plan.precision == "auto" else plan.precision,
+                            no_gradient_checkpointing=not plan.gradient_checkpointing)
+    memory = dict(resolved.memory) if resolved.memory else None
+    if memory is not None:
+        memory.setdefault("vram_source", "detected" if memory.get("vram_bytes") else "none")
+    lines.append(render_plan(resolved.inventory, math, memory, alpha_default=False, args=ns))
+    if not resolved.model_available:
+        lines += ["", "Warning: the model's weights are not on this machine; a real run will need them."]
+    return "\n".join(lines)
+
+
+def _rows(resolved: Any) -> list[str]:
+    from lora_tui.core.launcher import describe_sources
+
+    out = []
+    for row in describe_sources(resolved):
+        value = ",".join(row["value"]) if isinstance(row["value"], list) else row["value"]
+        reason = f"  ({row['reason']})" if row["reason"] else ""
+        out.append(f"  {row['field']:28s} {value!s:24s} {row['source']}{reason}")
+    return out
+
+
+def follow(run_dir: Path, proc: Any, *, poll_s: float = 0.2) -> int:
+    """Copy run.log to the terminal until the process ends; Ctrl-C asks for a graceful stop and keeps going.
+
+    Returns 0 when the run finished, 130 after a Ctrl-C, 1 otherwise.
+    """
+    from lora_tui.core import launcher, runs
+
+    interrupted = False
+    offset = 0
+    log = run_dir / runs.LOG_FILE
+    while True:
+        try:
+            offset = _copy_new(log, offset)
+            if proc.poll() is not None:
+                _copy_new(log, offset)
+                break
+            time.sleep(poll_s)
+        except KeyboardInterrupt:
+            if not interrupted:
+                interrupted = True
+                print("\nlora-tui: stopping: the run saves a checkpoint and the adapter at its next step "
+                      "(Ctrl-C again only stops following; the run keeps going)", file=sys.stderr, flush=True)
+                runs.request_stop(run_dir)
+            else:
+                print(f"lora-tui: no longer following; the run continues in {run_dir}", file=sys.stderr)
+                return 130
+    status = launcher.mark_exited(run_dir, proc.returncode)
+    state = status.state if status else "unknown"
+    print(f"lora-tui: run {state}" + (f": {status.error}" if status and status.error else "") + f" ({run_dir})")
+    if interrupted:
+        return 130
+    return 0 if state == "finished" else 1
+
+
+def _copy_new(path: Path, offset: int) -> int:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            chunk = fh.read()
+    except OSError:
+        return offset
+    if chunk:
+        os.write(sys.stdout.fileno(), chunk)
+    return offset + len(chunk)

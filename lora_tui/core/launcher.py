@@ -1,0 +1,260 @@
+"""Resolve, validate and start a training run, without importing the training stack.
+
+`lora-tui train` and the TUI both go through here:
+
+1. `resolve_run(given, config=...)`: flags > `--config` run file > the recommendation for this hardware,
+   data, task and model > TrainingPlan defaults, with each field's source recorded; then everything is
+   validated (plan, data file, model availability offline, target modules, output directory policy).
+2. `prepare_run_dir(resolved)`: writes RUN/run.toml, RUN/launch.json and status.json (`starting`); with
+   `--overwrite` the old directory is moved aside and deleted only once the new one is set up.
+3. `start_worker(run_dir)`: starts `python -m lora_tui.train RUN` (or torchrun for several processes) as its
+   own session, output to RUN/run.log, so the run outlives the terminal or TUI that started it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lora_tui.core import runs
+from lora_tui.core.paths import SAMPLE_DATA_PATH, output_root
+from lora_tui.core.plan import TrainingPlan, load_run_file
+from lora_tui.errors import UserError
+
+LAUNCH_FILE = "launch.json"
+"""Facts the worker needs besides the plan: data report, memory estimate, retry budget."""
+MAX_OOM_RETRIES = 4
+"""Upper bound of `--auto-oom-retry` (the guide has four OOM remedies)."""
+
+
+@dataclass
+class ResolvedRun:
+    """A validated run, ready to be written and started."""
+
+    plan: TrainingPlan
+    """Every setting of the run."""
+    sources: dict[str, str]
+    """Field -> given / config / recommended / default."""
+    reasons: dict[str, str] = field(default_factory=dict)
+    """Field -> why the advisor recommended its value (recommended fields only)."""
+    mode: str = "new"
+    """Output directory policy outcome: new, resume or overwrite."""
+    data_report: dict[str, Any] | None = None
+    """core.dataset's report of the data file, as a dict."""
+    memory: dict[str, Any] | None = None
+    """The memory estimate made before the run, as a dict."""
+    inventory: Any = None
+    """The model's ModelInventory (for the per-layer math)."""
+    model_available: bool = True
+    """Whether the model's weights are on this machine (the demo model is always buildable)."""
+    warnings: list[str] = field(default_factory=list)
+    """Things the user should know that do not stop a dry run."""
+    auto_oom_retry: int = 0
+    """How many times to retry with the guide's next OOM settings."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("new", "resume", "overwrite"):
+            raise ValueError("`mode` must be new, resume or overwrite")
+        if not 0 <= self.auto_oom_retry <= MAX_OOM_RETRIES:
+            raise UserError(f"--auto-oom-retry must be between 0 and {MAX_OOM_RETRIES}")
+
+
+def _default_output(model: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(model).name or model).strip("-") or "run"
+    return str(output_root() / f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def _vram_bytes() -> int | None:
+    from lora_tui.core.hardware import detect_hardware
+
+    return detect_hardware().usable_vram_bytes
+
+
+def _merge(given: Mapping[str, Any], config: Mapping[str, Any], recommended: Mapping[str, Any]
+           ) -> tuple[dict[str, Any], dict[str, str]]:
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name in TrainingPlan.field_names():
+        for layer, label in ((given, "given"), (config, "config"), (recommended, "recommended")):
+            if name in layer and layer[name] is not None:
+                values[name], sources[name] = layer[name], label
+                break
+        else:
+            sources[name] = "default"
+    return values, sources
+
+
+def _inspect(data: str | None) -> dict[str, Any]:
+    from lora_tui.core.dataset import inspect_dataset
+
+    path = data or str(SAMPLE_DATA_PATH)
+    report = inspect_dataset(path, max_issues=20)
+    if not report.ok:
+        lines = [str(issue) for issue in report.issues[:10]]
+        more = report.issue_count - len(lines)
+        tail = f"\n... and {more} more (run `lora-tui inspect {path}`)" if more > 0 else ""
+        raise UserError(f"--data {path}: {report.issue_count} problem(s):\n" + "\n".join(lines) + tail)
+    return report.to_dict() | {"examples": report.examples}
+
+
+def _check_model(plan: TrainingPlan, dry_run: bool) -> tuple[Any, bool, list[str]]:
+    from lora_tui.core.modules import check_targets, is_available_offline, load_inventory
+
+    inventory = load_inventory(plan.model)
+    check_targets(inventory, list(plan.target_modules))
+    if plan.model.strip().lower() == "demo":
+        return inventory, True, []
+    available, reason = is_available_offline(plan.model)
+    if available:
+        return inventory, True, []
+    message = (f"--model {plan.model}: weights not in the local cache ({reason}); a real run needs them. "
+               "`--model demo` or a local directory with the weights works offline.")
+    if dry_run:
+        return inventory, False, [message]
+    raise UserError(message)
+
+
+def _output_mode(plan: TrainingPlan, *, resume: bool, overwrite: bool) -> str:
+    if resume and overwrite:
+        raise UserError("--resume and --overwrite cannot be combined")
+    return runs.check_output_dir(plan.output, resume=resume, overwrite=overwrite)
+
+
+def resolve_run(given: Mapping[str, Any], *, config: str | None = None, resume: bool = False,
+                overwrite: bool = False, dry_run: bool = False, auto_oom_retry: int = 0,
+                vram_bytes: int | None = None) -> ResolvedRun:
+    """Merge flags, run file, recommendation and defaults; validate everything. Raises UserError."""
+    config_values: dict[str, Any] = {}
+    if config is not None:
+        config_values, _ = load_run_file(config)
+    elif resume and given.get("output"):
+        run_file = Path(str(given["output"])) / runs.RUN_FILE
+        if run_file.is_file():
+            config_values, _ = load_run_file(run_file)
+    model = str(given.get("model") or config_values.get("model") or "demo")
+    data = given.get("data") or config_values.get("data")
+    data_report = _inspect(data)
+    from lora_tui.core.modules import load_inventory
+    from lora_tui.core.recommend import recommend
+
+    vram = vram_bytes if vram_bytes is not None else _vram_bytes()
+    task = given.get("task") or config_values.get("task")
+    rec = recommend(task=task, examples=int(data_report["examples"]), vram_bytes=vram,
+                    inventory=load_inventory(model))
+    values, sources = _merge(given, config_values, rec.values)
+    values.setdefault("model", model)
+    sources["model"] = sources.get("model", "default")
+    if "output" not in values:
+        values["output"] = _default_output(model)
+    values = _account_for_processes(values, sources)
+    plan = TrainingPlan.from_dict(values, where="train settings")
+    inventory, available, warnings = _check_model(plan, dry_run)
+    mode = "new" if dry_run and not resume else _output_mode(plan, resume=resume, overwrite=overwrite)
+    memory = _memory(inventory, plan, vram)
+    reasons = {k: v for k, v in rec.reasons.items() if sources.get(k) == "recommended"}
+    return ResolvedRun(plan=plan, sources=sources, reasons=reasons, mode=mode, data_report=data_report,
+                       memory=memory, inventory=inventory, model_available=available, warnings=warnings,
+                       auto_oom_retry=auto_oom_retry)
+
+
+def _account_for_processes(values: dict[str, Any], sources: dict[str, str]) -> dict[str, Any]:
+    """With N processes, divide a recommended/default accumulation by N so the effective batch stays."""
+    n = int(values.get("num_processes", 1) or 1)
+    accum = values.get("gradient_accumulation_steps", TrainingPlan.gradient_accumulation_steps)
+    if n > 1 and sources.get("gradient_accumulation_steps") in ("recommended", "default") and accum % n == 0:
+        values["gradient_accumulation_steps"] = accum // n
+        sources["gradient_accumulation_steps"] = sources["gradient_accumulation_steps"] + f" (/{n} processes)"
+    return values
+
+
+def _memory(inventory: Any, plan: TrainingPlan, vram: int | None) -> dict[str, Any] | None:
+    from lora_tui.core.memory import plan_estimate
+
+    try:
+        return plan_estimate(inventory, plan, vram).to_dict()
+    except (UserError, ValueError):
+        return None
+
+
+# ---- writing and starting -----------------------------------------------------------------------------------
+
+
+def prepare_run_dir(resolved: ResolvedRun) -> Path:
+    """Create or reuse the run directory per `resolved.mode`; write run.toml, launch.json and status.json."""
+    run_dir = Path(resolved.plan.output).expanduser().resolve()
+    aside: Path | None = None
+    if resolved.mode == "overwrite" and run_dir.exists():
+        aside = run_dir.with_name(f".{run_dir.name}.replaced-{time.time_ns()}")
+        run_dir.rename(aside)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
+    (run_dir / runs.RUN_FILE).write_text(resolved.plan.to_toml(resolved.sources), encoding="utf-8")
+    launch = {"data": resolved.data_report, "memory_estimate": resolved.memory, "mode": resolved.mode,
+              "auto_oom_retry": resolved.auto_oom_retry, "reasons": resolved.reasons,
+              "command_line": resolved.plan.command_line()}
+    runs.write_json_atomic(run_dir / LAUNCH_FILE, launch)
+    runs.write_status(run_dir, runs.RunStatus(state="starting", started_at=time.time(),
+                                              max_steps=resolved.plan.max_steps if resolved.plan.max_steps > 0
+                                              else None))
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+    return run_dir
+
+
+def worker_command(run_dir: Path, *, resume: bool = False, num_processes: int = 1) -> list[str]:
+    """The command line of the training process."""
+    tail = ["-m", "lora_tui.train", str(run_dir), *(["--resume"] if resume else [])]
+    if num_processes <= 1:
+        return [sys.executable, *tail]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={num_processes}",
+            *tail]
+
+
+def start_worker(run_dir: Path, *, resume: bool = False, num_processes: int = 1,
+                 env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start the training process in its own session, output appended to RUN/run.log; records its pid."""
+    child_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+    with open(run_dir / runs.LOG_FILE, "ab") as log:
+        proc = subprocess.Popen(worker_command(run_dir, resume=resume, num_processes=num_processes),
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env=child_env, cwd=os.getcwd())
+    runs.update_status(run_dir, pid=proc.pid, pgid=proc.pid)
+    return proc
+
+
+def launch(resolved: ResolvedRun) -> tuple[Path, subprocess.Popen[bytes]]:
+    """prepare_run_dir + start_worker: what the TUI's Start button does."""
+    run_dir = prepare_run_dir(resolved)
+    proc = start_worker(run_dir, resume=resolved.mode == "resume", num_processes=resolved.plan.num_processes)
+    return run_dir, proc
+
+
+def mark_exited(run_dir: Path, returncode: int) -> runs.RunStatus | None:
+    """After the process exited: a status still saying starting/running becomes `failed` (see run.log)."""
+    status = runs.read_status(run_dir)
+    if status is not None and status.state in ("starting", "running"):
+        return runs.update_status(run_dir, state="failed", ended_at=time.time(),
+                                  error=f"training process exited with status {returncode}; see run.log")
+    return status
+
+
+def describe_sources(resolved: ResolvedRun) -> list[dict[str, Any]]:
+    """Rows for a plan table: field, value, source, reason."""
+    return [{"field": k, "value": v, "source": resolved.sources.get(k, "default"),
+             "reason": resolved.reasons.get(k, "")} for k, v in resolved.plan.to_dict().items()]
+
+
+def to_json(resolved: ResolvedRun) -> str:
+    """The resolved run as JSON (plan, sources, reasons, memory, warnings)."""
+    return json.dumps({"plan": resolved.plan.to_dict(), "sources": resolved.sources, "reasons": resolved.reasons,
+                       "mode": resolved.mode, "memory": resolved.memory, "warnings": resolved.warnings,
+                       "model_available": resolved.model_available}, indent=2, default=str)

@@ -1,0 +1,244 @@
+"""The training process: reads RUN/run.toml, trains with transformers + PEFT + TRL's SFTTrainer, writes RUN.
+
+Started by lora_tui.core.launcher as `python -m lora_tui.train RUN` (or under torchrun for several processes).
+Everything a person or the monitor needs ends up in the run directory (see lora_tui.core.runs).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lora_tui.core import runs
+from lora_tui.core.plan import TrainingPlan, load_run_file
+from lora_tui.train.callbacks import RunCallback, StopFlag
+
+LAUNCH_FILE = "launch.json"
+"""Written by the launcher next to run.toml: data report, memory estimate, retry budget, resume flag."""
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size) from the torchrun environment; (0, 1) for a single process."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def choose_precision(requested: str) -> str:
+    """auto -> bf16 where the CUDA device supports it, else fp16 on CUDA, else fp32 (CPU and MPS)."""
+    import torch
+
+    if requested != "auto":
+        return requested
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def is_oom(exc: BaseException) -> bool:
+    """CUDA/MPS out-of-memory errors and the CPU allocator's failures."""
+    import torch
+
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("out of memory" in text.lower() or "can't allocate" in text)
+
+
+def resolve_model_path(model: str) -> str:
+    """`demo` -> the built demo model; a preset name -> its hub id; anything else as given."""
+    if model.strip().lower() == "demo":
+        from lora_tui.train.demo import ensure_demo_model
+
+        return str(ensure_demo_model())
+    if Path(model).expanduser().is_dir():
+        return str(Path(model).expanduser().resolve())
+    from lora_tui.core.modules import preset
+
+    meta = preset(model)
+    return str(meta["hub_id"]) if meta else model
+
+
+def _assistant_only(tokenizer: Any, shape: str) -> bool:
+    """Loss on assistant turns only when the data is chat and the template can mark assistant tokens."""
+    if shape != "messages" or not tokenizer.chat_template:
+        return False
+    from trl.chat_template_utils import get_training_chat_template, has_generation_markers
+
+    if has_generation_markers(tokenizer.chat_template):
+        return True
+    try:
+        return get_training_chat_template(tokenizer) is not None
+    except Exception:  # an unknown template: TRL cannot patch it, so train on the whole sequence
+        return False
+
+
+def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, precision: str,
+                  extra_callbacks: Sequence[Any] = ()) -> tuple[Any, dict[str, Any]]:
+    """Load model, tokenizer and data; return the SFTTrainer and facts for training_info.json."""
+    import torch
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from lora_tui.core.paths import SAMPLE_DATA_PATH
+    from lora_tui.train.data import load_dataset_for_training
+
+    model_path = resolve_model_path(plan.model)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    data_path = plan.data or str(SAMPLE_DATA_PATH)
+    train_ds, eval_ds, data_stats = load_dataset_for_training(data_path, tokenizer, eval_split=plan.eval_split,
+                                                              seed=plan.seed)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+    assistant_only = _assistant_only(tokenizer, data_stats["shape"])
+    _, world_size = world()
+    config = SFTConfig(
+        output_dir=str(run_dir / runs.CHECKPOINTS_DIR),
+        learning_rate=plan.learning_rate, num_train_epochs=plan.num_train_epochs, max_steps=plan.max_steps,
+        per_device_train_batch_size=plan.per_device_train_batch_size,
+        per_device_eval_batch_size=plan.per_device_train_batch_size,
+        gradient_accumulation_steps=plan.gradient_accumulation_steps,
+        warmup_steps=plan.warmup_ratio, weight_decay=plan.weight_decay, seed=plan.seed, data_seed=plan.seed,
+        max_length=plan.max_seq_length, assistant_only_loss=assistant_only,
+        gradient_checkpointing=plan.gradient_checkpointing, bf16=precision == "bf16", fp16=precision == "fp16",
+        logging_steps=plan.logging_steps, save_strategy="steps", save_steps=plan.save_steps,
+        save_total_limit=plan.save_total_limit, eval_strategy="steps" if eval_ds is not None else "no",
+        eval_steps=plan.save_steps if eval_ds is not None else None, report_to="none", disable_tqdm=True,
+        ddp_backend=None if torch.cuda.is_available() or world_size == 1 else "gloo",
+        ddp_find_unused_parameters=False if world_size > 1 else None, dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available() and not torch.backends.mps.is_available(),
+    )
+    lora = LoraConfig(r=plan.lora_r, lora_alpha=plan.lora_alpha, lora_dropout=plan.lora_dropout,
+                      target_modules=plan.target_modules[0] if plan.target_modules == ["all-linear"]
+                      else list(plan.target_modules), use_rslora=plan.use_rslora, use_dora=plan.use_dora,
+                      bias="none", task_type="CAUSAL_LM")
+    trainer = SFTTrainer(model=model, args=config, train_dataset=train_ds, eval_dataset=eval_ds,
+                         processing_class=tokenizer, peft_config=lora,
+                         callbacks=[callback, *extra_callbacks])
+    facts = {"base_model_path": model_path, "data": data_stats, "assistant_only_loss": assistant_only,
+             "precision": precision, "world_size": world_size}
+    return trainer, facts
+
+
+def _apply_next(plan: TrainingPlan, changes: dict[str, Any]) -> TrainingPlan:
+    return TrainingPlan.from_dict({**plan.to_dict(), **changes}, where="oom retry")
+
+
+def _next_settings(plan: TrainingPlan) -> dict[str, Any] | None:
+    from lora_tui.core.advice import next_settings_after_oom
+
+    try:
+        from lora_tui.core.modules import load_inventory
+
+        inventory = load_inventory(plan.model)
+    except Exception:  # the remedies work without an inventory (q/v names fall back to the guide's)
+        inventory = None
+    return next_settings_after_oom(plan, inventory)
+
+
+def run_worker(run_dir: str | Path, *, resume: bool = False, extra_callbacks: Sequence[Any] = ()) -> int:
+    """Train the run in `run_dir`; returns the exit status (0 finished or stopped, 1 otherwise).
+
+    `extra_callbacks` is for tests (e.g. one that raises an out-of-memory error at step N); the command line
+    cannot reach it.
+    """
+    run_dir = Path(run_dir).resolve()
+    rank, world_size = world()
+    is_main = rank == 0
+    settings, sources = load_run_file(run_dir / runs.RUN_FILE)
+    plan = TrainingPlan.from_dict(settings, where=str(run_dir / runs.RUN_FILE))
+    launch = _read_launch(run_dir)
+    retries_left = int(launch.get("auto_oom_retry", 0))
+    stop = StopFlag()
+    stop.install()
+    if is_main:
+        runs.update_status(run_dir, state="running", pid=os.getpid(), pgid=os.getpgrp(),
+                           started_at=time.time(), error=None,
+                           extra={"world_size": world_size, "attempt": 1})
+    attempts: list[dict[str, Any]] = []
+    while True:
+        outcome = _attempt(run_dir, plan, sources, launch, stop, is_main=is_main, world_size=world_size,
+                           resume=resume, extra_callbacks=extra_callbacks)
+        attempts.append({"settings": plan.to_dict(), "outcome": outcome["state"]})
+        if outcome["state"] != "oom" or retries_left <= 0 or not outcome.get("next_settings"):
+            break
+        retries_left -= 1
+        plan = _apply_next(plan, outcome["next_settings"])
+        sources = {**sources, **{k: "oom-retry" for k in outcome["next_settings"]}}
+        if is_main:
+            (run_dir / runs.RUN_FILE).write_text(plan.to_toml(sources), encoding="utf-8")
+            runs.update_status(run_dir, state="running", error=None, next_settings=None,
+                               extra={"world_size": world_size, "attempt": len(attempts) + 1})
+        print(f"lora-tui: out of memory; retrying with {outcome['next_settings']}", flush=True)
+        resume = False
+    if is_main:
+        outcome["info"]["attempts"] = attempts
+        runs.write_json_atomic(run_dir / runs.INFO_FILE, outcome["info"])
+        runs.update_status(run_dir, state=outcome["state"], ended_at=time.time(), error=outcome.get("error"),
+                           next_settings=outcome.get("next_settings"),
+                           adapter_dir="." if runs.is_adapter_dir(run_dir) else None)
+    return 0 if outcome["state"] in ("finished", "stopped") else 1
+
+
+def _read_launch(run_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((run_dir / LAUNCH_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _attempt(run_dir: Path, plan: TrainingPlan, sources: dict[str, str], launch: dict[str, Any],
+             stop: StopFlag, *, is_main: bool, world_size: int, resume: bool,
+             extra_callbacks: Sequence[Any]) -> dict[str, Any]:
+    """One training attempt; returns {"state", "error", "next_settings", "info"}."""
+    from lora_tui.train.info import build_info
+
+    started = time.time()
+    precision = choose_precision(plan.precision)
+    callback = RunCallback(run_dir, stop, is_main=is_main, world_size=world_size,
+                           effective_batch=plan.per_device_train_batch_size * plan.gradient_accumulation_steps
+                           * world_size)
+    trainer = None
+    facts: dict[str, Any] = {"precision": precision, "world_size": world_size}
+    result: dict[str, Any] = {"state": "failed", "error": None, "next_settings": None}
+    try:
+        trainer, facts = build_trainer(plan, run_dir, callback, precision, extra_callbacks)
+        checkpoint = runs.latest_complete_checkpoint(run_dir) if resume else None
+        facts["resumed_from"] = str(checkpoint.relative_to(run_dir)) if checkpoint else None
+        loop_started = time.time()
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        facts["train_seconds"] = round(time.time() - loop_started, 3)
+        if is_main:
+            trainer.model.save_pretrained(str(run_dir))
+            trainer.processing_class.save_pretrained(str(run_dir))
+        result["state"] = "stopped" if callback.stopped else "finished"
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a status, the traceback goes to run.log
+        traceback.print_exc()
+        summary = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        result["error"] = summary[:300]
+        if is_oom(exc):
+            result["state"] = "oom"
+            result["next_settings"] = _next_settings(plan)
+    finally:
+        callback.close()
+    result["info"] = build_info(plan, sources, launch, facts, callback, trainer, started=started,
+                                state=result["state"], error=result["error"])
+    del trainer
+    _free_memory()
+    return result
+
+
+def _free_memory() -> None:
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
