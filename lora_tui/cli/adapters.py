@@ -155,7 +155,7 @@ def format_details(details: Any) -> list[str]:
         lines.append(f"  trainable parameters: {m.get('trainable_params', 0):,} of {m.get('total_params', 0):,} "
                      f"({m.get('trainable_pct', 0):.3g}%)")
         lines.append("  per layer kind:")
-        for row in m.get("rows", []):
+        for row in m.get("modules", m.get("rows", [])):
             lines.append(f"    {row['name']:<12} {row['in_features']:>6} -> {row['out_features']:<6} x{row['count']:<4}"
                          f" LoRA {row['lora_params']:>12,}")
     elif details.math_note:

@@ -78,3 +78,12 @@ def test_merge_cli(adapter_pair: tuple[Path, Path], tmp_path: Path, capsys: pyte
     assert "merging on the CPU (requested)" in captured.err and "AutoModelForCausalLM.from_pretrained" in captured.out
     assert main(["adapters", "merge", str(adapter_pair[0]), "--output", str(out)]) == 2
     assert "directory is not empty" in capsys.readouterr().err
+
+
+def test_show_per_layer_math_of_local_base(adapter_pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["adapters", "show", str(adapter_pair[1])]) == 0
+    out = capsys.readouterr().out
+    # r 8 on 2 layers of hidden 64: q 64->64, k/v 64->32, o 64->64, gate/up 64->128, down 128->64
+    assert "trainable parameters: 16,384 of" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if "LoRA" in line and "->" in line}
+    assert rows["k_proj"][1:4] == ["64", "->", "32"] and rows["down_proj"][-1] == "3,072"
