@@ -231,7 +231,8 @@ class LoraTuiApp(App[None]):
             yield SystemCommand("Adapters: Manage adapters", "List, inspect and try adapters", self.action_adapters)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """The one place worker failures surface: inline on the screen when it can show them, else a toast."""
+        """The one place worker failures surface (screens forward their workers' events here, since
+        `Worker.StateChanged` does not bubble): inline on the screen when it can show them, else a toast."""
         if event.state != WorkerState.ERROR:
             return
         error = event.worker.error

@@ -8,13 +8,24 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
+from textual.worker import Worker
 
 if TYPE_CHECKING:
     from lora_tui.ui.app import LoraTuiApp
     from lora_tui.ui.state import WizardState
 
 
-class WizardScreen(Screen[Any]):
+class ForwardsWorkerEvents:
+    """Mixin for screens: hand worker state changes to the App's one handler (they do not bubble)."""
+
+    app: Any
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Forward to `LoraTuiApp.on_worker_state_changed`."""
+        self.app.on_worker_state_changed(event)
+
+
+class WizardScreen(ForwardsWorkerEvents, Screen[Any]):
     """A wizard step: header, step bar, the step's body, an error line and the footer."""
 
     STEP = ""

@@ -74,9 +74,9 @@ class HardwareScreen(WizardScreen):
         self.query_one("#hw-summary", Static).update(self._summary(report))
         self._fill_gpus(tuple(report.gpus))
         tier = getattr(report, "resource_tier", None)
-        explain = TIER_TEXT.get(tier or "") if report.gpus else BACKEND_TEXT.get(report.backend)
-        self.query_one("#hw-tier", Static).update(explain or "")
         notes = [str(n) for n in getattr(report, "notes", ()) or ()]
+        explain = TIER_TEXT.get(tier or "") if report.gpus else ("" if notes else BACKEND_TEXT.get(report.backend))
+        self.query_one("#hw-tier", Static).update(explain or "")
         self.query_one("#hw-notes", Static).update("\n".join(notes))
         if report.gpus and self.tui.gpu_interval > 0:
             self.set_interval(self.tui.gpu_interval, self.sample_gpus)

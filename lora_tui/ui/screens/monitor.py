@@ -26,6 +26,7 @@ from lora_tui.errors import UserError
 from lora_tui.ui import follow
 from lora_tui.ui.format import fmt_bytes
 from lora_tui.ui.messages import GpusSampled, RunLaunched, RunPolled
+from lora_tui.ui.screens.base import ForwardsWorkerEvents
 from lora_tui.ui.widgets.chart import LineChart, Series
 
 STATE_STYLE = {"running": "bold green", "starting": "bold", "finished": "bold cyan", "stopped": "bold yellow",
@@ -33,7 +34,7 @@ STATE_STYLE = {"running": "bold green", "starting": "bold", "finished": "bold cy
 """Colour of each run state."""
 
 
-class MonitorScreen(Screen[Any]):
+class MonitorScreen(ForwardsWorkerEvents, Screen[Any]):
     """Watch one run directory; stop, resume, and turn a diagnosed remedy into a new run."""
 
     BINDINGS = [

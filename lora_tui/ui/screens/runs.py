@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from lora_tui.core import runs
+from lora_tui.ui.screens.base import ForwardsWorkerEvents
 
 
 class RunsListed(Message):
@@ -32,7 +33,7 @@ def list_runs(root: Path) -> list[tuple[Path, runs.RunStatus | None]]:
     return sorted(found, key=lambda item: -(item[1].started_at or 0) if item[1] else 0)
 
 
-class RunsScreen(Screen[Any]):
+class RunsScreen(ForwardsWorkerEvents, Screen[Any]):
     """Runs under the output root; Enter opens a run's monitor."""
 
     BINDINGS = [
