@@ -166,7 +166,7 @@ def moe_conversion(model: Any) -> dict[str, Any] | None:
     model_type = getattr(model.config, "model_type", None)
     if get_checkpoint_conversion_mapping(model_type) is None:
         return None
-    base = conv._MODEL_TO_CONVERSION_PATTERN.get(model_type)
+    base = conv._MODEL_TO_CONVERSION_PATTERN.get(str(model_type))
     mapping = conv._MOE_TARGET_MODULE_MAPPING.get(base or "")
     fused = conv._MOE_FUSED_TARGETS.get(base or "")
     if not mapping or not fused:
