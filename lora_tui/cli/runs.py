@@ -1,0 +1,142 @@
+"""`lora-tui runs [list [ROOT]] | show RUN | stop RUN | logs RUN [-f]`: the runs on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from lora_tui.errors import UserError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `runs` subcommand and its actions."""
+    p = sub.add_parser("runs", help="list, show, stop and follow training runs",
+                       description=__doc__.split(":", 1)[1].strip())
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    ls = actions.add_parser("list", help="runs under ROOT (default: $LORA_TUI_RUNS or ./runs)")
+    ls.add_argument("root", nargs="?", help="directory to search")
+    ls.add_argument("--json", action="store_true", help="print JSON")
+    show = actions.add_parser("show", help="status, settings and last metrics of one run")
+    show.add_argument("run", help="run directory")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    stop = actions.add_parser("stop", help="ask a run to save and stop at its next step")
+    stop.add_argument("run", help="run directory")
+    logs = actions.add_parser("logs", help="print run.log")
+    logs.add_argument("run", help="run directory")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the run ends")
+    p.set_defaults(func=run, action=None, root=None, json=False)
+
+
+def _run_dir(text: str) -> Path:
+    from lora_tui.core import runs
+
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        raise UserError(f"{text}: no such run directory")
+    if not (path / runs.STATUS_FILE).is_file() and not (path / runs.RUN_FILE).is_file():
+        raise UserError(f"{text}: not a run directory (no status.json or run.toml)")
+    return path
+
+
+def _summary(path: Path) -> dict[str, object]:
+    from lora_tui.core import runs
+
+    status = runs.read_status(path)
+    records, _ = runs.read_metrics(path)
+    losses = [r["loss"] for r in records if "loss" in r]
+    return {"run": str(path), "state": status.effective_state() if status else "unknown",
+            "step": status.step if status else 0, "max_steps": status.max_steps if status else None,
+            "last_loss": losses[-1] if losses else None, "error": status.error if status else None,
+            "last_checkpoint": status.last_checkpoint if status else None,
+            "started_at": status.started_at if status else None}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch to the chosen action (default: list)."""
+    action = args.action or "list"
+    if action == "list":
+        return _list(args.root, args.json)
+    path = _run_dir(args.run)
+    if action == "show":
+        return _show(path, args.json)
+    if action == "stop":
+        return _stop(path)
+    return _logs(path, args.follow)
+
+
+def _list(root: str | None, as_json: bool) -> int:
+    from lora_tui.core import runs
+    from lora_tui.core.paths import output_root
+
+    base = Path(root).expanduser() if root else output_root()
+    if root and not base.is_dir():
+        raise UserError(f"{root}: no such directory")
+    rows = [_summary(p) for p in runs.iter_run_dirs(base)]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"no runs under {base}")
+        return 0
+    print(f"{'state':9s} {'step':>11s} {'loss':>8s}  run")
+    for r in rows:
+        step = f"{r['step']}/{r['max_steps']}" if r["max_steps"] else str(r["step"])
+        loss = f"{r['last_loss']:.4f}" if isinstance(r["last_loss"], float) else "-"
+        print(f"{r['state']!s:9s} {step:>11s} {loss:>8s}  {r['run']}")
+    return 0
+
+
+def _show(path: Path, as_json: bool) -> int:
+    from lora_tui.core import runs
+
+    summary = _summary(path)
+    info_path = path / runs.INFO_FILE
+    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else None
+    if as_json:
+        print(json.dumps({**summary, "training_info": info}, indent=2, default=str))
+        return 0
+    for key, value in summary.items():
+        if value is not None:
+            print(f"{key:16s} {value}")
+    if (path / runs.RUN_FILE).is_file():
+        print("\n" + (path / runs.RUN_FILE).read_text(encoding="utf-8").rstrip())
+    if info:
+        print(f"\nfinal loss {info.get('final_loss')}, best loss {info.get('best_loss')}, "
+              f"tokens seen {info.get('tokens_seen')}, steps {info.get('steps')}")
+    return 0
+
+
+def _stop(path: Path) -> int:
+    from lora_tui.core import runs
+
+    if runs.request_stop(path):
+        print(f"stop requested: {path} saves a checkpoint and the adapter at its next step")
+        return 0
+    status = runs.read_status(path)
+    raise UserError(f"{path}: not running (state {status.effective_state() if status else 'unknown'})")
+
+
+def _logs(path: Path, follow: bool) -> int:
+    from lora_tui.core import runs
+
+    log = path / runs.LOG_FILE
+    offset = 0
+    while True:
+        try:
+            with open(log, "rb") as fh:
+                fh.seek(offset)
+                chunk = fh.read()
+        except OSError:
+            chunk = b""
+        if chunk:
+            os.write(sys.stdout.fileno(), chunk)
+            offset += len(chunk)
+        status = runs.read_status(path)
+        live = status is not None and status.effective_state() in ("starting", "running")
+        if not follow or not live:
+            return 0
+        time.sleep(0.2)
