@@ -1,0 +1,160 @@
+"""The monitor: driven by the fake trainer and by recorded run directories; troubleshooting; bounded log."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import ui_fakes as fakes
+from textual.widgets import Log, Static
+
+from lora_tui.core import runs
+from lora_tui.core.plan import TrainingPlan
+from lora_tui.ui.app import make_app
+from lora_tui.ui.follow import RunFollower
+
+
+def text_of(app, selector: str) -> str:
+    return str(app.screen.query_one(selector, Static).render())
+
+
+def recorded_run(run_dir: Path, losses: list[float], *, evals: dict[int, float] | None = None,
+                 state: str = "finished", max_steps: int | None = None, **status: object) -> Path:
+    """A run directory as the trainer leaves it: run.toml, metrics.jsonl, run.log, status.json."""
+    run_dir.mkdir(parents=True)
+    plan = TrainingPlan(output=str(run_dir), lora_r=16, lora_alpha=32, learning_rate=5e-5)
+    (run_dir / runs.RUN_FILE).write_text(plan.to_toml(), encoding="utf-8")
+    with open(run_dir / runs.METRICS_FILE, "w", encoding="utf-8") as fh:
+        for i, loss in enumerate(losses, start=1):
+            rec = {"step": i, "epoch": i / len(losses), "loss": loss, "learning_rate": 5e-5, "grad_norm": 1.0}
+            if evals and i in evals:
+                rec["eval_loss"] = evals[i]
+            fh.write(json.dumps(rec) + "\n")
+    (run_dir / runs.LOG_FILE).write_text("".join(f"step {i}\n" for i in range(1, len(losses) + 1)))
+    runs.write_status(run_dir, runs.RunStatus(state=state, started_at=1000.0, ended_at=1100.0, step=len(losses),
+                                              max_steps=max_steps or len(losses), **status))  # type: ignore[arg-type]
+    return run_dir
+
+
+async def settle(pilot, app, seconds: float = 0.4) -> None:
+    await pilot.pause(seconds)
+
+
+def test_follower_keeps_the_log_bounded_and_carries_partial_lines(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    log = run / runs.LOG_FILE
+    log.write_text("".join(f"line {i}\n" for i in range(20_000)) + "half", encoding="utf-8")
+    follower = RunFollower(run, max_lines=5000)
+    poll = follower.poll()
+    assert len(poll.lines) == 5000 and poll.lines[-1] == "line 19999" and poll.lines[0] == "line 15000"
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(" done\n")
+    assert follower.poll().lines == ["half done"]
+    assert follower.poll().lines == []
+
+
+def test_follower_skips_ahead_when_more_than_a_chunk_arrives(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / runs.LOG_FILE).write_text("".join(f"{i:06d}\n" for i in range(10_000)), encoding="utf-8")
+    poll = RunFollower(run, max_chunk_bytes=7 * 100).poll()
+    assert poll.skipped_lines and poll.lines[-1] == "009999" and len(poll.lines) <= 100
+
+
+async def test_monitor_follows_fake_trainer_to_the_end(tmp_path: Path) -> None:
+    launcher = fakes.FakeLauncher("--steps", "15", "--interval", "0.01", "--eval-every", "5")
+    app = make_app(hardware_probe=fakes.probe(None), gpu_query=fakes.gpu_query(None), launcher=launcher,
+                   runs_root=tmp_path / "runs", gpu_interval=0, poll_interval=0.05, start="review")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("ctrl+l")
+        launcher_deadline = time.monotonic() + 20
+        while time.monotonic() < launcher_deadline and "finished" not in text_of(app, "#mon-status"):
+            await pilot.pause(0.1)
+        await settle(pilot, app, 0.3)
+        monitor = app.screen
+        assert "finished" in text_of(app, "#mon-status")
+        assert len(monitor.metrics) == 15
+        assert "step 15/15" in text_of(app, "#mon-progress-text")
+        summary = text_of(app, "#mon-summary")
+        assert "Adapter:" in summary and str(Path(app.state.plan.output).resolve()) in summary
+        assert "best eval loss" in summary
+        assert any("step 15/15" in line for line in monitor.query_one("#mon-log", Log).lines)
+        train = monitor.query_one("#loss-chart").data[0].values
+        assert train[0] > train[-1]  # the curve falls
+
+
+async def test_stop_asks_the_run_to_stop(tmp_path: Path) -> None:
+    launcher = fakes.FakeLauncher("--steps", "2000", "--interval", "0.02")
+    app = make_app(hardware_probe=fakes.probe(None), gpu_query=fakes.gpu_query(None), launcher=launcher,
+                   runs_root=tmp_path / "runs", gpu_interval=0, poll_interval=0.05, start="review")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("ctrl+l")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "running" not in text_of(app, "#mon-status"):
+            await pilot.pause(0.1)
+        await pilot.press("s")
+        launcher.wait(20)
+        await settle(pilot, app, 0.5)
+        assert "stopped" in text_of(app, "#mon-status")
+        assert runs.latest_complete_checkpoint(Path(app.state.plan.output)) is not None
+
+
+@pytest.mark.parametrize(
+    "losses, evals, title",
+    [
+        ([2.0 + 0.001 * (i % 2) for i in range(20)], None, "not falling"),
+        ([2.0 - 0.05 * i for i in range(30)], {10: 1.6, 15: 1.5, 20: 1.6, 25: 1.7, 30: 1.8}, "verfitting"),
+    ],
+)
+async def test_troubleshooting_shows_evidence_and_a_applies_the_remedy(
+        tmp_path: Path, losses: list[float], evals: dict[int, float] | None, title: str) -> None:
+    run = recorded_run(tmp_path / "runs" / "r1", losses, evals=evals, state="running", max_steps=100,
+                       pid=None)
+    app = make_app(hardware_probe=fakes.probe(None), gpu_query=fakes.gpu_query(None),
+                   launcher=fakes.FakeLauncher(), runs_root=tmp_path / "runs", gpu_interval=0, start="runs",
+                   open_run=run)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        advice = text_of(app, "#mon-advice")
+        assert title in advice.lower() or title in advice
+        symptom = app.screen.symptoms[0]
+        await pilot.press("a")
+        await settle(pilot, app)
+        assert app.screen.STEP == "review"
+        for key, value in symptom.changes.items():
+            assert getattr(app.state.plan, key) == value
+        assert Path(app.state.plan.output) != run
+
+
+async def test_oom_run_offers_next_settings(tmp_path: Path) -> None:
+    run = recorded_run(tmp_path / "runs" / "oom", [3.0, 2.9], state="oom", error="CUDA out of memory",
+                       next_settings={"per_device_train_batch_size": 1, "gradient_accumulation_steps": 16})
+    app = make_app(hardware_probe=fakes.probe(8), gpu_query=fakes.gpu_query(8),
+                   launcher=fakes.FakeLauncher(), runs_root=tmp_path / "runs", gpu_interval=0, start="runs",
+                   open_run=run)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        assert "oom" in text_of(app, "#mon-status") and "CUDA out of memory" in text_of(app, "#mon-status")
+        await pilot.press("a")
+        await settle(pilot, app)
+        assert app.state.plan.per_device_train_batch_size == 1
+        assert app.state.plan.gradient_accumulation_steps == 16
+
+
+async def test_runs_screen_lists_runs_and_opens_a_monitor(tmp_path: Path) -> None:
+    recorded_run(tmp_path / "runs" / "alpha", [3.0, 2.5, 2.0])
+    app = make_app(hardware_probe=fakes.probe(None), gpu_query=fakes.gpu_query(None),
+                   launcher=fakes.FakeLauncher(), runs_root=tmp_path / "runs", gpu_interval=0, start="runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        table = app.screen.query_one("#runs-table")
+        assert table.row_count == 1 and table.get_row_at(0)[:3] == ["alpha", "finished", "3/3"]
+        table.focus()
+        await pilot.press("enter")
+        await settle(pilot, app)
+        assert type(app.screen).__name__ == "MonitorScreen" and "final loss 2.0000" in text_of(app, "#mon-summary")
