@@ -1,0 +1,68 @@
+"""`lora-tui runs` against run directories written by the fake trainer (no torch)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lora_tui.cli import main
+from lora_tui.core import runs
+
+FAKE = Path(__file__).resolve().parents[1] / "fakes" / "fake_trainer.py"
+
+
+def _fake(run_dir: Path, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, str(FAKE), str(run_dir), *args], stdout=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def test_list_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _fake(tmp_path / "a", "--steps", "4", "--interval", "0", "--save-every", "2").wait() == 0
+    assert _fake(tmp_path / "b", "--steps", "4", "--interval", "0", "--oom-at", "3").wait() == 1
+    assert main(["runs", "list", str(tmp_path), "--json"]) == 0
+    rows = {Path(r["run"]).name: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["a"]["state"] == "finished" and rows["a"]["step"] == 4
+    assert rows["b"]["state"] == "oom" and rows["b"]["step"] == 2
+    assert main(["runs", "list", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "finished" in text and "oom" in text
+    assert main(["runs", "show", str(tmp_path / "a")]) == 0
+    assert "checkpoints/checkpoint-4" in capsys.readouterr().out
+
+
+def test_stop_a_live_run_then_refuse_a_finished_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = tmp_path / "live"
+    proc = _fake(run_dir, "--steps", "1000", "--interval", "0.02")
+    try:
+        deadline = time.time() + 30
+        while (runs.read_status(run_dir) is None or runs.read_status(run_dir).state != "running") \
+                and time.time() < deadline:
+            time.sleep(0.05)
+        assert main(["runs", "stop", str(run_dir)]) == 0
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    status = runs.read_status(run_dir)
+    assert status is not None and status.state == "stopped" and 0 < status.step < 1000
+    assert runs.latest_complete_checkpoint(run_dir) is not None
+    capsys.readouterr()
+    assert main(["runs", "stop", str(run_dir)]) == 2
+    assert "not running (state stopped)" in capsys.readouterr().err
+
+
+def test_logs_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    with open(run_dir / runs.LOG_FILE, "wb") as log:
+        subprocess.run([sys.executable, str(FAKE), str(run_dir), "--steps", "3", "--interval", "0"], stdout=log,
+                       check=True)
+    assert main(["runs", "logs", str(run_dir), "-f"]) == 0
+    assert "fake trainer: finished at step 3" in capsys.readouterr().out
+    assert main(["runs", "show", str(tmp_path / "nope")]) == 2
+    assert "no such run directory" in capsys.readouterr().err
