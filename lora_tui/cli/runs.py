@@ -133,7 +133,8 @@ def _logs(path: Path, follow: bool) -> int:
         except OSError:
             chunk = b""
         if chunk:
-            os.write(sys.stdout.fileno(), chunk)
+            sys.stdout.write(chunk.decode("utf-8", errors="replace"))
+        sys.stdout.flush()
             offset += len(chunk)
         status = runs.read_status(path)
         live = status is not None and status.effective_state() in ("starting", "running")

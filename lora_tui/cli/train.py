@@ -8,7 +8,6 @@ the run records which. Nothing heavy is imported here: the training process is a
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -179,5 +178,6 @@ def _copy_new(path: Path, offset: int) -> int:
     except OSError:
         return offset
     if chunk:
-        os.write(sys.stdout.fileno(), chunk)
+        sys.stdout.write(chunk.decode("utf-8", errors="replace"))
+        sys.stdout.flush()
     return offset + len(chunk)
