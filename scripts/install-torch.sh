@@ -27,7 +27,8 @@ fi
 echo "install-torch: no NVIDIA GPU found; installing a CPU-only build of torch (set TORCH_SPEC to choose another)"
 cpu_versions=(2.13.0 2.9.1 2.8.0)
 for v in "${cpu_versions[@]}"; do
-  if "${pip[@]}" --no-index "torch==$v+cpu" >/dev/null 2>&1; then
+  # PyPI carries no +cpu builds, so this only succeeds where pip can see a local CPU wheel (find-links).
+  if "${pip[@]}" -q "torch==$v+cpu" >/dev/null 2>&1; then
     echo "install-torch: installed torch $v+cpu from a local wheel"
     exit 0
   fi
