@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -134,7 +133,7 @@ def _logs(path: Path, follow: bool) -> int:
             chunk = b""
         if chunk:
             sys.stdout.write(chunk.decode("utf-8", errors="replace"))
-        sys.stdout.flush()
+            sys.stdout.flush()
             offset += len(chunk)
         status = runs.read_status(path)
         live = status is not None and status.effective_state() in ("starting", "running")
