@@ -54,12 +54,6 @@ DETECT_BUFFER = 1000
 DEFAULT_MAX_SEQ_LENGTH = 1024
 """Sequence length token counts are compared with when none is given (TrainingPlan's default)."""
 
-SMALL_MAX = 1000
-"""Fewer examples than this is the guide's "small" data tier (< 1K)."""
-
-LARGE_MIN = 10000
-"""More examples than this is the guide's "large" data tier (> 10K); 1000..10000 inclusive is "medium"."""
-
 SIZE_TIERS: dict[str, str] = {
     "small": "< 1K examples: the guide suggests r 8, alpha 16, dropout 0.1, lr 1e-4 to avoid overfitting",
     "medium": "1K-10K examples: the guide's balanced r 16, alpha 32, dropout 0.05, lr 5e-5",
@@ -69,14 +63,15 @@ SIZE_TIERS: dict[str, str] = {
 
 
 def size_tier(examples: int) -> str:
-    """The guide's data-size tier: "small" below 1000, "medium" for 1000..10000 inclusive, "large" above."""
+    """The guide's data-size tier: "small" below 1000, "medium" for 1000..10000 inclusive, "large" above.
+
+    The bounds live in presets/guide.toml; this is `lora_tui.core.tables.size_tier`.
+    """
     if examples < 0:
         raise ValueError("`examples` must be >= 0")
-    if examples < SMALL_MAX:
-        return "small"
-    if examples <= LARGE_MIN:
-        return "medium"
-    return "large"
+    from lora_tui.core.tables import size_tier as table_size_tier
+
+    return table_size_tier(examples)
 
 
 def sample_dataset_path() -> Path:

@@ -29,12 +29,6 @@ GIB = 1024**3
 GB = 1_000_000_000
 """Bytes in one (decimal) GB, the unit of the guide's resource table and of card labels."""
 
-LOW_TIER_BELOW_BYTES = 7_500_000_000
-"""Usable VRAM below 7.5 GB is the guide's "< 8 GB" tier (an 8 GB card reports 8.2-8.6 GB)."""
-
-HIGH_TIER_FROM_BYTES = 17_500_000_000
-"""Usable VRAM from 17.5 GB is the guide's "> 16 GB" tier (a 16 GB card reports at most 17.18 GB)."""
-
 TIERS: dict[str, str] = {"low": "< 8 GB VRAM", "standard": "8-16 GB VRAM", "high": "> 16 GB VRAM"}
 """The guide's resource tiers, by name, with the VRAM range each stands for."""
 
@@ -198,15 +192,12 @@ def _jsonable(value: Any) -> Any:
 def resource_tier_for(vram_bytes: int | None) -> str | None:
     """The guide's tier for a device of `vram_bytes` as NVML reports it; None for no device.
 
-    `low` below 7.5 GB, `high` from 17.5 GB, `standard` between (see the module docstring for why).
+    `low` below 7.5 GB, `high` from 17.5 GB, `standard` between (see the module docstring for why). The bounds
+    live in presets/guide.toml; this is `lora_tui.core.tables.resource_tier`.
     """
-    if vram_bytes is None:
-        return None
-    if vram_bytes < LOW_TIER_BELOW_BYTES:
-        return "low"
-    if vram_bytes >= HIGH_TIER_FROM_BYTES:
-        return "high"
-    return "standard"
+    from lora_tui.core.tables import resource_tier
+
+    return resource_tier(vram_bytes)
 
 
 # --- NVML -------------------------------------------------------------------------------------------------

@@ -47,10 +47,10 @@ RTX_3060_12GB = 12884901888
         (A10_24GB, "high"),
         (RTX_4090_24GB, "high"),
         (A100_80GB, "high"),
-        (hardware.LOW_TIER_BELOW_BYTES - 1, "low"),
-        (hardware.LOW_TIER_BELOW_BYTES, "standard"),
-        (hardware.HIGH_TIER_FROM_BYTES - 1, "standard"),
-        (hardware.HIGH_TIER_FROM_BYTES, "high"),
+        (7_500_000_000 - 1, "low"),
+        (7_500_000_000, "standard"),
+        (17_500_000_000 - 1, "standard"),
+        (17_500_000_000, "high"),
     ],
 )
 def test_resource_tier_for_real_nvml_totals(total: int | None, tier: str | None) -> None:

@@ -81,7 +81,7 @@ def test_alpha_styles(style: str, alpha: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("examples", "tier"), [(0, "small"), (999, "small"), (1000, "medium"), (9999, "medium"), (10000, "large")]
+    ("examples", "tier"), [(0, "small"), (999, "small"), (1000, "medium"), (10000, "medium"), (10001, "large")]
 )
 def test_size_tiers(examples: int, tier: str) -> None:
     assert size_tier(examples) == tier
