@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from lora_tui.core.modules import LinearKind, ModelInventory
+from lora_tui.core.modules import LinearKind, ModelInventory, check_targets
 from lora_tui.core.plan import TrainingPlan
 from lora_tui.errors import UserError
 
@@ -154,16 +154,9 @@ def verdict_for(total_bytes: int, vram_bytes: int | None) -> str:
 
 
 def resolve_targets(inv: ModelInventory, target_modules: list[str]) -> list[LinearKind]:
-    """The layer kinds a PEFT target list adapts (suffix names, or all-linear: every linear but the LM head)."""
-    if target_modules == ["all-linear"]:
-        return [k for k in inv.linears if k.group != "output"]
-    missing = [t for t in target_modules if not any(k.name == t.rsplit(".", 1)[-1] for k in inv.linears)]
-    if missing:
-        names = ", ".join(sorted({k.name for k in inv.linears}))
-        raise UserError(f"`target_modules` (--target-modules): {', '.join(missing)} match no module of "
-                        f"{inv.model_id}; its layers are: {names}")
-    leaves = {t.rsplit(".", 1)[-1] for t in target_modules}
-    return [k for k in inv.linears if k.name in leaves]
+    """The layer kinds a PEFT target list adapts: PEFT's matching rules (`lora_tui.core.modules.check_targets`),
+    which raise UserError naming the model's modules when a name matches nothing."""
+    return [k for k in check_targets(inv, list(target_modules)) if k.layer_type != "embedding"]
 
 
 def layer_activation_bytes(inv: ModelInventory, targets: list[LinearKind], *, seq_len: int, dtype: str = "bf16",
@@ -372,44 +365,6 @@ def plan_estimate(inv: ModelInventory, plan: TrainingPlan, vram_bytes: int | Non
         use_dora=plan.use_dora, vram_bytes=vram_bytes)
 
 
-def local_oom_remedies(plan: TrainingPlan, inv: ModelInventory | None = None) -> list[tuple[str, dict[str, Any]]]:
-    """The guide's out-of-memory remedies in its order, as (description, changes), skipping those already done.
-
-    (1) batch 1 with accumulation raised so the effective batch stays, (2) r 8 with alpha keeping alpha/r,
-    (3) q_proj/v_proj only (a fused qkv projection, e.g. Phi-3's `qkv_proj`, cannot be split, so it is kept
-    alone: the closest PEFT can do), (4) gradient checkpointing on.
-    """
-    out: list[tuple[str, dict[str, Any]]] = []
-    b, acc = plan.per_device_train_batch_size, plan.gradient_accumulation_steps
-    if b > 1:
-        out.append((f"batch {b} -> 1, accumulation {acc} -> {b * acc} (effective batch stays {b * acc})",
-                    {"per_device_train_batch_size": 1, "gradient_accumulation_steps": b * acc}))
-    if plan.lora_r > 8:
-        alpha = plan.lora_alpha * 8 / plan.lora_r
-        alpha = int(alpha) if float(alpha).is_integer() else alpha
-        out.append((f"r {plan.lora_r} -> 8, alpha {plan.lora_alpha:g} -> {alpha:g} (alpha/r kept)",
-                    {"lora_r": 8, "lora_alpha": alpha}))
-    wanted = _qv_targets(inv)
-    if wanted and (plan.target_modules == ["all-linear"] or not set(plan.target_modules) <= set(wanted)):
-        out.append((f"target modules {','.join(plan.target_modules)} -> {','.join(wanted)}",
-                    {"target_modules": wanted}))
-    if not plan.gradient_checkpointing:
-        out.append(("gradient checkpointing off -> on", {"gradient_checkpointing": True}))
-    return out
-
-
-def _qv_targets(inv: ModelInventory | None) -> list[str]:
-    if inv is None or (inv.kind("q_proj") and inv.kind("v_proj")):
-        return ["q_proj", "v_proj"]
-    fused = [k.name for k in inv.linears if k.group == "attention" and k.name not in ATTN_OUTPUT_NAMES]
-    return fused[:1]
-
-
-_oom_remedies = local_oom_remedies
-"""The remedy source. To use the lead's table-driven version: `lambda p, i: [(r.description, r.changes) for r in
-lora_tui.core.advice.oom_remedies(p, i)]`."""
-
-
 def fit_to_vram(inv: ModelInventory, plan: TrainingPlan, vram_bytes: int) -> list[FitStep]:
     """Apply the out-of-memory remedies in order until the estimate is at most the VRAM ('fits' or 'tight').
 
@@ -417,24 +372,28 @@ def fit_to_vram(inv: ModelInventory, plan: TrainingPlan, vram_bytes: int) -> lis
     remedy is used and it still does not fit, a last step with no changes says so and shows what loading the
     base model in 4-bit (QLoRA) would need instead.
     """
+    from lora_tui.core.advice import oom_remedies
+
     current = plan
     estimate = plan_estimate(inv, current, vram_bytes)
     steps: list[FitStep] = []
-    for description, changes in _oom_remedies(plan, inv):
-        if estimate.verdict != "will_not_fit":
-            return steps
-        current = TrainingPlan.from_dict({**current.to_dict(), **changes}, where="memory fit")
+    while estimate.verdict == "will_not_fit":
+        remedies = oom_remedies(current, inv)
+        if not remedies:
+            break
+        current = TrainingPlan.from_dict({**current.to_dict(), **remedies[0].changes}, where="memory fit")
         estimate = plan_estimate(inv, current, vram_bytes)
-        steps.append(FitStep(description, dict(changes), estimate))
-    if estimate.verdict == "will_not_fit":
-        s = dict(estimate.settings)
-        s.pop("vram_bytes", None)
-        qlora = estimate_memory(inv, **{**s, "load_in_4bit": True}, vram_bytes=vram_bytes)
-        largest = max(estimate.parts, key=lambda p: p.bytes)
-        steps.append(FitStep(
-            f"still does not fit: needs {_gib(estimate.total_bytes)} of {_gib(vram_bytes)} after every remedy "
-            f"(largest part: {largest.label.lower()}, {_gib(largest.bytes)}); loading the base model in 4-bit "
-            f"(QLoRA) would need {_gib(qlora.total_bytes)} ({qlora.verdict.replace('_', ' ')}); a shorter "
-            f"--max-seq-length shrinks activations and logits",
-            {}, qlora))
+        steps.append(FitStep(remedies[0].description, dict(remedies[0].changes), estimate))
+    if estimate.verdict != "will_not_fit":
+        return steps
+    s = dict(estimate.settings)
+    s.pop("vram_bytes", None)
+    qlora = estimate_memory(inv, **{**s, "load_in_4bit": True}, vram_bytes=vram_bytes)
+    largest = max(estimate.parts, key=lambda p: p.bytes)
+    steps.append(FitStep(
+        f"still does not fit: needs {_gib(estimate.total_bytes)} of {_gib(vram_bytes)} after every remedy "
+        f"(largest part: {largest.label.lower()}, {_gib(largest.bytes)}); loading the base model in 4-bit "
+        f"(QLoRA) would need {_gib(qlora.total_bytes)} ({qlora.verdict.replace('_', ' ')}); a shorter "
+        f"--max-seq-length shrinks activations and logits",
+        {}, qlora))
     return steps

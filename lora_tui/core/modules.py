@@ -80,13 +80,15 @@ class LinearKind:
         """
         if self.layer_type == "parameter":
             return False
-        return self.path == target or self.path.endswith("." + target)
+        path = self.path or self.name
+        return path == target or path.endswith("." + target)
 
     def matches_parameter(self, target: str) -> bool:
         """PEFT's `target_parameters` rule: the parameter path equals it or ends with `.` + it."""
         if self.layer_type != "parameter":
             return False
-        return self.path == target or self.path.endswith("." + target)
+        path = self.path or self.name
+        return path == target or path.endswith("." + target)
 
 
 @dataclass(frozen=True)
