@@ -79,26 +79,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_human(rec: Any, args: argparse.Namespace, vram_text: str, report: Any) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    import shutil
+    import textwrap
 
-    from lora_tui.core.plan import flag_for
+    from lora_tui.core.plan import flag_for, fmt_value
 
-    console = Console()
+    width = max(60, min(shutil.get_terminal_size((100, 24)).columns, 120))
     examples = report.examples if report is not None else args.examples
-    console.print(f"[bold]Inputs[/]: task {args.task or '(none)'}, examples "
-                  f"{examples if examples is not None else '(unknown)'}, VRAM {vram_text}"
-                  + (f", model {args.model}" if args.model else ""))
-    table = Table(show_header=True, header_style="bold", expand=False)
-    table.add_column("setting")
-    table.add_column("value", justify="right")
-    table.add_column("why", overflow="fold")
+    print(f"Inputs: task {args.task or '(none)'}, examples {examples if examples is not None else '(unknown)'}, "
+          f"VRAM {vram_text}" + (f", model {args.model}" if args.model else ""))
+    print()
     for key, value in rec.values.items():
-        shown = ",".join(value) if isinstance(value, list) else (f"{value:g}" if isinstance(value, float) else
-                                                                  str(value))
-        table.add_row(flag_for(key), shown, rec.reasons[key])
-    console.print(table)
+        print(f"{flag_for(key):32} {fmt_value(value)}")
+        print(textwrap.fill(rec.reasons[key], width=width, initial_indent="    ", subsequent_indent="    "))
     for step in rec.fit_steps:
-        console.print(f"memory fit: {step['description']} -> {step['total_bytes'] / 1e9:.1f} GB ({step['verdict']})")
+        print(f"memory fit: {step['description']} -> {step['total_bytes'] / 2**30:.2f} GiB ({step['verdict']})")
     for note in rec.notes:
-        console.print(f"note: {note}")
+        print(textwrap.fill(f"note: {note}", width=width, subsequent_indent="      "))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lora_tui.core.modules import ModelInventory
-from lora_tui.core.plan import TrainingPlan
+from lora_tui.core.plan import TrainingPlan, flag_for, fmt_value
 from lora_tui.core.runs import RunStatus
 from lora_tui.core.tables import RemedyRule, guide
 
@@ -132,22 +132,7 @@ def _apply_rule(rule: RemedyRule, plan: TrainingPlan, inventory: ModelInventory 
 
 
 def _describe(plan: TrainingPlan, changes: Mapping[str, Any]) -> str:
-    parts = []
-    for key, value in changes.items():
-        old = getattr(plan, key)
-        if isinstance(value, list):
-            parts.append(f"{key} {','.join(old)} -> {','.join(value)}")
-        else:
-            parts.append(f"{key} {_num(old)} -> {_num(value)}")
-    return ", ".join(parts)
-
-
-def _num(value: Any) -> str:
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
+    return ", ".join(f"{flag_for(k)} {fmt_value(getattr(plan, k))} -> {fmt_value(v)}" for k, v in changes.items())
 
 
 def remedies_for(key: str, plan: TrainingPlan, inventory: ModelInventory | None = None) -> list[Remedy]:

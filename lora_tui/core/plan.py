@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import shlex
 import sys
 from collections.abc import Mapping
@@ -75,7 +76,7 @@ class TrainingPlan:
     """Rank-stabilised LoRA: scale by alpha / sqrt(r) instead of alpha / r."""
     use_dora: bool = False
     """DoRA: adds a learned magnitude vector (out_features values) per adapted module."""
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = True
     """Recompute activations in backward instead of storing them: less memory, about 30% more time."""
     precision: str = "auto"
     """Compute precision: auto, bf16, fp16 or fp32."""
@@ -270,12 +271,21 @@ def _is_num(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _fmt_number(value: Any) -> str:
+def fmt_value(value: Any) -> str:
+    """A setting's value as a person writes it: 5e-5 not 5e-05, 3 not 3.0, lists comma-joined."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
     if isinstance(value, float):
         if value.is_integer() and abs(value) < 1e6:
             return str(int(value))
-        return f"{value:g}"
+        return re.sub(r"e([+-])0(\d)", r"e\1\2", f"{value:g}")
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
     return str(value)
+
+
+def _fmt_number(value: Any) -> str:
+    return fmt_value(value)
 
 
 def _toml_value(value: Any) -> str:

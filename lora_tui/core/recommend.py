@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lora_tui.core.modules import ModelInventory
-from lora_tui.core.plan import TrainingPlan
+from lora_tui.core.plan import TrainingPlan, fmt_value
 from lora_tui.core.tables import Band, Guide, Row, guide
 from lora_tui.errors import UserError
 
@@ -79,11 +79,7 @@ def _cite(row: Row, key: str) -> str:
 
 
 def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, list):
-        return ", ".join(value)
-    return str(value)
+    return fmt_value(value)
 
 
 def _pick(key: str, g: Guide, task: Row | None, data: Band | None) -> tuple[Any, str]:
@@ -170,11 +166,13 @@ def recommend(
     if data_row is not None and task_row is not None and data_row.key == g.data_sizes[0].key:
         r_cap, drop_min = data_row.settings["lora_r"], data_row.settings["lora_dropout"]
         if values["lora_r"] > r_cap:
+            reasons["lora_r"] = (f"{_cite(task_row, 'lora_r')}, capped at {r_cap} by the {data_row.cite()} "
+                                 "(a small dataset overfits a large adapter)")
             values["lora_r"] = r_cap
-            reasons["lora_r"] += f"; capped at {r_cap} by the {data_row.cite()} (few examples overfit)"
         if values["lora_dropout"] < drop_min:
+            reasons["lora_dropout"] = (f"{_cite(task_row, 'lora_dropout')}, raised to {_fmt(drop_min)} by the "
+                                       f"{data_row.cite()} (a small dataset needs more regularisation)")
             values["lora_dropout"] = drop_min
-            reasons["lora_dropout"] += f"; raised to {drop_min} by the {data_row.cite()} (few examples overfit)"
 
     if res_row is not None:
         r_cap = res_row.settings["lora_r"]
@@ -204,8 +202,14 @@ def recommend(
     origin = f"{task_row.cite()}" if task_row else "the guide's recommended default"
     reasons["target_modules"] = f"target-module pattern '{pattern.key}' ({origin}): {pattern.why}{mapped_note}"
 
-    for key in ("warmup_ratio", "weight_decay", "gradient_checkpointing"):
+    for key in ("warmup_ratio", "weight_decay"):
         values[key], reasons[key] = g.defaults.settings[key], _cite(g.defaults, key)
+    values["gradient_checkpointing"] = vram_bytes is not None
+    reasons["gradient_checkpointing"] = (
+        "on for GPU training, as LLaMA-Factory, axolotl and Unsloth do: activations shrink to the layer inputs "
+        "for about 30% more time (the guide lists it among its out-of-memory remedies)"
+        if vram_bytes is not None else
+        "off without a GPU: system RAM is rarely the limit, and recomputing activations costs about 30% time")
     reasons["warmup_ratio"] += (f" (the guide's script uses {g.guide_warmup_ratio:g}; its slow-convergence remedy "
                                 "lowers it to 0.1, which lora-tui starts from)")
     values["max_seq_length"], reasons["max_seq_length"] = _seq_length(
@@ -233,9 +237,9 @@ def _fit(rec: Recommendation, inventory: ModelInventory, vram_bytes: int) -> Non
                               "total_bytes": step.estimate.total_bytes, "verdict": step.estimate.verdict})
         for key, value in step.changes.items():
             if key in rec.values and rec.values[key] != value:
-                rec.reasons[key] = (f"changed from {_fmt(rec.values[key])} to {_fmt(value)} so the memory "
-                                    f"estimate fits {vram_bytes / 1e9:.1f} GB ({step.description}); "
-                                    f"before: {rec.reasons[key]}")
+                rec.reasons[key] = (f"{_fmt(rec.values[key])} -> {_fmt(value)} by the guide's out-of-memory "
+                                    f"remedies, so the estimate fits {vram_bytes / 1e9:.1f} GB "
+                                    f"(before: {rec.reasons[key]})")
                 rec.values[key] = value
     if steps and steps[-1].estimate.verdict == "will_not_fit":
         rec.notes.append("Even with every out-of-memory remedy the estimate does not fit this GPU; consider a "

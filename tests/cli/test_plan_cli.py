@@ -64,7 +64,7 @@ def test_will_not_fit_shows_the_fit_steps(capsys: pytest.CaptureFixture[str]) ->
     memory = data["memory"]
     assert memory["verdict"] == "will_not_fit" and memory["vram_bytes"] == 16_000_000_000
     steps = memory["fit_steps"]
-    assert steps and "batch 8 -> 1" in steps[0]["description"]
+    assert steps and "--batch-size 8 -> 4, --gradient-accumulation-steps 8 -> 16" in steps[0]["description"]
     assert steps[0]["total_bytes"] < memory["total_bytes"]
 
 

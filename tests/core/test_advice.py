@@ -16,7 +16,8 @@ def _apply(plan: TrainingPlan, changes: dict) -> TrainingPlan:
 
 
 def test_oom_remedies_in_the_guides_order() -> None:
-    plan = TrainingPlan(per_device_train_batch_size=2, gradient_accumulation_steps=8, lora_r=16, lora_alpha=32)
+    plan = TrainingPlan(per_device_train_batch_size=2, gradient_accumulation_steps=8, lora_r=16, lora_alpha=32,
+                        gradient_checkpointing=False)
     steps = [r.changes for r in oom_remedies(plan)]
     assert steps == [
         {"per_device_train_batch_size": 1, "gradient_accumulation_steps": 16},
@@ -28,7 +29,7 @@ def test_oom_remedies_in_the_guides_order() -> None:
 
 def test_oom_loop_keeps_effective_batch_and_ends() -> None:
     plan = TrainingPlan(per_device_train_batch_size=4, gradient_accumulation_steps=4, lora_r=32, lora_alpha=64,
-                        target_modules=["all-linear"])
+                        target_modules=["all-linear"], gradient_checkpointing=False)
     seen = []
     while (nxt := next_settings_after_oom(plan)) is not None:
         seen.append(nxt)
@@ -43,7 +44,7 @@ def test_oom_loop_keeps_effective_batch_and_ends() -> None:
 
 def test_oom_remedies_describe_values_and_cite_guide() -> None:
     first = oom_remedies(TrainingPlan())[0]
-    assert first.description.startswith("per_device_train_batch_size 2 -> 1, gradient_accumulation_steps 8 -> 16")
+    assert first.description.startswith("--batch-size 2 -> 1, --gradient-accumulation-steps 8 -> 16")
     assert "Out of memory" in first.source
 
 

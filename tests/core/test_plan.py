@@ -74,11 +74,11 @@ def test_run_file_errors(tmp_path: Path) -> None:
 
 def test_command_line_uses_the_guides_flag_names() -> None:
     plan = TrainingPlan(model="google/gemma-3-1b-it", lora_r=32, lora_alpha=64, num_train_epochs=5,
-                        per_device_train_batch_size=4, learning_rate=3e-5, gradient_checkpointing=True,
+                        per_device_train_batch_size=4, learning_rate=3e-5, gradient_checkpointing=False,
                         use_dora=True)
     line = plan.command_line(defaults=TrainingPlan())
     assert line == ("lora-tui train --model google/gemma-3-1b-it --lora-r 32 --lora-alpha 64 "
-                    "--learning-rate 3e-05 --epochs 5 --batch-size 4 --use-dora --gradient-checkpointing")
+                    "--learning-rate 3e-5 --epochs 5 --batch-size 4 --use-dora --no-gradient-checkpointing")
 
 
 def test_parse_target_modules() -> None:

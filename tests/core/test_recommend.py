@@ -41,6 +41,7 @@ MAX = [*STD, "gate_proj", "up_proj", "down_proj"]
         (None, None, None, dict(lora_r=16, lora_alpha=32, lora_dropout=0.05, learning_rate=5e-5,
                                 num_train_epochs=3.0, warmup_ratio=0.1, weight_decay=0.0, max_seq_length=1024,
                                 gradient_checkpointing=False, target_modules=STD)),
+        ("chat", None, 12 * GB, dict(gradient_checkpointing=True)),
     ],
 )
 def test_rules(task: str | None, examples: int | None, vram: int | None, expected: dict) -> None:
