@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 GIB = 1024**3
@@ -46,3 +47,12 @@ def as_dict(obj: Any) -> dict[str, Any]:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return dataclasses.asdict(obj)
     return {k: v for k, v in vars(obj).items() if not k.startswith("_")}
+
+
+def display_path(path: str | Path) -> str:
+    """A path as a person wants to read it: relative to the working directory when inside it."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p)

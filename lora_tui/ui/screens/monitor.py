@@ -24,7 +24,7 @@ from lora_tui.core import runs
 from lora_tui.core.plan import TrainingPlan, load_run_file
 from lora_tui.errors import UserError
 from lora_tui.ui import follow
-from lora_tui.ui.format import fmt_bytes
+from lora_tui.ui.format import display_path, fmt_bytes
 from lora_tui.ui.messages import GpusSampled, RunLaunched, RunPolled
 from lora_tui.ui.screens.base import ForwardsWorkerEvents
 from lora_tui.ui.widgets.chart import LineChart, Series
@@ -226,7 +226,7 @@ class MonitorScreen(ForwardsWorkerEvents, Screen[Any]):
             if evals:
                 text.append(f" · best eval loss {min(evals):.4f}")
             text.append("\n")
-        adapter = self.adapter_path()
+        adapter = display_path(self.adapter_path() or "") if self.adapter_path() else None
         if adapter is not None:
             text.append("Adapter: ", style="bold")
             text.append(f"{adapter}\n")

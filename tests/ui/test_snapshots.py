@@ -1,0 +1,100 @@
+"""Snapshots of each screen at 80x24 and 120x40 (fixed fake hardware and data, relative paths, no clocks)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import ui_fakes as fakes
+
+from lora_tui.core import runs
+from lora_tui.core.plan import TrainingPlan
+from lora_tui.ui.app import make_app
+
+SIZES = [(80, 24), (120, 40)]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in a temporary directory so every path shown is relative and the same on every machine."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    return tmp_path
+
+
+def finished_run(root: Path) -> Path:
+    run = root / "demo-run"
+    run.mkdir(parents=True)
+    (run / runs.RUN_FILE).write_text(TrainingPlan(output=str(run)).to_toml(), encoding="utf-8")
+    with open(run / runs.METRICS_FILE, "w", encoding="utf-8") as fh:
+        for i in range(1, 41):
+            rec = {"step": i, "epoch": i / 20, "loss": round(1.0 + 2.0 * 0.93**i, 4), "learning_rate": 5e-5,
+                   "grad_norm": 1.0 + (i % 5) / 10, "tokens_per_second": 1200.0}
+            if i % 10 == 0:
+                rec["eval_loss"] = round(1.1 + 2.0 * 0.93**i, 4)
+            fh.write(json.dumps(rec) + "\n")
+    (run / runs.LOG_FILE).write_text("".join(f"step {i}/40\n" for i in range(1, 41)), encoding="utf-8")
+    (run / "adapter_config.json").write_text("{}", encoding="utf-8")
+    (run / "adapter_model.safetensors").write_bytes(b"x")
+    runs.write_status(run, runs.RunStatus(state="finished", started_at=1000.0, ended_at=1125.0, step=40,
+                                          max_steps=40, adapter_dir="."))
+    return run
+
+
+def app_for(gpu_gib: int | None, **kwargs):
+    return make_app(hardware_probe=fakes.probe(gpu_gib), gpu_query=fakes.gpu_query(gpu_gib),
+                    launcher=fakes.FakeLauncher(), runs_root=Path("runs"), gpu_interval=0, **kwargs)
+
+
+async def _wait(pilot) -> None:
+    for _ in range(40):
+        await pilot.pause(0.05)
+        if all(w.is_finished for w in pilot.app.workers):
+            break
+    await pilot.pause(0.1)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("gpu_gib", [None, 24])
+def test_hardware(snap_compare, workdir: Path, size: tuple[int, int], gpu_gib: int | None) -> None:
+    assert snap_compare(app_for(gpu_gib), terminal_size=size, run_before=_wait)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_advisor(snap_compare, workdir: Path, size: tuple[int, int]) -> None:
+    async def go(pilot) -> None:
+        await _wait(pilot)
+        for _ in range(3):
+            await pilot.press("ctrl+n")
+            await _wait(pilot)
+
+    assert snap_compare(app_for(8), terminal_size=size, run_before=go)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_help(snap_compare, workdir: Path, size: tuple[int, int]) -> None:
+    assert snap_compare(app_for(8), terminal_size=size, press=["f1"], run_before=_wait)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_monitor_finished(snap_compare, workdir: Path, size: tuple[int, int]) -> None:
+    run = finished_run(Path("runs"))
+
+    async def until_summary(pilot) -> None:
+        for _ in range(60):
+            await pilot.pause(0.05)
+            if "Adapter:" in str(pilot.app.screen.query_one("#mon-summary").render()):
+                break
+        pilot.app.screen.query_one("#mon-log").scroll_end(animate=False)
+        await pilot.pause(0.2)
+
+    assert snap_compare(app_for(None, start="runs", open_run=run), terminal_size=size, run_before=until_summary)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_runs(snap_compare, workdir: Path, size: tuple[int, int]) -> None:
+    finished_run(Path("runs"))
+    assert snap_compare(app_for(None, start="runs"), terminal_size=size, run_before=_wait)
