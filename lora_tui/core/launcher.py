@@ -258,3 +258,27 @@ def to_json(resolved: ResolvedRun) -> str:
     return json.dumps({"plan": resolved.plan.to_dict(), "sources": resolved.sources, "reasons": resolved.reasons,
                        "mode": resolved.mode, "memory": resolved.memory, "warnings": resolved.warnings,
                        "model_available": resolved.model_available}, indent=2, default=str)
+
+
+@dataclass(frozen=True)
+class LaunchedRun:
+    """A training process started in the background."""
+
+    run_dir: Path
+    """The run directory it writes."""
+    pid: int
+    """Its process id (also its process group)."""
+
+
+def launch_run(plan: TrainingPlan, sources: Mapping[str, str], *, overwrite: bool = False,
+               resume: bool = False) -> LaunchedRun:
+    """Validate a complete plan (as the TUI builds it), write its run directory and start it detached.
+
+    The same checks as `lora-tui train` run first (data, model offline, targets, output directory policy);
+    `sources` (given / recommended / default per field) are kept in run.toml as the TUI recorded them.
+    """
+    resolved = resolve_run(plan.to_dict(), resume=resume, overwrite=overwrite)
+    resolved.sources = {name: str(sources.get(name, resolved.sources.get(name, "default")))
+                        for name in TrainingPlan.field_names()}
+    run_dir, proc = launch(resolved)
+    return LaunchedRun(run_dir=run_dir, pid=proc.pid)

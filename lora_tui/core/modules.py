@@ -326,7 +326,7 @@ def demo_config() -> dict[str, Any]:
 
 def _preset_inventory(meta: dict[str, Any]) -> ModelInventory:
     """A preset's stored inventory, with its metadata in `extra`."""
-    extra = {k: meta.get(k) for k in ("name", "hub_id", "display_name", "family", "notes")}
+    extra = {k: meta.get(k) for k in ("name", "hub_id", "display_name", "family", "notes", "recommend")}
     return ModelInventory.from_dict(meta["inventory"], model_id=meta["name"], extra=extra)
 
 

@@ -12,7 +12,10 @@ Precedence, applied setting by setting (the README repeats this):
 4. The resource table is a hard limit: it caps r and fixes batch x accumulation (16 in every row of the guide).
    Without a GPU the resource table does not apply and the defaults row's batch and accumulation are used.
 5. alpha = ratio x r for the chosen alpha/r style (standard: 2.0, as in every row of every table).
-6. With a model and a VRAM figure, the memory estimate checks the result; while it does not fit, the guide's
+6. A model preset may set a value the guide's tables cannot know (the built-in 4M-parameter demo model needs a
+   larger learning rate than the guide's 1B-parameter figures); the reason names the preset and what the tables
+   said.
+7. With a model and a VRAM figure, the memory estimate checks the result; while it does not fit, the guide's
    out-of-memory remedies are applied in order (see `lora_tui.core.advice.oom_remedies`).
 
 Where the tables agree, their value is used exactly and the reason says they agree.
@@ -215,6 +218,7 @@ def recommend(
     values["max_seq_length"], reasons["max_seq_length"] = _seq_length(
         data_report, inventory, g.defaults.settings["max_seq_length"])
 
+    _apply_model_preset(values, reasons, inventory)
     rec = Recommendation(
         values={k: values[k] for k in SETTINGS},
         reasons={k: reasons[k] for k in SETTINGS},
@@ -225,6 +229,18 @@ def recommend(
     if inventory is not None and vram_bytes is not None:
         _fit(rec, inventory, vram_bytes)
     return rec
+
+
+def _apply_model_preset(values: dict[str, Any], reasons: dict[str, str], inventory: ModelInventory | None) -> None:
+    """Apply a model preset's own settings (`recommend` in presets/models/NAME.json), explaining each."""
+    if inventory is None:
+        return
+    for key, spec in (inventory.extra.get("recommend") or {}).items():
+        if key not in values:
+            raise ValueError(f"model preset {inventory.model_id}: unknown setting {key!r}")
+        reasons[key] = (f"model preset '{inventory.model_id}': {key} = {_fmt(spec['value'])}: {spec['why']} "
+                        f"(the guide's tables said {_fmt(values[key])}: {reasons[key]})")
+        values[key] = spec["value"]
 
 
 def _fit(rec: Recommendation, inventory: ModelInventory, vram_bytes: int) -> None:

@@ -136,3 +136,12 @@ def test_guide_tables_cover_the_guide() -> None:
     for row in g.resources:
         assert row.settings["per_device_train_batch_size"] * row.settings["gradient_accumulation_steps"] == 16
         assert row.settings["lora_alpha"] == 2 * row.settings["lora_r"]
+
+
+def test_model_preset_settings_override_with_reason() -> None:
+    inv = _inv([("q_proj", "attention"), ("v_proj", "attention")])
+    inv.extra["recommend"] = {"learning_rate": {"value": 1e-3, "why": "a tiny model needs larger steps"}}
+    rec = recommend(task="chat", inventory=inv)
+    assert rec.values["learning_rate"] == 1e-3
+    assert rec.reasons["learning_rate"].startswith("model preset 'x': learning_rate = 0.001: a tiny model")
+    assert "the guide's tables said 5e-5" in rec.reasons["learning_rate"]
