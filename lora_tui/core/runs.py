@@ -249,13 +249,17 @@ def check_output_dir(path: str | Path, *, resume: bool = False, overwrite: bool 
 def request_stop(run_dir: str | Path, *, send_signal: bool = True) -> bool:
     """Ask a run to save and stop at its next step: create STOP and SIGTERM its process group.
 
-    Returns True when the run was live and has been asked.
+    A multi-process run (world size > 1 in status.json) gets the STOP file only: torchrun answers SIGTERM by
+    killing its workers, while every rank polls the STOP file and stops at the same step. Returns True when the
+    run was live and has been asked.
     """
     p = Path(run_dir)
     status = read_status(p)
     if status is None or status.effective_state() not in ("starting", "running"):
         return False
     (p / STOP_FILE).write_text(f"stop requested at {time.time()}\n", encoding="utf-8")
+    if int(status.extra.get("world_size", 1) or 1) > 1:
+        send_signal = False
     if send_signal and status.pid is not None:
         try:
             if status.pgid is not None:

@@ -118,3 +118,15 @@ def test_request_stop_signals_live_run(tmp_path: Path) -> None:
         assert proc.wait(timeout=10) == -15
     finally:
         proc.kill()
+
+
+def test_request_stop_of_multi_process_run_uses_the_stop_file_only(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True)
+    try:
+        status = runs.RunStatus(state="running", pid=proc.pid, pgid=proc.pid, extra={"world_size": 2})
+        runs.write_status(tmp_path, status)
+        assert runs.request_stop(tmp_path) is True
+        assert (tmp_path / runs.STOP_FILE).exists()
+        assert proc.poll() is None  # torchrun is not signalled
+    finally:
+        proc.kill()
