@@ -127,12 +127,13 @@ def render_dry_run(resolved: Any) -> str:
 
 def _rows(resolved: Any) -> list[str]:
     from lora_tui.core.launcher import describe_sources
+    from lora_tui.core.plan import fmt_value
 
     out = []
     for row in describe_sources(resolved):
-        value = ",".join(row["value"]) if isinstance(row["value"], list) else row["value"]
+        value = "(built-in sample)" if row["field"] == "data" and row["value"] is None else fmt_value(row["value"])
         reason = f"  ({row['reason']})" if row["reason"] else ""
-        out.append(f"  {row['field']:28s} {value!s:24s} {row['source']}{reason}")
+        out.append(f"  {row['field']:28s} {value:24s} {row['source']}{reason}")
     return out
 
 

@@ -151,6 +151,8 @@ def resolve_run(given: Mapping[str, Any], *, config: str | None = None, resume: 
     rec = recommend(task=task, examples=int(data_report["examples"]), vram_bytes=vram,
                     inventory=load_inventory(model))
     values, sources = _merge(given, config_values, rec.values)
+    _keep_effective_batch(values, sources, rec.values, rec.reasons)
+    _alpha_follows_given_rank(values, sources, rec.values, rec.reasons)
     values.setdefault("model", model)
     sources["model"] = sources.get("model", "default")
     if "output" not in values:
@@ -164,6 +166,37 @@ def resolve_run(given: Mapping[str, Any], *, config: str | None = None, resume: 
     return ResolvedRun(plan=plan, sources=sources, reasons=reasons, mode=mode, data_report=data_report,
                        memory=memory, inventory=inventory, model_available=available, warnings=warnings,
                        auto_oom_retry=auto_oom_retry)
+
+
+def _keep_effective_batch(values: dict[str, Any], sources: dict[str, str], recommended: Mapping[str, Any],
+                          reasons: dict[str, str]) -> None:
+    """A given batch size with a recommended accumulation: scale the accumulation so that the recommended
+    effective batch (16 in every resource row of the guide) stays, as the guide's tables intend."""
+    if sources.get("per_device_train_batch_size") not in ("given", "config"):
+        return
+    if sources.get("gradient_accumulation_steps") != "recommended":
+        return
+    target = recommended["per_device_train_batch_size"] * recommended["gradient_accumulation_steps"]
+    batch = int(values["per_device_train_batch_size"])
+    accum = max(1, round(target / batch))
+    if accum != values["gradient_accumulation_steps"]:
+        reasons["gradient_accumulation_steps"] = (
+            f"{target} (the recommended effective batch) / batch {batch} = {accum}; "
+            f"before the batch was given: {reasons['gradient_accumulation_steps']}")
+        values["gradient_accumulation_steps"] = accum
+
+
+def _alpha_follows_given_rank(values: dict[str, Any], sources: dict[str, str], recommended: Mapping[str, Any],
+                              reasons: dict[str, str]) -> None:
+    """A given r with a recommended alpha: keep the recommended alpha/r ratio (2 in the guide) for the given r."""
+    if sources.get("lora_r") not in ("given", "config") or sources.get("lora_alpha") != "recommended":
+        return
+    ratio = recommended["lora_alpha"] / recommended["lora_r"]
+    alpha = values["lora_r"] * ratio
+    alpha = int(alpha) if float(alpha).is_integer() else alpha
+    if alpha != values["lora_alpha"]:
+        reasons["lora_alpha"] = f"alpha = {ratio:g} x the given r {values['lora_r']} = {alpha} (alpha/r style kept)"
+        values["lora_alpha"] = alpha
 
 
 def _account_for_processes(values: dict[str, Any], sources: dict[str, str]) -> dict[str, Any]:

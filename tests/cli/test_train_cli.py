@@ -128,3 +128,17 @@ def test_dry_run_imports_no_training_stack(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY []" in proc.stdout
+
+
+def test_given_batch_keeps_effective_batch_and_given_r_keeps_alpha_ratio(tmp_path, capsys) -> None:
+    from lora_tui.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--model", "demo", "--lora-r", "24", "--batch-size", "4", "--output", str(out),
+                 "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1:3] for line in text.splitlines() if line.startswith("  ")}
+    assert rows["lora_alpha"] == ["48", "recommended"]
+    assert rows["per_device_train_batch_size"] == ["4", "given"]
+    assert rows["gradient_accumulation_steps"] == ["4", "recommended"]
+    assert "16 (the recommended effective batch) / batch 4 = 4" in text
