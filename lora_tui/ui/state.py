@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lora_tui.core.paths import SAMPLE_DATA_PATH
+from lora_tui.core.paths import SAMPLE_DATA_PATH, cache_dir
 from lora_tui.core.plan import TrainingPlan
 
 TARGET_PATTERNS: dict[str, tuple[str, ...]] = {
@@ -91,3 +91,31 @@ def pattern_of(targets: list[str] | tuple[str, ...]) -> str:
         if set(names) == set(targets):
             return name
     return "custom"
+
+
+def local_tokenizer(model: str) -> Path | None:
+    """The tokenizer.json of `model` when it is on this machine, else None (never downloads).
+
+    `demo` is the demo model's directory in the cache once built; a local directory is used as it is; a preset
+    name or hub id is looked up in the Hugging Face cache.
+    """
+    from lora_tui.core.dataset_tokens import find_tokenizer_file
+    from lora_tui.core.modules import preset
+    from lora_tui.errors import UserError
+
+    name = model.strip()
+    if not name:
+        return None
+    if name.lower() == "demo":
+        spec: str | Path = cache_dir() / "demo-model"
+        if not (Path(spec) / "tokenizer.json").is_file():
+            return None
+    elif Path(name).expanduser().exists():
+        spec = name
+    else:
+        meta = preset(name)
+        spec = meta["hub_id"] if meta else name
+    try:
+        return find_tokenizer_file(spec)
+    except UserError:
+        return None

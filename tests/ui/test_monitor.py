@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 import ui_fakes as fakes
+import waits
 from textual.widgets import Log, Static
 
 from lora_tui.core import runs
@@ -38,8 +38,10 @@ def recorded_run(run_dir: Path, losses: list[float], *, evals: dict[int, float] 
     return run_dir
 
 
-async def settle(pilot, app, seconds: float = 0.4) -> None:
-    await pilot.pause(seconds)
+def state_of(app) -> str:
+    """The followed run's state as the monitor last read it ('' before the first read)."""
+    status = getattr(app.screen, "status", None)
+    return status.effective_state() if status is not None else ""
 
 
 def test_follower_keeps_the_log_bounded_and_carries_partial_lines(tmp_path: Path) -> None:
@@ -69,12 +71,10 @@ async def test_monitor_follows_fake_trainer_to_the_end(tmp_path: Path) -> None:
     app = make_app(hardware_probe=fakes.probe(None), gpu_query=fakes.gpu_query(None), launcher=launcher,
                    runs_root=tmp_path / "runs", gpu_interval=0, poll_interval=0.05, start="review")
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app)
+        await waits.settle(pilot)
         await pilot.press("ctrl+l")
-        launcher_deadline = time.monotonic() + 20
-        while time.monotonic() < launcher_deadline and "finished" not in text_of(app, "#mon-status"):
-            await pilot.pause(0.1)
-        await settle(pilot, app, 0.3)
+        await waits.wait_until(pilot, lambda: state_of(app) == "finished", 30, "the fake run to finish")
+        await waits.wait_until(pilot, lambda: "Adapter:" in text_of(app, "#mon-summary"), 10, "the summary")
         monitor = app.screen
         assert "finished" in text_of(app, "#mon-status")
         assert len(monitor.metrics) == 15
@@ -92,14 +92,12 @@ async def test_stop_asks_the_run_to_stop(tmp_path: Path) -> None:
     app = make_app(hardware_probe=fakes.probe(None), gpu_query=fakes.gpu_query(None), launcher=launcher,
                    runs_root=tmp_path / "runs", gpu_interval=0, poll_interval=0.05, start="review")
     async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot, app)
+        await waits.settle(pilot)
         await pilot.press("ctrl+l")
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and "running" not in text_of(app, "#mon-status"):
-            await pilot.pause(0.1)
+        await waits.wait_until(pilot, lambda: state_of(app) == "running", 30, "the fake run to start")
         await pilot.press("s")
         launcher.wait(20)
-        await settle(pilot, app, 0.5)
+        await waits.wait_until(pilot, lambda: state_of(app) == "stopped", 10, "the monitor to see the stop")
         assert "stopped" in text_of(app, "#mon-status")
         assert runs.latest_complete_checkpoint(Path(app.state.plan.output)) is not None
 
@@ -119,12 +117,12 @@ async def test_troubleshooting_shows_evidence_and_a_applies_the_remedy(
                    launcher=fakes.FakeLauncher(), runs_root=tmp_path / "runs", gpu_interval=0, start="runs",
                    open_run=run)
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app)
+        await waits.wait_until(pilot, lambda: getattr(app.screen, "symptoms", None), 10, "a diagnosis")
         advice = text_of(app, "#mon-advice")
         assert title in advice.lower() or title in advice
         symptom = app.screen.symptoms[0]
         await pilot.press("a")
-        await settle(pilot, app)
+        await waits.settle(pilot)
         assert app.screen.STEP == "review"
         for key, value in symptom.changes.items():
             assert getattr(app.state.plan, key) == value
@@ -138,10 +136,10 @@ async def test_oom_run_offers_next_settings(tmp_path: Path) -> None:
                    launcher=fakes.FakeLauncher(), runs_root=tmp_path / "runs", gpu_interval=0, start="runs",
                    open_run=run)
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app)
+        await waits.wait_until(pilot, lambda: state_of(app) == "oom", 10, "the oom status")
         assert "oom" in text_of(app, "#mon-status") and "CUDA out of memory" in text_of(app, "#mon-status")
         await pilot.press("a")
-        await settle(pilot, app)
+        await waits.settle(pilot)
         assert app.state.plan.per_device_train_batch_size == 1
         assert app.state.plan.gradient_accumulation_steps == 16
 
@@ -151,10 +149,11 @@ async def test_runs_screen_lists_runs_and_opens_a_monitor(tmp_path: Path) -> Non
     app = make_app(hardware_probe=fakes.probe(None), gpu_query=fakes.gpu_query(None),
                    launcher=fakes.FakeLauncher(), runs_root=tmp_path / "runs", gpu_interval=0, start="runs")
     async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot, app)
+        await waits.settle(pilot)
         table = app.screen.query_one("#runs-table")
         assert table.row_count == 1 and table.get_row_at(0)[:3] == ["alpha", "finished", "3/3"]
         table.focus()
         await pilot.press("enter")
-        await settle(pilot, app)
-        assert type(app.screen).__name__ == "MonitorScreen" and "final loss 2.0000" in text_of(app, "#mon-summary")
+        await waits.wait_until(pilot, lambda: type(app.screen).__name__ == "MonitorScreen", 10, "the monitor")
+        await waits.wait_until(pilot, lambda: "final loss" in text_of(app, "#mon-summary"), 10, "the summary")
+        assert "final loss 2.0000" in text_of(app, "#mon-summary")

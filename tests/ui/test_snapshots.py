@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import ui_fakes as fakes
+import waits
 
 from lora_tui.core import runs
 from lora_tui.core.plan import TrainingPlan
@@ -18,8 +19,10 @@ SIZES = [(80, 24), (120, 40)]
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Run in a temporary directory so every path shown is relative and the same on every machine."""
+    """Run in a temporary directory so every path shown is relative and the same on every machine, with an empty
+    cache (whether another test built the demo model must not change what the screens show)."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LORA_TUI_CACHE", "cache")
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
     return tmp_path
@@ -50,11 +53,7 @@ def app_for(gpu_gib: int | None, **kwargs):
 
 
 async def _wait(pilot) -> None:
-    for _ in range(40):
-        await pilot.pause(0.05)
-        if all(w.is_finished for w in pilot.app.workers):
-            break
-    await pilot.pause(0.1)
+    await waits.settle(pilot)
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -84,12 +83,10 @@ def test_monitor_finished(snap_compare, workdir: Path, size: tuple[int, int]) ->
     run = finished_run(Path("runs"))
 
     async def until_summary(pilot) -> None:
-        for _ in range(60):
-            await pilot.pause(0.05)
-            if "Adapter:" in str(pilot.app.screen.query_one("#mon-summary").render()):
-                break
+        await waits.wait_until(pilot, lambda: "Adapter:" in str(pilot.app.screen.query_one("#mon-summary").render()),
+                               10, "the summary")
         pilot.app.screen.query_one("#mon-log").scroll_end(animate=False)
-        await pilot.pause(0.2)
+        await pilot.wait_for_scheduled_animations()
 
     assert snap_compare(app_for(None, start="runs", open_run=run), terminal_size=size, run_before=until_summary)
 

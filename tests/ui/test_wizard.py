@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import ui_fakes as fakes
+import waits
 from textual.widgets import Input, Static
 
 from lora_tui.core.lora_math import compute_lora_math
@@ -29,13 +30,9 @@ def write_chat(path: Path, n: int) -> Path:
     return path
 
 
-async def settle(pilot, app, *, rounds: int = 40) -> None:
-    """Wait until no worker is pending or running."""
-    for _ in range(rounds):
-        await pilot.pause(0.05)
-        if all(w.is_finished for w in app.workers):
-            await pilot.pause(0.05)
-            return
+async def settle(pilot, app) -> None:
+    """Wait until every worker has finished and its message was handled."""
+    await waits.settle(pilot)
 
 
 async def next_step(pilot, app) -> None:
@@ -93,17 +90,17 @@ async def test_editing_r_updates_table_live_and_back_forward_keeps_entries(tmp_p
             await next_step(pilot, app)
         r_input = app.screen.query_one("#set-lora_r", Input)
         r_input.value = "64"
-        await pilot.pause(0.1)
+        await pilot.pause()
         inv = load_inventory("demo")
         expected = compute_lora_math(inv, r=64, lora_alpha=app.state.plan.lora_alpha,
                                      target_modules=app.state.plan.target_modules)
         assert f"{expected.trainable_params:,}" in text_of(app, "#totals")
         assert text_of(app, "#why-lora_r") == "set by you"
         r_input.value = "zero"
-        await pilot.pause(0.1)
+        await pilot.pause()
         assert r_input.has_class("-invalid") and "lora_r" in text_of(app, "#error")
         r_input.value = "64"
-        await pilot.pause(0.1)
+        await pilot.pause()
         await pilot.press("ctrl+b", "ctrl+b")
         await settle(pilot, app)
         await pilot.press("ctrl+n", "ctrl+n")
@@ -128,11 +125,11 @@ async def test_will_not_fit_shows_remedies_and_fit_applies_them(tmp_path: Path) 
         assert app.state.inventory.model_id.endswith("Qwen2.5-7B")
         await next_step(pilot, app)
         app.screen.query_one("#set-per_device_train_batch_size", Input).value = "8"
-        await pilot.pause(0.1)
+        await pilot.pause()
         assert "will not fit" in text_of(app, "#verdict")
         assert "Remedies" in text_of(app, "#remedies")
         await pilot.press("ctrl+f")
-        await pilot.pause(0.1)
+        await pilot.pause()
         assert app.state.plan.per_device_train_batch_size < 8
         assert "will not fit" not in text_of(app, "#verdict") or "4-bit" in text_of(app, "#remedies")
 
@@ -151,6 +148,48 @@ async def test_bad_data_file_is_shown_inline_with_file_line_and_blocks_next(tmp_
         await settle(pilot, app)
         assert f"{bad}:2" in text_of(app, "#data-issues")
         await pilot.press("ctrl+n")
-        await pilot.pause(0.1)
+        await pilot.pause()
         assert app.screen.STEP == "data"
         assert "problem" in text_of(app, "#error")
+
+
+def write_tokenizer(folder: Path) -> Path:
+    """A word-level tokenizer.json (what a model directory holds), built with the light `tokenizers` library."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {"[UNK]": 0, "question": 1, "answer": 2, "user": 3, "assistant": 4}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    folder.mkdir(parents=True, exist_ok=True)
+    tok.save(str(folder / "tokenizer.json"))
+    return folder
+
+
+@pytest.mark.parametrize("where", ["demo-built", "local-dir", "demo-not-built"])
+async def test_data_step_measures_tokens_when_the_models_tokenizer_is_local(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    from lora_tui.core.dataset import inspect_dataset
+    from lora_tui.core.plan import TrainingPlan
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("LORA_TUI_CACHE", str(cache))
+    model = "demo"
+    if where == "demo-built":
+        write_tokenizer(cache / "demo-model")
+    elif where == "local-dir":
+        model = str(write_tokenizer(tmp_path / "my-model"))
+    data = write_chat(tmp_path / "chat.jsonl", 30)
+    plan = TrainingPlan(model=model, data=str(data), output=str(tmp_path / "runs" / "r"), max_seq_length=512)
+    app = make_app(hardware_probe=fakes.probe(8), gpu_query=fakes.gpu_query(8), launcher=fakes.FakeLauncher(),
+                   runs_root=tmp_path / "runs", gpu_interval=0, plan=plan, start="data")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        summary = text_of(app, "#data-summary")
+        if where == "demo-not-built":
+            assert "not measured" in summary and app.state.data_report.token_stats is None
+            return
+        folder = cache / "demo-model" if where == "demo-built" else Path(model)
+        stats = inspect_dataset(data, tokenizer=folder / "tokenizer.json", max_seq_length=512).token_stats
+        assert stats is not None and stats.max > 0
+        assert f"median {stats.median}, p95 {stats.p95}, max {stats.max}; 0 over 512" in summary
+        assert app.state.data_report.token_stats == stats

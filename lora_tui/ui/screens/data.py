@@ -18,6 +18,7 @@ from lora_tui.core.paths import SAMPLE_DATA_PATH
 from lora_tui.ui.format import fmt_bytes
 from lora_tui.ui.messages import DataInspected
 from lora_tui.ui.screens.base import WizardScreen
+from lora_tui.ui.state import local_tokenizer
 
 
 class PathSuggester(Suggester):
@@ -60,33 +61,52 @@ class DataScreen(WizardScreen):
                 yield Input(str(self.state.data_path), id="data-path", suggester=PathSuggester())
                 yield Button("Browse", id="browse-btn")
                 yield Button("Sample", id="sample-btn")
-            yield DirectoryTree(Path.cwd(), id="tree")
             yield Static("", id="data-summary")
             yield Static("", id="data-issues")
             yield Static("", id="data-notes", classes="dim")
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._inspected: tuple[str, str, int] | None = None
+        """(path, model, max_seq_length) of the last inspection asked for."""
+
     def on_mount(self) -> None:
-        """Hide the browser and inspect the current file."""
+        """Inspect the current file (the browser is built when first asked for)."""
         super().on_mount()
-        self.query_one("#tree", DirectoryTree).display = False
-        self.inspect(str(self.state.data_path))
+        self.choose(str(self.state.data_path))
+
+    def on_screen_resume(self) -> None:
+        """Measure again when the model (its tokenizer) or the max length changed on a later step."""
+        if self._inspected is not None and self._inspected[1:] != self._token_key():
+            self.choose(self._inspected[0])
+
+    def _token_key(self) -> tuple[str, int]:
+        return self.state.plan.model, self.state.plan.max_seq_length
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="dataset")
-    def inspect(self, path: str) -> None:
-        """Inspect a data file (streaming, so large files do not block the UI)."""
+    def inspect(self, path: str, model: str, max_seq_length: int) -> None:
+        """Inspect a data file (streaming, so large files do not block the UI); token lengths are measured
+        when the model's tokenizer is on this machine."""
         from lora_tui.core.dataset import inspect_dataset
 
-        self.post_message(DataInspected(path, inspect_dataset(path)))
+        tokenizer = local_tokenizer(model)
+        report = inspect_dataset(path, tokenizer=tokenizer, max_seq_length=max_seq_length)
+        self.post_message(DataInspected(path, report))
 
     @on(Input.Submitted, "#data-path")
     def _submitted(self, event: Input.Submitted) -> None:
         self.choose(event.value)
 
     @on(Button.Pressed, "#browse-btn")
-    def action_browse(self) -> None:
-        """Show or hide the file browser."""
-        tree = self.query_one("#tree", DirectoryTree)
-        tree.display = not tree.display
+    async def action_browse(self) -> None:
+        """Show or hide the file browser (mounted on first use: it scans the working directory)."""
+        trees = self.query("#tree").results(DirectoryTree)
+        tree = next(trees, None)
+        if tree is None:
+            tree = DirectoryTree(Path.cwd(), id="tree")
+            await self.query_one("#body").mount(tree, after=self.query_one("#data-path").parent)
+        else:
+            tree.display = not tree.display
         if tree.display:
             tree.focus()
 
@@ -110,7 +130,8 @@ class DataScreen(WizardScreen):
             return
         self.clear_error()
         self.query_one("#data-summary", Static).update(Text(f"Inspecting {path}…", style="dim"))
-        self.inspect(path)
+        self._inspected = (path, *self._token_key())
+        self.inspect(path, *self._token_key())
 
     def on_data_inspected(self, message: DataInspected) -> None:
         """Show the report and keep the file in the plan."""
@@ -145,7 +166,10 @@ class DataScreen(WizardScreen):
             rows.append(("Tokens", f"median {stats.median}, p95 {stats.p95}, max {stats.max}; "
                                    f"{stats.over_max} over {stats.max_seq_length}"))
         else:
-            rows.append(("Tokens", "not measured here (needs the model's tokenizer: `lora-tui inspect`)"))
+            model = self.state.plan.model
+            how = ("it is built with the demo model, on the first run" if model.strip().lower() == "demo"
+                   else "download the model, or choose a local directory with tokenizer.json")
+            rows.append(("Tokens", f"not measured: `{model}`'s tokenizer is not on this machine ({how})"))
         for label, value in rows:
             text.append(f"{label:>10}  ", style="bold")
             text.append(f"{value}\n")
