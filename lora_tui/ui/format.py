@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from lora_tui.core.plan import fmt_value as core_fmt_value
 
 GIB = 1024**3
 """Bytes in a GiB (GPU memory is reported in binary units)."""
@@ -26,14 +30,19 @@ def fmt_count(value: int | float | None) -> str:
 
 
 def fmt_value(value: Any) -> str:
-    """A plan value as it is typed in a field: lists comma-joined, floats without noise."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value)
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
+    """A setting as a person types it: `lora_tui.core.plan.fmt_value` (5e-5, 3, comma-joined lists, on/off),
+    with rates below 0.001 in short scientific form too (1e-4, 2.5e-4, never 0.0001)."""
+    if isinstance(value, float) and value != 0 and math.isfinite(value) and abs(value) < 1e-3:
+        mantissa, exponent = format(Decimal(repr(value)).normalize(), "e").split("e")
+        return f"{mantissa}e{int(exponent)}"
+    return core_fmt_value(value)
+
+
+def fmt_metric(value: float | None) -> str:
+    """A logged metric (loss, learning rate, grad norm) to three significant digits: 2.31, 9.88e-5."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    return fmt_value(float(f"{value:.3g}"))
 
 
 def as_dict(obj: Any) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from lora_tui.core import runs
 from lora_tui.core.plan import TrainingPlan, load_run_file
 from lora_tui.errors import UserError
 from lora_tui.ui import follow
-from lora_tui.ui.format import display_path, fmt_bytes
+from lora_tui.ui.format import display_path, fmt_bytes, fmt_metric, fmt_value
 from lora_tui.ui.messages import GpusSampled, RunLaunched, RunPolled
 from lora_tui.ui.screens.base import ForwardsWorkerEvents
 from lora_tui.ui.widgets.chart import LineChart, Series
@@ -160,8 +160,7 @@ class MonitorScreen(ForwardsWorkerEvents, Screen[Any]):
         for key, keys, label in (("lr", follow.LR_KEYS, "lr"), ("gn", follow.GRAD_NORM_KEYS, "grad")):
             values = follow.series(self.metrics, keys)
             self.query_one(f"#{key}-spark", Sparkline).data = values[-200:]
-            last = f"{values[-1]:.3g}" if values else "-"
-            self.query_one(f"#{key}-label", Static).update(f"{label} {last}")
+            self.query_one(f"#{key}-label", Static).update(f"{label} {fmt_metric(values[-1] if values else None)}")
 
     def _show_progress(self) -> None:
         status = self.status
@@ -291,4 +290,5 @@ class MonitorScreen(ForwardsWorkerEvents, Screen[Any]):
         plan = self.plan()
         if plan is not None:
             self.app.state.plan = plan  # type: ignore[attr-defined]
-        self.app.review_with(changes, reason=f"{reason}: {changes}")  # type: ignore[attr-defined]
+        shown = ", ".join(f"{name} {fmt_value(value)}" for name, value in changes.items())
+        self.app.review_with(changes, reason=f"{reason}: {shown}")  # type: ignore[attr-defined]
