@@ -9,13 +9,6 @@ import argparse
 import json
 from typing import Any
 
-TIER_MEANING: dict[str, str] = {
-    "low": "memory-constrained: the guide's row uses r 4, alpha 8, batch 1 with 16 accumulation steps",
-    "standard": "the guide's standard row: r 16, alpha 32, batch 2 with 8 accumulation steps",
-    "high": "high-performance: the guide's row uses r 32, alpha 64, batch 4 with 4 accumulation steps",
-}
-"""What each resource tier means, with the settings of the guide's row for it (effective batch 16 in each)."""
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `hw` subcommand."""
@@ -54,7 +47,7 @@ def _gpu_rows(report: Any) -> list[list[str]]:
 
 def format_report(report: Any) -> str:
     """The human-readable form of a `HardwareReport`."""
-    from lora_tui.core.hardware import TIERS
+    from lora_tui.core.tables import describe_resource_tier
 
     lines: list[str] = []
     if report.driver_version:
@@ -68,7 +61,7 @@ def format_report(report: Any) -> str:
     tier = report.resource_tier
     if tier is not None:
         lines.append(f"Usable VRAM: {_size(report.usable_vram_bytes)} (the smallest usable GPU or MIG slice)")
-        lines.append(f"Resource tier: {tier}, {TIERS[tier]} ({TIER_MEANING[tier]})")
+        lines.append(f"Resource tier: {tier}, {describe_resource_tier(tier)}")
     lines.append(f"CPU: {report.cpu_name}, {report.cpu_cores} cores")
     lines.append(f"RAM: {_size(report.ram_total_bytes)} total, {_size(report.ram_available_bytes)} available")
     notes = [n for n in report.notes if not n.startswith("Resource tier:")]  # already shown above

@@ -66,10 +66,11 @@ def run(args: argparse.Namespace) -> int:
 
 def render_report(report: Any) -> str:
     """The human-readable report: a summary block, then one line per problem."""
-    from lora_tui.core.dataset import SHAPES, SIZE_TIERS
+    from lora_tui.core.dataset import SHAPES
+    from lora_tui.core.tables import describe_size_tier
 
     shape = f"{report.shape} ({SHAPES[report.shape]})" if report.shape else "unknown"
-    tier = f"{report.size_tier}: {SIZE_TIERS[report.size_tier]}" if report.size_tier else "none (no examples)"
+    tier = f"{report.size_tier}: {describe_size_tier(report.size_tier)}" if report.size_tier else "none (no examples)"
     lines = [
         f"{report.path}",
         f"  format      {report.file_format}",

@@ -31,6 +31,8 @@ from lora_tui.core.dataset_shapes import (
     render_plain,
 )
 from lora_tui.core.dataset_tokens import TokenCounter, TokenStats, find_tokenizer_file
+from lora_tui.core.tables import describe_size_tier
+from lora_tui.core.tables import size_tier as _table_size_tier
 from lora_tui.errors import UserError
 
 __all__ = [
@@ -54,12 +56,8 @@ DETECT_BUFFER = 1000
 DEFAULT_MAX_SEQ_LENGTH = 1024
 """Sequence length token counts are compared with when none is given (TrainingPlan's default)."""
 
-SIZE_TIERS: dict[str, str] = {
-    "small": "< 1K examples: the guide suggests r 8, alpha 16, dropout 0.1, lr 1e-4 to avoid overfitting",
-    "medium": "1K-10K examples: the guide's balanced r 16, alpha 32, dropout 0.05, lr 5e-5",
-    "large": "> 10K examples: the guide allows more capacity, r 32, alpha 64, dropout 0.05, lr 2e-5",
-}
-"""The guide's data-size table: tier name -> what it means for the settings."""
+SIZE_TIERS = ("small", "medium", "large")
+"""The guide's data-size tiers; `lora_tui.core.tables.describe_size_tier` says what each means."""
 
 
 def size_tier(examples: int) -> str:
@@ -69,9 +67,7 @@ def size_tier(examples: int) -> str:
     """
     if examples < 0:
         raise ValueError("`examples` must be >= 0")
-    from lora_tui.core.tables import size_tier as table_size_tier
-
-    return table_size_tier(examples)
+    return _table_size_tier(examples)
 
 
 def sample_dataset_path() -> Path:
@@ -157,7 +153,7 @@ class DatasetReport:
             "shape": self.shape,
             "examples": self.examples,
             "size_tier": self.size_tier,
-            "size_tier_meaning": SIZE_TIERS.get(self.size_tier or ""),
+            "size_tier_meaning": describe_size_tier(self.size_tier) if self.size_tier else None,
             "bytes": self.bytes,
             "ok": self.ok,
             "errors": [str(issue) for issue in self.issues],

@@ -18,7 +18,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from lora_tui.core.paths import PRESETS_DIR
-from lora_tui.core.plan import TrainingPlan
+from lora_tui.core.plan import TrainingPlan, fmt_value
 
 GUIDE_FILE = PRESETS_DIR / "guide.toml"
 """The data file holding the guide's tables."""
@@ -256,3 +256,19 @@ def scaling_label(scaling: float) -> str:
     lower = max((s for s in styles if s.ratio < scaling), key=lambda s: s.ratio)
     upper = min((s for s in styles if s.ratio > scaling), key=lambda s: s.ratio)
     return f"between {lower.key} and {upper.key}"
+
+
+def describe_size_tier(key: str) -> str:
+    """What a data-size tier means: its label, the guide's settings for it and why."""
+    row = next(b for b in guide().data_sizes if b.key == key)
+    st = row.settings
+    return (f"{row.label}: the guide's row uses r {st['lora_r']}, alpha {st['lora_alpha']}, dropout "
+            f"{st['lora_dropout']:g}, lr {fmt_value(st['learning_rate'])}. {row.why}")
+
+
+def describe_resource_tier(key: str) -> str:
+    """What a resource tier means: its label and the guide's settings for it."""
+    row = next(b for b in guide().resources if b.key == key)
+    st = row.settings
+    return (f"{row.label}: the guide's row uses r {st['lora_r']}, alpha {st['lora_alpha']}, batch "
+            f"{st['per_device_train_batch_size']} with {st['gradient_accumulation_steps']} accumulation steps")

@@ -64,7 +64,7 @@ def test_human_table_shows_sizes_tier_and_mig(fake_nvml: FakeNvml, capsys: pytes
     a10 = next(line for line in lines if line.startswith("1 "))
     assert "23.8 GB (22.2 GiB)" in a10 and a10.endswith("off")
     assert "Usable VRAM: 23.8 GB (22.2 GiB)" in out  # the A10 is smaller than the 40 GiB slice
-    assert "Resource tier: high, > 16 GB VRAM (high-performance: the guide's row uses r 32, alpha 64" in out
+    assert "Resource tier: high, > 16 GB VRAM: the guide's row uses r 32, alpha 64, batch 4 with 4 accumulation" in out
     assert "split by MIG into 1 slice(s)" in out
     assert out.count("Resource tier:") == 1
 
@@ -73,7 +73,7 @@ def test_low_tier_meaning(fake_nvml: FakeNvml, capsys: pytest.CaptureFixture[str
     fake_nvml.gpus = [FakeGpu("NVIDIA GeForce GTX 1660", 6442450944, cc=(7, 5))]
     assert main(["hw"]) == 0
     out = capsys.readouterr().out
-    assert "Resource tier: low, < 8 GB VRAM (memory-constrained: the guide's row uses r 4, alpha 8, batch 1" in out
+    assert "Resource tier: low, < 8 GB VRAM: the guide's row uses r 4, alpha 8, batch 1 with 16 accumulation" in out
     assert "without native bf16" in out
 
 
