@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lora_tui.core.paths import cache_dir
 from lora_tui.errors import UserError
 
 ENCODE_BATCH = 256
@@ -65,7 +66,13 @@ class TokenStats:
 
 
 def find_tokenizer_file(spec: str | Path) -> Path:
-    """The tokenizer.json of a directory, a file path, or a hub id already in the local Hugging Face cache."""
+    """The tokenizer.json of a directory, a file path, `demo` (once built), or a hub id in the local HF cache."""
+    if str(spec).strip().lower() == "demo":
+        demo = cache_dir() / "demo-model" / "tokenizer.json"
+        if demo.is_file():
+            return demo
+        raise UserError("--tokenizer demo: the demo model is not built yet; `lora-tui train --model demo` "
+                        "builds it")
     path = Path(spec).expanduser()
     if path.is_file():
         return path

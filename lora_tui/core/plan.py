@@ -278,6 +278,9 @@ def fmt_value(value: Any) -> str:
     if isinstance(value, float):
         if value.is_integer() and abs(value) < 1e6:
             return str(int(value))
+        if abs(value) < 1e-3:
+            mantissa, exponent = f"{value:.3e}".split("e")
+            return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
         return re.sub(r"e([+-])0(\d)", r"e\1\2", f"{value:g}")
     if isinstance(value, (list, tuple)):
         return ",".join(str(v) for v in value)

@@ -418,3 +418,14 @@ def test_sample_dataset_is_generated_and_clean() -> None:
     answers = [ex["messages"][-1]["content"] for _, ex in iter_examples(SAMPLE_DATA_PATH)]
     assert all(a.endswith(("— Koko", "— ココ")) for a in answers)
     assert any("ココ" in a for a in answers) and any("Koko" in a for a in answers)
+
+
+def test_demo_tokenizer_is_found_once_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lora_tui.core.dataset_tokens import find_tokenizer_file
+
+    monkeypatch.setenv("LORA_TUI_CACHE", str(tmp_path))
+    with pytest.raises(UserError, match="--tokenizer demo: the demo model is not built yet"):
+        find_tokenizer_file("demo")
+    (tmp_path / "demo-model").mkdir()
+    (tmp_path / "demo-model" / "tokenizer.json").write_text("{}")
+    assert find_tokenizer_file("demo") == tmp_path / "demo-model" / "tokenizer.json"

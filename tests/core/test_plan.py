@@ -84,3 +84,14 @@ def test_command_line_uses_the_guides_flag_names() -> None:
 def test_parse_target_modules() -> None:
     assert parse_target_modules("q_proj,v_proj q_proj") == ["q_proj", "v_proj"]
     assert parse_target_modules("all-linear") == ["all-linear"]
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(1e-4, "1e-4"), (5e-5, "5e-5"), (2.5e-5, "2.5e-5"), (3.0, "3"), (0.05, "0.05"), (True, "on"),
+     (["q_proj", "v_proj"], "q_proj,v_proj"), (16, "16")],
+)
+def test_fmt_value(value: object, text: str) -> None:
+    from lora_tui.core.plan import fmt_value
+
+    assert fmt_value(value) == text

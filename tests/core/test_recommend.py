@@ -61,7 +61,7 @@ def test_reasons_name_table_rows_and_conflicts() -> None:
     assert "resource table, row '< 8 GB VRAM'" in rec.reasons["lora_r"]
     assert "caps r at 4" in rec.reasons["lora_r"]
     assert "task table, row 'Dialogue / chatbot'" in rec.reasons["learning_rate"]
-    assert "data-size table, row '< 1K examples' says 0.0001" in rec.reasons["learning_rate"]
+    assert "data-size table, row '< 1K examples' says 1e-4" in rec.reasons["learning_rate"]
     assert "task preset takes precedence" in rec.reasons["learning_rate"]
     agree = recommend(task="chat", examples=5000, vram_bytes=12 * GB)
     assert "agrees" in agree.reasons["lora_dropout"]
