@@ -1,5 +1,10 @@
 """Write SVG screenshots of the main screens to docs/screenshots/ (for the README), with fixed fake hardware.
 
+The app runs in the repository root with its runs and cache (LORA_TUI_CACHE) in build/screenshots/ (ignored
+by git, removed afterwards), so every path shown is relative and the same on every machine. When the demo
+model is already built in your cache, it is linked in, so the screens show what a person sees after the first
+run (token statistics of the sample data, the demo model available offline); otherwise a fresh machine.
+
 Usage: .venv/bin/python scripts/screenshots.py
 """
 
@@ -7,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,20 +25,18 @@ SHOTS = (("hardware", 0), ("data", 1), ("task", 2), ("advisor", 3), ("review", 4
 
 
 async def _settle(pilot) -> None:
-    for _ in range(60):
-        await pilot.pause(0.05)
-        if all(w.is_finished for w in pilot.app.workers):
-            break
-    await pilot.pause(0.2)
+    import waits
+
+    await waits.settle(pilot)
 
 
-async def wizard(tmp: Path) -> None:
+async def wizard() -> None:
     import ui_fakes
 
     from lora_tui.ui.app import make_app
 
     for name, steps in SHOTS:
-        app = make_app(hardware_probe=ui_fakes.probe(24), gpu_query=ui_fakes.gpu_query(24), runs_root=Path("runs"),
+        app = make_app(hardware_probe=ui_fakes.probe(24), gpu_query=ui_fakes.gpu_query(24), runs_root=WORK / "runs",
                        gpu_interval=0)
         async with app.run_test(size=(120, 40)) as pilot:
             await _settle(pilot)
@@ -43,28 +46,48 @@ async def wizard(tmp: Path) -> None:
             app.save_screenshot(str(OUT / f"{name}.svg"))
 
 
-async def monitor(tmp: Path) -> None:
+async def monitor() -> None:
     import ui_fakes
     from test_snapshots import finished_run
 
     from lora_tui.ui.app import make_app
 
-    run = finished_run(Path("runs"))
-    app = make_app(hardware_probe=ui_fakes.probe(24), gpu_query=ui_fakes.gpu_query(24), runs_root=Path("runs"),
+    run = finished_run(WORK / "runs")
+    app = make_app(hardware_probe=ui_fakes.probe(24), gpu_query=ui_fakes.gpu_query(24), runs_root=WORK / "runs",
                    gpu_interval=0, start="runs", open_run=run)
     async with app.run_test(size=(120, 40)) as pilot:
         await _settle(pilot)
-        await pilot.pause(0.5)
+        await pilot.wait_for_scheduled_animations()
         app.save_screenshot(str(OUT / "monitor.svg"))
+
+
+WORK = Path("build") / "screenshots"
+"""Runs root and cache of the screenshot session, relative to the repository root."""
+
+
+def neutral_cache() -> None:
+    """Point LORA_TUI_CACHE at WORK/cache, linking in an already built demo model."""
+    from lora_tui.core.paths import cache_dir
+
+    built = cache_dir() / "demo-model"
+    cache = WORK / "cache"
+    os.environ["LORA_TUI_CACHE"] = str(cache)
+    cache.mkdir(parents=True)
+    if (built / "tokenizer.json").is_file():
+        (cache / "demo-model").symlink_to(built.resolve(), target_is_directory=True)
 
 
 def main() -> None:
     """Write every screenshot."""
     OUT.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        os.chdir(tmp)
-        asyncio.run(wizard(Path(tmp)))
-        asyncio.run(monitor(Path(tmp)))
+    os.chdir(ROOT)
+    shutil.rmtree(WORK, ignore_errors=True)
+    try:
+        neutral_cache()
+        asyncio.run(wizard())
+        asyncio.run(monitor())
+    finally:
+        shutil.rmtree(WORK, ignore_errors=True)
     print("\n".join(str(p) for p in sorted(OUT.glob("*.svg"))))
 
 

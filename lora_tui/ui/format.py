@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +29,8 @@ def fmt_count(value: int | float | None) -> str:
 
 
 def fmt_value(value: Any) -> str:
-    """A setting as a person types it: `lora_tui.core.plan.fmt_value` (5e-5, 3, comma-joined lists, on/off),
-    with rates below 0.001 in short scientific form too (1e-4, 2.5e-4, never 0.0001)."""
-    if isinstance(value, float) and value != 0 and math.isfinite(value) and abs(value) < 1e-3:
-        mantissa, exponent = format(Decimal(repr(value)).normalize(), "e").split("e")
-        return f"{mantissa}e{int(exponent)}"
+    """A setting as a person types it (1e-4, 5e-5, 3, comma-joined lists, on/off): `core.plan.fmt_value`, so the
+    screens, the command line and the advisor's reasons agree."""
     return core_fmt_value(value)
 
 

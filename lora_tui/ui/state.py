@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lora_tui.core.paths import SAMPLE_DATA_PATH, cache_dir
+from lora_tui.core.paths import SAMPLE_DATA_PATH
 from lora_tui.core.plan import TrainingPlan
 
 TARGET_PATTERNS: dict[str, tuple[str, ...]] = {
@@ -106,16 +106,8 @@ def local_tokenizer(model: str) -> Path | None:
     name = model.strip()
     if not name:
         return None
-    if name.lower() == "demo":
-        spec: str | Path = cache_dir() / "demo-model"
-        if not (Path(spec) / "tokenizer.json").is_file():
-            return None
-    elif Path(name).expanduser().exists():
-        spec = name
-    else:
-        meta = preset(name)
-        spec = meta["hub_id"] if meta else name
+    meta = None if name.lower() == "demo" or Path(name).expanduser().exists() else preset(name)
     try:
-        return find_tokenizer_file(spec)
+        return find_tokenizer_file(meta["hub_id"] if meta else name)
     except UserError:
         return None

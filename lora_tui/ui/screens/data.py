@@ -15,7 +15,7 @@ from textual.suggester import Suggester
 from textual.widgets import Button, DirectoryTree, Input, Static
 
 from lora_tui.core.paths import SAMPLE_DATA_PATH
-from lora_tui.ui.format import fmt_bytes
+from lora_tui.ui.format import display_path, fmt_bytes
 from lora_tui.ui.messages import DataInspected
 from lora_tui.ui.screens.base import WizardScreen
 from lora_tui.ui.state import local_tokenizer
@@ -58,7 +58,7 @@ class DataScreen(WizardScreen):
             yield Static("Training data: a JSONL, JSON, CSV, Parquet or Arrow file (Enter to inspect)",
                          classes="label")
             with Horizontal(classes="row"):
-                yield Input(str(self.state.data_path), id="data-path", suggester=PathSuggester())
+                yield Input(display_path(self.state.data_path), id="data-path", suggester=PathSuggester())
                 yield Button("Browse", id="browse-btn")
                 yield Button("Sample", id="sample-btn")
             yield Static("", id="data-summary")
@@ -113,7 +113,7 @@ class DataScreen(WizardScreen):
     @on(Button.Pressed, "#sample-btn")
     def action_sample(self) -> None:
         """Use the built-in sample dataset."""
-        self.query_one("#data-path", Input).value = str(SAMPLE_DATA_PATH)
+        self.query_one("#data-path", Input).value = display_path(SAMPLE_DATA_PATH)
         self.choose(str(SAMPLE_DATA_PATH))
 
     @on(DirectoryTree.FileSelected)
@@ -151,14 +151,14 @@ class DataScreen(WizardScreen):
         self.query_one("#data-notes", Static).update("\n".join(report.notes))
 
     def _summary(self, report: Any) -> Text:
-        from lora_tui.core.dataset import SIZE_TIERS
+        from lora_tui.core.tables import describe_size_tier
 
         text = Text()
         text.append("✔ ready\n" if report.ok else "✘ has problems\n", style="bold green" if report.ok else "bold red")
         rows = [
             ("Format", f"{report.file_format} ({report.shape or 'unrecognised shape'})"),
             ("Examples", f"{report.examples:,}"),
-            ("Size tier", f"{report.size_tier or '-'}  {SIZE_TIERS.get(report.size_tier or '', '')}"),
+            ("Size tier", f"{report.size_tier}  {describe_size_tier(report.size_tier)}" if report.size_tier else "-"),
             ("On disk", fmt_bytes(report.bytes)),
         ]
         stats = report.token_stats

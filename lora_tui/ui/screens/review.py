@@ -14,7 +14,7 @@ from textual.widgets import Button, Checkbox, Input, Static
 from lora_tui.core import runs
 from lora_tui.core.plan import TrainingPlan
 from lora_tui.errors import UserError
-from lora_tui.ui.format import fmt_value
+from lora_tui.ui.format import display_path, fmt_value
 from lora_tui.ui.messages import RunLaunched
 from lora_tui.ui.screens.base import WizardScreen
 
@@ -71,7 +71,8 @@ class ReviewScreen(WizardScreen):
             text.append(fmt_value(value) if value is not None else "-")
             text.append(f"  ({source})\n", style="dim")
         text.append(f"{'data':>28} ", style="bold")
-        text.append(f"{self.state.data_path}\n")
+        text.append(display_path(self.state.data_path))
+        text.append("  (built-in sample)\n" if self.state.plan.data is None else "\n", style="dim")
         text.append(f"{'effective batch':>28} ", style="bold")
         text.append(f"{plan.effective_batch_size}\n")
         self.query_one("#review-summary", Static).update(text)
