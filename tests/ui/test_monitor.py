@@ -157,3 +157,21 @@ async def test_runs_screen_lists_runs_and_opens_a_monitor(tmp_path: Path) -> Non
         await waits.wait_until(pilot, lambda: type(app.screen).__name__ == "MonitorScreen", 10, "the monitor")
         await waits.wait_until(pilot, lambda: "final loss" in text_of(app, "#mon-summary"), 10, "the summary")
         assert "final loss 2.0000" in text_of(app, "#mon-summary")
+
+
+@pytest.mark.parametrize("building", [True, False])
+async def test_a_starting_run_says_what_it_is_doing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    building: bool) -> None:
+    import os
+
+    cache = tmp_path / "cache"
+    (cache / (".demo-model.x1y2" if building else "demo-model")).mkdir(parents=True)
+    monkeypatch.setenv("LORA_TUI_CACHE", str(cache))
+    run = recorded_run(tmp_path / "runs" / "new", [], state="running", pid=os.getpid())
+    app = make_app(hardware_probe=fakes.probe(None), gpu_query=fakes.gpu_query(None),
+                   launcher=fakes.FakeLauncher(), runs_root=tmp_path / "runs", gpu_interval=0, start="runs",
+                   open_run=run)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await waits.wait_until(pilot, lambda: "Starting:" in text_of(app, "#mon-summary"), 10, "the note")
+        note = text_of(app, "#mon-summary")
+        assert ("builds the demo model in " + str(cache)) in note if building else "builds" not in note

@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Log, ProgressBar, Sparkline, Static
 
 from lora_tui.core import runs
+from lora_tui.core.paths import cache_dir
 from lora_tui.core.plan import TrainingPlan, load_run_file
 from lora_tui.errors import UserError
 from lora_tui.ui import follow
@@ -32,6 +33,14 @@ from lora_tui.ui.widgets.chart import LineChart, Series
 STATE_STYLE = {"running": "bold green", "starting": "bold", "finished": "bold cyan", "stopped": "bold yellow",
                "failed": "bold red", "oom": "bold red", "lost": "bold red"}
 """Colour of each run state."""
+
+
+def demo_model_building() -> bool:
+    """True while a training process builds the demo model (its temporary build directory is in the cache)."""
+    try:
+        return any(p.is_dir() for p in cache_dir().glob(".demo-model.*"))
+    except OSError:
+        return False
 
 
 class MonitorScreen(ForwardsWorkerEvents, Screen[Any]):
@@ -213,7 +222,7 @@ class MonitorScreen(ForwardsWorkerEvents, Screen[Any]):
     def _show_summary(self) -> None:
         status = self.status
         if status is None or status.effective_state() not in (*runs.FINAL_STATES, "lost"):
-            self.query_one("#mon-summary", Static).update("")
+            self.query_one("#mon-summary", Static).update(self._waiting_note())
             return
         losses = follow.series(self.metrics, follow.LOSS_KEYS)
         evals = follow.series(self.metrics, follow.EVAL_LOSS_KEYS)
@@ -234,6 +243,18 @@ class MonitorScreen(ForwardsWorkerEvents, Screen[Any]):
         elif status.last_checkpoint:
             text.append(f"Last checkpoint: {status.last_checkpoint} (r resumes from it)\n")
         self.query_one("#mon-summary", Static).update(text)
+
+    def _waiting_note(self) -> Text:
+        """While no step has been logged yet: what the starting process is doing."""
+        if self.metrics or self.status is None or self.status.effective_state() not in ("starting", "running"):
+            return Text("")
+        plan = self.plan()
+        text = Text("Starting: the training process loads torch, transformers and the model", style="dim")
+        if plan is not None and plan.model.strip().lower() == "demo" and demo_model_building():
+            text.append(f"; first, it builds the demo model in {cache_dir()} (once per machine, a few minutes "
+                        "on a CPU)", style="dim")
+        text.append(". The first loss appears after the first optimizer step.", style="dim")
+        return text
 
     def adapter_path(self) -> Path | None:
         """Where the run's adapter is, once written."""
