@@ -123,9 +123,12 @@ class LoraTuiApp(App[None]):
         self.open_run = open_run
         """A run directory whose monitor opens over the first screen."""
 
+    def get_default_screen(self) -> Screen[Any]:
+        """The first screen is the bottom of the stack (no blank default screen under it: a faster start)."""
+        return self.get_screen(self.start)
+
     def on_mount(self) -> None:
-        """Show the first screen (and a run's monitor when one was asked for)."""
-        self.push_screen(self.start)
+        """Open a run's monitor over the first screen when one was asked for."""
         if self.open_run is not None:
             self.open_monitor(self.open_run)
 
@@ -140,7 +143,10 @@ class LoraTuiApp(App[None]):
 
     def goto(self, name: str) -> None:
         """Show a named screen, keeping every other screen (and what was typed there) alive."""
-        if len(self.screen_stack) > 1:
+        if self.screen_stack[0] is self.get_screen(name):
+            while len(self.screen_stack) > 1:
+                self.pop_screen()
+        elif len(self.screen_stack) > 1:
             self.switch_screen(name)
         else:
             self.push_screen(name)
@@ -159,7 +165,7 @@ class LoraTuiApp(App[None]):
         """Go to the previous wizard step (from a monitor or the runs list: back to the review)."""
         index = self.wizard_index()
         if index is None:
-            if len(self.screen_stack) > 2:
+            if len(self.screen_stack) > 1:
                 self.pop_screen()
             else:
                 self.goto("review")
