@@ -12,7 +12,25 @@ class _Parser(argparse.ArgumentParser):
     """argparse whose usage errors are our one-line UserError."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserError(f"lora-tui: {message}")
+        raise UserError(message)
+
+
+TUI_OPTIONS = ("--runs-root", "--runs", "--monitor", "--light")
+"""Options that open the TUI when they come first on the command line (`lora-tui --runs`)."""
+
+
+def tui_argv(argv: list[str]) -> list[str] | None:
+    """The TUI's own arguments when `argv` opens the TUI (nothing, `--tui ...`, or a TUI option first), else None.
+
+    The dispatcher in `lora_tui.cli` calls this before building the subcommand parser.
+    """
+    if not argv:
+        return []
+    if argv[0] == "--tui":
+        return argv[1:]
+    if argv[0].split("=", 1)[0] in TUI_OPTIONS:
+        return argv
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:

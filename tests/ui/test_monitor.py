@@ -99,6 +99,7 @@ async def test_stop_asks_the_run_to_stop(tmp_path: Path) -> None:
         launcher.wait(20)
         await waits.wait_until(pilot, lambda: state_of(app) == "stopped", 10, "the monitor to see the stop")
         assert "stopped" in text_of(app, "#mon-status")
+        await waits.wait_until(pilot, lambda: "r resumes" in text_of(app, "#mon-summary"), 10, "the resume hint")
         assert runs.latest_complete_checkpoint(Path(app.state.plan.output)) is not None
 
 

@@ -174,7 +174,8 @@ class MonitorScreen(ForwardsWorkerEvents, Screen[Any]):
     def _show_progress(self) -> None:
         status = self.status
         last = self.metrics[-1] if self.metrics else {}
-        step = status.step if status else int(last.get("step", 0) or 0)
+        logged = int(last.get("step", 0) or 0)
+        step = max(status.step, logged) if status else logged  # a resumed run's status restarts at 0
         max_steps = status.max_steps if status else None
         state = status.effective_state() if status else "waiting"
         bar = self.query_one("#mon-progress", ProgressBar)
@@ -240,7 +241,7 @@ class MonitorScreen(ForwardsWorkerEvents, Screen[Any]):
             text.append(f"{adapter}\n")
             text.append(f"Next: `lora-tui adapters show {adapter}` explains it, "
                         f"`lora-tui adapters try {adapter}` answers with it.\n", style="dim")
-        elif status.last_checkpoint:
+        if status.effective_state() != "finished" and status.last_checkpoint:
             text.append(f"Last checkpoint: {status.last_checkpoint} (r resumes from it)\n")
         self.query_one("#mon-summary", Static).update(text)
 
