@@ -174,8 +174,13 @@ class LoraTuiApp(App[None]):
             self.goto(WIZARD[index - 1][0])
 
     def action_runs(self) -> None:
-        """Show the runs found under the output root."""
-        self.goto("runs")
+        """Show the runs found under the output root, over the current screen (Back returns to it)."""
+        runs_screen = self.get_screen("runs")
+        if runs_screen in self.screen_stack:
+            while self.screen is not runs_screen:
+                self.pop_screen()
+        else:
+            self.push_screen(runs_screen)
 
     def action_help(self) -> None:
         """Open the help on LoRA parameters."""

@@ -176,3 +176,25 @@ async def test_a_starting_run_says_what_it_is_doing(tmp_path: Path, monkeypatch:
         await waits.wait_until(pilot, lambda: "Starting:" in text_of(app, "#mon-summary"), 10, "the note")
         note = text_of(app, "#mon-summary")
         assert ("builds the demo model in " + str(cache)) in note if building else "builds" not in note
+
+
+async def test_runs_over_a_wizard_step_and_back_returns_to_it(tmp_path: Path) -> None:
+    recorded_run(tmp_path / "runs" / "alpha", [3.0, 2.5, 2.0])
+    app = make_app(hardware_probe=fakes.probe(8), gpu_query=fakes.gpu_query(8), launcher=fakes.FakeLauncher(),
+                   runs_root=tmp_path / "runs", gpu_interval=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await waits.settle(pilot)
+        await pilot.press("ctrl+n")
+        await waits.settle(pilot)
+        assert app.screen.STEP == "data"
+        await pilot.press("ctrl+r")
+        await waits.settle(pilot)
+        app.screen.query_one("#runs-table").focus()
+        await pilot.press("enter")
+        await waits.wait_until(pilot, lambda: type(app.screen).__name__ == "MonitorScreen", 10, "the monitor")
+        await pilot.press("ctrl+r")  # the runs list again: the monitor closes, the list is not stacked twice
+        await waits.settle(pilot)
+        assert type(app.screen).__name__ == "RunsScreen" and len(app.screen_stack) == 3
+        await pilot.press("escape")
+        await waits.settle(pilot)
+        assert getattr(app.screen, "STEP", None) == "data"
