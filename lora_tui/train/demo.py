@@ -29,7 +29,7 @@ DEMO_DIR_NAME = "demo-model"
 """Directory name of the demo model under the cache root."""
 BUILD_MARKER = "lora_tui_demo.json"
 """Written last into the demo model directory: build settings and the pre-training loss."""
-BUILD_VERSION = 2
+BUILD_VERSION = 3
 """Bumped whenever the recipe changes, so an old cached build is rebuilt."""
 PRETRAIN_STEPS = 100
 """AdamW steps of pre-training on generated text."""
@@ -37,6 +37,12 @@ PRETRAIN_BATCH = 8
 """Sequences per pre-training step."""
 PRETRAIN_SEQ = 128
 """Tokens per pre-training sequence."""
+PRETRAIN_PARAGRAPHS = 1500
+"""Generated paragraphs in the pre-training text."""
+PRETRAIN_CHATS = 6000
+"""Generated chats (rendered with the chat template) in the pre-training text."""
+PRETRAIN_LABEL_SMOOTHING = 0.1
+"""Label smoothing of the pre-training loss: keeps the tiny base from being sure that unseen words never come."""
 PRETRAIN_LR = 3e-3
 """Peak learning rate of the pre-training (cosine decay to 10%)."""
 
@@ -114,29 +120,12 @@ def ensure_demo_model(cache_dir: Path | None = None) -> Path:
 
 
 def _tokenizer_texts() -> list[str]:
-    from lora_tui.core.paths import SAMPLE_DATA_PATH
+    """The tokenizer's training text: the pre-training corpus only, so every token it has is seen in training."""
     from lora_tui.train import corpus
 
-    texts = list(corpus.paragraphs(3000, seed=0))
-    texts += [m["content"] for chat in corpus.dialogues(1000, seed=1) for m in chat]
-    if SAMPLE_DATA_PATH.is_file():  # the sample's words should be in the vocabulary it will be tuned on
-        for line in SAMPLE_DATA_PATH.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            texts.extend(_strings_in(record))
+    texts = list(corpus.paragraphs(PRETRAIN_PARAGRAPHS, seed=10))
+    texts += [m["content"] for chat in corpus.dialogues(PRETRAIN_CHATS, seed=11) for m in chat]
     return texts
-
-
-def _strings_in(obj: Any) -> list[str]:
-    if isinstance(obj, str):
-        return [obj]
-    if isinstance(obj, dict):
-        return [s for v in obj.values() for s in _strings_in(v)]
-    if isinstance(obj, list):
-        return [s for v in obj for s in _strings_in(v)]
-    return []
 
 
 def build_tokenizer(vocab_size: int) -> Any:
@@ -164,8 +153,8 @@ def build_tokenizer(vocab_size: int) -> Any:
 def _pretrain_token_stream(tokenizer: Any) -> list[int]:
     from lora_tui.train import corpus
 
-    texts = [tokenizer.bos_token + p + tokenizer.eos_token for p in corpus.paragraphs(4000, seed=10)]
-    texts += [tokenizer.apply_chat_template(c, tokenize=False) for c in corpus.dialogues(3000, seed=11)]
+    texts = [tokenizer.bos_token + p + tokenizer.eos_token for p in corpus.paragraphs(PRETRAIN_PARAGRAPHS, seed=10)]
+    texts += [tokenizer.apply_chat_template(c, tokenize=False) for c in corpus.dialogues(PRETRAIN_CHATS, seed=11)]
     random.Random(12).shuffle(texts)
     ids: list[int] = []
     for enc in tokenizer(texts, add_special_tokens=False)["input_ids"]:
@@ -191,7 +180,9 @@ def pretrain(model: Any, tokenizer: Any, *, steps: int = PRETRAIN_STEPS) -> list
     losses: list[float] = []
     for _ in range(steps):
         batch = data[torch.randint(0, n_seq, (PRETRAIN_BATCH,), generator=gen)]
-        loss = model(input_ids=batch, labels=batch).loss
+        logits = model(input_ids=batch).logits[:, :-1].reshape(-1, model.config.vocab_size)
+        loss = torch.nn.functional.cross_entropy(logits, batch[:, 1:].reshape(-1),
+                                                 label_smoothing=PRETRAIN_LABEL_SMOOTHING)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optim.step()
