@@ -3,12 +3,12 @@
 `ensure_demo_model()` returns the directory holding config.json, model.safetensors and the tokenizer files
 (with a chat template that marks assistant turns with `{% generation %}`), building it the first time:
 
-1. a byte-level BPE tokenizer (vocabulary 4096; <pad>=0, <s>=1, </s>=2, chat markers) trained on generated
-   English/Japanese text (lora_tui.train.corpus) and, when present, the built-in sample chats;
+1. a byte-level BPE tokenizer (vocabulary 4096; <pad>=0, <s>=1, </s>=2, chat markers) trained on the
+   pre-training text only (lora_tui.train.corpus), so every token it has is one the base has seen;
 2. a Llama model from `lora_tui.core.modules.demo_config()` (grouped-query attention: 8 query heads, 2 KV heads);
-3. a short deterministic pre-training (PRETRAIN_STEPS AdamW steps on generated paragraphs and chats, never on
-   the sample chats) so that the base is a real small LM and LoRA fine-tuning on the sample visibly lowers
-   the loss.
+3. a short deterministic pre-training (PRETRAIN_STEPS AdamW steps, label smoothing 0.1) on generated paragraphs
+   and generic chats rendered with the demo chat template. The built-in sample chats, their persona and their
+   sign-off are never part of it, so LoRA fine-tuning on the sample has something real to learn.
 
 The build happens in a temporary directory that is renamed into place, under a file lock, so two processes
 racing to build it end with one complete model and neither sees a partial one.
