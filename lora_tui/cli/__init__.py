@@ -50,10 +50,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run lora-tui; returns the process exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
-        if not args_list or args_list[0].startswith("--tui"):
+        from lora_tui.ui.launch import tui_argv  # light: argparse only, textual is imported by run_tui
+
+        tui_args = tui_argv(args_list)
+        if tui_args is not None:
             from lora_tui.ui.launch import run_tui
 
-            return run_tui(args_list[1:])
+            return run_tui(tui_args)
         parser = build_parser()
         args = parser.parse_args(args_list)
         if getattr(args, "func", None) is None:

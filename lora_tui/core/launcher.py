@@ -235,9 +235,14 @@ def prepare_run_dir(resolved: ResolvedRun) -> Path:
               "auto_oom_retry": resolved.auto_oom_retry, "reasons": resolved.reasons,
               "command_line": resolved.plan.command_line()}
     runs.write_json_atomic(run_dir / LAUNCH_FILE, launch)
-    runs.write_status(run_dir, runs.RunStatus(state="starting", started_at=time.time(),
-                                              max_steps=resolved.plan.max_steps if resolved.plan.max_steps > 0
-                                              else None))
+    status = runs.RunStatus(state="starting", started_at=time.time(),
+                            max_steps=resolved.plan.max_steps if resolved.plan.max_steps > 0 else None)
+    previous = runs.read_status(run_dir) if resolved.mode == "resume" else None
+    if previous is not None:  # a resumed run keeps its progress until the worker reports again
+        status.step, status.last_checkpoint = previous.step, previous.last_checkpoint
+        status.max_steps = previous.max_steps or status.max_steps
+        status.extra = {**previous.extra, "resumed_from_step": previous.step}
+    runs.write_status(run_dir, status)
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)
     return run_dir

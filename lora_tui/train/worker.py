@@ -52,8 +52,11 @@ def is_oom(exc: BaseException) -> bool:
 def resolve_model_path(model: str) -> str:
     """`demo` -> the built demo model; a preset name -> its hub id; anything else as given."""
     if model.strip().lower() == "demo":
-        from lora_tui.train.demo import ensure_demo_model
+        from lora_tui.train.demo import demo_model_dir, ensure_demo_model, is_built
 
+        if not is_built(demo_model_dir()):
+            print(f"building the demo model in {demo_model_dir()} (first run on this machine only; "
+                  "about a minute)", flush=True)
         return str(ensure_demo_model())
     if Path(model).expanduser().is_dir():
         return str(Path(model).expanduser().resolve())

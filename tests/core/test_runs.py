@@ -130,3 +130,18 @@ def test_request_stop_of_multi_process_run_uses_the_stop_file_only(tmp_path: Pat
         assert proc.poll() is None  # torchrun is not signalled
     finally:
         proc.kill()
+
+
+def test_resume_keeps_the_runs_progress_in_status(tmp_path: Path) -> None:
+    from lora_tui.core.launcher import ResolvedRun, prepare_run_dir
+    from lora_tui.core.plan import TrainingPlan
+
+    run = tmp_path / "run"
+    _checkpoint(run, 6, complete=True)
+    runs.write_status(run, runs.RunStatus(state="stopped", step=6, max_steps=20,
+                                          last_checkpoint="checkpoints/checkpoint-6"))
+    prepare_run_dir(ResolvedRun(plan=TrainingPlan(output=str(run)), sources={}, mode="resume"))
+    status = runs.read_status(run)
+    assert status is not None and status.state == "starting"
+    assert (status.step, status.max_steps, status.last_checkpoint) == (6, 20, "checkpoints/checkpoint-6")
+    assert status.extra["resumed_from_step"] == 6
