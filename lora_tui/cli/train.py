@@ -166,9 +166,36 @@ def follow(run_dir: Path, proc: Any, *, poll_s: float = 0.2) -> int:
     status = launcher.mark_exited(run_dir, proc.returncode)
     state = status.state if status else "unknown"
     print(f"lora-tui: run {state}" + (f": {status.error}" if status and status.error else "") + f" ({run_dir})")
+    _print_summary(run_dir, status)
     if interrupted:
         return 130
     return 0 if state == "finished" else 1
+
+
+def _print_summary(run_dir: Path, status: Any) -> None:
+    """After the run: losses, time, where the adapter is, and what to do next."""
+    import json
+
+    from lora_tui.core import runs
+
+    try:
+        info = json.loads((run_dir / runs.INFO_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        info = {}
+    if info.get("final_loss") is not None:
+        best = info.get("best_loss")
+        took = (info.get("timings") or {}).get("wall_seconds")
+        print(f"  loss {info.get('first_loss', float('nan')):.4f} -> {info['final_loss']:.4f}"
+              + (f" (best {best:.4f})" if best is not None else "") + (f" in {took:.0f} s" if took else ""))
+    if runs.is_adapter_dir(run_dir):
+        print(f"  adapter: {run_dir}")
+        print(f"  next: lora-tui adapters try {run_dir} --prompt \"...\"   |   "
+              f"lora-tui adapters merge {run_dir} --output {run_dir}-merged")
+    if status is not None and status.state in ("stopped", "failed", "oom"):
+        if runs.latest_complete_checkpoint(run_dir) is not None:
+            print(f"  resume: lora-tui train --output {run_dir} --resume")
+        if status.next_settings:
+            print(f"  the guide's next settings for out of memory: {status.next_settings}")
 
 
 def _copy_new(path: Path, offset: int) -> int:

@@ -102,6 +102,7 @@ class RunCallback(TrainerCallback):
         record = self._record(state, logs)
         self._metrics.write(json.dumps(record) + "\n")
         self._metrics.flush()
+        print(log_line(record, state.max_steps), flush=True)
         return control
 
     def _record(self, state: TrainerState, logs: dict[str, Any]) -> dict[str, Any]:
@@ -132,6 +133,22 @@ class RunCallback(TrainerCallback):
         if self._metrics is not None:
             self._metrics.close()
             self._metrics = None
+
+
+def log_line(record: dict[str, Any], max_steps: int | None) -> str:
+    """One readable run.log line per metrics record: step, epoch, losses, learning rate, grad norm, speed."""
+    from lora_tui.core.plan import fmt_value
+
+    parts = [f"step {record['step']}/{max_steps or '?'}", f"epoch {record['epoch']:.2f}"]
+    for key, label in (("loss", "loss"), ("eval_loss", "eval loss"), ("grad_norm", "grad norm")):
+        if key in record:
+            parts.append(f"{label} {record[key]:.4f}")
+    if "learning_rate" in record:
+        lr = float(f"{record['learning_rate']:.3g}")
+        parts.append(f"lr {fmt_value(lr)}")
+    if "tokens_per_second" in record:
+        parts.append(f"{record['tokens_per_second']:,.0f} tok/s")
+    return "  ".join(parts)
 
 
 def gpu_memory() -> dict[str, int]:

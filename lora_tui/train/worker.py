@@ -85,8 +85,10 @@ def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, prec
     """Load model, tokenizer and data; return the SFTTrainer and facts for training_info.json."""
     import torch
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
     from trl import SFTConfig, SFTTrainer
+
+    _quiet_libraries()
 
     from lora_tui.core.paths import SAMPLE_DATA_PATH
     from lora_tui.train.data import load_dataset_for_training
@@ -125,9 +127,22 @@ def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, prec
     trainer = SFTTrainer(model=model, args=config, train_dataset=train_ds, eval_dataset=eval_ds,
                          processing_class=tokenizer, peft_config=lora,
                          callbacks=[callback, *extra_callbacks])
+    trainer.remove_callback(PrinterCallback)  # RunCallback prints one readable line per logging step
     facts = {"base_model_path": model_path, "data": data_stats, "assistant_only_loss": assistant_only,
              "precision": precision, "world_size": world_size}
     return trainer, facts
+
+
+def _quiet_libraries() -> None:
+    """Keep run.log readable: no per-item progress bars, no deprecation chatter from the libraries."""
+    import warnings
+
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|trl|peft)\.")
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
 
 
 def _apply_next(plan: TrainingPlan, changes: dict[str, Any]) -> TrainingPlan:
