@@ -31,6 +31,10 @@ class StopFlag:
         self.signal = signum
 
 
+STATUS_INTERVAL_S = 1.0
+"""Least time between two status.json updates while a run trains."""
+
+
 class RunCallback(TrainerCallback):
     """Writes metrics.jsonl and status.json (rank 0) and turns a stop request into save-and-stop."""
 
@@ -50,6 +54,7 @@ class RunCallback(TrainerCallback):
         """Tokens trained on so far (TRL's `num_tokens`, all processes)."""
         self._t0 = time.time()
         self._last_log = (self._t0, 0, 0.0)
+        self._last_status = 0.0
         self._metrics = open(run_dir / runs.METRICS_FILE, "a", encoding="utf-8") if is_main else None
         self._stop_file = run_dir / runs.STOP_FILE
         self._effective_batch = effective_batch
@@ -75,8 +80,18 @@ class RunCallback(TrainerCallback):
             self.stopped = True
             control.should_save = True
             control.should_training_stop = True
-        if self.is_main and (state.global_step % max(1, args.logging_steps) == 0 or self.stopped):
+        now = time.monotonic()
+        if self.is_main and (now - self._last_status >= STATUS_INTERVAL_S or self.stopped):
+            # status.json is rewritten atomically (temp file, fsync, rename): at most once a second, so that
+            # short steps do not pay for it; metrics.jsonl carries every step
             runs.update_status(self.run_dir, state="running", step=state.global_step, max_steps=state.max_steps)
+            self._last_status = now
+        return control
+
+    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                     **kwargs: Any) -> TrainerControl:
+        if self.is_main:  # the throttled updates may have skipped the last steps
+            runs.update_status(self.run_dir, step=state.global_step, max_steps=state.max_steps)
         return control
 
     # ---- checkpoints -------------------------------------------------------------------------------------

@@ -76,7 +76,9 @@ def test_graceful_stop_then_resume_reaches_the_same_final_step(demo_model: Path,
     out = tmp_path / "run"
     assert main(["train", *SMALL, "--max-steps", "12", "--save-steps", "100", "--output", str(out),
                  "--detach"]) == 0
-    _wait(lambda: _status(out).step >= 2 or _status(out).effective_state() not in ("starting", "running"))
+    # metrics.jsonl has every step (status.json is updated at most once a second)
+    _wait(lambda: len(runs.read_metrics(out)[0]) >= 2
+          or _status(out).effective_state() not in ("starting", "running"))
     assert runs.request_stop(out)
     status = _wait_exit(out)
     assert status.state == "stopped" and 2 <= status.step < 12
