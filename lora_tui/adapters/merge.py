@@ -26,6 +26,7 @@ from lora_tui.adapters.merge_plan import DTYPE_BYTES, MergePlan, plan_merge
 from lora_tui.adapters.session import TORCH_DTYPES, _has_tokenizer, resolve_base
 from lora_tui.core import adapters as core_adapters
 from lora_tui.errors import UserError
+from lora_tui.train.quiet import quiet_libraries
 
 MERGE_INFO_FILE = "lora_tui_merge.json"
 """Written into the merged model: which adapter and base it came from, the dtype and the device."""
@@ -71,12 +72,27 @@ def _ram_available() -> int | None:
     return int(psutil.virtual_memory().available)
 
 
-def make_plan(adapter: str | Path, *, base: str | None = None, dtype: str = "bf16",
+def base_dtype(base_dir: Path) -> str:
+    """The dtype the base model was saved in (config.json `dtype`/`torch_dtype`), as bf16/fp16/fp32."""
+    try:
+        config = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "bf16"
+    name = str(config.get("dtype") or config.get("torch_dtype") or "bfloat16")
+    return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(name, "bf16")
+
+
+def make_plan(adapter: str | Path, *, base: str | None = None, dtype: str = "auto",
               device: str = "auto") -> tuple[Path, MergePlan]:
-    """(base directory, memory plan) for merging `adapter`, from the safetensors headers (nothing loaded)."""
-    if dtype not in DTYPE_BYTES:
-        raise UserError(f"--dtype {dtype}: choose one of {', '.join(DTYPE_BYTES)}")
+    """(base directory, memory plan) for merging `adapter`, from the safetensors headers (nothing loaded).
+
+    `dtype="auto"` keeps the base model's own dtype, so the merged model gives the adapter's answers.
+    """
     base_dir = resolve_base(adapter, base)
+    if dtype == "auto":
+        dtype = base_dtype(base_dir)
+    if dtype not in DTYPE_BYTES:
+        raise UserError(f"--dtype {dtype}: choose one of auto, {', '.join(DTYPE_BYTES)}")
     weight_files = sorted(base_dir.glob("*.safetensors"))
     if not weight_files:
         raise UserError(f"base model {base_dir}: no .safetensors weights found; save it with safe_serialization")
@@ -104,7 +120,7 @@ def merge_adapter(
     output: str | Path,
     *,
     base: str | None = None,
-    dtype: str = "bf16",
+    dtype: str = "auto",
     device: str = "auto",
     overwrite: bool = False,
     progress: Progress | None = None,
@@ -134,6 +150,7 @@ def merge_adapter(
 
 
 def _merge_into(adapter: Path, base_dir: Path, tmp: Path, plan: MergePlan, report: Progress) -> None:
+    quiet_libraries()
     report(f"loading base {base_dir.name} ({plan.dtype}) on {plan.device}", 0.1)
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=TORCH_DTYPES[plan.dtype]).to(plan.device)
     report(f"loading adapter {adapter.name}", 0.35)

@@ -24,6 +24,7 @@ from lora_tui.core import adapters as core_adapters
 from lora_tui.core import runs
 from lora_tui.core.plan import load_run_file
 from lora_tui.errors import UserError
+from lora_tui.train.quiet import quiet_libraries
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
 """Files that mean a directory carries its own tokenizer."""
@@ -156,6 +157,7 @@ class AdapterSession:
         self.device = pick_device(device)
         dtype = dtype or ("bf16" if self.device == "cuda" and torch.cuda.is_bf16_supported() else "fp32")
         self.dtype = dtype
+        quiet_libraries()
         try:
             base = AutoModelForCausalLM.from_pretrained(self.base_dir, dtype=TORCH_DTYPES[dtype])
         except (OSError, ValueError) as exc:

@@ -45,7 +45,8 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("merge", help="merge an adapter into its base and save a standalone model")
     p.add_argument("path", help="adapter directory")
     p.add_argument("--output", "-o", required=True, help="directory for the merged model (must be new or empty)")
-    p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16", help="dtype of the merged weights")
+    p.add_argument("--dtype", choices=("auto", "bf16", "fp16", "fp32"), default="auto",
+                   help="dtype of the merged weights (default: the base model's own)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where to merge; auto uses the GPU only when the merge fits in its free memory")
     p.add_argument("--base", help="base model directory or hub id (default: the adapter's base_model_name_or_path)")
@@ -165,10 +166,36 @@ def format_details(details: Any) -> list[str]:
         lines.append(f"    {name:<32} {_size(size):>10}")
     if details.training:
         lines.append("  training info:")
-        for key, value in details.training.items():
-            text = json.dumps(value, default=str, ensure_ascii=False)
-            lines.append(f"    {key}: {text if len(text) <= 100 else text[:97] + '...'}")
+        lines += [f"    {line}" for line in _training_summary(details.training)]
     return lines
+
+
+def _training_summary(info: dict[str, Any]) -> list[str]:
+    """training_info.json as a few readable lines (`--json` has all of it)."""
+    out: list[str] = []
+    data = info.get("data") or {}
+    if data:
+        out.append(f"data: {data.get('path')} ({data.get('examples')} examples, {data.get('shape')})")
+    steps, tokens = info.get("steps"), info.get("tokens_seen")
+    wall = (info.get("timings") or {}).get("wall_seconds")
+    if steps is not None:
+        out.append(f"steps: {steps}" + (f", tokens seen: {tokens:,}" if tokens else "")
+                   + (f", {wall:.0f} s" if wall else "") + f", precision {info.get('precision', '?')}")
+    losses = [(k, info.get(k)) for k in ("first_loss", "final_loss", "best_loss", "final_eval_loss", "best_eval_loss")]
+    shown = [f"{k.replace('_', ' ')} {v:.4f}" for k, v in losses if isinstance(v, (int, float))]
+    if shown:
+        out.append("loss: " + ", ".join(shown))
+    memory = info.get("memory") or {}
+    estimate = (memory.get("estimate") or {}).get("total_bytes")
+    measured = memory.get("measured") or {}
+    if estimate:
+        peak = measured.get("peak_allocated_bytes")
+        out.append(f"memory: estimated {estimate / 2**30:.2f} GiB"
+                   + (f", measured peak {peak / 2**30:.2f} GiB" if peak else " (no GPU: nothing measured)"))
+    versions = info.get("versions") or {}
+    if versions:
+        out.append("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    return out
 
 
 # ---- try / compare --------------------------------------------------------------------------------------
@@ -273,7 +300,7 @@ def run_merge(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
-    print(f"merged {args.path} into {result.base} ({result.plan.dtype}, {result.plan.device}) "
+    print(f"merged adapter {args.path} with base {result.base} ({result.plan.dtype}, {result.plan.device}) "
           f"in {result.seconds:.1f} s")
     print(f"wrote {result.output}: " + ", ".join(f"{n} ({_size(s)})" for n, s in result.files))
     print(f"load it with AutoModelForCausalLM.from_pretrained({str(result.output)!r})")

@@ -326,8 +326,10 @@ def _files_of(path: Path) -> list[tuple[str, int]]:
     return files
 
 
-_TRAINING_KEYS = ("model", "settings", "plan", "data", "dataset", "hardware", "versions", "timings",
-                  "duration_s", "steps", "final_loss", "train_loss", "losses", "memory", "results")
+_TRAINING_KEYS = ("settings", "data", "hardware", "versions", "timings", "steps", "tokens_seen", "precision",
+                  "first_loss", "final_loss", "best_loss", "final_eval_loss", "best_eval_loss", "memory",
+                  "base_model_path", "world_size", "resumed_from")
+"""The entries of training_info.json (as lora-tui's runner writes it) that `adapters show` reports."""
 
 
 def describe_adapter(path: str | Path) -> AdapterDetails:

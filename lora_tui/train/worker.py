@@ -18,6 +18,7 @@ from typing import Any
 from lora_tui.core import runs
 from lora_tui.core.plan import TrainingPlan, load_run_file
 from lora_tui.train.callbacks import RunCallback, StopFlag
+from lora_tui.train.quiet import quiet_libraries
 
 LAUNCH_FILE = "launch.json"
 """Written by the launcher next to run.toml: data report, memory estimate, retry budget, resume flag."""
@@ -88,7 +89,7 @@ def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, prec
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
-    _quiet_libraries()
+    quiet_libraries()
 
     from lora_tui.core.paths import SAMPLE_DATA_PATH
     from lora_tui.train.data import load_dataset_for_training
@@ -131,18 +132,6 @@ def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, prec
     facts = {"base_model_path": model_path, "data": data_stats, "assistant_only_loss": assistant_only,
              "precision": precision, "world_size": world_size}
     return trainer, facts
-
-
-def _quiet_libraries() -> None:
-    """Keep run.log readable: no per-item progress bars, no deprecation chatter from the libraries."""
-    import warnings
-
-    import datasets
-    from transformers.utils import logging as hf_logging
-
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|trl|peft)\.")
-    hf_logging.disable_progress_bar()
-    datasets.disable_progress_bars()
 
 
 def _apply_next(plan: TrainingPlan, changes: dict[str, Any]) -> TrainingPlan:

@@ -87,3 +87,21 @@ def test_show_per_layer_math_of_local_base(adapter_pair: tuple[Path, Path], caps
     assert "trainable parameters: 16,384 of" in out
     rows = {line.split()[0]: line.split() for line in out.splitlines() if "LoRA" in line and "->" in line}
     assert rows["k_proj"][1:4] == ["64", "->", "32"] and rows["down_proj"][-1] == "3,072"
+
+
+def test_show_summarises_training_info() -> None:
+    from lora_tui.cli.adapters import _training_summary
+
+    info = {"data": {"path": "d.jsonl", "examples": 360, "shape": "messages"}, "steps": 69, "tokens_seen": 44616,
+            "timings": {"wall_seconds": 42.5}, "precision": "fp32", "first_loss": 7.95, "final_loss": 5.01,
+            "best_loss": 4.93, "memory": {"estimate": {"total_bytes": 2**30}, "measured": None},
+            "versions": {"torch": "2.13.0", "peft": "0.21.2"}}
+    assert _training_summary(info) == [
+        "data: d.jsonl (360 examples, messages)",
+        "steps: 69, tokens seen: 44,616, 42 s, precision fp32",
+        "loss: first loss 7.9500, final loss 5.0100, best loss 4.9300",
+        "memory: estimated 1.00 GiB (no GPU: nothing measured)",
+        "versions: torch 2.13.0, peft 0.21.2",
+    ]
+    measured = {**info, "memory": {"estimate": {"total_bytes": 2**30}, "measured": {"peak_allocated_bytes": 2**29}}}
+    assert _training_summary(measured)[3] == "memory: estimated 1.00 GiB, measured peak 0.50 GiB"

@@ -104,3 +104,16 @@ def test_interrupted_merge_leaves_nothing_complete(adapter_pair: tuple[Path, Pat
         merge_mod.merge_adapter(adapter_pair[0], tmp_path / "merged", dtype="fp32", device="cpu",
                                 progress=fail_after_save)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_merge_keeps_the_base_dtype_by_default(adapter_pair, tmp_path) -> None:
+    import json
+
+    out = tmp_path / "merged-auto"
+    base_dir, plan = merge_mod.make_plan(adapter_pair[0])
+    expected = merge_mod.base_dtype(base_dir)
+    assert plan.dtype == expected
+    merge_mod.merge_adapter(adapter_pair[0], out, device="cpu")
+    saved = json.loads((out / "config.json").read_text())
+    assert {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}[saved.get("dtype") or saved["torch_dtype"]] \
+        == expected
