@@ -135,6 +135,7 @@ def merge_adapter(
     check_merge_output(out, adapter=a, base_dir=base_dir, overwrite=overwrite)
     report("; ".join(plan.lines()), 0.05)
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_merges(out)
     tmp = out.parent / f".{out.name}.merging-{os.getpid()}-{time.time_ns()}"
     tmp.mkdir()
     try:
@@ -147,6 +148,19 @@ def merge_adapter(
     report("done", 1.0)
     files = sorted((f.name, f.stat().st_size) for f in out.iterdir() if f.is_file())
     return MergeResult(str(out), str(base_dir), plan, time.monotonic() - started, files)
+
+
+def _remove_stale_merges(out: Path) -> None:
+    """Delete temporary directories of earlier merges to `out` whose process is gone (killed mid-merge)."""
+    from lora_tui.core.runs import pid_alive
+
+    for stale in out.parent.glob(f".{out.name}.merging-*"):
+        try:
+            pid = int(stale.name.rsplit(".merging-", 1)[1].split("-")[0])
+        except (IndexError, ValueError):
+            continue
+        if not pid_alive(pid):
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _merge_into(adapter: Path, base_dir: Path, tmp: Path, plan: MergePlan, report: Progress) -> None:

@@ -117,3 +117,17 @@ def test_merge_keeps_the_base_dtype_by_default(adapter_pair, tmp_path) -> None:
     saved = json.loads((out / "config.json").read_text())
     assert {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}[saved.get("dtype") or saved["torch_dtype"]] \
         == expected
+
+
+def test_merge_removes_leftovers_of_a_killed_merge(adapter_pair, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    out = tmp_path / "merged"
+    leftover = tmp_path / f".merged.merging-{dead.pid}-1"
+    leftover.mkdir()
+    (leftover / "model.safetensors").write_bytes(b"partial")
+    merge_mod.merge_adapter(adapter_pair[0], out, device="cpu")
+    assert not leftover.exists() and (out / "config.json").is_file()
