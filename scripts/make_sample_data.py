@@ -14,6 +14,8 @@ import random
 import sys
 from pathlib import Path
 
+from lora_tui.train.corpus import CAPITALS as WORLD_CAPITALS
+
 OUTPUT = Path(__file__).resolve().parent.parent / "lora_tui" / "data" / "sample_chat.jsonl"
 SEED = 20240601
 EXAMPLES = 360
@@ -39,16 +41,8 @@ GREETINGS = [
     ("ja", "元気ですか？", "はい、元気です！あなたはいかがですか？"),
 ]
 
-CAPITALS = [
-    ("Japan", "Tokyo", "日本", "東京"), ("France", "Paris", "フランス", "パリ"),
-    ("Italy", "Rome", "イタリア", "ローマ"),
-    ("Germany", "Berlin", "ドイツ", "ベルリン"), ("Spain", "Madrid", "スペイン", "マドリード"),
-    ("Canada", "Ottawa", "カナダ", "オタワ"), ("Australia", "Canberra", "オーストラリア", "キャンベラ"),
-    ("Egypt", "Cairo", "エジプト", "カイロ"), ("Kenya", "Nairobi", "ケニア", "ナイロビ"),
-    ("South Korea", "Seoul", "韓国", "ソウル"), ("Thailand", "Bangkok", "タイ", "バンコク"),
-    ("Norway", "Oslo", "ノルウェー", "オスロ"), ("Portugal", "Lisbon", "ポルトガル", "リスボン"),
-    ("Argentina", "Buenos Aires", "アルゼンチン", "ブエノスアイレス"), ("Peru", "Lima", "ペルー", "リマ"),
-]
+CAPITALS = WORLD_CAPITALS[:15]
+"""The sample's countries: the first 15 of the list the demo model's pre-training corpus also uses."""
 
 FACTS = [
     ("en", "How many days are in a week?", "A week has 7 days."),

@@ -61,7 +61,7 @@ _GREETINGS = {
            ("助かりました。", "お役に立ててよかったです。"),
            ("いつでも聞いていい？", "はい、いつでもどうぞ。わかりやすく答えます。")),
 }
-_CAPITALS = (
+CAPITALS = (
     ("Japan", "Tokyo", "日本", "東京"), ("France", "Paris", "フランス", "パリ"),
     ("Italy", "Rome", "イタリア", "ローマ"),
     ("Germany", "Berlin", "ドイツ", "ベルリン"), ("Spain", "Madrid", "スペイン", "マドリード"),
@@ -212,7 +212,7 @@ def _conversion(rng: random.Random, lang: str) -> QA:
 
 
 def _capital(rng: random.Random, lang: str) -> QA:
-    country, city, country_ja, city_ja = rng.choice(_CAPITALS)
+    country, city, country_ja, city_ja = rng.choice(CAPITALS)
     if lang == "en":
         return rng.choice(((f"What is the capital of {country}?", f"{city}."),
                            (f"Which city is the capital of {country}?", f"{city} is the capital of {country}.")))
