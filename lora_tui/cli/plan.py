@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from math import isfinite
 from typing import Any
 
 from lora_tui.errors import UserError
@@ -51,13 +52,13 @@ def _check_args(args: argparse.Namespace) -> None:
     """Range checks the parser cannot express."""
     if args.lora_r < 1:
         raise UserError(f"--lora-r must be a positive integer, got {args.lora_r}")
-    if args.lora_alpha is not None and args.lora_alpha <= 0:
+    if args.lora_alpha is not None and not (isfinite(args.lora_alpha) and args.lora_alpha > 0):
         raise UserError(f"--lora-alpha must be > 0, got {args.lora_alpha:g}")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be a positive integer, got {args.batch_size}")
     if args.max_seq_length < 1:
         raise UserError(f"--max-seq-length must be a positive integer, got {args.max_seq_length}")
-    if args.vram_gb is not None and args.vram_gb <= 0:
+    if args.vram_gb is not None and not (isfinite(args.vram_gb) and args.vram_gb > 0):
         raise UserError(f"--vram-gb must be > 0, got {args.vram_gb:g}")
 
 

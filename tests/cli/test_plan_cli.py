@@ -101,6 +101,10 @@ def test_list_models(capsys: pytest.CaptureFixture[str]) -> None:
     (["--model", "demo", "--lora-alpha", "-1"], "--lora-alpha must be > 0"),
     (["--model", "demo", "--target-modules", " , "], "at least one module name"),
     (["--model", "demo", "--vram-gb", "0"], "--vram-gb must be > 0"),
+    (["--model", "demo", "--vram-gb", "nan"], "--vram-gb must be > 0, got nan"),
+    (["--model", "demo", "--vram-gb", "inf"], "--vram-gb must be > 0, got inf"),
+    (["--model", "demo", "--lora-alpha", "nan"], "--lora-alpha must be > 0, got nan"),
+    (["--model", "demo", "--lora-alpha", "inf"], "--lora-alpha must be > 0, got inf"),
     (["--model", "demo", "--dtype", "int3"], "invalid choice"),
 ])
 def test_user_errors_exit_2_with_one_message(argv: list[str], message: str, capsys: pytest.CaptureFixture[str],
