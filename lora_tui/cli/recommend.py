@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from math import isfinite
 from typing import Any
 
 from lora_tui.errors import UserError
@@ -33,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _vram_bytes(args: argparse.Namespace) -> tuple[int | None, str]:
     if args.vram_gb is not None:
-        if args.vram_gb <= 0:
+        if not (isfinite(args.vram_gb) and args.vram_gb > 0):
             raise UserError(f"--vram-gb must be > 0, got {args.vram_gb:g}")
         return int(args.vram_gb * 1e9), f"{args.vram_gb:g} GB (--vram-gb)"
     if args.cpu:
