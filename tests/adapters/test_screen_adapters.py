@@ -37,6 +37,11 @@ async def test_adapters_screen(adapter_pair: tuple[Path, Path], tmp_path: Path) 
         assert isinstance(screen, AdaptersScreen)
         table = screen.query_one("#adapter-list", DataTable)
         assert table.row_count == 3
+        # the prompt has the focus at once; up/down still move through the list
+        assert app.focused is screen.query_one("#adapter-prompt")
+        start = table.cursor_row
+        await pilot.press("down")
+        assert table.cursor_row == min(start + 1, 2) and app.focused is screen.query_one("#adapter-prompt")
         # move to the chat adapter and read its details
         names = [table.get_row_at(i)[0] for i in range(3)]
         table.move_cursor(row=names.index("chat"))

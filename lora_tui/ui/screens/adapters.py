@@ -66,6 +66,8 @@ class AdaptersScreen(Screen[None]):
         Binding("ctrl+g", "merge", "Merge", tooltip="Merge the selected adapter into its base (sibling directory "
                 "NAME-merged)", id="adapters.merge"),
         Binding("escape", "back", "Back", tooltip="Leave the Adapters screen", id="adapters.back"),
+        Binding("up", "select(-1)", "Previous adapter", show=False, id="adapters.up"),
+        Binding("down", "select(1)", "Next adapter", show=False, id="adapters.down"),
     ]
 
     def __init__(self, runs_root: Path, *, max_new_tokens: int = 128, device: str = "auto",
@@ -105,6 +107,13 @@ class AdaptersScreen(Screen[None]):
         self.query_one("#answer-base").border_title = "base model"
         self.query_one("#answer-adapter").border_title = "adapter"
         self.action_refresh()
+        self.query_one("#adapter-prompt", Input).focus()  # type a question at once; up/down pick the adapter
+
+    def action_select(self, delta: int) -> None:
+        """Move the adapter list's cursor while the prompt keeps the focus."""
+        table = self.query_one("#adapter-list", DataTable)
+        if table.row_count:
+            table.move_cursor(row=max(0, min(table.row_count - 1, table.cursor_row + delta)))
 
     def action_refresh(self) -> None:
         """Scan the runs root again."""
