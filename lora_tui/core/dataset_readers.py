@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,12 @@ _EXTENSIONS = {
     ".tsv": "tsv",
     ".parquet": "parquet",
 }
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+"""A JSON escape of a UTF-16 surrogate: the only way a lone surrogate (not a character) gets into a record."""
+
+NESTED_TOO_DEEP = "invalid JSON: nested too deeply to read (thousands of levels of [ or {)"
+"""The problem reported for JSON whose nesting exceeds the parser's recursion limit."""
 
 _MAGIC = (
     (b"PAR1", "it looks like a Parquet file; give it a .parquet extension"),
@@ -77,6 +84,7 @@ def open_source(path: Path) -> Source:
     """Open `path` for streaming; UserError for a missing path or a format that is not supported."""
     if not path.exists():
         raise UserError(f"{path}: no such file or directory; check the path (try `lora-tui inspect --help`)")
+    _check_readable(path)
     if path.is_dir():
         return _open_arrow_dir(path)
     fmt = _EXTENSIONS.get(path.suffix.lower())
@@ -94,6 +102,18 @@ def open_source(path: Path) -> Source:
     if fmt in ("csv", "tsv"):
         return Source(fmt, _read_csv(path, "\t" if fmt == "tsv" else ","), size)
     return Source(fmt, _read_parquet(path), size)
+
+
+def _check_readable(path: Path) -> None:
+    """UserError when the file cannot be opened or the directory cannot be listed (permissions)."""
+    try:
+        if path.is_dir():
+            with os.scandir(path) as entries:
+                next(entries, None)
+        else:
+            path.open("rb").close()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read it ({exc.strerror or exc}); check its permissions") from None
 
 
 def _binary_problem(head: bytes) -> str | None:
@@ -138,13 +158,31 @@ def _read_jsonl(path: Path) -> Iterator[RawRecord]:
             if not text.strip():
                 continue
             try:
-                yield RawRecord(line_no, None, json.loads(text.rstrip("\r\n")))
+                value = json.loads(text.rstrip("\r\n"))
             except json.JSONDecodeError as exc:
                 hint = ""
                 if not seen_record and text.lstrip().startswith("["):
                     hint = "; the file looks like a JSON array: name it .json"
                 yield RawRecord(line_no, None, problem=f"invalid JSON: {exc.msg} (column {exc.colno}){hint}")
+            except RecursionError:
+                yield RawRecord(line_no, None, problem=NESTED_TOO_DEEP)
+            else:
+                problem = _surrogate_problem(text, 0, len(text), value)
+                yield RawRecord(line_no, None, None if problem else value, problem)
             seen_record = True
+
+
+def _surrogate_problem(text: str, start: int, end: int, value: Any) -> str | None:
+    """Why a decoded record is not text: a lone surrogate escape (e.g. "\\ud800") in text[start:end]."""
+    if _SURROGATE_ESCAPE.search(text, start, end) is None:
+        return None
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(exc.object[exc.start])
+        return (f"invalid text: the escape \\u{code:04x} is half of a UTF-16 surrogate pair, not a character "
+                "(tokenizers refuse it); fix or remove it")
+    return None
 
 
 def _read_json(path: Path, size: int, notes: list[str]) -> Iterator[RawRecord]:
@@ -183,6 +221,9 @@ def _json_array_records(text: str, notes: list[str]) -> Iterator[RawRecord]:
             hint = "; one record per line is JSON Lines: name the file .jsonl" if exc.msg == "Extra data" else ""
             yield RawRecord(exc.lineno, None, problem=f"invalid JSON: {exc.msg} (column {exc.colno}){hint}")
             return
+        except RecursionError:
+            yield RawRecord(1, None, problem=NESTED_TOO_DEEP)
+            return
         lists = [k for k, v in whole.items() if isinstance(v, list)]
         if len(lists) != 1:
             found = ", ".join(lists) or "none"
@@ -209,7 +250,11 @@ def _json_array_records(text: str, notes: list[str]) -> Iterator[RawRecord]:
         except json.JSONDecodeError as exc:
             yield RawRecord(exc.lineno, None, problem=f"invalid JSON: {exc.msg} (column {exc.colno})")
             return
-        yield RawRecord(line, None, value)
+        except RecursionError:
+            yield RawRecord(line, None, problem=NESTED_TOO_DEEP)
+            return
+        problem = _surrogate_problem(text, pos, end, value)
+        yield RawRecord(line, None, None if problem else value, problem)
         pos = _skip_ws(text, end)
         if pos < len(text) and text[pos] == ",":
             pos = _skip_ws(text, pos + 1)
@@ -292,7 +337,7 @@ def _csv_record(header: list[str], cells: list[str]) -> dict[str, Any]:
             try:
                 record[name] = json.loads(cell)
                 continue
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 pass
         record[name] = cell
     return record
@@ -308,7 +353,13 @@ def _read_parquet(path: Path) -> Iterator[RawRecord]:
     except (pa.ArrowException, OSError) as exc:
         yield RawRecord(None, None, problem=f"not a readable Parquet file: {exc}")
         return
-    yield from _batches_to_records(pfile.iter_batches(batch_size=ARROW_BATCH_ROWS))
+    row = 1
+    try:
+        for rec in _batches_to_records(pfile.iter_batches(batch_size=ARROW_BATCH_ROWS)):
+            row += 1
+            yield rec
+    except (pa.ArrowException, OSError) as exc:
+        yield RawRecord(None, row, problem=f"corrupt Parquet data: the rows from here on cannot be read ({exc})")
 
 
 def _batches_to_records(batches: Iterable[Any], first_row: int = 1) -> Iterator[RawRecord]:
