@@ -11,6 +11,7 @@ import ui_fakes as fakes
 import waits
 
 from lora_tui.core import runs
+from lora_tui.core.paths import SAMPLE_DATA_PATH
 from lora_tui.core.plan import TrainingPlan
 from lora_tui.ui.app import make_app
 
@@ -95,3 +96,20 @@ def test_monitor_finished(snap_compare, workdir: Path, size: tuple[int, int]) ->
 def test_runs(snap_compare, workdir: Path, size: tuple[int, int]) -> None:
     finished_run(Path("runs"))
     assert snap_compare(app_for(None, start="runs"), terminal_size=size, run_before=_wait)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize(("step", "presses"), [("data", 1), ("task", 2), ("review", 4)])
+def test_wizard_step(snap_compare, workdir: Path, size: tuple[int, int], step: str, presses: int) -> None:
+    # a data file inside the working directory, so the path shown is the same on every machine
+    sample = SAMPLE_DATA_PATH.read_text(encoding="utf-8").splitlines(keepends=True)[:40]
+    Path("chats.jsonl").write_text("".join(sample), encoding="utf-8")
+
+    async def go(pilot) -> None:
+        await _wait(pilot)
+        for _ in range(presses):
+            await pilot.press("ctrl+n")
+            await _wait(pilot)
+
+    app = app_for(8, plan=TrainingPlan(data="chats.jsonl", output="runs/lora-run"))
+    assert snap_compare(app, terminal_size=size, run_before=go)
