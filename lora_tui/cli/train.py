@@ -81,7 +81,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume and not args.output:
         raise UserError("--resume needs --output RUN_DIR (the run to continue)")
-    vram = int(args.vram_gb * 1e9) if args.vram_gb else None
+    if args.vram_gb is not None and not args.vram_gb > 0:  # also refuses nan
+        raise UserError(f"--vram-gb must be a positive number of GB, got {args.vram_gb:g}; "
+                        "leave it out to detect the GPU")
+    vram = int(args.vram_gb * 1e9) if args.vram_gb is not None else None
     resolved = launcher.resolve_run(given_settings(args), config=args.config, resume=args.resume,
                                     overwrite=args.overwrite, dry_run=args.dry_run,
                                     auto_oom_retry=args.auto_oom_retry, vram_bytes=vram)

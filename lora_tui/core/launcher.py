@@ -129,17 +129,31 @@ def _output_mode(plan: TrainingPlan, *, resume: bool, overwrite: bool) -> str:
     return runs.check_output_dir(plan.output, resume=resume, overwrite=overwrite)
 
 
+def _read_config(path: str | Path) -> dict[str, Any]:
+    """A run file's [plan] settings; a key that is no setting (a typo) is refused, not silently dropped."""
+    values, _ = load_run_file(path)
+    unknown = sorted(set(values) - set(TrainingPlan.field_names()))
+    if unknown:
+        raise UserError(f"{path}: unknown setting(s) {', '.join(unknown)}; "
+                        f"known: {', '.join(TrainingPlan.field_names())}")
+    return values
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 def resolve_run(given: Mapping[str, Any], *, config: str | None = None, resume: bool = False,
                 overwrite: bool = False, dry_run: bool = False, auto_oom_retry: int = 0,
                 vram_bytes: int | None = None) -> ResolvedRun:
     """Merge flags, run file, recommendation and defaults; validate everything. Raises UserError."""
     config_values: dict[str, Any] = {}
     if config is not None:
-        config_values, _ = load_run_file(config)
+        config_values = _read_config(config)
     elif resume and given.get("output"):
         run_file = Path(str(given["output"])) / runs.RUN_FILE
         if run_file.is_file():
-            config_values, _ = load_run_file(run_file)
+            config_values = _read_config(run_file)
     model = str(given.get("model") or config_values.get("model") or "demo")
     data = given.get("data") or config_values.get("data")
     data_report = _inspect(data)
@@ -176,6 +190,8 @@ def _keep_effective_batch(values: dict[str, Any], sources: dict[str, str], recom
         return
     if sources.get("gradient_accumulation_steps") != "recommended":
         return
+    if not _positive_int(values["per_device_train_batch_size"]):
+        return  # TrainingPlan refuses it, naming the flag
     target = recommended["per_device_train_batch_size"] * recommended["gradient_accumulation_steps"]
     batch = int(values["per_device_train_batch_size"])
     accum = max(1, round(target / batch))
@@ -191,6 +207,8 @@ def _alpha_follows_given_rank(values: dict[str, Any], sources: dict[str, str], r
     """A given r with a recommended alpha: keep the recommended alpha/r ratio (2 in the guide) for the given r."""
     if sources.get("lora_r") not in ("given", "config") or sources.get("lora_alpha") != "recommended":
         return
+    if not _positive_int(values["lora_r"]):
+        return  # TrainingPlan refuses it, naming the flag
     ratio = recommended["lora_alpha"] / recommended["lora_r"]
     alpha = values["lora_r"] * ratio
     alpha = int(alpha) if float(alpha).is_integer() else alpha
@@ -201,8 +219,10 @@ def _alpha_follows_given_rank(values: dict[str, Any], sources: dict[str, str], r
 
 def _account_for_processes(values: dict[str, Any], sources: dict[str, str]) -> dict[str, Any]:
     """With N processes, divide a recommended/default accumulation by N so the effective batch stays."""
-    n = int(values.get("num_processes", 1) or 1)
+    n = values.get("num_processes", 1)
     accum = values.get("gradient_accumulation_steps", TrainingPlan.gradient_accumulation_steps)
+    if not (_positive_int(n) and _positive_int(accum)):
+        return values  # TrainingPlan refuses a bad value, naming the flag
     if n > 1 and sources.get("gradient_accumulation_steps") in ("recommended", "default") and accum % n == 0:
         values["gradient_accumulation_steps"] = accum // n
         sources["gradient_accumulation_steps"] = sources["gradient_accumulation_steps"] + f" (/{n} processes)"

@@ -142,3 +142,24 @@ def test_given_batch_keeps_effective_batch_and_given_r_keeps_alpha_ratio(tmp_pat
     assert rows["per_device_train_batch_size"] == ["4", "given"]
     assert rows["gradient_accumulation_steps"] == ["4", "recommended"]
     assert "16 (the recommended effective batch) / batch 4 = 4" in text
+
+
+@pytest.mark.parametrize(("flags", "config", "needle"), [
+    (["--vram-gb", "-3"], None, "--vram-gb must be a positive number of GB"),
+    (["--vram-gb", "0"], None, "--vram-gb must be a positive number of GB"),
+    (["--batch-size", "0"], None, "`per_device_train_batch_size` (--batch-size) must be a positive integer"),
+    ([], "[plan]\nper_device_train_batch_size = 0\n", "must be a positive integer, got 0"),
+    ([], "[plan]\nlora_r = \"x\"\n", "`lora_r` (--lora-r) must be a positive integer"),
+    ([], "[plan]\nlora_rank = 4\n", "unknown setting(s) lora_rank"),
+    ([], "[plan]\nnum_processes = \"x\"\n", "`num_processes` (--num-processes) must be a positive integer"),
+])
+def test_bad_values_refused_without_traceback(flags: list[str], config: str | None, needle: str, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    if config is not None:
+        (tmp_path / "run.toml").write_text(config)
+        flags = [*flags, "--config", str(tmp_path / "run.toml")]
+    assert main(["train", "--model", "demo", *flags, "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lora-tui: error:") and needle in err, err
+    if config is not None and "unknown" in needle:
+        assert str(tmp_path / "run.toml") in err
