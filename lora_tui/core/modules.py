@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,12 +231,17 @@ def config_key(config: dict[str, Any]) -> str:
 def build_inventory(config: dict[str, Any], model_id: str) -> ModelInventory:
     """A model's inventory from its config: cached in cache_dir()/inventories, else built in a subprocess."""
     cache = cache_dir() / "inventories" / f"{config_key(config)}.json"
-    if cache.is_file():
-        with open(cache, encoding="utf-8") as fh:
-            return ModelInventory.from_dict(json.load(fh), model_id=model_id)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cfg_file = cache.with_suffix(".config.json")
-    cfg_file.write_text(json.dumps(config), encoding="utf-8")
+    cached = _read_cached_inventory(cache, model_id)
+    if cached is not None:
+        return cached
+    unique = f"{os.getpid()}.{time.monotonic_ns()}"
+    cfg_file = cache.with_name(f"{cache.stem}.{unique}.config.json")
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cfg_file.write_text(json.dumps(config), encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write to the cache directory {cache.parent} ({exc.strerror or exc}); set "
+                        "LORA_TUI_CACHE to a writable directory.") from None
     try:
         cmd = [sys.executable, "-m", "lora_tui.core._inventory_build", str(cfg_file), model_id]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
@@ -245,13 +251,32 @@ def build_inventory(config: dict[str, Any], model_id: str) -> ModelInventory:
     finally:
         cfg_file.unlink(missing_ok=True)
     if proc.returncode != 0:
-        why = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
-        raise UserError(f"model {model_id!r}: transformers cannot build it from its config.json ({why}).")
+        raise UserError(f"model {model_id!r}: transformers cannot build it from its config.json "
+                        f"({_first_sentence(proc.stderr)}).")
     data = json.loads(proc.stdout)
-    tmp = cache.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    tmp.replace(cache)
+    tmp = cache.with_name(f"{cache.stem}.{unique}.tmp")
+    try:
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        tmp.replace(cache)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # the cache is an optimisation: the next call builds again
     return ModelInventory.from_dict(data, model_id=model_id)
+
+
+def _read_cached_inventory(cache: Path, model_id: str) -> ModelInventory | None:
+    """The cached inventory, or None when there is none or it cannot be read (it is then rebuilt)."""
+    try:
+        with open(cache, encoding="utf-8") as fh:
+            return ModelInventory.from_dict(json.load(fh), model_id=model_id)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _first_sentence(stderr: str, limit: int = 200) -> str:
+    """The builder's error in one short line: the last stderr line, up to its first sentence."""
+    why = (stderr.strip().splitlines() or ["unknown error"])[-1].strip()
+    why = why.split(". ", 1)[0].rstrip(".")
+    return why if len(why) <= limit else why[: limit - 3] + "..."
 
 
 def _not_found(model: str) -> UserError:

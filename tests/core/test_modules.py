@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -216,5 +217,36 @@ def test_is_available_offline_for_demo_and_presets(tmp_path: Path, monkeypatch: 
 def test_a_config_transformers_cannot_build_is_a_user_error(tmp_path: Path) -> None:
     bad = tmp_path / "config.json"
     bad.write_text(json.dumps({"model_type": "no_such_arch"}), encoding="utf-8")
-    with pytest.raises(UserError, match=r"transformers cannot build it from its config.json \(ValueError"):
+    with pytest.raises(UserError, match=r"transformers cannot build it from its config.json \(ValueError") as exc:
         load_inventory(str(bad))
+    # one short line: the builder's first sentence, not transformers' list of every known model type
+    assert str(exc.value).endswith("(ValueError: Unrecognized model identifier: no_such_arch).")
+
+
+def test_a_corrupt_cached_inventory_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = {**_TINY_QWEN2, "vocab_size": 301}
+    (tmp_path / "config.json").write_text(json.dumps(cfg), encoding="utf-8")
+    cached = modules.cache_dir() / "inventories" / f"{modules.config_key(cfg)}.json"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_text('{"model_type": "qwen2", "num_la', encoding="utf-8")  # a write cut short
+    built = load_inventory("Qwen/Qwen2.5-0.5B").to_dict()  # stands in for the builder's output
+    calls: list[list[str]] = []
+
+    def fake_builder(cmd: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, json.dumps(built) + "\n", "")
+
+    monkeypatch.setattr(modules.subprocess, "run", fake_builder)
+    inv = load_inventory(str(tmp_path))
+    assert len(calls) == 1 and inv.kind("k_proj").out_features == 128
+    assert ModelInventory.from_dict(json.loads(cached.read_text(encoding="utf-8")), model_id=inv.model_id) == inv
+    assert not list(cached.parent.glob("*.tmp")) and not list(cached.parent.glob("*.config.json"))
+
+
+def test_an_unwritable_cache_is_a_user_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "not-a-dir").write_text("", encoding="utf-8")
+    monkeypatch.setenv("LORA_TUI_CACHE", str(tmp_path / "not-a-dir"))
+    (tmp_path / "config.json").write_text(json.dumps(_TINY_QWEN2), encoding="utf-8")
+    with pytest.raises(UserError, match=r"cannot write to the cache directory .*not-a-dir/inventories .*; set "
+                       "LORA_TUI_CACHE to a writable directory"):
+        load_inventory(str(tmp_path))
