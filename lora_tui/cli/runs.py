@@ -94,7 +94,7 @@ def _show(path: Path, as_json: bool) -> int:
 
     summary = _summary(path)
     info_path = path / runs.INFO_FILE
-    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else None
+    info = _read_info(info_path)
     if as_json:
         print(json.dumps({**summary, "training_info": info}, indent=2, default=str))
         return 0
@@ -103,10 +103,21 @@ def _show(path: Path, as_json: bool) -> int:
             print(f"{key:16s} {value}")
     if (path / runs.RUN_FILE).is_file():
         print("\n" + (path / runs.RUN_FILE).read_text(encoding="utf-8").rstrip())
+    if info is None and info_path.exists():
+        print(f"\n{runs.INFO_FILE} is unreadable or damaged (the run may have been killed while writing it)")
     if info:
         print(f"\nfinal loss {info.get('final_loss')}, best loss {info.get('best_loss')}, "
               f"tokens seen {info.get('tokens_seen')}, steps {info.get('steps')}")
     return 0
+
+
+def _read_info(path: Path) -> dict[str, object] | None:
+    """training_info.json as a dict; None when it is missing, unreadable or not a JSON object."""
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
 
 
 def _stop(path: Path) -> int:

@@ -66,3 +66,17 @@ def test_logs_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "fake trainer: finished at step 3" in capsys.readouterr().out
     assert main(["runs", "show", str(tmp_path / "nope")]) == 2
     assert "no such run directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("info_text", ['{"final_loss": 1.', "[1, 2]", "\xff"])
+def test_show_a_run_with_a_damaged_training_info(info_text: str, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = tmp_path / "r"
+    assert _fake(run_dir, "--steps", "2", "--interval", "0").wait() == 0
+    (run_dir / runs.INFO_FILE).write_bytes(info_text.encode("latin-1"))
+    assert main(["runs", "show", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "state            finished" in out
+    assert f"{runs.INFO_FILE} is unreadable or damaged" in out
+    assert main(["runs", "show", str(run_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["training_info"] is None
