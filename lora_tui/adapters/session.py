@@ -134,6 +134,8 @@ def pick_device(device: str = "auto") -> str:
         return "mps" if torch.backends.mps.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA GPU is available; use --device cpu")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise UserError("--device mps: no Apple GPU (MPS) is available; use --device cpu")
     return device
 
 

@@ -209,6 +209,8 @@ def _prompts(args: argparse.Namespace) -> list[str]:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise UserError(f"--prompts {path}: cannot read ({exc.strerror or exc})") from None
+        except UnicodeDecodeError:
+            raise UserError(f"--prompts {path}: not UTF-8 text; save the prompts file as UTF-8") from None
         prompts += [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
     if not prompts:
         raise UserError("give at least one --prompt TEXT or --prompts FILE")

@@ -105,3 +105,24 @@ def test_show_summarises_training_info() -> None:
     ]
     measured = {**info, "memory": {"estimate": {"total_bytes": 2**30}, "measured": {"peak_allocated_bytes": 2**29}}}
     assert _training_summary(measured)[3] == "memory: estimated 1.00 GiB, measured peak 0.50 GiB"
+
+
+def test_prompts_file_not_utf8_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = fake_adapter(tmp_path / "run", losses=[1.0])
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_bytes(b"\xff\xfehello\n")
+    assert main(["adapters", "try", str(run), "--prompts", str(prompts)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lora-tui: error: --prompts {prompts}: not UTF-8 text") and "Traceback" not in err
+
+
+def test_device_without_backend_is_a_user_error() -> None:
+    import torch
+
+    from lora_tui.adapters.session import pick_device
+    from lora_tui.errors import UserError
+
+    if torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    with pytest.raises(UserError, match=r"--device mps: no Apple GPU \(MPS\) is available; use --device cpu"):
+        pick_device("mps")
