@@ -19,6 +19,7 @@ half-written one.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import signal
@@ -92,12 +93,38 @@ class RunStatus:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunStatus:
-        """Tolerant reader: unknown keys go to `extra`."""
-        names = set(cls.__dataclass_fields__)
-        known = {k: v for k, v in data.items() if k in names}
-        status = cls(**known)
-        status.extra.update({k: v for k, v in data.items() if k not in names})
-        return status
+        """Tolerant reader: unknown keys go to `extra`; a value of the wrong type (a file written by another
+        version, or edited by hand) is left out, so the field keeps its default; a non-string `state` reads
+        as `unknown`."""
+        known = {k: v for k, v in data.items()
+                 if k in _FIELD_TYPES and (v is None and k in _NULLABLE or _fits(v, _FIELD_TYPES[k]))}
+        if "state" in data and "state" not in known:
+            known["state"] = "unknown"
+        extra = dict(known.pop("extra", {}))
+        extra.update({k: v for k, v in data.items() if k not in _FIELD_TYPES})
+        return cls(**known, extra=extra)
+
+
+_FIELD_TYPES: dict[str, str] = {
+    "state": "str", "pid": "int", "pgid": "int", "started_at": "time", "ended_at": "time", "step": "int",
+    "max_steps": "int", "last_checkpoint": "str", "error": "str", "next_settings": "dict", "adapter_dir": "str",
+    "extra": "dict",
+}
+"""The JSON type each status.json field must have to be read."""
+
+_NULLABLE = frozenset(k for k in _FIELD_TYPES if k not in ("state", "step", "extra"))
+"""Fields whose default is None, so a null in the file is a valid value."""
+
+
+def _fits(value: Any, kind: str) -> bool:
+    """Whether a status.json value has the type its field needs."""
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "time":
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if kind == "str":
+        return isinstance(value, str)
+    return isinstance(value, dict)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -148,7 +175,7 @@ def pid_alive(pid: int) -> bool:
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         return True

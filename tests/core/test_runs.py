@@ -51,6 +51,27 @@ def test_unreadable_status_is_none(tmp_path: Path) -> None:
     assert runs.read_status(tmp_path) is None
 
 
+@pytest.mark.parametrize(("data", "expected"), [
+    ({"state": "running", "pid": "123", "step": "5"}, {"state": "running", "pid": None, "step": 0}),
+    ({"state": "finished", "extra": None, "step": None, "started_at": "yesterday"},
+     {"state": "finished", "extra": {}, "step": 0, "started_at": None}),
+    ({"state": 3, "pid": 2**40, "max_steps": "x", "last_checkpoint": 5, "ended_at": float("inf")},
+     {"state": "unknown", "pid": 2**40, "max_steps": None, "last_checkpoint": None, "ended_at": None}),
+    ({"state": "stopped", "pid": True, "error": ["x"], "next_settings": [], "extra": {"a": 1}, "b": 2},
+     {"state": "stopped", "pid": None, "error": None, "next_settings": None, "extra": {"a": 1, "b": 2}}),
+    ({"state": "oom", "pid": None, "started_at": 5, "error": None, "next_settings": {"lora_r": 8}},
+     {"state": "oom", "pid": None, "started_at": 5, "error": None, "next_settings": {"lora_r": 8}}),
+])
+def test_status_fields_of_the_wrong_type_keep_their_defaults(tmp_path: Path, data: dict,
+                                                             expected: dict) -> None:
+    """A status.json from another version or edited by hand never breaks `lora-tui runs` or the monitor."""
+    (tmp_path / runs.STATUS_FILE).write_text(json.dumps(data).replace("Infinity", "1e400"))
+    status = runs.read_status(tmp_path)
+    assert status is not None
+    assert {k: getattr(status, k) for k in expected} == expected
+    assert status.effective_state() in (*runs.STATES, "lost", "unknown")
+
+
 def test_latest_complete_checkpoint_skips_partial(tmp_path: Path) -> None:
     _checkpoint(tmp_path, 5, complete=True)
     _checkpoint(tmp_path, 10, complete=True)
