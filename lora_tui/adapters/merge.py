@@ -134,10 +134,14 @@ def merge_adapter(
     base_dir, plan = make_plan(a, base=base, dtype=dtype, device=device)
     check_merge_output(out, adapter=a, base_dir=base_dir, overwrite=overwrite)
     report("; ".join(plan.lines()), 0.05)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_merges(out)
     tmp = out.parent / f".{out.name}.merging-{os.getpid()}-{time.time_ns()}"
-    tmp.mkdir()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_merges(out)
+        tmp.mkdir()
+    except OSError as exc:
+        raise UserError(f"--output {output}: cannot create it ({exc.strerror or exc}); "
+                        "choose a directory you can write") from None
     try:
         _merge_into(a, base_dir, tmp, plan, report)
         report("moving the merged model into place", 0.95)

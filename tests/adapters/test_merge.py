@@ -85,6 +85,15 @@ def test_merge_refuses_non_empty_output(adapter_pair: tuple[Path, Path], tmp_pat
     assert result.plan.dtype == "bf16"
 
 
+def test_merge_output_that_cannot_be_created_is_a_user_error(adapter_pair: tuple[Path, Path],
+                                                             tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    out = tmp_path / "a-file" / "merged"
+    with pytest.raises(UserError, match=r"--output .*a-file/merged: cannot create it \("):
+        merge_mod.merge_adapter(adapter_pair[0], out, dtype="fp32", device="cpu")
+    assert (tmp_path / "a-file").read_text() == "not a directory"
+
+
 def test_interrupted_merge_leaves_nothing_complete(adapter_pair: tuple[Path, Path], tmp_path: Path) -> None:
     def interrupt(stage: str, _fraction: float) -> None:
         if stage.startswith("saving"):
