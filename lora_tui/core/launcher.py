@@ -245,10 +245,16 @@ def prepare_run_dir(resolved: ResolvedRun) -> Path:
     """Create or reuse the run directory per `resolved.mode`; write run.toml, launch.json and status.json."""
     run_dir = Path(resolved.plan.output).expanduser().resolve()
     aside: Path | None = None
-    if resolved.mode == "overwrite" and run_dir.exists():
-        aside = run_dir.with_name(f".{run_dir.name}.replaced-{time.time_ns()}")
-        run_dir.rename(aside)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        if resolved.mode == "overwrite" and run_dir.exists():
+            aside = run_dir.with_name(f".{run_dir.name}.replaced-{time.time_ns()}")
+            run_dir.rename(aside)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if aside is not None and not run_dir.exists():
+            aside.rename(run_dir)  # put the old run back: nothing was replaced
+        raise UserError(f"--output {resolved.plan.output}: cannot create the run directory "
+                        f"({exc.strerror or exc}); choose a directory you can write") from None
     (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
     (run_dir / runs.RUN_FILE).write_text(resolved.plan.to_toml(resolved.sources), encoding="utf-8")
     launch = {"data": resolved.data_report, "memory_estimate": resolved.memory, "mode": resolved.mode,

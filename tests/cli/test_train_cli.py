@@ -163,3 +163,15 @@ def test_bad_values_refused_without_traceback(flags: list[str], config: str | No
     assert err.startswith("lora-tui: error:") and needle in err, err
     if config is not None and "unknown" in needle:
         assert str(tmp_path / "run.toml") in err
+
+
+def test_output_that_cannot_be_created_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a-file").write_text("mine")
+    assert main(["train", "--model", "demo", "--output", str(tmp_path / "a-file" / "run"), "--max-steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lora-tui: error: --output {tmp_path / 'a-file' / 'run'}: cannot create the run directory")
+    monkeypatch.setenv("LORA_TUI_RUNS", str(tmp_path / "a-file"))  # the default output root is a file
+    assert main(["train", "--model", "demo", "--max-steps", "1"]) == 2
+    assert "cannot create the run directory" in capsys.readouterr().err
+    assert (tmp_path / "a-file").read_text() == "mine"
