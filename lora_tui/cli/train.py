@@ -8,6 +8,7 @@ the run records which. Nothing heavy is imported here: the training process is a
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -93,12 +94,23 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(launcher.to_json(resolved) if args.json else render_dry_run(resolved))
         return 0
+    log_start = _log_size(resolved) if resolved.mode == "resume" else 0  # a resumed run appends to run.log
     run_dir, proc = launcher.launch(resolved)
     print(f"run: {run_dir}  pid: {proc.pid}", flush=True)
     if args.detach:
-        print(f"follow it with `lora-tui runs logs {run_dir} -f`; stop it with `lora-tui runs stop {run_dir}`")
+        quoted = shlex.quote(str(run_dir))
+        print(f"follow it with `lora-tui runs logs {quoted} -f`; stop it with `lora-tui runs stop {quoted}`")
         return 0
-    return follow(run_dir, proc)
+    return follow(run_dir, proc, offset=log_start)
+
+
+def _log_size(resolved: Any) -> int:
+    from lora_tui.core import runs
+
+    try:
+        return (Path(resolved.plan.output).expanduser().resolve() / runs.LOG_FILE).stat().st_size
+    except OSError:
+        return 0
 
 
 def render_dry_run(resolved: Any) -> str:
@@ -140,15 +152,15 @@ def _rows(resolved: Any) -> list[str]:
     return out
 
 
-def follow(run_dir: Path, proc: Any, *, poll_s: float = 0.2) -> int:
-    """Copy run.log to the terminal until the process ends; Ctrl-C asks for a graceful stop and keeps going.
+def follow(run_dir: Path, proc: Any, *, poll_s: float = 0.2, offset: int = 0) -> int:
+    """Copy run.log from byte `offset` to the terminal until the process ends; Ctrl-C asks for a graceful stop
+    and keeps going.
 
     Returns 0 when the run finished, 130 after a Ctrl-C, 1 otherwise.
     """
     from lora_tui.core import launcher, runs
 
     interrupted = False
-    offset = 0
     log = run_dir / runs.LOG_FILE
     while True:
         try:
@@ -185,18 +197,21 @@ def _print_summary(run_dir: Path, status: Any) -> None:
         info = json.loads((run_dir / runs.INFO_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         info = {}
+    if not isinstance(info, dict):
+        info = {}
     if info.get("final_loss") is not None:
         best = info.get("best_loss")
         took = (info.get("timings") or {}).get("wall_seconds")
         print(f"  loss {info.get('first_loss', float('nan')):.4f} -> {info['final_loss']:.4f}"
               + (f" (best {best:.4f})" if best is not None else "") + (f" in {took:.0f} s" if took else ""))
+    quoted, merged = shlex.quote(str(run_dir)), shlex.quote(f"{run_dir}-merged")
     if runs.is_adapter_dir(run_dir):
         print(f"  adapter: {run_dir}")
-        print(f"  next: lora-tui adapters try {run_dir} --prompt \"...\"   |   "
-              f"lora-tui adapters merge {run_dir} --output {run_dir}-merged")
+        print(f"  next: lora-tui adapters try {quoted} --prompt \"...\"   |   "
+              f"lora-tui adapters merge {quoted} --output {merged}")
     if status is not None and status.state in ("stopped", "failed", "oom"):
         if runs.latest_complete_checkpoint(run_dir) is not None:
-            print(f"  resume: lora-tui train --output {run_dir} --resume")
+            print(f"  resume: lora-tui train --output {quoted} --resume")
         if status.next_settings:
             print(f"  the guide's next settings for out of memory: {status.next_settings}")
 

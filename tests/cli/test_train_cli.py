@@ -175,3 +175,34 @@ def test_output_that_cannot_be_created_refused(tmp_path: Path, monkeypatch: pyte
     assert main(["train", "--model", "demo", "--max-steps", "1"]) == 2
     assert "cannot create the run directory" in capsys.readouterr().err
     assert (tmp_path / "a-file").read_text() == "mine"
+
+
+def test_following_a_resumed_run_prints_only_its_new_log_and_quotes_paths(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from types import SimpleNamespace
+
+    from lora_tui.core import launcher, runs
+
+    run_dir = tmp_path / "my run"
+    run_dir.mkdir()
+    (run_dir / runs.LOG_FILE).write_text("step 3/3 of the first run\n")
+    (run_dir / runs.INFO_FILE).write_text("[]")  # damaged: the summary skips it
+    for name in runs.ADAPTER_FILES:
+        (run_dir / name).write_text("{}")
+
+    class FinishedProc:
+        pid, returncode = 4242, 0
+
+        def poll(self) -> int:
+            with open(run_dir / runs.LOG_FILE, "a") as log:
+                log.write("step 4/5 of the resumed run\n")
+            return 0
+
+    resolved = SimpleNamespace(warnings=[], mode="resume", plan=SimpleNamespace(output=str(run_dir)))
+    monkeypatch.setattr(launcher, "resolve_run", lambda *a, **k: resolved)
+    monkeypatch.setattr(launcher, "launch", lambda r: (run_dir, FinishedProc()))
+    assert main(["train", "--output", str(run_dir), "--resume"]) == 1  # no status.json: not `finished`
+    out = capsys.readouterr().out
+    assert "step 4/5 of the resumed run" in out and "first run" not in out
+    assert f"lora-tui adapters try '{run_dir}' --prompt" in out
+    assert f"--output '{run_dir}-merged'" in out
