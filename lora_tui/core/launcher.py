@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -34,6 +35,8 @@ LAUNCH_FILE = "launch.json"
 """Facts the worker needs besides the plan: data report, memory estimate, retry budget."""
 MAX_OOM_RETRIES = 4
 """Upper bound of `--auto-oom-retry` (the guide has four OOM remedies)."""
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+"""The signals that ask a run to save and stop."""
 
 
 @dataclass
@@ -287,10 +290,19 @@ def start_worker(run_dir: Path, *, resume: bool = False, num_processes: int = 1,
                  env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start the training process in its own session, output appended to RUN/run.log; records its pid."""
     child_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
-    with open(run_dir / runs.LOG_FILE, "ab") as log:
-        proc = subprocess.Popen(worker_command(run_dir, resume=resume, num_processes=num_processes),
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env=child_env, cwd=os.getcwd())
+    # A single worker starts with SIGINT/SIGTERM blocked (the mask survives exec) and unblocks them once its
+    # stop handler is in place, so a stop asked during its start-up is a graceful stop, not a kill. torchrun
+    # is left alone: it forwards SIGTERM to its workers, and multi-process runs stop through the STOP file.
+    block = num_processes <= 1 and hasattr(signal, "pthread_sigmask")
+    saved_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS) if block else None
+    try:
+        with open(run_dir / runs.LOG_FILE, "ab") as log:
+            proc = subprocess.Popen(worker_command(run_dir, resume=resume, num_processes=num_processes),
+                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, env=child_env, cwd=os.getcwd())
+    finally:
+        if saved_mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
     runs.update_status(run_dir, pid=proc.pid, pgid=proc.pid)
     return proc
 

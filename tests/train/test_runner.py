@@ -94,6 +94,18 @@ def test_graceful_stop_then_resume_reaches_the_same_final_step(demo_model: Path,
     assert steps[-1] == 12 and sorted(set(steps)) == list(range(1, 13))
 
 
+def test_stop_asked_while_the_run_is_starting_still_saves_and_stops(demo_model: Path, tmp_path: Path) -> None:
+    """SIGTERM right after the start (while the worker still imports the training stack) is a graceful stop."""
+    out = tmp_path / "run"
+    assert main(["train", *SMALL, "--max-steps", "50", "--save-steps", "100", "--output", str(out),
+                 "--detach"]) == 0
+    assert _status(out).state == "starting"
+    assert runs.request_stop(out)
+    status = _wait_exit(out)
+    assert status.state == "stopped", status.error
+    assert status.step >= 1 and runs.latest_complete_checkpoint(out) is not None and runs.is_adapter_dir(out)
+
+
 def test_kill_9_leaves_a_resumable_directory(demo_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert main(["train", *SMALL, "--max-steps", "8", "--save-steps", "2", "--output", str(out), "--detach"]) == 0
