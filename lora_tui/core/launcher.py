@@ -129,7 +129,14 @@ def _check_model(plan: TrainingPlan, dry_run: bool) -> tuple[Any, bool, list[str
 def _output_mode(plan: TrainingPlan, *, resume: bool, overwrite: bool) -> str:
     if resume and overwrite:
         raise UserError("--resume and --overwrite cannot be combined")
-    return runs.check_output_dir(plan.output, resume=resume, overwrite=overwrite)
+    mode = runs.check_output_dir(plan.output, resume=resume, overwrite=overwrite)
+    if mode == "resume" and plan.max_steps > 0:
+        checkpoint = runs.latest_complete_checkpoint(plan.output)
+        step = runs.checkpoint_step(checkpoint) if checkpoint is not None else None
+        if step is not None and step >= plan.max_steps:  # the Trainer would still take one more step
+            raise UserError(f"--resume: {plan.output} already reached step {step} of --max-steps "
+                            f"{plan.max_steps}; pass a larger --max-steps to train further")
+    return mode
 
 
 def _read_config(path: str | Path) -> dict[str, Any]:

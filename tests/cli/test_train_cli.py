@@ -206,3 +206,18 @@ def test_following_a_resumed_run_prints_only_its_new_log_and_quotes_paths(
     assert "step 4/5 of the resumed run" in out and "first run" not in out
     assert f"lora-tui adapters try '{run_dir}' --prompt" in out
     assert f"--output '{run_dir}-merged'" in out
+
+
+def test_resume_of_a_run_that_reached_its_max_steps_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from lora_tui.core import launcher
+
+    fake = Path(__file__).resolve().parents[1] / "fakes" / "fake_trainer.py"
+    out = tmp_path / "run"
+    subprocess.run([sys.executable, str(fake), str(out), "--steps", "4", "--interval", "0", "--save-every", "2"],
+                   check=True, stdout=subprocess.DEVNULL)
+    monkeypatch.setattr(launcher, "launch", lambda r: pytest.fail("a finished run must not be started again"))
+    assert main(["train", "--model", "demo", "--output", str(out), "--resume", "--max-steps", "4"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lora-tui: error: --resume: {out} already reached step 4 of --max-steps 4")
+    assert "larger --max-steps" in err
