@@ -226,6 +226,12 @@ def run_compare(args: argparse.Namespace) -> int:
     """Several adapters on one base, answers side by side."""
     if len(args.paths) < 2:
         raise UserError("compare needs at least two adapter directories (use `adapters try` for one)")
+    seen: dict[Path, str] = {}
+    for path in args.paths:
+        resolved = Path(path).resolve()
+        if resolved in seen:
+            raise UserError(f"compare: {path} is the same adapter as {seen[resolved]}; name each adapter once")
+        seen[resolved] = path
     return _answer_table(args, args.paths)
 
 

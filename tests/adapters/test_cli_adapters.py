@@ -126,3 +126,12 @@ def test_device_without_backend_is_a_user_error() -> None:
         pytest.skip("this machine has MPS")
     with pytest.raises(UserError, match=r"--device mps: no Apple GPU \(MPS\) is available; use --device cpu"):
         pick_device("mps")
+
+
+def test_compare_the_same_adapter_twice_is_refused(tmp_path, capsys) -> None:
+    from lora_tui.cli import main
+
+    adapter = tmp_path / "a"
+    adapter.mkdir()
+    assert main(["adapters", "compare", str(adapter), str(tmp_path / "." / "a"), "--prompt", "hi"]) == 2
+    assert "is the same adapter as" in capsys.readouterr().err
