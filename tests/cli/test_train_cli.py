@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -72,7 +73,10 @@ def test_dry_run_text_has_sources_math_and_memory(capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out
     assert "lora_r                       4                        given" in out
     assert "recommended  (data-size table" in out
-    assert "q_proj  256 -> 256       4" in out
+    assert re.search(r"^q_proj +256 -> 256 +4 ", out, re.M)
+    # the demo preset's own targets: the guide's maximum pattern, with its reason
+    assert re.search(r"^down_proj +768 -> 256 +4 ", out, re.M)
+    assert "model preset 'demo': target_modules" in out
     assert "Peak training memory" in out
 
 
