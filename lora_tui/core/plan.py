@@ -198,7 +198,7 @@ class TrainingPlan:
             elif isinstance(value, list):
                 args += [flag, ",".join(value)]
             else:
-                args += [flag, _fmt_number(value)]
+                args += [flag, fmt_value(value)]
         return args
 
     def command_line(self, *, defaults: TrainingPlan | None = None) -> str:
@@ -285,10 +285,6 @@ def fmt_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(str(v) for v in value)
     return str(value)
-
-
-def _fmt_number(value: Any) -> str:
-    return fmt_value(value)
 
 
 def _toml_value(value: Any) -> str:

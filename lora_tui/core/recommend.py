@@ -78,11 +78,7 @@ class Recommendation:
 
 
 def _cite(row: Row, key: str) -> str:
-    return f"{row.cite()}: {key} = {_fmt(row.settings[key])}"
-
-
-def _fmt(value: Any) -> str:
-    return fmt_value(value)
+    return f"{row.cite()}: {key} = {fmt_value(row.settings[key])}"
 
 
 def _pick(key: str, g: Guide, task: Row | None, data: Band | None) -> tuple[Any, str]:
@@ -94,7 +90,7 @@ def _pick(key: str, g: Guide, task: Row | None, data: Band | None) -> tuple[Any,
             return t, _cite(task, key)
         if t == d:
             return t, f"{_cite(task, key)}; the {data.cite()} agrees"
-        return t, f"{_cite(task, key)} (the {data.cite()} says {_fmt(d)}; the task preset takes precedence)"
+        return t, f"{_cite(task, key)} (the {data.cite()} says {fmt_value(d)}; the task preset takes precedence)"
     if data is not None and d is not None:
         return d, _cite(data, key)
     return g.defaults.settings[key], _cite(g.defaults, key)
@@ -173,7 +169,7 @@ def recommend(
                                  "(a small dataset overfits a large adapter)")
             values["lora_r"] = r_cap
         if values["lora_dropout"] < drop_min:
-            reasons["lora_dropout"] = (f"{_cite(task_row, 'lora_dropout')}, raised to {_fmt(drop_min)} by the "
+            reasons["lora_dropout"] = (f"{_cite(task_row, 'lora_dropout')}, raised to {fmt_value(drop_min)} by the "
                                        f"{data_row.cite()} (a small dataset needs more regularisation)")
             values["lora_dropout"] = drop_min
 
@@ -197,7 +193,7 @@ def recommend(
     alpha = values["lora_r"] * ratio
     values["lora_alpha"] = int(alpha) if float(alpha).is_integer() else alpha
     reasons["lora_alpha"] = (f"alpha/r style '{style}' (ratio {ratio:g}): alpha = {ratio:g} x r = "
-                             f"{_fmt(values['lora_alpha'])}; every row of the guide's tables uses alpha = 2r")
+                             f"{fmt_value(values['lora_alpha'])}; every row of the guide's tables uses alpha = 2r")
 
     pattern = g.patterns[task_row.pattern if task_row else "standard"]
     targets, mapped_note = map_targets(list(pattern.modules), inventory)
@@ -238,8 +234,8 @@ def _apply_model_preset(values: dict[str, Any], reasons: dict[str, str], invento
     for key, spec in (inventory.extra.get("recommend") or {}).items():
         if key not in values:
             raise ValueError(f"model preset {inventory.model_id}: unknown setting {key!r}")
-        reasons[key] = (f"model preset '{inventory.model_id}': {key} = {_fmt(spec['value'])}: {spec['why']} "
-                        f"(the guide's tables said {_fmt(values[key])}: {reasons[key]})")
+        reasons[key] = (f"model preset '{inventory.model_id}': {key} = {fmt_value(spec['value'])}: {spec['why']} "
+                        f"(the guide's tables said {fmt_value(values[key])}: {reasons[key]})")
         values[key] = spec["value"]
 
 
@@ -253,7 +249,7 @@ def _fit(rec: Recommendation, inventory: ModelInventory, vram_bytes: int) -> Non
                               "total_bytes": step.estimate.total_bytes, "verdict": step.estimate.verdict})
         for key, value in step.changes.items():
             if key in rec.values and rec.values[key] != value:
-                rec.reasons[key] = (f"{_fmt(rec.values[key])} -> {_fmt(value)} by the guide's out-of-memory "
+                rec.reasons[key] = (f"{fmt_value(rec.values[key])} -> {fmt_value(value)} by the guide's out-of-memory "
                                     f"remedies, so the estimate fits {vram_bytes / 1e9:.1f} GB "
                                     f"(before: {rec.reasons[key]})")
                 rec.values[key] = value
