@@ -36,8 +36,8 @@ def run_cli(*argv: str) -> None:
 
 def in_process_plan(model: str) -> None:
     """Load the inventory (cold caches) and compute the seven-projection math and the memory estimate."""
-    from lora_tui.core import modules
     from lora_tui.core.lora_math import compute_lora_math
+    from lora_tui.core.models import modules
 
     modules._preset_files.cache_clear()
     modules._load_preset_file.cache_clear()
@@ -57,7 +57,7 @@ def in_process_recommend(model: str) -> bool:
         from lora_tui.core.recommend import recommend
     except ImportError:
         return False
-    from lora_tui.core.modules import load_inventory
+    from lora_tui.core.models.modules import load_inventory
 
     recommend(task="chat", examples=5000, vram_bytes=24_000_000_000, inventory=load_inventory(model))
     return True

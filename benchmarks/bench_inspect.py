@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lora_tui.core.dataset import inspect_dataset
+from lora_tui.core.dataset.report import inspect_dataset
 
 
 def _write(path: Path, megabytes: int) -> int:

@@ -15,8 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-from lora_tui.core._inventory_build import build_inventory_dict
-from lora_tui.core.modules import MODELS_DIR
+from lora_tui.core.models._build import build_inventory_dict
+from lora_tui.core.models.modules import MODELS_DIR
 
 
 def rebuild(path: Path) -> tuple[str, int, int | None]:

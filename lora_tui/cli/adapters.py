@@ -237,7 +237,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 def _answer_table(args: argparse.Namespace, paths: list[str]) -> int:
     prompts = _prompts(args)
-    from lora_tui.adapters.session import AdapterSession, GenerationSettings
+    from lora_tui.inference.session import AdapterSession, GenerationSettings
 
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                                   system=args.system)
@@ -297,7 +297,7 @@ def _stream_row(session: Any, prompt: str, columns: list[tuple[str, str | None]]
 
 def run_merge(args: argparse.Namespace) -> int:
     """Merge and save a standalone model."""
-    from lora_tui.adapters.merge import merge_adapter
+    from lora_tui.inference.merge import merge_adapter
 
     def progress(stage: str, fraction: float) -> None:
         for part in stage.split("; "):

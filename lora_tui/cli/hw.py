@@ -73,7 +73,7 @@ def format_report(report: Any) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Detect and print; exit 0 whether or not a GPU is present."""
-    from lora_tui.core.hardware import detect_hardware
+    from lora_tui.core.hardware.detect import detect_hardware
 
     report = detect_hardware()
     if args.json:

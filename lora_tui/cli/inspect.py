@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Inspect the file and print the report; 2 when it has problems."""
-    from lora_tui.core.dataset import inspect_dataset
+    from lora_tui.core.dataset.report import inspect_dataset
 
     report = inspect_dataset(
         args.file,
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
 def render_report(report: Any) -> str:
     """The human-readable report: a summary block, then one line per problem."""
-    from lora_tui.core.dataset import SHAPES
+    from lora_tui.core.dataset.report import SHAPES
     from lora_tui.core.tables import describe_size_tier
 
     shape = f"{report.shape} ({SHAPES[report.shape]})" if report.shape else "unknown"

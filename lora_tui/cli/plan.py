@@ -67,7 +67,7 @@ def _vram(args: argparse.Namespace) -> tuple[int | None, str]:
     if args.vram_gb is not None:
         return int(args.vram_gb * 1e9), "--vram-gb"
     try:
-        from lora_tui.core.hardware import detect_hardware
+        from lora_tui.core.hardware.detect import detect_hardware
     except ImportError:
         return None, "not detected"
     vram = detect_hardware().usable_vram_bytes
@@ -102,7 +102,7 @@ def _memory(inv: Any, args: argparse.Namespace, alpha: float, targets: list[str]
 
 def _list_models(as_json: bool) -> int:
     """Print the preset models."""
-    from lora_tui.core.modules import list_presets
+    from lora_tui.core.models.modules import list_presets
 
     presets = list_presets()
     if as_json:
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
                         "local directory with config.json)")
     _check_args(args)
     from lora_tui.core.lora_math import compute_lora_math
-    from lora_tui.core.modules import load_inventory, unknown_targets_error
+    from lora_tui.core.models.modules import load_inventory, unknown_targets_error
 
     inv = load_inventory(args.model)
     targets = _targets(args.target_modules)

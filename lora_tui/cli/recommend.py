@@ -39,7 +39,7 @@ def _vram_bytes(args: argparse.Namespace) -> tuple[int | None, str]:
         return int(args.vram_gb * 1e9), f"{args.vram_gb:g} GB (--vram-gb)"
     if args.cpu:
         return None, "none (--cpu)"
-    from lora_tui.core.hardware import detect_hardware
+    from lora_tui.core.hardware.detect import detect_hardware
 
     hw = detect_hardware()
     vram = hw.usable_vram_bytes
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     report = None
     if args.data:
-        from lora_tui.core.dataset import inspect_dataset
+        from lora_tui.core.dataset.report import inspect_dataset
 
         report = inspect_dataset(args.data)
         if not report.ok:
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     vram, vram_text = _vram_bytes(args)
     inventory = None
     if args.model:
-        from lora_tui.core.modules import load_inventory
+        from lora_tui.core.models.modules import load_inventory
 
         inventory = load_inventory(args.model)
     rec = recommend(task=args.task, examples=args.examples, vram_bytes=vram, inventory=inventory,

@@ -5,7 +5,7 @@ before anything heavy is loaded. A truncated `adapter_model.safetensors` is dete
 (8-byte little-endian header length, a JSON header, then the tensor data whose end offset must equal the file
 size), so a half-copied adapter is reported before a model is loaded for it.
 
-Loading, generating and merging live in `lora_tui.adapters` (heavy).
+Loading, generating and merging live in `lora_tui.inference` (heavy).
 """
 
 from __future__ import annotations
@@ -355,7 +355,7 @@ def _lora_math(info: AdapterInfo) -> tuple[dict[str, Any] | None, str | None]:
         return None, "the adapter config does not name a base model and rank"
     try:
         from lora_tui.core.lora_math import compute_lora_math
-        from lora_tui.core.modules import load_inventory
+        from lora_tui.core.models.modules import load_inventory
     except ImportError as exc:
         return None, f"per-layer math unavailable in this build ({exc})"
     try:

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lora_tui.core.modules import ModelInventory
+from lora_tui.core.models.modules import ModelInventory
 from lora_tui.core.plan import TrainingPlan, flag_for, fmt_value
 from lora_tui.core.runs import RunStatus
 from lora_tui.core.tables import RemedyRule, guide

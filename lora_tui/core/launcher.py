@@ -77,7 +77,7 @@ def _default_output(model: str) -> str:
 
 
 def _vram_bytes() -> int | None:
-    from lora_tui.core.hardware import detect_hardware
+    from lora_tui.core.hardware.detect import detect_hardware
 
     return detect_hardware().usable_vram_bytes
 
@@ -97,7 +97,7 @@ def _merge(given: Mapping[str, Any], config: Mapping[str, Any], recommended: Map
 
 
 def _inspect(data: str | None) -> dict[str, Any]:
-    from lora_tui.core.dataset import inspect_dataset
+    from lora_tui.core.dataset.report import inspect_dataset
 
     path = data or str(SAMPLE_DATA_PATH)
     report = inspect_dataset(path, max_issues=20)
@@ -110,7 +110,7 @@ def _inspect(data: str | None) -> dict[str, Any]:
 
 
 def _check_model(plan: TrainingPlan, dry_run: bool) -> tuple[Any, bool, list[str]]:
-    from lora_tui.core.modules import check_targets, is_available_offline, load_inventory
+    from lora_tui.core.models.modules import check_targets, is_available_offline, load_inventory
 
     inventory = load_inventory(plan.model)
     check_targets(inventory, list(plan.target_modules))
@@ -167,7 +167,7 @@ def resolve_run(given: Mapping[str, Any], *, config: str | None = None, resume: 
     model = str(given.get("model") or config_values.get("model") or "demo")
     data = given.get("data") or config_values.get("data")
     data_report = _inspect(data)
-    from lora_tui.core.modules import load_inventory
+    from lora_tui.core.models.modules import load_inventory
     from lora_tui.core.recommend import recommend
 
     vram = vram_bytes if vram_bytes is not None else _vram_bytes()

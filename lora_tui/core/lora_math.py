@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from lora_tui.core.modules import (
+from lora_tui.core.models.modules import (
     ALL_LINEAR,
     LinearKind,
     ModelInventory,

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from lora_tui.core.modules import LinearKind, ModelInventory, check_targets
+from lora_tui.core.models.modules import LinearKind, ModelInventory, check_targets
 from lora_tui.core.plan import TrainingPlan
 from lora_tui.errors import UserError
 
@@ -154,7 +154,7 @@ def verdict_for(total_bytes: int, vram_bytes: int | None) -> str:
 
 
 def resolve_targets(inv: ModelInventory, target_modules: list[str]) -> list[LinearKind]:
-    """The layer kinds a PEFT target list adapts: PEFT's matching rules (`lora_tui.core.modules.check_targets`),
+    """The layer kinds a PEFT target list adapts: PEFT's matching rules (`lora_tui.core.models.modules.check_targets`),
     which raise UserError naming the model's modules when a name matches nothing."""
     return [k for k in check_targets(inv, list(target_modules)) if k.layer_type != "embedding"]
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from lora_tui.core.modules import ModelInventory
+from lora_tui.core.models.modules import ModelInventory
 from lora_tui.core.plan import TrainingPlan, fmt_value
 from lora_tui.core.tables import Band, Guide, Row, guide
 from lora_tui.errors import UserError

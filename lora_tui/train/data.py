@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lora_tui.core.dataset import iter_examples
+from lora_tui.core.dataset.report import iter_examples
 
 
 def _shape(record: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@
 
 1. a byte-level BPE tokenizer (vocabulary 4096; <pad>=0, <s>=1, </s>=2, chat markers) trained on the
    pre-training text only (lora_tui.train.corpus), so every token it has is one the base has seen;
-2. a Llama model from `lora_tui.core.modules.demo_config()` (grouped-query attention: 8 query heads, 2 KV heads);
+2. a Llama model from `lora_tui.core.models.modules.demo_config()` (grouped-query attention: 8 query heads, 2 KV heads);
 3. a short deterministic pre-training (PRETRAIN_STEPS AdamW steps, label smoothing 0.1) on generated paragraphs
    and generic chats rendered with the demo chat template. The built-in sample chats, their persona and their
    sign-off are never part of it, so LoRA fine-tuning on the sample has something real to learn.
@@ -73,7 +73,7 @@ _FALLBACK_CONFIG: dict[str, Any] = {
 def demo_model_config() -> dict[str, Any]:
     """config.json content of the demo model (core.modules.demo_config when available)."""
     try:
-        from lora_tui.core.modules import demo_config  # type: ignore[attr-defined]
+        from lora_tui.core.models.modules import demo_config  # type: ignore[attr-defined]
     except ImportError:  # engineer C's function has not landed in this checkout
         return dict(_FALLBACK_CONFIG)
     return dict(demo_config())

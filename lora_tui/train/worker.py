@@ -61,7 +61,7 @@ def resolve_model_path(model: str) -> str:
         return str(ensure_demo_model())
     if Path(model).expanduser().is_dir():
         return str(Path(model).expanduser().resolve())
-    from lora_tui.core.modules import preset
+    from lora_tui.core.models.modules import preset
 
     meta = preset(model)
     return str(meta["hub_id"]) if meta else model
@@ -142,7 +142,7 @@ def _next_settings(plan: TrainingPlan) -> dict[str, Any] | None:
     from lora_tui.core.advice import next_settings_after_oom
 
     try:
-        from lora_tui.core.modules import load_inventory
+        from lora_tui.core.models.modules import load_inventory
 
         inventory = load_inventory(plan.model)
     except Exception:  # the remedies work without an inventory (q/v names fall back to the guide's)

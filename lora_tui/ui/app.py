@@ -25,9 +25,9 @@ from lora_tui.errors import UserError
 from lora_tui.ui.state import WizardState, free_run_dir
 
 HardwareProbe = Callable[[], Any]
-"""Returns a `HardwareReport` (the real one: `lora_tui.core.hardware.detect_hardware`)."""
+"""Returns a `HardwareReport` (the real one: `lora_tui.core.hardware.detect.detect_hardware`)."""
 GpuQuery = Callable[[], tuple[Any, str]]
-"""Returns (gpus, nvml status) for the live refresh (the real one: `lora_tui.core.hardware.query_gpus`)."""
+"""Returns (gpus, nvml status) for the live refresh (the real one: `lora_tui.core.hardware.detect.query_gpus`)."""
 Launcher = Callable[..., Any]
 """`launch_run(plan, sources, *, overwrite, resume) -> LaunchedRun(run_dir, pid)`."""
 
@@ -64,13 +64,13 @@ def _lazy_screen(name: str) -> Callable[[], Screen[Any]]:
 
 
 def _default_probe() -> Any:
-    from lora_tui.core.hardware import detect_hardware
+    from lora_tui.core.hardware.detect import detect_hardware
 
     return detect_hardware()
 
 
 def _default_gpu_query() -> tuple[Any, str]:
-    from lora_tui.core.hardware import query_gpus
+    from lora_tui.core.hardware.detect import query_gpus
 
     gpus, status = query_gpus()
     return tuple(gpus), str(status)

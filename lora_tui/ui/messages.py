@@ -16,7 +16,7 @@ class HardwareDetected(Message):
     """The hardware probe finished."""
 
     report: Any
-    """The `lora_tui.core.hardware.HardwareReport`."""
+    """The `lora_tui.core.hardware.detect.HardwareReport`."""
 
 
 @dataclass
@@ -40,7 +40,7 @@ class DataInspected(Message):
     path: str
     """The file or directory inspected."""
     report: Any
-    """The `lora_tui.core.dataset.DatasetReport`."""
+    """The `lora_tui.core.dataset.report.DatasetReport`."""
 
 
 @dataclass

@@ -99,8 +99,8 @@ def local_tokenizer(model: str) -> Path | None:
     `demo` is the demo model's directory in the cache once built; a local directory is used as it is; a preset
     name or hub id is looked up in the Hugging Face cache.
     """
-    from lora_tui.core.dataset_tokens import find_tokenizer_file
-    from lora_tui.core.modules import preset
+    from lora_tui.core.dataset.tokens import find_tokenizer_file
+    from lora_tui.core.models.modules import preset
     from lora_tui.errors import UserError
 
     name = model.strip()

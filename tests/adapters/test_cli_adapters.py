@@ -59,7 +59,7 @@ def test_compare_json_matches_session(adapter_pair: tuple[Path, Path], tmp_path:
     data = json.loads(capsys.readouterr().out)
     [result] = data["results"]
     assert result["prompt"] == "hello" and list(result["answers"]) == ["base", "chat", "code"]
-    from lora_tui.adapters.session import AdapterSession, GenerationSettings
+    from lora_tui.inference.session import AdapterSession, GenerationSettings
 
     session = AdapterSession.for_adapters([adapter_pair[1]], device="cpu")
     assert result["answers"]["code"] == session.answer("hello", "code", GenerationSettings(max_new_tokens=6))
@@ -119,8 +119,8 @@ def test_prompts_file_not_utf8_is_a_user_error(tmp_path: Path, capsys: pytest.Ca
 def test_device_without_backend_is_a_user_error() -> None:
     import torch
 
-    from lora_tui.adapters.session import pick_device
     from lora_tui.errors import UserError
+    from lora_tui.inference.session import pick_device
 
     if torch.backends.mps.is_available():
         pytest.skip("this machine has MPS")

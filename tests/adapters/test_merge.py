@@ -9,10 +9,10 @@ import torch
 from conftest import probe_ids
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from lora_tui.adapters import merge as merge_mod
-from lora_tui.adapters.merge_plan import CUDA_CONTEXT_BYTES, plan_merge
-from lora_tui.adapters.session import AdapterSession
 from lora_tui.errors import UserError
+from lora_tui.inference import merge as merge_mod
+from lora_tui.inference.merge_plan import CUDA_CONTEXT_BYTES, plan_merge
+from lora_tui.inference.session import AdapterSession
 
 GIB = 1024**3
 

@@ -9,7 +9,7 @@ from adapter_fakes import fake_adapter
 from textual.app import App
 from textual.widgets import DataTable, Static
 
-from lora_tui.adapters.session import AdapterSession, GenerationSettings
+from lora_tui.inference.session import AdapterSession, GenerationSettings
 from lora_tui.ui.screens.adapters import AdaptersScreen
 
 

@@ -12,8 +12,8 @@ from conftest import build_tiny_base, probe_ids, train_adapter
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from lora_tui.adapters.session import AdapterSession, GenerationSettings, resolve_base
 from lora_tui.errors import UserError
+from lora_tui.inference.session import AdapterSession, GenerationSettings, resolve_base
 
 GREEDY = GenerationSettings(max_new_tokens=8)
 

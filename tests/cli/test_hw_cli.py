@@ -11,7 +11,7 @@ import pytest
 from fakes.fake_nvml import GIB, FakeGpu, FakeMig, FakeNvml
 
 from lora_tui.cli import main
-from lora_tui.core import hardware
+from lora_tui.core.hardware import detect as hardware
 
 
 @pytest.fixture

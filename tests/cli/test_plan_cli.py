@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from lora_tui.cli import main
-from lora_tui.core import hardware
+from lora_tui.core.hardware import detect as hardware
 
 SEVEN = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
 

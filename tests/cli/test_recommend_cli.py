@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from lora_tui.cli import main
-from lora_tui.core import hardware
+from lora_tui.core.hardware import detect as hardware
 
 
 @pytest.fixture(autouse=True)

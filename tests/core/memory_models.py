@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lora_tui.core.modules import LinearKind, ModelInventory
+from lora_tui.core.models.modules import LinearKind, ModelInventory
 
 
 def decoder(model_id: str, model_type: str, *, layers: int, hidden: int, heads: int, kv_heads: int, head_dim: int,

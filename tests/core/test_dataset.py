@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from data.dataset_files import RECORDS, write_arrow_dir, write_format, write_jsonl, write_parquet
 
-from lora_tui.core import dataset_readers
-from lora_tui.core.dataset import (
+from lora_tui.core.dataset import readers as dataset_readers
+from lora_tui.core.dataset.report import (
     DatasetIssue,
     inspect_dataset,
     iter_examples,
@@ -421,7 +421,7 @@ def test_sample_dataset_is_generated_and_clean() -> None:
 
 
 def test_demo_tokenizer_is_found_once_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lora_tui.core.dataset_tokens import find_tokenizer_file
+    from lora_tui.core.dataset.tokens import find_tokenizer_file
 
     monkeypatch.setenv("LORA_TUI_CACHE", str(tmp_path))
     with pytest.raises(UserError, match="--tokenizer demo: the demo model is not built yet"):

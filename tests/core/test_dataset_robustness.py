@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lora_tui.core import dataset_readers
-from lora_tui.core.dataset import inspect_dataset, iter_examples
+from lora_tui.core.dataset import readers as dataset_readers
+from lora_tui.core.dataset.report import inspect_dataset, iter_examples
 from lora_tui.errors import UserError
 
 SURROGATE = ("invalid text: the escape \\ud800 is half of a UTF-16 surrogate pair, not a character "

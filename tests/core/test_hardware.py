@@ -10,8 +10,8 @@ import pynvml
 import pytest
 from fakes.fake_nvml import GIB, FakeGpu, FakeMig, FakeNvml
 
-from lora_tui.core import hardware
-from lora_tui.core.hardware import GpuInfo, HardwareReport, detect_hardware, query_gpus, resource_tier_for
+from lora_tui.core.hardware import detect as hardware
+from lora_tui.core.hardware.detect import GpuInfo, HardwareReport, detect_hardware, query_gpus, resource_tier_for
 
 NO_ENV: dict[str, str] = {}
 """An environment without CUDA_VISIBLE_DEVICES."""
@@ -276,7 +276,7 @@ def test_real_machine_without_gpu_is_cpu_with_readable_status() -> None:
 
 def test_detect_hardware_imports_no_torch() -> None:
     code = (
-        "import sys, json; from lora_tui.core.hardware import detect_hardware; detect_hardware(); "
+        "import sys, json; from lora_tui.core.hardware.detect import detect_hardware; detect_hardware(); "
         "print(json.dumps('torch' in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -307,7 +307,7 @@ def test_mps_is_not_probed_when_cuda_works(monkeypatch: pytest.MonkeyPatch) -> N
 def test_mps_check_decides_without_torch(
     monkeypatch: pytest.MonkeyPatch, system: str, machine: str, torch_found: bool
 ) -> None:
-    from lora_tui.core import host
+    from lora_tui.core.hardware import host
 
     monkeypatch.setattr(host.platform, "system", lambda: system)
     monkeypatch.setattr(host.platform, "machine", lambda: machine)
@@ -316,7 +316,7 @@ def test_mps_check_decides_without_torch(
 
 
 def test_container_memory_limit_lowers_ram(monkeypatch: pytest.MonkeyPatch) -> None:
-    from lora_tui.core import host
+    from lora_tui.core.hardware import host
 
     real_total, _ = host.ram_bytes()
     limit = real_total // 2

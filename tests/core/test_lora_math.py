@@ -8,7 +8,7 @@ import json
 import pytest
 
 from lora_tui.core.lora_math import compute_lora_math, scaling_label
-from lora_tui.core.modules import load_inventory
+from lora_tui.core.models.modules import load_inventory
 from lora_tui.errors import UserError
 
 SEVEN = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -104,7 +104,7 @@ def test_invalid_r_or_alpha(kwargs: dict, match: str) -> None:
 
 
 def test_dora_on_fused_experts_is_refused() -> None:
-    from lora_tui.core.modules import LinearKind, ModelInventory
+    from lora_tui.core.models.modules import LinearKind, ModelInventory
 
     inv = ModelInventory("moe", "qwen3_moe", 1, 8, 10, 2, 2, 4, 8, 1000, (
         LinearKind("q_proj", 8, 8, 1, group="attention", path="model.layers.*.self_attn.q_proj"),

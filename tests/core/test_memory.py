@@ -15,7 +15,7 @@ from lora_tui.core.memory import (
     resolve_targets,
     verdict_for,
 )
-from lora_tui.core.modules import LinearKind, ModelInventory
+from lora_tui.core.models.modules import LinearKind, ModelInventory
 from lora_tui.core.plan import TrainingPlan
 from lora_tui.errors import UserError
 
@@ -224,7 +224,7 @@ def test_fit_fused_qkv_model_keeps_the_fused_projection() -> None:
 
 @pytest.mark.parametrize(("preset", "hand_built"), [("gemma-3-1b-it", GEMMA_3_1B), ("llama-3.2-1b", LLAMA_32_1B)])
 def test_shipped_presets_give_the_same_estimate(preset: str, hand_built: ModelInventory) -> None:
-    from lora_tui.core.modules import load_inventory
+    from lora_tui.core.models.modules import load_inventory
 
     try:
         inv = load_inventory(preset)

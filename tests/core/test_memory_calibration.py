@@ -13,7 +13,7 @@ import pytest
 from memory_models import LLAMA_31_8B, QWEN_1_8B, QWEN_7B
 
 from lora_tui.core.memory import GIB, estimate_memory
-from lora_tui.core.modules import ModelInventory
+from lora_tui.core.models.modules import ModelInventory
 
 GB = 10**9
 """The Qwen README reports 'G' from nvidia-smi style GB."""

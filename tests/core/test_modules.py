@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from lora_tui.core import modules
-from lora_tui.core.modules import (
+from lora_tui.core.models import modules
+from lora_tui.core.models.modules import (
     LinearKind,
     ModelInventory,
     check_targets,

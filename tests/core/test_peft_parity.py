@@ -17,9 +17,9 @@ pytest.importorskip("peft")
 
 from peft import LoraConfig, get_peft_model  # noqa: E402
 
-from lora_tui.core._inventory_build import build_inventory_dict, build_model, inventory_from_model  # noqa: E402
 from lora_tui.core.lora_math import compute_lora_math  # noqa: E402
-from lora_tui.core.modules import MODELS_DIR, ModelInventory, load_inventory  # noqa: E402
+from lora_tui.core.models._build import build_inventory_dict, build_model, inventory_from_model  # noqa: E402
+from lora_tui.core.models.modules import MODELS_DIR, ModelInventory, load_inventory  # noqa: E402
 from lora_tui.errors import UserError  # noqa: E402
 
 _SMALL = {"vocab_size": 512, "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lora_tui.core.modules import LinearKind, ModelInventory
+from lora_tui.core.models.modules import LinearKind, ModelInventory
 from lora_tui.core.recommend import SETTINGS, map_targets, recommend
 from lora_tui.core.tables import guide, resource_tier, size_tier
 from lora_tui.errors import UserError

@@ -1,7 +1,7 @@
 """A fake pynvml module for hardware tests: real pynvml error classes, devices described as data.
 
 Build one with `FakeNvml([FakeGpu(...), ...], init_error=...)` and pass it as `nvml=` or return it from a
-monkeypatched `lora_tui.core.hardware._load_nvml`. It records init/shutdown calls so tests can check that
+monkeypatched `lora_tui.core.hardware.detect._load_nvml`. It records init/shutdown calls so tests can check that
 every successful nvmlInit is paired with nvmlShutdown.
 """
 
@@ -54,7 +54,7 @@ class FakeGpu:
 
 
 class FakeNvml:
-    """Enough of pynvml's surface for lora_tui.core.hardware, driven by FakeGpu data."""
+    """Enough of pynvml's surface for lora_tui.core.hardware.detect, driven by FakeGpu data."""
 
     NVMLError = pynvml.NVMLError
 

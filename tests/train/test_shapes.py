@@ -11,7 +11,7 @@ import pytest
 from data.dataset_files import RECORDS
 
 from lora_tui.core import launcher, runs
-from lora_tui.core.dataset import SHAPES
+from lora_tui.core.dataset.report import SHAPES
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from textual.widgets import Input, Static
 
 from lora_tui.core.lora_math import compute_lora_math
 from lora_tui.core.memory import plan_estimate
-from lora_tui.core.modules import load_inventory
+from lora_tui.core.models.modules import load_inventory
 from lora_tui.core.recommend import recommend
 from lora_tui.ui.app import make_app
 
@@ -168,7 +168,7 @@ def write_tokenizer(folder: Path) -> Path:
 @pytest.mark.parametrize("where", ["demo-built", "local-dir", "demo-not-built"])
 async def test_data_step_measures_tokens_when_the_models_tokenizer_is_local(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
-    from lora_tui.core.dataset import inspect_dataset
+    from lora_tui.core.dataset.report import inspect_dataset
     from lora_tui.core.plan import TrainingPlan
 
     cache = tmp_path / "cache"

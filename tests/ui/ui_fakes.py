@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lora_tui.core import runs
-from lora_tui.core.hardware import GpuInfo, HardwareReport
+from lora_tui.core.hardware.detect import GpuInfo, HardwareReport
 from lora_tui.core.plan import TrainingPlan
 
 GIB = 1024**3

@@ -179,7 +179,7 @@ class AdaptersScreen(Screen[None]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="adapter-model")
     def ask(self, path: str, prompt: str) -> None:
         """Load the adapter onto the (shared) base if needed, then stream the base and adapter answers."""
-        from lora_tui.adapters.session import GenerationSettings
+        from lora_tui.inference.session import GenerationSettings
 
         with self._model_lock:
             name = self._ensure_loaded(path)
@@ -193,7 +193,7 @@ class AdaptersScreen(Screen[None]):
 
     def _ensure_loaded(self, path: str) -> str:
         """Adapter name in the session; the base is loaded only when it differs from the loaded one."""
-        from lora_tui.adapters.session import AdapterSession, resolve_base
+        from lora_tui.inference.session import AdapterSession, resolve_base
 
         base_dir = resolve_base(path)
         if self.session is None or self.session.base_dir != base_dir:
@@ -226,7 +226,7 @@ class AdaptersScreen(Screen[None]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="adapter-merge")
     def merge(self, path: str, output: str) -> None:
         """Plan the memory, merge, save; progress lines go to the status bar."""
-        from lora_tui.adapters.merge import merge_adapter
+        from lora_tui.inference.merge import merge_adapter
 
         def progress(stage: str, fraction: float) -> None:
             self.post_message(AdapterStatus(f"merge {fraction:.0%}: {stage}"))

@@ -87,7 +87,7 @@ class DataScreen(WizardScreen):
     def inspect(self, path: str, model: str, max_seq_length: int) -> None:
         """Inspect a data file (streaming, so large files do not block the UI); token lengths are measured
         when the model's tokenizer is on this machine."""
-        from lora_tui.core.dataset import inspect_dataset
+        from lora_tui.core.dataset.report import inspect_dataset
 
         tokenizer = local_tokenizer(model)
         report = inspect_dataset(path, tokenizer=tokenizer, max_seq_length=max_seq_length)

@@ -26,7 +26,7 @@ class TaskScreen(WizardScreen):
 
     def compose_body(self) -> ComposeResult:
         """Task radio set with its description; model field and status; pattern radio set."""
-        from lora_tui.core.modules import list_presets
+        from lora_tui.core.models.modules import list_presets
         from lora_tui.core.tables import guide
 
         self._tasks = guide().tasks
@@ -73,7 +73,7 @@ class TaskScreen(WizardScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="model")
     def check_model(self, model: str) -> None:
         """Whether the model is on this machine, and its module inventory."""
-        from lora_tui.core.modules import is_available_offline, load_inventory
+        from lora_tui.core.models.modules import is_available_offline, load_inventory
 
         available, reason = is_available_offline(model)
         try:

@@ -1,6 +1,6 @@
 """The data model of a model's shape: its adaptable layer kinds (LinearKind) and the whole (ModelInventory).
 
-Pure data with JSON round-trips; `lora_tui.core.modules` builds, caches and loads these.
+Pure data with JSON round-trips; `lora_tui.core.models.modules` builds, caches and loads these.
 """
 
 from __future__ import annotations

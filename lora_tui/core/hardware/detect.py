@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from lora_tui.core.hardware_notes import backend_notes, gpu_notes
-from lora_tui.core.host import cpu_cores, cpu_name, cuda_hidden, mps_available, ram_bytes
+from lora_tui.core.hardware.host import cpu_cores, cpu_name, cuda_hidden, mps_available, ram_bytes
+from lora_tui.core.hardware.notes import backend_notes, gpu_notes
 
 GIB = 1024**3
 """Bytes in one GiB."""

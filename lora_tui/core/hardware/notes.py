@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from lora_tui.core.tables import GB, guide
 
 if TYPE_CHECKING:
-    from lora_tui.core.hardware import GpuInfo, HardwareReport
+    from lora_tui.core.hardware.detect import GpuInfo, HardwareReport
 
 GIB = 1024**3
 """Bytes in one GiB."""

@@ -22,10 +22,10 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from lora_tui.adapters.merge_plan import DTYPE_BYTES, MergePlan, plan_merge
-from lora_tui.adapters.session import TORCH_DTYPES, _has_tokenizer, resolve_base
 from lora_tui.core import adapters as core_adapters
 from lora_tui.errors import UserError
+from lora_tui.inference.merge_plan import DTYPE_BYTES, MergePlan, plan_merge
+from lora_tui.inference.session import TORCH_DTYPES, _has_tokenizer, resolve_base
 from lora_tui.train.quiet import quiet_libraries
 
 MERGE_INFO_FILE = "lora_tui_merge.json"

@@ -1,8 +1,8 @@
 """Build a model's module inventory on the meta device (no weights, no download): modules.py's heavy half.
 
-Run as `python -m lora_tui.core._inventory_build CONFIG_JSON [MODEL_ID]`: reads a transformers config.json,
+Run as `python -m lora_tui.core.models._build CONFIG_JSON [MODEL_ID]`: reads a transformers config.json,
 lets transformers build the model class a text fine-tune would load (`AutoModelForCausalLM.from_config`) under
-`torch.device("meta")`, and prints the inventory as one JSON object on stdout. `lora_tui.core.modules` calls
+`torch.device("meta")`, and prints the inventory as one JSON object on stdout. `lora_tui.core.models.modules` calls
 this in a subprocess so the core library never imports torch or transformers; tests and the preset script call
 `build_inventory_dict` in-process.
 
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     """CLI: `CONFIG_JSON [MODEL_ID]`; prints the inventory JSON, or a one-line error on stderr (exit 2)."""
     args = sys.argv[1:] if argv is None else argv
     if not args:
-        print("usage: python -m lora_tui.core._inventory_build CONFIG_JSON [MODEL_ID]", file=sys.stderr)
+        print("usage: python -m lora_tui.core.models._build CONFIG_JSON [MODEL_ID]", file=sys.stderr)
         return 2
     with open(args[0], encoding="utf-8") as fh:
         config_dict = json.load(fh)

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from lora_tui.core import paths
-from lora_tui.core.dataset_readers import RawRecord, Source, open_source
-from lora_tui.core.dataset_shapes import (
+from lora_tui.core.dataset.readers import RawRecord, Source, open_source
+from lora_tui.core.dataset.shapes import (
     SHAPES,
     RecordError,
     classify,
@@ -30,7 +30,7 @@ from lora_tui.core.dataset_shapes import (
     normalise,
     render_plain,
 )
-from lora_tui.core.dataset_tokens import TokenCounter, TokenStats, find_tokenizer_file
+from lora_tui.core.dataset.tokens import TokenCounter, TokenStats, find_tokenizer_file
 from lora_tui.core.tables import describe_size_tier
 from lora_tui.core.tables import size_tier as _table_size_tier
 from lora_tui.errors import UserError

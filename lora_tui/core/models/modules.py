@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lora_tui.core.inventory import LinearKind, ModelInventory
+from lora_tui.core.models.inventory import LinearKind, ModelInventory
 from lora_tui.core.paths import PRESETS_DIR, cache_dir
 from lora_tui.errors import UserError
 
@@ -243,7 +243,7 @@ def build_inventory(config: dict[str, Any], model_id: str) -> ModelInventory:
         raise UserError(f"cannot write to the cache directory {cache.parent} ({exc.strerror or exc}); set "
                         "LORA_TUI_CACHE to a writable directory.") from None
     try:
-        cmd = [sys.executable, "-m", "lora_tui.core._inventory_build", str(cfg_file), model_id]
+        cmd = [sys.executable, "-m", "lora_tui.core.models._build", str(cfg_file), model_id]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise UserError(f"model {model_id!r}: building its module tree took over {BUILD_TIMEOUT_S} s.") \

@@ -1,0 +1,1 @@
+"""Training data: streaming readers, record shapes, token statistics, the inspection report."""
