@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from lora_tui.errors import UserError
 
@@ -42,11 +43,11 @@ def _run_dir(text: str) -> Path:
 
 
 def _summary(path: Path) -> dict[str, object]:
-    from lora_tui.core import runs
+    from lora_tui.core import run_files, runs
 
     status = runs.read_status(path)
-    records, _ = runs.read_metrics(path)
-    losses = [r["loss"] for r in records if "loss" in r]
+    records, _ = run_files.read_metrics(path)
+    losses = [r.loss for r in records if r.loss is not None]
     return {"run": str(path), "state": status.effective_state() if status else "unknown",
             "step": status.step if status else 0, "max_steps": status.max_steps if status else None,
             "last_loss": losses[-1] if losses else None, "error": status.error if status else None,
@@ -90,34 +91,25 @@ def _list(root: str | None, as_json: bool) -> int:
 
 
 def _show(path: Path, as_json: bool) -> int:
-    from lora_tui.core import runs
+    from lora_tui.core import run_files, runs
 
     summary = _summary(path)
-    info_path = path / runs.INFO_FILE
-    info = _read_info(info_path)
+    info = run_files.read_training_info(path)  # None when missing or damaged
     if as_json:
-        print(json.dumps({**summary, "training_info": info}, indent=2, default=str))
+        training: dict[str, Any] | None = info.to_dict() if info is not None else None
+        print(json.dumps({**summary, "training_info": training}, indent=2, default=str))
         return 0
     for key, value in summary.items():
         if value is not None:
             print(f"{key:16s} {value}")
     if (path / runs.RUN_FILE).is_file():
         print("\n" + (path / runs.RUN_FILE).read_text(encoding="utf-8").rstrip())
-    if info is None and info_path.exists():
+    if info is None and (path / runs.INFO_FILE).exists():
         print(f"\n{runs.INFO_FILE} is unreadable or damaged (the run may have been killed while writing it)")
-    if info:
-        print(f"\nfinal loss {info.get('final_loss')}, best loss {info.get('best_loss')}, "
-              f"tokens seen {info.get('tokens_seen')}, steps {info.get('steps')}")
+    if info is not None:
+        print(f"\nfinal loss {info.final_loss}, best loss {info.best_loss}, "
+              f"tokens seen {info.tokens_seen}, steps {info.steps}")
     return 0
-
-
-def _read_info(path: Path) -> dict[str, object] | None:
-    """training_info.json as a dict; None when it is missing, unreadable or not a JSON object."""
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return info if isinstance(info, dict) else None
 
 
 def _stop(path: Path) -> int:
@@ -130,24 +122,15 @@ def _stop(path: Path) -> int:
     raise UserError(f"{path}: not running (state {status.effective_state() if status else 'unknown'})")
 
 
-def _logs(path: Path, follow: bool) -> int:
-    from lora_tui.core import runs
+def _logs(path: Path, follow: bool, poll_s: float = 0.2) -> int:
+    """Print run.log; with `follow`, keep printing what the run adds until it is no longer live."""
+    from lora_tui.core.follow import RunFollower
 
-    log = path / runs.LOG_FILE
-    offset = 0
+    follower = RunFollower(path, every_line=True)
     while True:
-        try:
-            with open(log, "rb") as fh:
-                fh.seek(offset)
-                chunk = fh.read()
-        except OSError:
-            chunk = b""
-        if chunk:
-            sys.stdout.write(chunk.decode("utf-8", errors="replace"))
-            sys.stdout.flush()
-            offset += len(chunk)
-        status = runs.read_status(path)
-        live = status is not None and status.effective_state() in ("starting", "running")
-        if not follow or not live:
+        follower.copy_log(sys.stdout)
+        status = follower.read_status()
+        if not follow or status is None or status.effective_state() not in ("starting", "running"):
+            follower.copy_log(sys.stdout, final=True)  # what it wrote before it ended, its last line included
             return 0
-        time.sleep(0.2)
+        time.sleep(poll_s)

@@ -105,13 +105,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _log_size(resolved: Any) -> int:
-    from lora_tui.core import runs
+    from lora_tui.core.follow import log_size
 
-    try:
-        return (Path(resolved.plan.output).expanduser().resolve() / runs.LOG_FILE).stat().st_size
-    except OSError:
-        return 0
-
+    return log_size(Path(resolved.plan.output).expanduser().resolve())
 
 def render_dry_run(resolved: Any) -> str:
     """The resolved plan with sources, the per-layer LoRA math and the memory estimate."""
@@ -159,14 +155,15 @@ def follow(run_dir: Path, proc: Any, *, poll_s: float = 0.2, offset: int = 0) ->
     Returns 0 when the run finished, 130 after a Ctrl-C, 1 otherwise.
     """
     from lora_tui.core import launcher, runs
+    from lora_tui.core.follow import RunFollower
 
     interrupted = False
-    log = run_dir / runs.LOG_FILE
+    follower = RunFollower(run_dir, every_line=True, log_offset=offset)
     while True:
         try:
-            offset = _copy_new(log, offset)
+            follower.copy_log(sys.stdout)
             if proc.poll() is not None:
-                _copy_new(log, offset)
+                follower.copy_log(sys.stdout, final=True)
                 break
             time.sleep(poll_s)
         except KeyboardInterrupt:
@@ -186,23 +183,16 @@ def follow(run_dir: Path, proc: Any, *, poll_s: float = 0.2, offset: int = 0) ->
         return 130
     return 0 if state == "finished" else 1
 
-
 def _print_summary(run_dir: Path, status: Any) -> None:
     """After the run: losses, time, where the adapter is, and what to do next."""
-    import json
-
     from lora_tui.core import runs
+    from lora_tui.core.run_files import read_training_info
 
-    try:
-        info = json.loads((run_dir / runs.INFO_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        info = {}
-    if not isinstance(info, dict):
-        info = {}
-    if info.get("final_loss") is not None:
-        best = info.get("best_loss")
-        took = (info.get("timings") or {}).get("wall_seconds")
-        print(f"  loss {info.get('first_loss', float('nan')):.4f} -> {info['final_loss']:.4f}"
+    info = read_training_info(run_dir)  # None when missing or damaged: the summary skips it
+    if info is not None and info.final_loss is not None:
+        first = info.first_loss if info.first_loss is not None else float("nan")
+        best, took = info.best_loss, info.timings.wall_seconds if info.timings else None
+        print(f"  loss {first:.4f} -> {info.final_loss:.4f}"
               + (f" (best {best:.4f})" if best is not None else "") + (f" in {took:.0f} s" if took else ""))
     quoted, merged = shlex.quote(str(run_dir)), shlex.quote(f"{run_dir}-merged")
     if runs.is_adapter_dir(run_dir):
@@ -214,16 +204,3 @@ def _print_summary(run_dir: Path, status: Any) -> None:
             print(f"  resume: lora-tui train --output {quoted} --resume")
         if status.next_settings:
             print(f"  the guide's next settings for out of memory: {status.next_settings}")
-
-
-def _copy_new(path: Path, offset: int) -> int:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            chunk = fh.read()
-    except OSError:
-        return offset
-    if chunk:
-        sys.stdout.write(chunk.decode("utf-8", errors="replace"))
-        sys.stdout.flush()
-    return offset + len(chunk)

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lora_tui.core import runs
+from lora_tui.core import run_files, runs
 from lora_tui.errors import UserError
 
 CONFIG_FILE = "adapter_config.json"
@@ -25,8 +25,6 @@ WRONG_ALPHA_KEY = "alpha"
 """The key the guide's example shows; PEFT reads `lora_alpha` and silently ignores `alpha`."""
 PEFT_DEFAULT_ALPHA = 8
 """What PEFT uses for `lora_alpha` when the key is missing (LoraConfig's default)."""
-
-_LOSS_KEYS = ("final_loss", "train_loss", "loss")
 
 
 @dataclass
@@ -245,30 +243,13 @@ def _fill_from_config(info: AdapterInfo, config: dict[str, Any]) -> None:
 
 
 def final_loss(run_dir: str | Path) -> float | None:
-    """The run's last training loss: training_info.json if it says, else the last metrics line with a loss."""
-    info = read_training_info(run_dir)
-    for holder in (info, info.get("results", {}), info.get("losses", {}), info.get("metrics", {})):
-        if not isinstance(holder, dict):
-            continue
-        for key in (*_LOSS_KEYS, "final"):
-            value = holder.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                return float(value)
-    records, _ = runs.read_metrics(run_dir)
-    for record in reversed(records):
-        value = record.get("loss")
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    return None
-
-
-def read_training_info(run_dir: str | Path) -> dict[str, Any]:
-    """training_info.json as a dict; empty when missing or unreadable."""
-    try:
-        data = json.loads((Path(run_dir) / runs.INFO_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    """The run's last training loss: training_info.json's `final_loss` when finite, else the last metrics line
+    with a loss (a run killed before writing training_info.json still shows where it got to)."""
+    info = run_files.read_training_info(run_dir)
+    if info is not None and info.final_loss is not None and math.isfinite(info.final_loss):
+        return info.final_loss
+    records, _ = run_files.read_metrics(run_dir)
+    return next((r.loss for r in reversed(records) if r.loss is not None), None)
 
 
 def _mtime(path: Path) -> float | None:
@@ -329,7 +310,7 @@ def _files_of(path: Path) -> list[tuple[str, int]]:
 _TRAINING_KEYS = ("settings", "data", "hardware", "versions", "timings", "steps", "tokens_seen", "precision",
                   "first_loss", "final_loss", "best_loss", "final_eval_loss", "best_eval_loss", "memory",
                   "base_model_path", "world_size", "resumed_from")
-"""The entries of training_info.json (as lora-tui's runner writes it) that `adapters show` reports."""
+"""The `run_files.TrainingInfo` fields that `adapters show` reports (those the file records)."""
 
 
 def describe_adapter(path: str | Path) -> AdapterDetails:
@@ -342,8 +323,9 @@ def describe_adapter(path: str | Path) -> AdapterDetails:
         p = adapter_path_of(p)
     config = read_adapter_config(p)
     info = read_adapter(p, run_dir=_run_dir_of(p))
-    training_all = read_training_info(info.run_dir)
-    training = {k: training_all[k] for k in _TRAINING_KEYS if k in training_all}
+    recorded = run_files.read_training_info(info.run_dir)
+    everything = recorded.to_dict() if recorded is not None else {}
+    training = {k: everything[k] for k in _TRAINING_KEYS if everything.get(k) is not None}
     details = AdapterDetails(info=info, config=config, files=_files_of(p), training=training)
     details.math, details.math_note = _lora_math(info)
     return details

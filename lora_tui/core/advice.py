@@ -12,12 +12,13 @@ All thresholds live in `Thresholds` (one documented place); tests run recorded m
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from lora_tui.core.models.modules import ModelInventory
 from lora_tui.core.plan import TrainingPlan, flag_for, fmt_value
+from lora_tui.core.run_files import MetricsRecord
 from lora_tui.core.runs import RunStatus
 from lora_tui.core.tables import RemedyRule, guide
 
@@ -165,13 +166,9 @@ def next_settings_after_oom(plan: TrainingPlan, inventory: ModelInventory | None
 # ---- symptoms -------------------------------------------------------------------------------------------
 
 
-def _series(metrics: Sequence[Mapping[str, Any]], key: str) -> list[tuple[int, float]]:
-    out = []
-    for m in metrics:
-        value, step = m.get(key), m.get("step")
-        if isinstance(value, (int, float)) and isinstance(step, (int, float)) and math.isfinite(value):
-            out.append((int(step), float(value)))
-    return out
+def _series(points: Iterable[tuple[int, float | None]]) -> list[tuple[int, float]]:
+    """(step, value) pairs with a finite value, in order."""
+    return [(step, value) for step, value in points if value is not None and math.isfinite(value)]
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -189,8 +186,8 @@ def _loss_trend(losses: list[tuple[int, float]], t: Thresholds) -> tuple[float, 
     return first, last, (first - last) / first
 
 
-def _overfitting(metrics: Sequence[Mapping[str, Any]], t: Thresholds) -> str | None:
-    evals = _series(metrics, "eval_loss")
+def _overfitting(metrics: Sequence[MetricsRecord], t: Thresholds) -> str | None:
+    evals = _series((m.step, m.eval_loss) for m in metrics)
     if len(evals) < t.eval_rises + 1:
         return None
     best_i = min(range(len(evals)), key=lambda i: evals[i][1])
@@ -199,7 +196,7 @@ def _overfitting(metrics: Sequence[Mapping[str, Any]], t: Thresholds) -> str | N
     rising = [(s, v) for s, v in after if v > best * (1 + t.eval_margin)]
     if len(after) < t.eval_rises or len(rising) < t.eval_rises or after[-t.eval_rises:] != rising[-t.eval_rises:]:
         return None
-    train = _series(metrics, "loss")
+    train = _series((m.step, m.loss) for m in metrics)
     before = [v for s, v in train if s <= best_step][-t.window:]
     since = [v for s, v in train if s > best_step][-t.window:]
     if not before or not since or _mean(since) > _mean(before) * (1 - t.train_fall_during_rise):
@@ -210,7 +207,7 @@ def _overfitting(metrics: Sequence[Mapping[str, Any]], t: Thresholds) -> str | N
 
 
 def diagnose(
-    metrics: Sequence[Mapping[str, Any]],
+    metrics: Sequence[MetricsRecord],
     *,
     status: RunStatus | None = None,
     plan: TrainingPlan | None = None,
@@ -230,7 +227,7 @@ def diagnose(
     overfit = _overfitting(metrics, t)
     if overfit:
         add("overfitting", overfit)
-    losses = _series(metrics, "loss")
+    losses = _series((m.step, m.loss) for m in metrics)
     trend = _loss_trend(losses, t)
     if trend is not None and not overfit:
         first, last, fall = trend

@@ -31,8 +31,6 @@ from lora_tui.core.paths import SAMPLE_DATA_PATH, output_root
 from lora_tui.core.plan import TrainingPlan, load_run_file
 from lora_tui.errors import UserError
 
-LAUNCH_FILE = "launch.json"
-"""Facts the worker needs besides the plan: data report, memory estimate, retry budget."""
 MAX_OOM_RETRIES = 4
 """Upper bound of `--auto-oom-retry` (the guide has four OOM remedies)."""
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
@@ -267,10 +265,11 @@ def prepare_run_dir(resolved: ResolvedRun) -> Path:
                         f"({exc.strerror or exc}); choose a directory you can write") from None
     (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
     (run_dir / runs.RUN_FILE).write_text(resolved.plan.to_toml(resolved.sources), encoding="utf-8")
-    launch = {"data": resolved.data_report, "memory_estimate": resolved.memory, "mode": resolved.mode,
-              "auto_oom_retry": resolved.auto_oom_retry, "reasons": resolved.reasons,
-              "command_line": resolved.plan.command_line()}
-    runs.write_json_atomic(run_dir / LAUNCH_FILE, launch)
+    from lora_tui.core.run_files import LaunchInfo, write_launch_info
+
+    write_launch_info(run_dir, LaunchInfo(data_report=resolved.data_report, memory_estimate=resolved.memory,
+                                          mode=resolved.mode, auto_oom_retry=resolved.auto_oom_retry,
+                                          reasons=dict(resolved.reasons), command_line=resolved.plan.command_line()))
     status = runs.RunStatus(state="starting", started_at=time.time(),
                             max_steps=resolved.plan.max_steps if resolved.plan.max_steps > 0 else None)
     previous = runs.read_status(run_dir) if resolved.mode == "resume" else None

@@ -4,6 +4,7 @@ Layout (written by the training process, read by the CLI, the TUI monitor and th
 
     RUN/
       run.toml               the resolved TrainingPlan with the source of each value
+      launch.json            what the launcher knew: data report, memory estimate, mode, retry budget
       status.json            state, pid, process group, times, last complete checkpoint, error summary
       metrics.jsonl          one JSON object per logging step, flushed line by line (rank 0 only)
       run.log                everything the training process printed
@@ -13,7 +14,8 @@ Layout (written by the training process, read by the CLI, the TUI monitor and th
       adapter_config.json, adapter_model.safetensors, tokenizer files   the final (or last saved) adapter
 
 The status file is replaced atomically (write to a temporary name, fsync, rename), so a reader never sees a
-half-written one.
+half-written one. The file names are defined here, once; metrics.jsonl, launch.json and training_info.json are
+typed in `lora_tui.core.run_files`.
 """
 
 from __future__ import annotations
@@ -33,10 +35,14 @@ from typing import Any
 from lora_tui.errors import UserError
 
 RUN_FILE = "run.toml"
+LAUNCH_FILE = "launch.json"
+"""Written by the launcher next to run.toml (`run_files.LaunchInfo`), read by the training process."""
 STATUS_FILE = "status.json"
 METRICS_FILE = "metrics.jsonl"
+"""One `run_files.MetricsRecord` per line."""
 LOG_FILE = "run.log"
 INFO_FILE = "training_info.json"
+"""`run_files.TrainingInfo`, written when the run ends."""
 STOP_FILE = "STOP"
 CHECKPOINTS_DIR = "checkpoints"
 COMPLETE_MARKER = "lora_tui_complete.json"
@@ -143,14 +149,19 @@ def write_json_atomic(path: Path, data: Any) -> None:
         raise
 
 
-def read_status(run_dir: str | Path) -> RunStatus | None:
-    """The run's status, or None when there is no (readable) status file."""
-    path = Path(run_dir) / STATUS_FILE
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """A JSON file holding an object; None when it is missing, unreadable, not JSON or not an object."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # undecodable bytes are a ValueError; absurd nesting recurses
         return None
-    return RunStatus.from_dict(data) if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else None
+
+
+def read_status(run_dir: str | Path) -> RunStatus | None:
+    """The run's status, or None when there is no (readable) status file."""
+    data = read_json_object(Path(run_dir) / STATUS_FILE)
+    return RunStatus.from_dict(data) if data is not None else None
 
 
 def write_status(run_dir: str | Path, status: RunStatus) -> None:
@@ -318,25 +329,3 @@ def iter_run_dirs(root: str | Path, *, max_depth: int = 3) -> Iterator[Path]:
             continue
         stack.extend((c, depth + 1) for c in children if c.name != CHECKPOINTS_DIR)
 
-
-def read_metrics(run_dir: str | Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
-    """Metrics lines appended since byte `offset`: (records, new offset). A partial last line is left."""
-    path = Path(run_dir) / METRICS_FILE
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            chunk = fh.read()
-    except OSError:
-        return [], offset
-    end = chunk.rfind(b"\n")
-    if end < 0:
-        return [], offset
-    records = []
-    for line in chunk[: end + 1].splitlines():
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            records.append(obj)
-    return records, offset + end + 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from pathlib import Path
@@ -10,9 +9,8 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from lora_tui.core import runs
-
-_METRIC_KEYS = {"loss": "loss", "eval_loss": "eval_loss", "learning_rate": "learning_rate", "grad_norm": "grad_norm"}
+from lora_tui.core import run_files, runs
+from lora_tui.core.run_files import MetricsRecord
 
 
 class StopFlag:
@@ -55,7 +53,7 @@ class RunCallback(TrainerCallback):
         self._t0 = time.time()
         self._last_log = (self._t0, 0, 0.0)
         self._last_status = 0.0
-        self._metrics = open(run_dir / runs.METRICS_FILE, "a", encoding="utf-8") if is_main else None
+        self._metrics = run_files.open_metrics(run_dir) if is_main else None
         self._stop_file = run_dir / runs.STOP_FILE
         self._effective_batch = effective_batch
 
@@ -115,32 +113,31 @@ class RunCallback(TrainerCallback):
         if "loss" not in logs and "eval_loss" not in logs:
             return control  # the end-of-training summary line
         record = self._record(state, logs)
-        self._metrics.write(json.dumps(record) + "\n")
-        self._metrics.flush()
+        run_files.append_metrics(self._metrics, record)
         print(log_line(record, state.max_steps), flush=True)
         return control
 
-    def _record(self, state: TrainerState, logs: dict[str, Any]) -> dict[str, Any]:
+    def _record(self, state: TrainerState, logs: dict[str, Any]) -> MetricsRecord:
+        """The metrics line for one of the Trainer's log calls (its keys are the Trainer's, not ours)."""
         now = time.time()
-        record: dict[str, Any] = {"step": state.global_step, "epoch": round(float(state.epoch or 0), 4)}
-        for key, out in _METRIC_KEYS.items():
-            if key in logs:
-                record[out] = float(logs[key])
-        if "loss" in logs:
-            self.losses.append(float(logs["loss"]))
+        record = MetricsRecord(step=state.global_step, epoch=round(float(state.epoch or 0), 4),
+                               loss=_number(logs, "loss"), eval_loss=_number(logs, "eval_loss"),
+                               learning_rate=_number(logs, "learning_rate"), grad_norm=_number(logs, "grad_norm"))
+        if record.loss is not None:
+            self.losses.append(record.loss)
             last_t, last_step, last_tokens = self._last_log
             dt = max(now - last_t, 1e-9)
             tokens = float(logs.get("num_tokens", 0.0))
             steps = state.global_step - last_step
             if tokens:
-                record["tokens_seen"] = self.tokens_seen = int(tokens)
-                record["tokens_per_second"] = round((tokens - last_tokens) / dt, 2)
-            record["samples_per_second"] = round(steps * self._effective_batch / dt, 3)
+                record.tokens_seen = self.tokens_seen = int(tokens)
+                record.tokens_per_second = round((tokens - last_tokens) / dt, 2)
+            record.samples_per_second = round(steps * self._effective_batch / dt, 3)
             self._last_log = (now, state.global_step, tokens)
-        if "eval_loss" in logs:
-            self.eval_losses.append(float(logs["eval_loss"]))
-        record["elapsed"] = round(now - self._t0, 3)
-        record.update(gpu_memory())
+        if record.eval_loss is not None:
+            self.eval_losses.append(record.eval_loss)
+        record.elapsed = round(now - self._t0, 3)
+        record.gpu_mem_allocated, record.gpu_mem_reserved = gpu_memory()
         return record
 
     def close(self) -> None:
@@ -150,27 +147,31 @@ class RunCallback(TrainerCallback):
             self._metrics = None
 
 
-def log_line(record: dict[str, Any], max_steps: int | None) -> str:
+def _number(logs: dict[str, Any], key: str) -> float | None:
+    value = logs.get(key)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def log_line(record: MetricsRecord, max_steps: int | None) -> str:
     """One readable run.log line per metrics record: step, epoch, losses, learning rate, grad norm, speed."""
     from lora_tui.core.plan import fmt_value
 
-    parts = [f"step {record['step']}/{max_steps or '?'}", f"epoch {record['epoch']:.2f}"]
-    for key, label in (("loss", "loss"), ("eval_loss", "eval loss"), ("grad_norm", "grad norm")):
-        if key in record:
-            parts.append(f"{label} {record[key]:.4f}")
-    if "learning_rate" in record:
-        lr = float(f"{record['learning_rate']:.3g}")
+    parts = [f"step {record.step}/{max_steps or '?'}", f"epoch {record.epoch or 0:.2f}"]
+    for value, label in ((record.loss, "loss"), (record.eval_loss, "eval loss"), (record.grad_norm, "grad norm")):
+        if value is not None:
+            parts.append(f"{label} {value:.4f}")
+    if record.learning_rate is not None:
+        lr = float(f"{record.learning_rate:.3g}")
         parts.append(f"lr {fmt_value(lr)}")
-    if "tokens_per_second" in record:
-        parts.append(f"{record['tokens_per_second']:,.0f} tok/s")
+    if record.tokens_per_second is not None:
+        parts.append(f"{record.tokens_per_second:,.0f} tok/s")
     return "  ".join(parts)
 
 
-def gpu_memory() -> dict[str, int]:
-    """Peak CUDA memory allocated/reserved so far (empty off CUDA)."""
+def gpu_memory() -> tuple[int | None, int | None]:
+    """Peak CUDA memory (allocated, reserved) so far, bytes; (None, None) off CUDA."""
     import torch
 
     if not torch.cuda.is_available():
-        return {}
-    return {"gpu_mem_allocated": int(torch.cuda.max_memory_allocated()),
-            "gpu_mem_reserved": int(torch.cuda.max_memory_reserved())}
+        return None, None
+    return int(torch.cuda.max_memory_allocated()), int(torch.cuda.max_memory_reserved())

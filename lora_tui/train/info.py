@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from lora_tui.core.plan import TrainingPlan
+from lora_tui.core.run_files import LaunchInfo, MemoryCheck, Timings, TrainingInfo
 
 _LIBRARIES = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "tokenizers", "lora-tui")
 
@@ -50,47 +51,46 @@ def measured_memory() -> dict[str, int] | None:
             "peak_reserved_bytes": int(torch.cuda.max_memory_reserved())}
 
 
-def build_info(plan: TrainingPlan, sources: dict[str, str], launch: dict[str, Any], facts: dict[str, Any],
-               callback: Any, trainer: Any, *, started: float, state: str, error: str | None) -> dict[str, Any]:
+def build_info(plan: TrainingPlan, sources: dict[str, str], launch: LaunchInfo, facts: dict[str, Any],
+               callback: Any, trainer: Any, *, started: float, state: str, error: str | None) -> TrainingInfo:
     """Everything about the run, for training_info.json."""
-    settings = {k: {"value": v, "source": sources.get(k, "default")} for k, v in plan.to_dict().items()}
     trainer_state = getattr(trainer, "state", None)
-    steps = int(getattr(trainer_state, "global_step", 0) or 0)
     tokens = int(getattr(trainer_state, "num_input_tokens_seen", 0) or 0)
-    estimate = launch.get("memory_estimate")
-    measured = measured_memory()
-    memory: dict[str, Any] = {"estimate": estimate, "measured": measured}
-    if estimate and measured and estimate.get("total_bytes"):
-        memory["measured_over_estimate"] = round(measured["peak_allocated_bytes"] / estimate["total_bytes"], 3)
-    losses = callback.losses
-    return {
-        "state": state,
-        "error": error,
-        "settings": settings,
-        "effective_batch_size": plan.per_device_train_batch_size * plan.gradient_accumulation_steps
+    losses, evals = callback.losses, callback.eval_losses
+    ended = time.time()
+    return TrainingInfo(
+        state=state,
+        error=error,
+        settings={k: {"value": v, "source": sources.get(k, "default")} for k, v in plan.to_dict().items()},
+        effective_batch_size=plan.per_device_train_batch_size * plan.gradient_accumulation_steps
         * int(facts.get("world_size", 1)),
-        "data": facts.get("data") or launch.get("data"),
-        "data_report": launch.get("data"),
-        "base_model_path": facts.get("base_model_path"),
-        "precision": facts.get("precision"),
-        "assistant_only_loss": facts.get("assistant_only_loss"),
-        "world_size": facts.get("world_size", 1),
-        "resumed_from": facts.get("resumed_from"),
-        "hardware": device_facts(),
-        "versions": library_versions(),
-        "timings": {"started_at": started, "ended_at": time.time(), "wall_seconds": round(time.time() - started, 3),
-                    "train_loop_seconds": facts.get("train_seconds")},
-        "steps": steps,
-        "max_steps": int(getattr(trainer_state, "max_steps", 0) or 0),
-        "tokens_seen": tokens or _tokens_from_metrics(callback),
-        "final_loss": losses[-1] if losses else None,
-        "best_loss": min(losses) if losses else None,
-        "first_loss": losses[0] if losses else None,
-        "final_eval_loss": callback.eval_losses[-1] if callback.eval_losses else None,
-        "best_eval_loss": min(callback.eval_losses) if callback.eval_losses else None,
-        "memory": memory,
-    }
+        data=facts.get("data") or launch.data_report,
+        data_report=launch.data_report,
+        base_model_path=facts.get("base_model_path"),
+        precision=facts.get("precision"),
+        assistant_only_loss=facts.get("assistant_only_loss"),
+        world_size=facts.get("world_size", 1),
+        resumed_from=facts.get("resumed_from"),
+        hardware=device_facts(),
+        versions=library_versions(),
+        timings=Timings(started_at=started, ended_at=ended, wall_seconds=round(ended - started, 3),
+                        train_loop_seconds=facts.get("train_seconds")),
+        steps=int(getattr(trainer_state, "global_step", 0) or 0),
+        max_steps=int(getattr(trainer_state, "max_steps", 0) or 0),
+        tokens_seen=tokens or int(getattr(callback, "tokens_seen", 0) or 0),
+        first_loss=losses[0] if losses else None,
+        final_loss=losses[-1] if losses else None,
+        best_loss=min(losses) if losses else None,
+        final_eval_loss=evals[-1] if evals else None,
+        best_eval_loss=min(evals) if evals else None,
+        memory=memory_check(launch.memory_estimate, measured_memory()),
+    )
 
 
-def _tokens_from_metrics(callback: Any) -> int:
-    return int(getattr(callback, "tokens_seen", 0) or 0)
+def memory_check(estimate: dict[str, Any] | None, measured: dict[str, int] | None) -> MemoryCheck:
+    """The estimate against the measured peak; the ratio when both are known."""
+    check = MemoryCheck(estimate=estimate, measured=measured)
+    total = (estimate or {}).get("total_bytes")
+    if measured and isinstance(total, (int, float)) and total > 0:
+        check.measured_over_estimate = round(measured["peak_allocated_bytes"] / total, 3)
+    return check

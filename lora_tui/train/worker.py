@@ -7,7 +7,6 @@ Everything a person or the monitor needs ends up in the run directory (see lora_
 from __future__ import annotations
 
 import gc
-import json
 import os
 import time
 import traceback
@@ -15,13 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lora_tui.core import runs
+from lora_tui.core import run_files, runs
 from lora_tui.core.plan import TrainingPlan, load_run_file
+from lora_tui.core.run_files import LaunchInfo
 from lora_tui.train.callbacks import RunCallback, StopFlag
 from lora_tui.train.quiet import quiet_libraries
-
-LAUNCH_FILE = "launch.json"
-"""Written by the launcher next to run.toml: data report, memory estimate, retry budget, resume flag."""
 
 
 def world() -> tuple[int, int]:
@@ -161,8 +158,8 @@ def run_worker(run_dir: str | Path, *, resume: bool = False, extra_callbacks: Se
     is_main = rank == 0
     settings, sources = load_run_file(run_dir / runs.RUN_FILE)
     plan = TrainingPlan.from_dict(settings, where=str(run_dir / runs.RUN_FILE))
-    launch = _read_launch(run_dir)
-    retries_left = int(launch.get("auto_oom_retry", 0))
+    launch = run_files.read_launch_info(run_dir) or LaunchInfo()  # a run started by hand has none
+    retries_left = launch.auto_oom_retry
     stop = StopFlag()
     stop.install()
     if is_main:
@@ -186,23 +183,15 @@ def run_worker(run_dir: str | Path, *, resume: bool = False, extra_callbacks: Se
         print(f"lora-tui: out of memory; retrying with {outcome['next_settings']}", flush=True)
         resume = False
     if is_main:
-        outcome["info"]["attempts"] = attempts
-        runs.write_json_atomic(run_dir / runs.INFO_FILE, outcome["info"])
+        outcome["info"].attempts = attempts
+        run_files.write_training_info(run_dir, outcome["info"])
         runs.update_status(run_dir, state=outcome["state"], ended_at=time.time(), error=outcome.get("error"),
                            next_settings=outcome.get("next_settings"),
                            adapter_dir="." if runs.is_adapter_dir(run_dir) else None)
     return 0 if outcome["state"] in ("finished", "stopped") else 1
 
 
-def _read_launch(run_dir: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((run_dir / LAUNCH_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _attempt(run_dir: Path, plan: TrainingPlan, sources: dict[str, str], launch: dict[str, Any],
+def _attempt(run_dir: Path, plan: TrainingPlan, sources: dict[str, str], launch: LaunchInfo,
              stop: StopFlag, *, is_main: bool, world_size: int, resume: bool,
              extra_callbacks: Sequence[Any]) -> dict[str, Any]:
     """One training attempt; returns {"state", "error", "next_settings", "info"}."""

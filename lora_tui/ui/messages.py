@@ -8,7 +8,7 @@ from typing import Any
 
 from textual.message import Message
 
-from lora_tui.ui.follow import Poll
+from lora_tui.core.follow import Poll
 
 
 @dataclass

@@ -60,6 +60,8 @@ def test_final_loss_prefers_training_info(tmp_path: Path) -> None:
     run = fake_adapter(tmp_path / "r", losses=[3.0, 2.0])
     assert ca.final_loss(run) == 2.0
     (run / runs.INFO_FILE).write_text(json.dumps({"results": {"train_loss": 1.5}}), encoding="utf-8")
+    assert ca.final_loss(run) == 2.0  # a key nothing writes is not read: the metrics say
+    (run / runs.INFO_FILE).write_text(json.dumps({"final_loss": 1.5}), encoding="utf-8")
     assert ca.final_loss(run) == 1.5
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lora_tui.cli import main
-from lora_tui.core import runs
+from lora_tui.core import run_files, runs
 
 FAKE = Path(__file__).resolve().parents[1] / "fakes" / "fake_trainer.py"
 
@@ -33,6 +33,12 @@ def test_list_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "finished" in text and "oom" in text
     assert main(["runs", "show", str(tmp_path / "a")]) == 0
     assert "checkpoints/checkpoint-4" in capsys.readouterr().out
+    last = run_files.read_metrics(tmp_path / "a")[0][-1].loss
+    assert rows["a"]["last_loss"] == last and rows["b"]["last_loss"] is not None
+    assert main(["runs", "show", str(tmp_path / "a"), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["training_info"]["final_loss"] == last and shown["training_info"]["steps"] == 4
+    assert shown["training_info"]["fake"] is True  # a key the reader does not know is passed through
 
 
 def test_stop_a_live_run_then_refuse_a_finished_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -66,6 +72,27 @@ def test_logs_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "fake trainer: finished at step 3" in capsys.readouterr().out
     assert main(["runs", "show", str(tmp_path / "nope")]) == 2
     assert "no such run directory" in capsys.readouterr().err
+
+
+def test_logs_follow_a_live_run_to_its_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = tmp_path / "live"
+    run_dir.mkdir()
+    with open(run_dir / runs.LOG_FILE, "wb") as log:
+        proc = subprocess.Popen([sys.executable, str(FAKE), str(run_dir), "--steps", "30", "--interval", "0.02"],
+                                stdout=log, start_new_session=True)
+    try:
+        deadline = time.time() + 30
+        while (runs.read_status(run_dir) is None or runs.read_status(run_dir).step < 2) and time.time() < deadline:
+            time.sleep(0.02)
+        assert main(["runs", "logs", str(run_dir), "-f"]) == 0  # returns once the run is no longer live
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines = capsys.readouterr().out.splitlines()
+    steps = [line.split()[1] for line in lines if line.startswith("step ")]
+    assert steps == [f"{i}/30" for i in range(1, 31)]  # every line once, in order, none skipped
+    assert lines[-1] == "fake trainer: finished at step 30"
 
 
 @pytest.mark.parametrize("info_text", ['{"final_loss": 1.', "[1, 2]", "\xff"])

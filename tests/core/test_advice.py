@@ -8,6 +8,7 @@ import pytest
 
 from lora_tui.core.advice import THRESHOLDS, diagnose, next_settings_after_oom, oom_remedies, remedies_for
 from lora_tui.core.plan import TrainingPlan
+from lora_tui.core.run_files import MetricsRecord
 from lora_tui.core.runs import RunStatus
 
 
@@ -67,11 +68,11 @@ def test_warmup_remedy_applies_to_the_guides_script_default() -> None:
     assert changes[0] == {"warmup_ratio": 0.1}
 
 
-def _stream(losses: list[float], evals: dict[int, float] | None = None) -> list[dict]:
-    out: list[dict] = [{"step": i + 1, "loss": v} for i, v in enumerate(losses)]
-    for step, value in (evals or {}).items():
-        out.append({"step": step, "eval_loss": value})
-    return sorted(out, key=lambda m: m["step"])
+def _stream(losses: list[float], evals: dict[int, float] | None = None) -> list[MetricsRecord]:
+    """Training-loss lines for steps 1..n and evaluation-only lines at the given steps, as the trainer logs them."""
+    out = [MetricsRecord(step=i + 1, loss=v) for i, v in enumerate(losses)]
+    out += [MetricsRecord(step=step, eval_loss=value) for step, value in (evals or {}).items()]
+    return sorted(out, key=lambda m: m.step)
 
 
 def test_flat_loss_is_not_falling() -> None:
@@ -109,6 +110,13 @@ def test_overfitting_from_eval_loss() -> None:
     assert [s.key for s in found] == ["overfitting"]
     assert "eval loss rose from its best 1.9000 (step 20) to 2.2000 (step 40)" in found[0].evidence
     assert found[0].changes == {"lora_dropout": 0.1}
+
+
+def test_non_finite_losses_are_left_out_of_the_judgement() -> None:
+    losses = [2.30 + 0.01 * math.sin(i) for i in range(30)]
+    noisy = _stream(losses) + [MetricsRecord(step=31, loss=math.nan), MetricsRecord(step=32, loss=math.inf)]
+    found = diagnose(noisy)
+    assert [s.key for s in found] == ["loss_not_falling"] and "over steps 26-30" in found[0].evidence
 
 
 def test_one_eval_bump_is_not_overfitting() -> None:

@@ -1,4 +1,4 @@
-"""Run directory: status file, checkpoints, output-directory policy, metrics tailing."""
+"""Run directory: status file, checkpoints, output-directory policy, discovery (typed data files: test_run_files)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,8 @@ def test_dead_pid_is_lost(tmp_path: Path) -> None:
 def test_unreadable_status_is_none(tmp_path: Path) -> None:
     assert runs.read_status(tmp_path) is None
     (tmp_path / runs.STATUS_FILE).write_text('{"state": "runn')
+    assert runs.read_status(tmp_path) is None
+    (tmp_path / runs.STATUS_FILE).write_text("[" * 100_000)  # nested past the parser's recursion limit
     assert runs.read_status(tmp_path) is None
 
 
@@ -105,17 +107,6 @@ def test_output_dir_policy(tmp_path: Path) -> None:
     afile.write_text("x")
     with pytest.raises(UserError, match="not a directory"):
         runs.check_output_dir(afile)
-
-
-def test_read_metrics_leaves_partial_line(tmp_path: Path) -> None:
-    path = tmp_path / runs.METRICS_FILE
-    path.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.9}\n{"step": 3, "lo')
-    records, offset = runs.read_metrics(tmp_path)
-    assert [r["step"] for r in records] == [1, 2]
-    with open(path, "a") as fh:
-        fh.write('ss": 1.8}\n')
-    more, offset2 = runs.read_metrics(tmp_path, offset)
-    assert more == [{"step": 3, "loss": 1.8}] and offset2 == path.stat().st_size
 
 
 def test_iter_run_dirs_finds_runs_not_checkpoints(tmp_path: Path) -> None:

@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from lora_tui.core import runs  # noqa: E402
+from lora_tui.core import run_files, runs  # noqa: E402
+from lora_tui.core.run_files import MetricsRecord, TrainingInfo  # noqa: E402
 
 _STOP_SIGNAL: list[int] = []
 
@@ -59,20 +60,18 @@ def _loss(step: int, args: argparse.Namespace) -> float:
     return args.loss_end + (args.loss_start - args.loss_end) * math.exp(-4 * frac)
 
 
-def _metrics_line(step: int, args: argparse.Namespace, t0: float) -> dict[str, object]:
-    rec: dict[str, object] = {
-        "step": step,
-        "epoch": round(step / max(args.steps, 1), 4),
-        "loss": round(_loss(step, args), 4),
-        "learning_rate": 5e-5 * min(1.0, step / max(1, args.steps // 10)),
-        "grad_norm": round(1.0 + 0.1 * math.sin(step), 4),
-        "tokens_per_second": 1000.0,
-        "samples_per_second": 4.0,
-        "elapsed": round(time.time() - t0, 3),
-    }
-    if args.eval_every and step % args.eval_every == 0:
-        rec["eval_loss"] = round(_loss(step, args) * 1.05, 4)
-    return rec
+def _metrics_line(step: int, args: argparse.Namespace, t0: float) -> MetricsRecord:
+    return MetricsRecord(
+        step=step,
+        epoch=round(step / max(args.steps, 1), 4),
+        loss=round(_loss(step, args), 4),
+        learning_rate=5e-5 * min(1.0, step / max(1, args.steps // 10)),
+        grad_norm=round(1.0 + 0.1 * math.sin(step), 4),
+        tokens_per_second=1000.0,
+        samples_per_second=4.0,
+        elapsed=round(time.time() - t0, 3),
+        eval_loss=round(_loss(step, args) * 1.05, 4) if args.eval_every and step % args.eval_every == 0 else None,
+    )
 
 
 def _save_checkpoint(run_dir: Path, step: int) -> str:
@@ -96,10 +95,9 @@ def _write_adapter(run_dir: Path) -> None:
 def _finish(run_dir: Path, state: str, step: int, args: argparse.Namespace, **extra: object) -> int:
     if state in ("finished", "stopped") and not args.no_adapter:
         _write_adapter(run_dir)
-    runs.write_json_atomic(
-        run_dir / runs.INFO_FILE,
-        {"fake": True, "final_state": state, "steps": step, "final_loss": round(_loss(step, args), 4)},
-    )
+    run_files.write_training_info(run_dir, TrainingInfo(state=state, steps=step, max_steps=args.steps,
+                                                        final_loss=round(_loss(step, args), 4),
+                                                        extra={"fake": True}))
     runs.update_status(run_dir, state=state, step=step, ended_at=time.time(),
                        adapter_dir="." if state in ("finished", "stopped") and not args.no_adapter else None,
                        **extra)
@@ -119,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                                               started_at=t0, step=args.start_step, max_steps=args.steps,
                                               extra={"fake": True, "world_size": 1, "device": "cpu"}))
     last_ckpt: str | None = None
-    with open(run_dir / runs.METRICS_FILE, "a", encoding="utf-8") as metrics:
+    with run_files.open_metrics(run_dir) as metrics:
         for step in range(args.start_step + 1, args.steps + 1):
             time.sleep(args.interval)
             if args.oom_at and step == args.oom_at:
@@ -129,8 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.fail_at and step == args.fail_at:
                 print("Traceback (most recent call last):\nRuntimeError: fake failure", flush=True)
                 return _finish(run_dir, "failed", step - 1, args, error="RuntimeError: fake failure")
-            metrics.write(json.dumps(_metrics_line(step, args, t0)) + "\n")
-            metrics.flush()
+            run_files.append_metrics(metrics, _metrics_line(step, args, t0))
             print(f"step {step}/{args.steps} loss {_loss(step, args):.4f}", flush=True)
             stopping = bool(_STOP_SIGNAL) or (run_dir / runs.STOP_FILE).exists()
             if (args.save_every and step % args.save_every == 0) or stopping:

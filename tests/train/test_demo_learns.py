@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lora_tui.cli import main
-from lora_tui.core import runs
+from lora_tui.core import run_files
 from lora_tui.train.demo import BUILD_MARKER, BUILD_VERSION
 
 pytestmark = pytest.mark.slow
@@ -35,7 +35,7 @@ def test_default_demo_run_loss_falls(demo_model: Path, tmp_path: Path) -> None:
     assert main(["train", "--model", "demo", "--max-steps", "16", "--save-steps", "100", "--output", str(out)]) == 0
     info = json.loads((out / "training_info.json").read_text())
     assert info["settings"]["learning_rate"]["source"] == "recommended"
-    losses = [m["loss"] for m in runs.read_metrics(out)[0] if "loss" in m]
+    losses = [m.loss for m in run_files.read_metrics(out)[0] if m.loss is not None]
     assert len(losses) == 16
     first, last = sum(losses[:4]) / 4, sum(losses[-4:]) / 4
     assert last < first - 0.4, (first, last, losses)

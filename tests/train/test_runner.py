@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from lora_tui.cli import main
-from lora_tui.core import launcher, runs
+from lora_tui.core import launcher, run_files, runs
 
 pytestmark = pytest.mark.slow
 SMALL = ["--model", "demo", "--batch-size", "1", "--gradient-accumulation-steps", "1", "--max-seq-length", "128"]
@@ -54,14 +54,16 @@ def test_run_writes_every_file_and_a_loadable_adapter(demo_model: Path, tmp_path
     assert config["lora_alpha"] == 16 and config["r"] == 8 and "alpha" not in config
     assert Path(config["base_model_name_or_path"]) == demo_model
     assert "chat_template" in (out / "tokenizer_config.json").read_text() or (out / "chat_template.jinja").is_file()
-    metrics, _ = runs.read_metrics(out)
-    assert [m["step"] for m in metrics] == [1, 2, 3]
-    assert all(m["loss"] > 0 and "learning_rate" in m and m["tokens_per_second"] > 0 for m in metrics)
+    metrics, _ = run_files.read_metrics(out)
+    assert [m.step for m in metrics] == [1, 2, 3]
+    losses = run_files.finite(m.loss for m in metrics)
+    assert len(losses) == 3 and min(losses) > 0
+    assert all(m.learning_rate is not None and (m.tokens_per_second or 0) > 0 for m in metrics)
     info = json.loads((out / "training_info.json").read_text())
     assert info["steps"] == 3 and info["tokens_seen"] > 0
     assert info["settings"]["lora_r"] == {"value": 8, "source": "recommended"}
     assert info["settings"]["learning_rate"]["source"] == "given"
-    assert info["final_loss"] == metrics[-1]["loss"] and info["best_loss"] == min(m["loss"] for m in metrics)
+    assert info["final_loss"] == losses[-1] and info["best_loss"] == min(losses)
     assert info["memory"]["estimate"]["total_bytes"] > 0 and info["versions"]["peft"]
     status = _status(out)
     assert status.state == "finished" and status.step == 3 and status.last_checkpoint == "checkpoints/checkpoint-3"
@@ -77,7 +79,7 @@ def test_graceful_stop_then_resume_reaches_the_same_final_step(demo_model: Path,
     assert main(["train", *SMALL, "--max-steps", "12", "--save-steps", "100", "--output", str(out),
                  "--detach"]) == 0
     # metrics.jsonl has every step (status.json is updated at most once a second)
-    _wait(lambda: len(runs.read_metrics(out)[0]) >= 2
+    _wait(lambda: len(run_files.read_metrics(out)[0]) >= 2
           or _status(out).effective_state() not in ("starting", "running"))
     assert runs.request_stop(out)
     status = _wait_exit(out)
@@ -90,7 +92,7 @@ def test_graceful_stop_then_resume_reaches_the_same_final_step(demo_model: Path,
     assert final.state == "finished" and final.step == 12
     info = json.loads((out / "training_info.json").read_text())
     assert info["resumed_from"] == f"checkpoints/checkpoint-{status.step}"
-    steps = [m["step"] for m in runs.read_metrics(out)[0]]
+    steps = [m.step for m in run_files.read_metrics(out)[0]]
     assert steps[-1] == 12 and sorted(set(steps)) == list(range(1, 13))
 
 
@@ -175,4 +177,4 @@ def test_two_processes_one_adapter(demo_model: Path, tmp_path: Path) -> None:
     assert info["world_size"] == 2 and info["effective_batch_size"] == 2
     assert _status(out).state == "finished"
     assert runs.is_adapter_dir(out)
-    assert [m["step"] for m in runs.read_metrics(out)[0]] == [1, 2]  # rank 0 only: one line per step
+    assert [m.step for m in run_files.read_metrics(out)[0]] == [1, 2]  # rank 0 only: one line per step

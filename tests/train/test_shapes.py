@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from data.dataset_files import RECORDS
 
-from lora_tui.core import launcher, runs
+from lora_tui.core import launcher, run_files, runs
 from lora_tui.core.dataset.report import SHAPES
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,7 @@ def test_shape_trains(shape: str, demo_model: Path, tmp_path: Path, keep_signal_
     assert run_worker(run_dir) == 0
     status = runs.read_status(run_dir)
     assert status is not None and status.state == "finished" and status.step == 2
-    losses = [m["loss"] for m in runs.read_metrics(run_dir)[0] if "loss" in m]
+    losses = [m.loss for m in run_files.read_metrics(run_dir)[0] if m.loss is not None]
     assert len(losses) == 2 and all(loss > 0 for loss in losses)
     info = json.loads((run_dir / runs.INFO_FILE).read_text(encoding="utf-8"))
     trained_as = "messages" if shape in ("sharegpt", "alpaca") else shape  # converted to chat turns first

@@ -1,8 +1,10 @@
-"""The monitor: driven by the fake trainer and by recorded run directories; troubleshooting; bounded log."""
+"""The monitor: driven by the fake trainer and by recorded run directories; troubleshooting.
+
+The follower it reads the run with (bounded log, partial lines) is tested in tests/core/test_follow.py.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -10,10 +12,10 @@ import ui_fakes as fakes
 import waits
 from textual.widgets import Log, Static
 
-from lora_tui.core import runs
+from lora_tui.core import run_files, runs
 from lora_tui.core.plan import TrainingPlan
+from lora_tui.core.run_files import MetricsRecord
 from lora_tui.ui.app import make_app
-from lora_tui.ui.follow import RunFollower
 
 
 def text_of(app, selector: str) -> str:
@@ -26,12 +28,10 @@ def recorded_run(run_dir: Path, losses: list[float], *, evals: dict[int, float] 
     run_dir.mkdir(parents=True)
     plan = TrainingPlan(output=str(run_dir), lora_r=16, lora_alpha=32, learning_rate=5e-5)
     (run_dir / runs.RUN_FILE).write_text(plan.to_toml(), encoding="utf-8")
-    with open(run_dir / runs.METRICS_FILE, "w", encoding="utf-8") as fh:
+    with run_files.open_metrics(run_dir) as fh:
         for i, loss in enumerate(losses, start=1):
-            rec = {"step": i, "epoch": i / len(losses), "loss": loss, "learning_rate": 5e-5, "grad_norm": 1.0}
-            if evals and i in evals:
-                rec["eval_loss"] = evals[i]
-            fh.write(json.dumps(rec) + "\n")
+            run_files.append_metrics(fh, MetricsRecord(step=i, epoch=i / len(losses), loss=loss, learning_rate=5e-5,
+                                                       grad_norm=1.0, eval_loss=(evals or {}).get(i)))
     (run_dir / runs.LOG_FILE).write_text("".join(f"step {i}\n" for i in range(1, len(losses) + 1)))
     runs.write_status(run_dir, runs.RunStatus(state=state, started_at=1000.0, ended_at=1100.0, step=len(losses),
                                               max_steps=max_steps or len(losses), **status))  # type: ignore[arg-type]
@@ -42,28 +42,6 @@ def state_of(app) -> str:
     """The followed run's state as the monitor last read it ('' before the first read)."""
     status = getattr(app.screen, "status", None)
     return status.effective_state() if status is not None else ""
-
-
-def test_follower_keeps_the_log_bounded_and_carries_partial_lines(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    run.mkdir()
-    log = run / runs.LOG_FILE
-    log.write_text("".join(f"line {i}\n" for i in range(20_000)) + "half", encoding="utf-8")
-    follower = RunFollower(run, max_lines=5000)
-    poll = follower.poll()
-    assert len(poll.lines) == 5000 and poll.lines[-1] == "line 19999" and poll.lines[0] == "line 15000"
-    with open(log, "a", encoding="utf-8") as fh:
-        fh.write(" done\n")
-    assert follower.poll().lines == ["half done"]
-    assert follower.poll().lines == []
-
-
-def test_follower_skips_ahead_when_more_than_a_chunk_arrives(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / runs.LOG_FILE).write_text("".join(f"{i:06d}\n" for i in range(10_000)), encoding="utf-8")
-    poll = RunFollower(run, max_chunk_bytes=7 * 100).poll()
-    assert poll.skipped_lines and poll.lines[-1] == "009999" and len(poll.lines) <= 100
 
 
 async def test_monitor_follows_fake_trainer_to_the_end(tmp_path: Path) -> None:
@@ -158,6 +136,21 @@ async def test_runs_screen_lists_runs_and_opens_a_monitor(tmp_path: Path) -> Non
         await waits.wait_until(pilot, lambda: type(app.screen).__name__ == "MonitorScreen", 10, "the monitor")
         await waits.wait_until(pilot, lambda: "final loss" in text_of(app, "#mon-summary"), 10, "the summary")
         assert "final loss 2.0000" in text_of(app, "#mon-summary")
+        assert app.screen.query_one("#loss-chart").data[0].values == (3.0, 2.5, 2.0)
+        assert "lr 5e-5" in text_of(app, "#lr-label") and "grad 1" in text_of(app, "#gn-label")
+
+
+async def test_a_nan_loss_is_left_out_of_the_curve_and_the_summary(tmp_path: Path) -> None:
+    run = recorded_run(tmp_path / "runs" / "nan", [3.0, float("nan"), 2.0, float("inf")], evals={3: 2.5})
+    app = make_app(hardware_probe=fakes.probe(None), gpu_query=fakes.gpu_query(None),
+                   launcher=fakes.FakeLauncher(), runs_root=tmp_path / "runs", gpu_interval=0, start="runs",
+                   open_run=run)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await waits.wait_until(pilot, lambda: "final loss" in text_of(app, "#mon-summary"), 10, "the summary")
+        assert "final loss 2.0000 · best loss 2.0000 · best eval loss 2.5000" in text_of(app, "#mon-summary")
+        train, evals = app.screen.query_one("#loss-chart").data
+        assert (train.values, evals.values) == ((3.0, 2.0), (2.5,))
+        assert "step 4/4" in text_of(app, "#mon-progress-text")
 
 
 @pytest.mark.parametrize("building", [True, False])

@@ -7,6 +7,7 @@ costs one message per poll and the log pane never holds more than LOG_LINES_KEPT
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from pathlib import Path
@@ -20,11 +21,11 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Log, ProgressBar, Sparkline, Static
 
-from lora_tui.core import runs
+from lora_tui.core import follow, runs
 from lora_tui.core.paths import cache_dir
 from lora_tui.core.plan import TrainingPlan, load_run_file
+from lora_tui.core.run_files import MetricsRecord, finite
 from lora_tui.errors import UserError
-from lora_tui.ui import follow
 from lora_tui.ui.format import display_path, fmt_bytes, fmt_metric, fmt_value
 from lora_tui.ui.messages import GpusSampled, RunLaunched, RunPolled
 from lora_tui.ui.screens.base import ForwardsWorkerEvents
@@ -59,7 +60,7 @@ class MonitorScreen(ForwardsWorkerEvents, Screen[Any]):
         """The run directory watched."""
         self.follower = follow.RunFollower(self.run_dir)
         """Incremental reader of the run's files."""
-        self.metrics: list[dict[str, Any]] = []
+        self.metrics: list[MetricsRecord] = []
         """Every metrics record seen, in order."""
         self.status: runs.RunStatus | None = None
         """The latest status.json."""
@@ -160,21 +161,21 @@ class MonitorScreen(ForwardsWorkerEvents, Screen[Any]):
     # ---- views ------------------------------------------------------------------------------------------
 
     def _show_curves(self) -> None:
-        train = tuple(follow.series(self.metrics, follow.LOSS_KEYS))
-        evals = tuple(follow.series(self.metrics, follow.EVAL_LOSS_KEYS))
+        train = tuple(finite(m.loss for m in self.metrics))
+        evals = tuple(finite(m.eval_loss for m in self.metrics))
         data = [Series("train", train, "bold cyan")]
         if evals:
             data.append(Series("eval", evals, "bold magenta"))
         self.query_one("#loss-chart", LineChart).data = tuple(data)
-        for key, keys, label in (("lr", follow.LR_KEYS, "lr"), ("gn", follow.GRAD_NORM_KEYS, "grad")):
-            values = follow.series(self.metrics, keys)
+        for key, values, label in (("lr", finite(m.learning_rate for m in self.metrics), "lr"),
+                                   ("gn", finite(m.grad_norm for m in self.metrics), "grad")):
             self.query_one(f"#{key}-spark", Sparkline).data = values[-200:]
             self.query_one(f"#{key}-label", Static).update(f"{label} {fmt_metric(values[-1] if values else None)}")
 
     def _show_progress(self) -> None:
         status = self.status
-        last = self.metrics[-1] if self.metrics else {}
-        logged = int(last.get("step", 0) or 0)
+        last = self.metrics[-1] if self.metrics else MetricsRecord()
+        logged = last.step
         step = max(status.step, logged) if status else logged  # a resumed run's status restarts at 0
         max_steps = status.max_steps if status else None
         state = status.effective_state() if status else "waiting"
@@ -182,12 +183,10 @@ class MonitorScreen(ForwardsWorkerEvents, Screen[Any]):
         bar.update(total=max_steps or None, progress=step)
         text = Text()
         text.append(f"step {step}/{max_steps or '?'}")
-        epoch = follow.first_value(last, ("epoch",))
-        if epoch is not None:
-            text.append(f" · epoch {epoch:.2f}")
-        tokens = follow.first_value(last, follow.TOKENS_KEYS)
-        if tokens is not None:
-            text.append(f" · {tokens:,.0f} tok/s")
+        if last.epoch is not None and math.isfinite(last.epoch):
+            text.append(f" · epoch {last.epoch:.2f}")
+        if last.tokens_per_second is not None and math.isfinite(last.tokens_per_second):
+            text.append(f" · {last.tokens_per_second:,.0f} tok/s")
         elapsed = self._elapsed()
         text.append(f" · {follow.format_duration(elapsed)}")
         if state in ("running", "starting"):
@@ -225,8 +224,8 @@ class MonitorScreen(ForwardsWorkerEvents, Screen[Any]):
         if status is None or status.effective_state() not in (*runs.FINAL_STATES, "lost"):
             self.query_one("#mon-summary", Static).update(self._waiting_note())
             return
-        losses = follow.series(self.metrics, follow.LOSS_KEYS)
-        evals = follow.series(self.metrics, follow.EVAL_LOSS_KEYS)
+        losses = finite(m.loss for m in self.metrics)
+        evals = finite(m.eval_loss for m in self.metrics)
         text = Text()
         text.append(f"Run {status.effective_state()}", style=STATE_STYLE.get(status.effective_state(), "bold"))
         text.append(f" after {status.step} steps in {follow.format_duration(self._elapsed())}\n")

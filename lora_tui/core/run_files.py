@@ -1,0 +1,330 @@
+"""The data files of a run directory as types: metrics.jsonl lines, launch.json and training_info.json.
+
+Every writer builds one of these dataclasses and every reader gets one back, so each key is spelled once (as a
+field name) instead of by every reader. Reading is tolerant, as `runs.RunStatus.from_dict` is: a file written by
+another version, or edited by hand, never breaks a reader.
+
+- A value of the wrong JSON type is left out, so its field keeps its default (an int where a float is wanted
+  counts as that float; a bool is never a number).
+- Keys no field knows are kept in `extra` and written back at the top level by `to_dict`, so a file from a
+  newer version goes through a reader and a writer unchanged. A key named `extra` in the file is just such a key.
+- A whole file that is missing, unreadable, not JSON or not a JSON object reads as None; a metrics line that is
+  not a JSON object is skipped.
+- Numbers are kept as written, NaN and infinities included (a diverging run logs a NaN loss); `finite()` keeps
+  the finite ones for curves and statistics.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+from lora_tui.core import runs
+
+_T = TypeVar("_T")
+
+
+@dataclass
+class MetricsRecord:
+    """One line of metrics.jsonl: what the training process logged at one optimizer step."""
+
+    step: int = 0
+    """Optimizer step the line was logged at (1-based; 0 when the line does not say)."""
+    epoch: float | None = None
+    """Passes over the training data so far (fractional)."""
+    loss: float | None = None
+    """Training loss averaged over the steps since the previous line; None on evaluation-only lines."""
+    eval_loss: float | None = None
+    """Loss on the held-out split, on the steps where an evaluation ran."""
+    learning_rate: float | None = None
+    """Learning rate at this step (after warmup and decay)."""
+    grad_norm: float | None = None
+    """Gradient L2 norm before clipping."""
+    tokens_seen: int | None = None
+    """Tokens trained on so far, all processes."""
+    tokens_per_second: float | None = None
+    """Training throughput since the previous line, tokens per second."""
+    samples_per_second: float | None = None
+    """Training throughput since the previous line, examples per second."""
+    elapsed: float | None = None
+    """Seconds since the training callback started (model loading excluded)."""
+    gpu_mem_allocated: int | None = None
+    """Peak CUDA memory allocated by tensors so far, bytes (absent off CUDA)."""
+    gpu_mem_reserved: int | None = None
+    """Peak CUDA memory reserved by the caching allocator so far, bytes (absent off CUDA)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Keys no field knows, written back as they were."""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MetricsRecord:
+        """Tolerant reader (see the module docstring)."""
+        return _load(cls, data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict; fields left at None are left out, so each line holds what was measured."""
+        return _dump(self, drop_none=True)
+
+
+@dataclass
+class LaunchInfo:
+    """launch.json: what the launcher knew when it started the run, beyond the plan in run.toml."""
+
+    data_report: dict[str, Any] | None = None
+    """`core.dataset`'s report of the data file (`DatasetReport.to_dict()`), when it was inspected."""
+    memory_estimate: dict[str, Any] | None = None
+    """`core.memory`'s estimate for the plan (`to_dict()`; `total_bytes` is the total in bytes)."""
+    mode: str = "new"
+    """Output directory policy outcome: new, resume or overwrite."""
+    auto_oom_retry: int = 0
+    """Out-of-memory retries left to the training process (`--auto-oom-retry`)."""
+    reasons: dict[str, str] = field(default_factory=dict)
+    """TrainingPlan field -> why the advisor recommended its value (recommended fields only)."""
+    command_line: str | None = None
+    """The `lora-tui train` command line that reproduces the plan."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Keys no field knows, written back as they were."""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LaunchInfo:
+        """Tolerant reader (see the module docstring)."""
+        return _load(cls, data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict."""
+        return _dump(self)
+
+
+@dataclass
+class Timings:
+    """When the run happened and how long it took (unknown keys are ignored)."""
+
+    started_at: float | None = None
+    """Unix time the last training attempt started."""
+    ended_at: float | None = None
+    """Unix time it ended."""
+    wall_seconds: float | None = None
+    """Seconds from start to end, model loading included."""
+    train_loop_seconds: float | None = None
+    """Seconds inside the training loop; None when the loop did not finish."""
+
+
+@dataclass
+class MemoryCheck:
+    """The memory estimate made before the run against what the run measured (unknown keys are ignored)."""
+
+    estimate: dict[str, Any] | None = None
+    """`core.memory`'s estimate (as in launch.json), `total_bytes` in bytes."""
+    measured: dict[str, Any] | None = None
+    """Peak CUDA memory: `peak_allocated_bytes`, `peak_reserved_bytes` (None off CUDA, where nothing is measured)."""
+    measured_over_estimate: float | None = None
+    """Measured peak allocated bytes / estimated total bytes (1.0: the estimate was exact)."""
+
+
+@dataclass
+class TrainingInfo:
+    """training_info.json: everything about a run, written by the training process when the run ends."""
+
+    state: str | None = None
+    """How the run ended: finished, stopped, failed or oom."""
+    error: str | None = None
+    """One-line summary of what went wrong, if anything did."""
+    settings: dict[str, Any] | None = None
+    """TrainingPlan field -> {"value": ..., "source": given/config/recommended/default/oom-retry}."""
+    effective_batch_size: int | None = None
+    """Examples per optimizer step: batch x accumulation x processes."""
+    data: dict[str, Any] | None = None
+    """Data statistics measured by the training process (else the launcher's report)."""
+    data_report: dict[str, Any] | None = None
+    """The launcher's report of the data file (launch.json's `data_report`)."""
+    base_model_path: str | None = None
+    """The base model the adapter was trained on, as loaded (a local directory or a hub id)."""
+    precision: str | None = None
+    """bf16, fp16 or fp32, as chosen for this device."""
+    assistant_only_loss: bool | None = None
+    """True when the loss was taken on assistant turns only."""
+    world_size: int | None = None
+    """Training processes (1 without torchrun)."""
+    resumed_from: str | None = None
+    """Checkpoint (relative to the run directory) the run continued from, if it was resumed."""
+    hardware: dict[str, Any] | None = None
+    """The device: backend, GPU name and memory in bytes, CPU threads, Python and platform."""
+    versions: dict[str, Any] | None = None
+    """Installed version of each library of the training stack (None where not installed)."""
+    timings: Timings | None = None
+    """Start, end and durations."""
+    steps: int | None = None
+    """Optimizer steps completed."""
+    max_steps: int | None = None
+    """Optimizer steps planned."""
+    tokens_seen: int | None = None
+    """Tokens trained on, all processes."""
+    first_loss: float | None = None
+    """First logged training loss."""
+    final_loss: float | None = None
+    """Last logged training loss."""
+    best_loss: float | None = None
+    """Lowest logged training loss."""
+    final_eval_loss: float | None = None
+    """Last evaluation loss."""
+    best_eval_loss: float | None = None
+    """Lowest evaluation loss."""
+    memory: MemoryCheck | None = None
+    """The memory estimate against the measured peak."""
+    attempts: list[dict[str, Any]] | None = None
+    """One {"settings": plan dict, "outcome": state} per attempt (several after out-of-memory retries)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Keys no field knows, written back as they were."""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainingInfo:
+        """Tolerant reader (see the module docstring)."""
+        return _load(cls, data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict (None for what is not known)."""
+        return _dump(self)
+
+
+# ---- reading and writing the files ----------------------------------------------------------------------
+
+
+def read_metrics(run_dir: str | Path, offset: int = 0) -> tuple[list[MetricsRecord], int]:
+    """Metrics lines appended since byte `offset`: (records, new offset). A partial last line is left for the
+    next read; a line that is not a JSON object is skipped."""
+    path = Path(run_dir) / runs.METRICS_FILE
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            chunk = fh.read()
+    except OSError:
+        return [], offset
+    end = chunk.rfind(b"\n")
+    if end < 0:
+        return [], offset
+    records = []
+    for line in chunk[: end + 1].splitlines():
+        try:
+            obj = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(obj, dict):
+            records.append(MetricsRecord.from_dict(obj))
+    return records, offset + end + 1
+
+
+def append_metrics(fh: IO[str], record: MetricsRecord) -> None:
+    """Write one record to an open metrics.jsonl as one line, flushed (followers read complete lines only)."""
+    fh.write(json.dumps(record.to_dict(), default=str) + "\n")
+    fh.flush()
+
+
+def open_metrics(run_dir: str | Path) -> IO[str]:
+    """RUN/metrics.jsonl opened for appending records with `append_metrics`."""
+    return open(Path(run_dir) / runs.METRICS_FILE, "a", encoding="utf-8")
+
+
+def read_launch_info(run_dir: str | Path) -> LaunchInfo | None:
+    """RUN/launch.json, or None when it is missing or damaged."""
+    data = runs.read_json_object(Path(run_dir) / runs.LAUNCH_FILE)
+    return LaunchInfo.from_dict(data) if data is not None else None
+
+
+def write_launch_info(run_dir: str | Path, info: LaunchInfo) -> None:
+    """Replace RUN/launch.json atomically."""
+    runs.write_json_atomic(Path(run_dir) / runs.LAUNCH_FILE, info.to_dict())
+
+
+def read_training_info(run_dir: str | Path) -> TrainingInfo | None:
+    """RUN/training_info.json, or None when it is missing or damaged (e.g. the run was killed while writing)."""
+    data = runs.read_json_object(Path(run_dir) / runs.INFO_FILE)
+    return TrainingInfo.from_dict(data) if data is not None else None
+
+
+def write_training_info(run_dir: str | Path, info: TrainingInfo) -> None:
+    """Replace RUN/training_info.json atomically."""
+    runs.write_json_atomic(Path(run_dir) / runs.INFO_FILE, info.to_dict())
+
+
+def finite(values: Iterable[float | None]) -> list[float]:
+    """The finite numbers among `values`, in order (None, NaN and infinities left out)."""
+    return [float(v) for v in values if v is not None and math.isfinite(v)]
+
+
+# ---- the tolerant reader --------------------------------------------------------------------------------
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+"""Field name -> type, per dataclass read so far."""
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    """Field name -> type of a dataclass, evaluated once."""
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a JSON value has the type a field needs."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return any(_fits(value, arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is Any:
+        return True
+    if hint is bool or isinstance(value, bool):
+        return hint is bool and isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int)
+    if hint is float:
+        return isinstance(value, (int, float)) and (not isinstance(value, int) or abs(value) < 2**1023)
+    if hint is str:
+        return isinstance(value, str)
+    origin = typing.get_origin(hint) or hint
+    if origin is dict or is_dataclass(origin):
+        return isinstance(value, dict)
+    return origin is list and isinstance(value, list)
+
+
+def _convert(value: Any, hint: Any) -> Any:
+    """A fitting JSON value as the field holds it (int -> float, dict -> nested dataclass)."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        hint = next(arg for arg in typing.get_args(hint) if _fits(value, arg))
+    if hint is float:
+        return float(value)
+    if isinstance(hint, type) and is_dataclass(hint):
+        return _load(hint, value)
+    return value
+
+
+def _load(cls: type[_T], data: Mapping[str, Any]) -> _T:
+    """A dataclass from a JSON object: fitting values set their field, unknown keys go to `extra` if it has one."""
+    hints = _hints(cls)
+    known: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "extra" or key not in hints:
+            extra[key] = value
+        elif _fits(value, hints[key]):
+            known[key] = _convert(value, hints[key])
+    if "extra" in hints:
+        known["extra"] = extra
+    return cls(**known)
+
+
+def _dump(obj: Any, *, drop_none: bool = False) -> dict[str, Any]:
+    """A dataclass as a JSON object: nested dataclasses as objects, `extra` merged in at the top level."""
+    out: dict[str, Any] = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if f.name == "extra" or (drop_none and value is None):
+            continue
+        out[f.name] = _dump(value) if is_dataclass(value) and not isinstance(value, type) else value
+    out.update({k: v for k, v in getattr(obj, "extra", {}).items() if k not in out})
+    return out
