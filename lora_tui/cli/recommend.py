@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from math import isfinite
 from typing import Any
 
 from lora_tui.errors import UserError
@@ -12,6 +11,8 @@ from lora_tui.errors import UserError
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `recommend` subcommand."""
+    from lora_tui.cli.flags import gb_size
+
     p = sub.add_parser(
         "recommend",
         help="recommend LoRA settings from the guide's tables, with a reason for each",
@@ -22,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     size = p.add_mutually_exclusive_group()
     size.add_argument("--examples", type=int, metavar="N", help="number of training examples")
     size.add_argument("--data", metavar="FILE", help="data file to inspect for its size (and token lengths)")
-    p.add_argument("--vram-gb", type=float, metavar="G",
+    p.add_argument("--vram-gb", type=gb_size, metavar="G",
                    help="usable GPU memory in GB (default: the smallest detected GPU; none on CPU)")
     p.add_argument("--cpu", action="store_true", help="plan for CPU/MPS: ignore any detected GPU")
     p.add_argument("--model", metavar="M", help="preset, local directory or hub id: check the memory estimate")
@@ -34,8 +35,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _vram_bytes(args: argparse.Namespace) -> tuple[int | None, str]:
     if args.vram_gb is not None:
-        if not (isfinite(args.vram_gb) and args.vram_gb > 0):
-            raise UserError(f"--vram-gb must be > 0, got {args.vram_gb:g}")
         return int(args.vram_gb * 1e9), f"{args.vram_gb:g} GB (--vram-gb)"
     if args.cpu:
         return None, "none (--cpu)"

@@ -16,43 +16,17 @@ from typing import Any
 
 from lora_tui.errors import UserError
 
-_FIELDS: tuple[tuple[str, str, Any, str], ...] = (
-    ("--model", "model", str, "base model: `demo`, a preset name, a hub id in the local cache, or a local dir"),
-    ("--data", "data", str, "training data file (default: the built-in sample chats)"),
-    ("--output", "output", str, "run directory (default: $LORA_TUI_RUNS or ./runs, then MODEL-TIME)"),
-    ("--task", "task", str, "the guide's task preset: chat, domain, code or style"),
-    ("--lora-r", "lora_r", int, "LoRA rank r"),
-    ("--lora-alpha", "lora_alpha", float, "LoRA alpha (scaling alpha / r)"),
-    ("--lora-dropout", "lora_dropout", float, "dropout on the LoRA branch, in [0, 1)"),
-    ("--learning-rate", "learning_rate", float, "peak learning rate"),
-    ("--epochs", "num_train_epochs", float, "passes over the data"),
-    ("--batch-size", "per_device_train_batch_size", int, "examples per device per step"),
-    ("--gradient-accumulation-steps", "gradient_accumulation_steps", int, "micro-batches per optimizer step"),
-    ("--target-modules", "target_modules", str, "modules to adapt, comma separated, or all-linear"),
-    ("--warmup-ratio", "warmup_ratio", float, "fraction of steps spent warming the learning rate up"),
-    ("--weight-decay", "weight_decay", float, "AdamW weight decay"),
-    ("--max-seq-length", "max_seq_length", int, "tokens per example after truncation"),
-    ("--max-steps", "max_steps", int, "stop after this many optimizer steps (-1: train for --epochs)"),
-    ("--seed", "seed", int, "random seed"),
-    ("--eval-split", "eval_split", float, "fraction held out for evaluation, in [0, 0.5]"),
-    ("--precision", "precision", str, "auto (bf16 where supported, else fp16 on CUDA, else fp32), bf16, fp16, fp32"),
-    ("--save-steps", "save_steps", int, "save a checkpoint every N optimizer steps"),
-    ("--logging-steps", "logging_steps", int, "write a metrics line every N optimizer steps"),
-    ("--num-processes", "num_processes", int, "data-parallel processes via torchrun (gloo on CPU)"),
-)
-"""(flag, TrainingPlan field, type, help) of every setting flag."""
-
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the `train` subcommand."""
+    """Add the `train` subcommand: a flag for every TrainingPlan field, plus what to do with the run."""
+    from lora_tui.cli.flags import add_plan_flags, gb_size
+    from lora_tui.core.plan import TrainingPlan
+
     p = sub.add_parser("train", help="train a LoRA adapter (headless; the TUI starts the same process)",
-                       description=__doc__.split("\n\n")[0])
-    for flag, dest, kind, text in _FIELDS:
-        p.add_argument(flag, dest=dest, type=kind, default=None, help=text)
-    p.add_argument("--use-rslora", dest="use_rslora", action="store_true", default=None, help="scale alpha/sqrt(r)")
-    p.add_argument("--use-dora", dest="use_dora", action="store_true", default=None, help="DoRA magnitude vectors")
-    p.add_argument("--gradient-checkpointing", dest="gradient_checkpointing", action=argparse.BooleanOptionalAction,
-                   default=None, help="recompute activations in backward (less memory, ~30%% more time)")
+                       description=__doc__.split("\n\n")[0],
+                       epilog="--target-modules also takes a pattern of the guide: minimal, standard or maximum "
+                              "(mapped onto the model's modules, e.g. Phi-3's fused qkv_proj).")
+    add_plan_flags(p, TrainingPlan.field_names())
     p.add_argument("--config", metavar="FILE", help="run file (TOML [plan] table) written by the TUI or by hand")
     p.add_argument("--resume", action="store_true", help="continue --output from its newest complete checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output directory")
@@ -60,20 +34,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--detach", action="store_true", help="start the run and return (print run dir and pid)")
     p.add_argument("--auto-oom-retry", type=int, default=0, metavar="N",
                    help="on out-of-memory, retry up to N times with the guide's next settings")
-    p.add_argument("--vram-gb", type=float, default=None, help="plan for this much GPU memory instead of detecting")
+    p.add_argument("--vram-gb", type=gb_size, default=None, help="plan for this much GPU memory instead of detecting")
     p.add_argument("--json", action="store_true", help="with --dry-run: print the resolved plan as JSON")
     p.set_defaults(func=run)
 
 
 def given_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """TrainingPlan fields the user set on the command line."""
-    from lora_tui.core.plan import parse_target_modules
+    """TrainingPlan fields the user set on the command line (a target pattern name as the pattern choice)."""
+    from lora_tui.cli.flags import given_values
+    from lora_tui.core.plan import TrainingPlan
 
-    names = [dest for _, dest, _, _ in _FIELDS] + ["use_rslora", "use_dora", "gradient_checkpointing"]
-    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
-    if "target_modules" in given:
-        given["target_modules"] = parse_target_modules(given["target_modules"])
-    return given
+    return given_values(args, TrainingPlan.field_names())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,9 +53,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume and not args.output:
         raise UserError("--resume needs --output RUN_DIR (the run to continue)")
-    if args.vram_gb is not None and not args.vram_gb > 0:  # also refuses nan
-        raise UserError(f"--vram-gb must be a positive number of GB, got {args.vram_gb:g}; "
-                        "leave it out to detect the GPU")
     vram = int(args.vram_gb * 1e9) if args.vram_gb is not None else None
     resolved = launcher.resolve_run(given_settings(args), config=args.config, resume=args.resume,
                                     overwrite=args.overwrite, dry_run=args.dry_run,
@@ -109,6 +77,7 @@ def _log_size(resolved: Any) -> int:
 
     return log_size(Path(resolved.plan.output).expanduser().resolve())
 
+
 def render_dry_run(resolved: Any) -> str:
     """The resolved plan with sources, the per-layer LoRA math and the memory estimate."""
     from lora_tui.cli.plan import render_plan
@@ -124,13 +93,10 @@ def render_dry_run(resolved: Any) -> str:
     math = compute_lora_math(resolved.inventory, r=plan.lora_r, lora_alpha=plan.lora_alpha,
                              target_modules=list(plan.target_modules), use_dora=plan.use_dora,
                              use_rslora=plan.use_rslora)
-    ns = argparse.Namespace(batch_size=plan.per_device_train_batch_size, max_seq_length=plan.max_seq_length,
-                            dtype="bf16" if plan.precision == "auto" else plan.precision,
-                            no_gradient_checkpointing=not plan.gradient_checkpointing)
     memory = dict(resolved.memory) if resolved.memory else None
     if memory is not None:
         memory.setdefault("vram_source", "detected" if memory.get("vram_bytes") else "none")
-    lines.append(render_plan(resolved.inventory, math, memory, alpha_default=False, args=ns))
+    lines.append(render_plan(resolved.inventory, math, memory, alpha_default=False, plan=plan))
     if not resolved.model_available:
         lines += ["", "Warning: the model's weights are not on this machine; a real run will need them."]
     return "\n".join(lines)
@@ -182,6 +148,7 @@ def follow(run_dir: Path, proc: Any, *, poll_s: float = 0.2, offset: int = 0) ->
     if interrupted:
         return 130
     return 0 if state == "finished" else 1
+
 
 def _print_summary(run_dir: Path, status: Any) -> None:
     """After the run: losses, time, where the adapter is, and what to do next."""

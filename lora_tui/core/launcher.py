@@ -1,13 +1,15 @@
-"""Resolve, validate and start a training run, without importing the training stack.
+"""Gather a plan's inputs, validate a resolved plan for launch, and start it, without the training stack.
 
-`lora-tui train` and the TUI both go through here:
+`lora-tui train` and the TUI both go through here; the plan itself is assembled only by `core.resolve`:
 
-1. `resolve_run(given, config=...)`: flags > `--config` run file > the recommendation for this hardware,
-   data, task and model > TrainingPlan defaults, with each field's source recorded; then everything is
-   validated (plan, data file, model availability offline, target modules, output directory policy).
-2. `prepare_run_dir(resolved)`: writes RUN/run.toml, RUN/launch.json and status.json (`starting`); with
+1. `resolve_run(given, config=...)` (the CLI): reads the run file, inspects the data with the model's local
+   tokenizer, detects the VRAM, loads the model's inventory, calls `resolve`, then `check_for_launch`.
+   The TUI has all of that already and calls `launch_run(resolved)`, which runs `check_for_launch` only.
+2. `check_for_launch(resolved)`: data has no problems, the model is available offline, its targets exist, the
+   output directory policy (new, resume, overwrite), the memory estimate. No second recommendation.
+3. `prepare_run_dir(run)`: writes RUN/run.toml, RUN/launch.json and status.json (`starting`); with
    `--overwrite` the old directory is moved aside and deleted only once the new one is set up.
-3. `start_worker(run_dir)`: starts `python -m lora_tui.train RUN` (or torchrun for several processes) as its
+4. `start_worker(run_dir)`: starts `python -m lora_tui.train RUN` (or torchrun for several processes) as its
    own session, output to RUN/run.log, so the run outlives the terminal or TUI that started it.
 """
 
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -27,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from lora_tui.core import runs
-from lora_tui.core.paths import SAMPLE_DATA_PATH, output_root
+from lora_tui.core.paths import SAMPLE_DATA_PATH
 from lora_tui.core.plan import TrainingPlan, load_run_file
+from lora_tui.core.resolve import PlanInputs, ResolvedPlan, resolve
 from lora_tui.errors import UserError
 
 MAX_OOM_RETRIES = 4
@@ -39,14 +41,14 @@ STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 @dataclass
 class ResolvedRun:
-    """A validated run, ready to be written and started."""
+    """A resolved plan validated for launch, ready to be written and started."""
 
     plan: TrainingPlan
     """Every setting of the run."""
     sources: dict[str, str]
     """Field -> given / config / recommended / default."""
     reasons: dict[str, str] = field(default_factory=dict)
-    """Field -> why the advisor recommended its value (recommended fields only)."""
+    """Field -> why it has its value (every value a rule chose)."""
     mode: str = "new"
     """Output directory policy outcome: new, resume or overwrite."""
     data_report: dict[str, Any] | None = None
@@ -61,6 +63,10 @@ class ResolvedRun:
     """Things the user should know that do not stop a dry run."""
     auto_oom_retry: int = 0
     """How many times to retry with the guide's next OOM settings."""
+    notes: list[str] = field(default_factory=list)
+    """The recommendation's notes."""
+    target_pattern: str = "custom"
+    """The guide's pattern the targets are on this model, or custom."""
 
     def __post_init__(self) -> None:
         if self.mode not in ("new", "resume", "overwrite"):
@@ -69,48 +75,84 @@ class ResolvedRun:
             raise UserError(f"--auto-oom-retry must be between 0 and {MAX_OOM_RETRIES}")
 
 
-def _default_output(model: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(model).name or model).strip("-") or "run"
-    return str(output_root() / f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}")
-
-
 def _vram_bytes() -> int | None:
     from lora_tui.core.hardware.detect import detect_hardware
 
     return detect_hardware().usable_vram_bytes
 
 
-def _merge(given: Mapping[str, Any], config: Mapping[str, Any], recommended: Mapping[str, Any]
-           ) -> tuple[dict[str, Any], dict[str, str]]:
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for name in TrainingPlan.field_names():
-        for layer, label in ((given, "given"), (config, "config"), (recommended, "recommended")):
-            if name in layer and layer[name] is not None:
-                values[name], sources[name] = layer[name], label
-                break
-        else:
-            sources[name] = "default"
-    return values, sources
+def _read_config(path: str | Path) -> dict[str, Any]:
+    """A run file's [plan] settings; a key that is no setting (a typo) is refused, not silently dropped."""
+    values, _ = load_run_file(path)
+    unknown = sorted(set(values) - set(TrainingPlan.field_names()))
+    if unknown:
+        raise UserError(f"{path}: unknown setting(s) {', '.join(unknown)}; "
+                        f"known: {', '.join(TrainingPlan.field_names())}")
+    return values
 
 
-def _inspect(data: str | None) -> dict[str, Any]:
-    from lora_tui.core.dataset.report import inspect_dataset
+def inspect_data(data: str | None, model: str, max_seq_length: int | None = None) -> Any:
+    """The DatasetReport of `data` (the built-in sample when None), token lengths measured with the model's
+    tokenizer when it is on this machine, as the wizard's Data step does."""
+    from lora_tui.core.dataset.report import inspect_for_model
 
+    return inspect_for_model(data or str(SAMPLE_DATA_PATH), model, max_seq_length=max_seq_length, max_issues=20)
+
+
+def resolve_run(given: Mapping[str, Any], *, config: str | None = None, resume: bool = False,
+                overwrite: bool = False, dry_run: bool = False, auto_oom_retry: int = 0,
+                vram_bytes: int | None = None, runs_root: Path | None = None) -> ResolvedRun:
+    """The CLI's path: gather the inputs, `resolve` once, validate for launch. Raises UserError."""
+    config_values: dict[str, Any] = {}
+    if config is not None:
+        config_values = _read_config(config)
+    elif resume and given.get("output"):
+        run_file = Path(str(given["output"])) / runs.RUN_FILE
+        if run_file.is_file():
+            config_values = _read_config(run_file)
+    model = str(given.get("model") or config_values.get("model") or TrainingPlan.model)
+    from lora_tui.core.models.modules import load_inventory
+
+    seq = given.get("max_seq_length") or config_values.get("max_seq_length")
+    inputs = PlanInputs(data_report=inspect_data(given.get("data") or config_values.get("data"), model, seq),
+                        vram_bytes=vram_bytes if vram_bytes is not None else _vram_bytes(),
+                        inventory=load_inventory(model), runs_root=runs_root)
+    resolved = resolve(given, inputs, config=config_values)
+    return check_for_launch(resolved, resume=resume, overwrite=overwrite, dry_run=dry_run,
+                            auto_oom_retry=auto_oom_retry)
+
+
+def check_for_launch(resolved: ResolvedPlan, *, resume: bool = False, overwrite: bool = False,
+                     dry_run: bool = False, auto_oom_retry: int = 0) -> ResolvedRun:
+    """Validate a resolved plan for launch: data, model, targets, output directory, memory. Raises UserError."""
+    plan, inputs = resolved.plan, resolved.inputs
+    report = inputs.data_report if inputs.data_report is not None else inspect_data(plan.data, plan.model,
+                                                                                   plan.max_seq_length)
+    _check_data(report, plan.data)
+    inventory, available, warnings = _check_model(plan, inputs.inventory, dry_run)
+    mode = "new" if dry_run and not resume else _output_mode(plan, resume=resume, overwrite=overwrite)
+    return ResolvedRun(plan=plan, sources=dict(resolved.sources), reasons=dict(resolved.reasons), mode=mode,
+                       data_report=report.to_dict() | {"examples": report.examples},
+                       memory=_memory(inventory, plan, inputs.vram_bytes), inventory=inventory,
+                       model_available=available, warnings=warnings, auto_oom_retry=auto_oom_retry,
+                       notes=list(resolved.notes), target_pattern=resolved.target_pattern)
+
+
+def _check_data(report: Any, data: str | None) -> None:
+    if report.ok:
+        return
     path = data or str(SAMPLE_DATA_PATH)
-    report = inspect_dataset(path, max_issues=20)
-    if not report.ok:
-        lines = [str(issue) for issue in report.issues[:10]]
-        more = report.issue_count - len(lines)
-        tail = f"\n... and {more} more (run `lora-tui inspect {path}`)" if more > 0 else ""
-        raise UserError(f"--data {path}: {report.issue_count} problem(s):\n" + "\n".join(lines) + tail)
-    return report.to_dict() | {"examples": report.examples}
+    lines = [str(issue) for issue in report.issues[:10]]
+    more = report.issue_count - len(lines)
+    tail = f"\n... and {more} more (run `lora-tui inspect {path}`)" if more > 0 else ""
+    raise UserError(f"--data {path}: {report.issue_count} problem(s):\n" + "\n".join(lines) + tail)
 
 
-def _check_model(plan: TrainingPlan, dry_run: bool) -> tuple[Any, bool, list[str]]:
+def _check_model(plan: TrainingPlan, inventory: Any, dry_run: bool) -> tuple[Any, bool, list[str]]:
     from lora_tui.core.models.modules import check_targets, is_available_offline, load_inventory
 
-    inventory = load_inventory(plan.model)
+    if inventory is None:
+        inventory = load_inventory(plan.model)
     check_targets(inventory, list(plan.target_modules))
     if plan.model.strip().lower() == "demo":
         return inventory, True, []
@@ -135,106 +177,6 @@ def _output_mode(plan: TrainingPlan, *, resume: bool, overwrite: bool) -> str:
             raise UserError(f"--resume: {plan.output} already reached step {step} of --max-steps "
                             f"{plan.max_steps}; pass a larger --max-steps to train further")
     return mode
-
-
-def _read_config(path: str | Path) -> dict[str, Any]:
-    """A run file's [plan] settings; a key that is no setting (a typo) is refused, not silently dropped."""
-    values, _ = load_run_file(path)
-    unknown = sorted(set(values) - set(TrainingPlan.field_names()))
-    if unknown:
-        raise UserError(f"{path}: unknown setting(s) {', '.join(unknown)}; "
-                        f"known: {', '.join(TrainingPlan.field_names())}")
-    return values
-
-
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def resolve_run(given: Mapping[str, Any], *, config: str | None = None, resume: bool = False,
-                overwrite: bool = False, dry_run: bool = False, auto_oom_retry: int = 0,
-                vram_bytes: int | None = None) -> ResolvedRun:
-    """Merge flags, run file, recommendation and defaults; validate everything. Raises UserError."""
-    config_values: dict[str, Any] = {}
-    if config is not None:
-        config_values = _read_config(config)
-    elif resume and given.get("output"):
-        run_file = Path(str(given["output"])) / runs.RUN_FILE
-        if run_file.is_file():
-            config_values = _read_config(run_file)
-    model = str(given.get("model") or config_values.get("model") or "demo")
-    data = given.get("data") or config_values.get("data")
-    data_report = _inspect(data)
-    from lora_tui.core.models.modules import load_inventory
-    from lora_tui.core.recommend import recommend
-
-    vram = vram_bytes if vram_bytes is not None else _vram_bytes()
-    task = given.get("task") or config_values.get("task")
-    rec = recommend(task=task, examples=int(data_report["examples"]), vram_bytes=vram,
-                    inventory=load_inventory(model))
-    values, sources = _merge(given, config_values, rec.values)
-    _keep_effective_batch(values, sources, rec.values, rec.reasons)
-    _alpha_follows_given_rank(values, sources, rec.values, rec.reasons)
-    values.setdefault("model", model)
-    sources["model"] = sources.get("model", "default")
-    if "output" not in values:
-        values["output"] = _default_output(model)
-    values = _account_for_processes(values, sources)
-    plan = TrainingPlan.from_dict(values, where="train settings")
-    inventory, available, warnings = _check_model(plan, dry_run)
-    mode = "new" if dry_run and not resume else _output_mode(plan, resume=resume, overwrite=overwrite)
-    memory = _memory(inventory, plan, vram)
-    reasons = {k: v for k, v in rec.reasons.items() if sources.get(k) == "recommended"}
-    return ResolvedRun(plan=plan, sources=sources, reasons=reasons, mode=mode, data_report=data_report,
-                       memory=memory, inventory=inventory, model_available=available, warnings=warnings,
-                       auto_oom_retry=auto_oom_retry)
-
-
-def _keep_effective_batch(values: dict[str, Any], sources: dict[str, str], recommended: Mapping[str, Any],
-                          reasons: dict[str, str]) -> None:
-    """A given batch size with a recommended accumulation: scale the accumulation so that the recommended
-    effective batch (16 in every resource row of the guide) stays, as the guide's tables intend."""
-    if sources.get("per_device_train_batch_size") not in ("given", "config"):
-        return
-    if sources.get("gradient_accumulation_steps") != "recommended":
-        return
-    if not _positive_int(values["per_device_train_batch_size"]):
-        return  # TrainingPlan refuses it, naming the flag
-    target = recommended["per_device_train_batch_size"] * recommended["gradient_accumulation_steps"]
-    batch = int(values["per_device_train_batch_size"])
-    accum = max(1, round(target / batch))
-    if accum != values["gradient_accumulation_steps"]:
-        reasons["gradient_accumulation_steps"] = (
-            f"{target} (the recommended effective batch) / batch {batch} = {accum}; "
-            f"before the batch was given: {reasons['gradient_accumulation_steps']}")
-        values["gradient_accumulation_steps"] = accum
-
-
-def _alpha_follows_given_rank(values: dict[str, Any], sources: dict[str, str], recommended: Mapping[str, Any],
-                              reasons: dict[str, str]) -> None:
-    """A given r with a recommended alpha: keep the recommended alpha/r ratio (2 in the guide) for the given r."""
-    if sources.get("lora_r") not in ("given", "config") or sources.get("lora_alpha") != "recommended":
-        return
-    if not _positive_int(values["lora_r"]):
-        return  # TrainingPlan refuses it, naming the flag
-    ratio = recommended["lora_alpha"] / recommended["lora_r"]
-    alpha = values["lora_r"] * ratio
-    alpha = int(alpha) if float(alpha).is_integer() else alpha
-    if alpha != values["lora_alpha"]:
-        reasons["lora_alpha"] = f"alpha = {ratio:g} x the given r {values['lora_r']} = {alpha} (alpha/r style kept)"
-        values["lora_alpha"] = alpha
-
-
-def _account_for_processes(values: dict[str, Any], sources: dict[str, str]) -> dict[str, Any]:
-    """With N processes, divide a recommended/default accumulation by N so the effective batch stays."""
-    n = values.get("num_processes", 1)
-    accum = values.get("gradient_accumulation_steps", TrainingPlan.gradient_accumulation_steps)
-    if not (_positive_int(n) and _positive_int(accum)):
-        return values  # TrainingPlan refuses a bad value, naming the flag
-    if n > 1 and sources.get("gradient_accumulation_steps") in ("recommended", "default") and accum % n == 0:
-        values["gradient_accumulation_steps"] = accum // n
-        sources["gradient_accumulation_steps"] = sources["gradient_accumulation_steps"] + f" (/{n} processes)"
-    return values
 
 
 def _memory(inventory: Any, plan: TrainingPlan, vram: int | None) -> dict[str, Any] | None:
@@ -336,8 +278,9 @@ def describe_sources(resolved: ResolvedRun) -> list[dict[str, Any]]:
 
 
 def to_json(resolved: ResolvedRun) -> str:
-    """The resolved run as JSON (plan, sources, reasons, memory, warnings)."""
+    """The resolved run as JSON (plan, sources, reasons, notes, target pattern, memory, warnings)."""
     return json.dumps({"plan": resolved.plan.to_dict(), "sources": resolved.sources, "reasons": resolved.reasons,
+                       "notes": resolved.notes, "target_pattern": resolved.target_pattern,
                        "mode": resolved.mode, "memory": resolved.memory, "warnings": resolved.warnings,
                        "model_available": resolved.model_available}, indent=2, default=str)
 
@@ -352,15 +295,12 @@ class LaunchedRun:
     """Its process id (also its process group)."""
 
 
-def launch_run(plan: TrainingPlan, sources: Mapping[str, str], *, overwrite: bool = False,
-               resume: bool = False) -> LaunchedRun:
-    """Validate a complete plan (as the TUI builds it), write its run directory and start it detached.
+def launch_run(resolved: ResolvedPlan, *, overwrite: bool = False, resume: bool = False) -> LaunchedRun:
+    """The TUI's path: validate the wizard's resolved plan for launch, write its run directory, start it detached.
 
-    The same checks as `lora-tui train` run first (data, model offline, targets, output directory policy);
-    `sources` (given / recommended / default per field) are kept in run.toml as the TUI recorded them.
+    The same launch checks as `lora-tui train` run (data, model offline, targets, output directory policy); the
+    plan, its sources and its reasons are kept exactly as the wizard resolved them.
     """
-    resolved = resolve_run(plan.to_dict(), resume=resume, overwrite=overwrite)
-    resolved.sources = {name: str(sources.get(name, resolved.sources.get(name, "default")))
-                        for name in TrainingPlan.field_names()}
-    run_dir, proc = launch(resolved)
+    run = check_for_launch(resolved, resume=resume, overwrite=overwrite)
+    run_dir, proc = launch(run)
     return LaunchedRun(run_dir=run_dir, pid=proc.pid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -29,3 +30,29 @@ def output_root() -> Path:
     """Where new runs go by default and where run/adapter listings look: `$LORA_TUI_RUNS`, else `./runs`."""
     env = os.environ.get("LORA_TUI_RUNS")
     return Path(env).expanduser() if env else Path.cwd() / "runs"
+
+
+def free_run_dir(root: Path, stem: str) -> Path:
+    """`root/stem`, or `root/stem-2`, `-3`…: the first that does not exist or is an empty directory."""
+    for n in range(1, 10_000):
+        candidate = root / (stem if n == 1 else f"{stem}-{n}")
+        if not candidate.exists() or (candidate.is_dir() and not any(candidate.iterdir())):
+            return candidate
+    raise RuntimeError(f"no free run directory under {root}")
+
+
+def run_slug(model: str) -> str:
+    """A directory-name form of a model name: `Qwen/Qwen3-8B` -> `Qwen3-8B`, `demo` -> `demo`."""
+    name = Path(model.strip()).name or model
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "run"
+
+
+def default_output(model: str, root: Path | None = None) -> Path:
+    """Where a run of `model` goes when no output is given: the first free `ROOT/MODEL`, `MODEL-2`, …"""
+    return free_run_dir(root if root is not None else output_root(), run_slug(model))
+
+
+def retry_output(output: str, root: Path) -> Path:
+    """A free directory for another try of the run in `output`: `NAME-retry`, `NAME-retry-2`, …"""
+    stem = Path(output).name.rsplit("-retry", 1)[0] + "-retry"
+    return free_run_dir(root, stem)

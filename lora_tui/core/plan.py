@@ -39,9 +39,10 @@ class TrainingPlan:
     model: str = "demo"
     """Base model: `demo`, a preset name, a local directory with config.json, or a hub id."""
     data: str | None = None
-    """Training data file or directory; None means the built-in sample dataset."""
+    """Training data file or directory; the built-in sample dataset when not set."""
     output: str = "runs/lora-run"
-    """Run directory: adapter, checkpoints, metrics and logs are written here."""
+    """Run directory: adapter, checkpoints, metrics and logs are written here (when not given: the first free
+    RUNS_ROOT/MODEL, MODEL-2, ...; RUNS_ROOT is $LORA_TUI_RUNS or ./runs)."""
     task: str | None = None
     """The guide's task preset this plan started from (chat, domain, code, style), if any."""
     lora_r: int = 16
@@ -98,38 +99,30 @@ class TrainingPlan:
     def validate(self) -> None:
         """Raise UserError naming the first invalid field (flag names are the field's `--kebab-case`)."""
         _check(isinstance(self.model, str) and self.model.strip() != "", "model", "must not be empty")
-        _check(_is_int(self.lora_r) and self.lora_r > 0, "lora_r", f"must be a positive integer, got {self.lora_r}")
-        _check(_is_num(self.lora_alpha) and self.lora_alpha > 0, "lora_alpha", f"must be > 0, got {self.lora_alpha}")
-        _check(
-            _is_num(self.lora_dropout) and 0 <= self.lora_dropout < 1,
-            "lora_dropout",
-            f"must be in [0, 1), got {self.lora_dropout}",
-        )
-        _check(
-            _is_num(self.learning_rate) and self.learning_rate > 0,
-            "learning_rate",
-            f"must be > 0, got {self.learning_rate}",
-        )
-        _check(
-            _is_num(self.num_train_epochs) and self.num_train_epochs > 0,
-            "num_train_epochs",
-            f"must be > 0, got {self.num_train_epochs}",
-        )
-        for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "max_seq_length",
-                     "logging_steps", "save_steps", "save_total_limit", "num_processes"):
+        for name in ("data", "task"):
             value = getattr(self, name)
-            _check(_is_int(value) and value > 0, name, f"must be a positive integer, got {value}")
-        _check(
-            _is_num(self.warmup_ratio) and 0 <= self.warmup_ratio < 1,
-            "warmup_ratio",
-            f"must be in [0, 1), got {self.warmup_ratio}",
-        )
-        _check(_is_num(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "must be >= 0")
-        _check(_is_int(self.max_steps) and (self.max_steps == -1 or self.max_steps > 0), "max_steps",
-               f"must be a positive integer or -1, got {self.max_steps}")
-        _check(_is_int(self.seed) and self.seed >= 0, "seed", "must be a non-negative integer")
+            _check(value is None or (isinstance(value, str) and value.strip() != ""), name,
+                   "must not be empty (leave it out instead)")
+        _check(isinstance(self.output, str) and self.output.strip() != "", "output", "must not be empty")
+        for name, high in _INT_BOUNDS.items():
+            value = getattr(self, name)
+            _check(_is_int(value) and 0 < value <= high, name,
+                   f"must be a positive integer, got {_shown(value)} (at most {high:,} is accepted)")
+        for name, (low, top, low_open) in _NUMBER_BOUNDS.items():
+            number = getattr(self, name)
+            ok = _is_num(number) and (number > low if low_open else number >= low) and number <= top
+            _check(ok, name, f"must be {'>' if low_open else '>='} {fmt_value(low)}, got {_shown(number)} "
+                             f"(at most {top:,g} is accepted)")
+        _check(_is_num(self.lora_dropout) and 0 <= self.lora_dropout < 1, "lora_dropout",
+               f"must be in [0, 1), got {_shown(self.lora_dropout)}")
+        _check(_is_num(self.warmup_ratio) and 0 <= self.warmup_ratio < 1, "warmup_ratio",
+               f"must be in [0, 1), got {_shown(self.warmup_ratio)}")
+        _check(_is_int(self.max_steps) and (self.max_steps == -1 or 0 < self.max_steps <= MAX_STEPS), "max_steps",
+               f"must be a positive integer or -1, got {_shown(self.max_steps)} (at most {MAX_STEPS:,})")
+        _check(_is_int(self.seed) and 0 <= self.seed < 2**32, "seed",
+               f"must be a non-negative integer below 2**32, got {_shown(self.seed)}")
         _check(_is_num(self.eval_split) and 0 <= self.eval_split <= 0.5, "eval_split",
-               f"must be in [0, 0.5], got {self.eval_split}")
+               f"must be in [0, 0.5], got {_shown(self.eval_split)}")
         _check(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}")
         _check(len(self.target_modules) > 0, "target_modules", "must name at least one module")
 
@@ -150,6 +143,37 @@ class TrainingPlan:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every field (JSON/TOML friendly)."""
         return dataclasses.asdict(self)
+
+    @classmethod
+    def field_kind(cls, name: str) -> str:
+        """The value kind of a field: str, int, float, bool or list (a list of module names)."""
+        for f in dataclasses.fields(cls):
+            if f.name == name:
+                kind = str(f.type).split("|")[0].strip()
+                return "list" if kind.startswith("list") else kind
+        raise KeyError(name)
+
+    @classmethod
+    def parse_field(cls, name: str, text: str) -> Any:
+        """The typed value of a field from what a person typed; raises UserError naming the field and flag.
+
+        Booleans take yes/no, on/off, true/false or 1/0; lists take comma- or space-separated names; an empty
+        text is None for a field that may be unset (data, task).
+        """
+        kind, text = cls.field_kind(name), text.strip()
+        try:
+            if kind == "list":
+                return parse_target_modules(text)
+            if kind == "bool":
+                return _parse_bool(text)
+            if kind == "int":
+                return int(text)
+            if kind == "float":
+                value = float(text)
+                return int(value) if value.is_integer() and abs(value) < 2**53 and "." not in text else value
+        except ValueError:
+            raise UserError(f"`{name}` ({flag_for(name)}): {text!r} is not {_KIND_WORDS[kind]}") from None
+        return text or (None if getattr(cls, name, "") is None else text)
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -182,12 +206,13 @@ class TrainingPlan:
             lines += [f"{k} = {_toml_value(v)}" for k, v in sources.items()]
         return "\n".join(lines) + "\n"
 
-    def to_cli_args(self, *, defaults: TrainingPlan | None = None) -> list[str]:
-        """`lora-tui train` arguments reproducing this plan (fields equal to `defaults` are left out)."""
+    def to_cli_args(self, *, defaults: TrainingPlan | None = None, keep: tuple[str, ...] = ()) -> list[str]:
+        """`lora-tui train` arguments reproducing this plan (fields equal to `defaults` are left out, except
+        those in `keep`)."""
         base = defaults.to_dict() if defaults is not None else {}
         args: list[str] = ["lora-tui", "train"]
         for key, value in self.to_dict().items():
-            if key in base and base[key] == value or value is None:
+            if key in base and base[key] == value and key not in keep or value is None:
                 continue
             flag = "--" + _FLAG_NAMES.get(key, key.replace("_", "-"))
             if isinstance(value, bool):
@@ -201,10 +226,34 @@ class TrainingPlan:
                 args += [flag, fmt_value(value)]
         return args
 
-    def command_line(self, *, defaults: TrainingPlan | None = None) -> str:
-        """The shell command line equivalent to this plan."""
-        return shlex.join(self.to_cli_args(defaults=defaults))
+    def command_line(self, *, defaults: TrainingPlan | None = None, keep: tuple[str, ...] = ()) -> str:
+        """The shell command line equivalent to this plan (see `to_cli_args`)."""
+        return shlex.join(self.to_cli_args(defaults=defaults, keep=keep))
 
+
+MAX_STEPS = 10**9
+"""Largest `max_steps` (and save/logging interval) accepted: far beyond any real run, small enough for every
+library that stores steps in a 64-bit integer."""
+
+_NUMBER_BOUNDS: dict[str, tuple[float, float, bool]] = {
+    "lora_alpha": (0, 1e6, True),
+    "learning_rate": (0, 1.0, True),
+    "num_train_epochs": (0, 10_000, True),
+    "weight_decay": (0, 10.0, False),
+}
+"""Finite numbers: field -> (low, high, low excluded)."""
+
+_INT_BOUNDS = {
+    "lora_r": 65_536,
+    "per_device_train_batch_size": 65_536,
+    "gradient_accumulation_steps": 65_536,
+    "max_seq_length": 1 << 20,
+    "logging_steps": MAX_STEPS,
+    "save_steps": MAX_STEPS,
+    "save_total_limit": 1_000_000,
+    "num_processes": 4096,
+}
+"""Positive whole numbers: field -> the largest accepted (a typo such as r = 10**20 is refused, not run)."""
 
 _FLAG_NAMES = {
     "num_train_epochs": "epochs",
@@ -258,9 +307,28 @@ def _normalise_targets(value: Any) -> list[str]:
     return names
 
 
+_KIND_WORDS = {"int": "a whole number", "float": "a number", "bool": "yes or no", "list": "a list of names"}
+"""How each field kind is named in an error."""
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("yes", "true", "on", "1"):
+        return True
+    if lowered in ("no", "false", "off", "0"):
+        return False
+    raise ValueError(text)
+
+
 def _check(ok: bool, name: str, message: str) -> None:
     if not ok:
         raise UserError(f"`{name}` ({flag_for(name)}) {message}")
+
+
+def _shown(value: Any) -> str:
+    """A value as an error message quotes it (huge numbers shortened)."""
+    text = repr(value)
+    return text if len(text) <= 24 else text[:20] + "..."
 
 
 def _is_int(value: Any) -> bool:

@@ -28,7 +28,8 @@ from typing import Any, Protocol
 
 from lora_tui.core.models.modules import ModelInventory
 from lora_tui.core.plan import TrainingPlan, fmt_value
-from lora_tui.core.tables import Band, Guide, Row, guide
+from lora_tui.core.tables import Band, Guide, Row, Task, guide
+from lora_tui.core.targets import map_targets
 from lora_tui.errors import UserError
 
 SETTINGS = (
@@ -38,18 +39,24 @@ SETTINGS = (
 )
 """Every setting a recommendation fills in (TrainingPlan field names)."""
 
-_FUSED = {"q_proj": "qkv_proj", "k_proj": "qkv_proj", "v_proj": "qkv_proj",
-          "gate_proj": "gate_up_proj", "up_proj": "gate_up_proj"}
-"""Separate projection names -> the fused module that holds them in models such as Phi-3."""
+class TokenFacts(Protocol):
+    """What the recommendation reads of a dataset's token statistics."""
+
+    @property
+    def p95(self) -> int:
+        """95th-percentile length in tokens."""
 
 
-class _TokenStats(Protocol):
-    p95: int
+class DataFacts(Protocol):
+    """What the recommendation reads of a dataset report (core.dataset.report.DatasetReport has it)."""
 
+    @property
+    def examples(self) -> int:
+        """Valid examples."""
 
-class _DataReport(Protocol):
-    examples: int
-    token_stats: _TokenStats | None
+    @property
+    def token_stats(self) -> TokenFacts | None:
+        """Token lengths, when measured."""
 
 
 @dataclass
@@ -96,26 +103,7 @@ def _pick(key: str, g: Guide, task: Row | None, data: Band | None) -> tuple[Any,
     return g.defaults.settings[key], _cite(g.defaults, key)
 
 
-def map_targets(modules: list[str], inventory: ModelInventory | None) -> tuple[list[str], str]:
-    """Adapt a pattern's module names to the model: fused qkv/gate_up where the model fuses them."""
-    if inventory is None:
-        return list(modules), ""
-    present = {k.name for k in inventory.linears if k.group != "output"}
-    mapped: list[str] = []
-    for name in modules:
-        target = name if name in present else _FUSED.get(name, name)
-        if target in present and target not in mapped:
-            mapped.append(target)
-    if mapped == list(modules):
-        return mapped, ""
-    missing = [n for n in modules if n not in present and _FUSED.get(n) not in present]
-    note = f"; mapped to this model's modules ({', '.join(mapped) or 'none'})"
-    if missing:
-        note += f"; it has no {', '.join(missing)}"
-    return mapped, note
-
-
-def _seq_length(data: _DataReport | None, inventory: ModelInventory | None, default: int) -> tuple[int, str]:
+def _seq_length(data: DataFacts | None, inventory: ModelInventory | None, default: int) -> tuple[int, str]:
     limit = inventory.max_position_embeddings if inventory and inventory.max_position_embeddings else None
     stats = data.token_stats if data is not None else None
     if stats is not None:
@@ -137,9 +125,9 @@ def recommend(
     vram_bytes: int | None = None,
     inventory: ModelInventory | None = None,
     style: str = "standard",
-    data_report: _DataReport | None = None,
+    data_report: DataFacts | None = None,
 ) -> Recommendation:
-    """Recommend every setting in SETTINGS; see the module docstring for the precedence."""
+    """Recommend every setting in SETTINGS; see the module docstring for the precedence (one step each)."""
     g = guide()
     if task is not None and task not in g.tasks:
         raise UserError(f"--task {task}: unknown task; choose one of {', '.join(g.tasks)}")
@@ -161,56 +149,14 @@ def recommend(
 
     for key in ("lora_r", "lora_dropout", "learning_rate", "num_train_epochs"):
         values[key], reasons[key] = _pick(key, g, task_row, data_row)
-
-    if data_row is not None and task_row is not None and data_row.key == g.data_sizes[0].key:
-        r_cap, drop_min = data_row.settings["lora_r"], data_row.settings["lora_dropout"]
-        if values["lora_r"] > r_cap:
-            reasons["lora_r"] = (f"{_cite(task_row, 'lora_r')}, capped at {r_cap} by the {data_row.cite()} "
-                                 "(a small dataset overfits a large adapter)")
-            values["lora_r"] = r_cap
-        if values["lora_dropout"] < drop_min:
-            reasons["lora_dropout"] = (f"{_cite(task_row, 'lora_dropout')}, raised to {fmt_value(drop_min)} by the "
-                                       f"{data_row.cite()} (a small dataset needs more regularisation)")
-            values["lora_dropout"] = drop_min
-
-    if res_row is not None:
-        r_cap = res_row.settings["lora_r"]
-        if values["lora_r"] > r_cap:
-            reasons["lora_r"] = f"{res_row.cite()} caps r at {r_cap} (was {values['lora_r']}: {reasons['lora_r']})"
-            values["lora_r"] = r_cap
-        elif values["lora_r"] == r_cap:
-            reasons["lora_r"] += f"; the {res_row.cite()} agrees"
-        for key in ("per_device_train_batch_size", "gradient_accumulation_steps"):
-            values[key], reasons[key] = res_row.settings[key], _cite(res_row, key)
-        reasons["per_device_train_batch_size"] += " (effective batch 16, as in every resource row)"
-    else:
-        for key in ("per_device_train_batch_size", "gradient_accumulation_steps"):
-            values[key] = g.defaults.settings[key]
-            reasons[key] = _cite(g.defaults, key) + " (no GPU VRAM known, so the resource table does not apply)"
-        notes.append("No GPU VRAM known: r is not capped by the resource table and batch x accumulation is the "
-                     "defaults row's 2 x 8. Pass --vram-gb to plan for a GPU.")
-
+    _guard_small_data(values, reasons, g, task_row, data_row)
+    _apply_resources(values, reasons, notes, g, res_row)
     alpha = values["lora_r"] * ratio
     values["lora_alpha"] = int(alpha) if float(alpha).is_integer() else alpha
     reasons["lora_alpha"] = (f"alpha/r style '{style}' (ratio {ratio:g}): alpha = {ratio:g} x r = "
                              f"{fmt_value(values['lora_alpha'])}; every row of the guide's tables uses alpha = 2r")
-
-    pattern = g.patterns[task_row.pattern if task_row else "standard"]
-    targets, mapped_note = map_targets(list(pattern.modules), inventory)
-    values["target_modules"] = targets
-    origin = f"{task_row.cite()}" if task_row else "the guide's recommended default"
-    reasons["target_modules"] = f"target-module pattern '{pattern.key}' ({origin}): {pattern.why}{mapped_note}"
-
-    for key in ("warmup_ratio", "weight_decay"):
-        values[key], reasons[key] = g.defaults.settings[key], _cite(g.defaults, key)
-    values["gradient_checkpointing"] = vram_bytes is not None
-    reasons["gradient_checkpointing"] = (
-        "on for GPU training, as LLaMA-Factory, axolotl and Unsloth do: activations shrink to the layer inputs "
-        "for about 30% more time (the guide lists it among its out-of-memory remedies)"
-        if vram_bytes is not None else
-        "off without a GPU: system RAM is rarely the limit, and recomputing activations costs about 30% time")
-    reasons["warmup_ratio"] += (f" (the guide's script uses {g.guide_warmup_ratio:g}; its slow-convergence remedy "
-                                "lowers it to 0.1, which lora-tui starts from)")
+    _choose_targets(values, reasons, g, task_row, inventory)
+    _fill_defaults(values, reasons, g, vram_bytes)
     values["max_seq_length"], reasons["max_seq_length"] = _seq_length(
         data_report, inventory, g.defaults.settings["max_seq_length"])
 
@@ -225,6 +171,67 @@ def recommend(
     if inventory is not None and vram_bytes is not None:
         _fit(rec, inventory, vram_bytes)
     return rec
+
+
+def _guard_small_data(values: dict[str, Any], reasons: dict[str, str], g: Guide, task_row: Row | None,
+                      data_row: Band | None) -> None:
+    """Step 3: with fewer than 1K examples, cap r and raise dropout to the small-data row's values."""
+    if data_row is None or task_row is None or data_row.key != g.data_sizes[0].key:
+        return
+    r_cap, drop_min = data_row.settings["lora_r"], data_row.settings["lora_dropout"]
+    if values["lora_r"] > r_cap:
+        reasons["lora_r"] = (f"{_cite(task_row, 'lora_r')}, capped at {r_cap} by the {data_row.cite()} "
+                             "(a small dataset overfits a large adapter)")
+        values["lora_r"] = r_cap
+    if values["lora_dropout"] < drop_min:
+        reasons["lora_dropout"] = (f"{_cite(task_row, 'lora_dropout')}, raised to {fmt_value(drop_min)} by the "
+                                   f"{data_row.cite()} (a small dataset needs more regularisation)")
+        values["lora_dropout"] = drop_min
+
+
+def _apply_resources(values: dict[str, Any], reasons: dict[str, str], notes: list[str], g: Guide,
+                     res_row: Row | None) -> None:
+    """Step 4: the resource table caps r and fixes batch x accumulation; without a GPU the defaults' 2 x 8."""
+    if res_row is None:
+        for key in ("per_device_train_batch_size", "gradient_accumulation_steps"):
+            values[key] = g.defaults.settings[key]
+            reasons[key] = _cite(g.defaults, key) + " (no GPU VRAM known, so the resource table does not apply)"
+        notes.append("No GPU VRAM known: r is not capped by the resource table and batch x accumulation is the "
+                     "defaults row's 2 x 8. Pass --vram-gb to plan for a GPU.")
+        return
+    r_cap = res_row.settings["lora_r"]
+    if values["lora_r"] > r_cap:
+        reasons["lora_r"] = f"{res_row.cite()} caps r at {r_cap} (was {values['lora_r']}: {reasons['lora_r']})"
+        values["lora_r"] = r_cap
+    elif values["lora_r"] == r_cap:
+        reasons["lora_r"] += f"; the {res_row.cite()} agrees"
+    for key in ("per_device_train_batch_size", "gradient_accumulation_steps"):
+        values[key], reasons[key] = res_row.settings[key], _cite(res_row, key)
+    reasons["per_device_train_batch_size"] += " (effective batch 16, as in every resource row)"
+
+
+def _choose_targets(values: dict[str, Any], reasons: dict[str, str], g: Guide, task_row: Task | None,
+                    inventory: ModelInventory | None) -> None:
+    """Step 2's target pattern (the task's, else standard), mapped onto the model's modules."""
+    pattern = g.patterns[task_row.pattern if task_row else "standard"]
+    targets, mapped_note = map_targets(list(pattern.modules), inventory)
+    values["target_modules"] = targets
+    origin = f"{task_row.cite()}" if task_row else "the guide's recommended default"
+    reasons["target_modules"] = f"target-module pattern '{pattern.key}' ({origin}): {pattern.why}{mapped_note}"
+
+
+def _fill_defaults(values: dict[str, Any], reasons: dict[str, str], g: Guide, vram_bytes: int | None) -> None:
+    """Step 1's defaults for warmup and weight decay; gradient checkpointing on for GPU runs."""
+    for key in ("warmup_ratio", "weight_decay"):
+        values[key], reasons[key] = g.defaults.settings[key], _cite(g.defaults, key)
+    values["gradient_checkpointing"] = vram_bytes is not None
+    reasons["gradient_checkpointing"] = (
+        "on for GPU training, as LLaMA-Factory, axolotl and Unsloth do: activations shrink to the layer inputs "
+        "for about 30% more time (the guide lists it among its out-of-memory remedies)"
+        if vram_bytes is not None else
+        "off without a GPU: system RAM is rarely the limit, and recomputing activations costs about 30% time")
+    reasons["warmup_ratio"] += (f" (the guide's script uses {g.guide_warmup_ratio:g}; its slow-convergence remedy "
+                                "lowers it to 0.1, which lora-tui starts from)")
 
 
 def _apply_model_preset(values: dict[str, Any], reasons: dict[str, str], inventory: ModelInventory | None) -> None:

@@ -8,8 +8,6 @@ at start-up; the others are imported when first shown.
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import inspect
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -19,17 +17,18 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from lora_tui.core.paths import output_root
+from lora_tui.core.paths import output_root, retry_output
 from lora_tui.core.plan import TrainingPlan
 from lora_tui.errors import UserError
-from lora_tui.ui.state import WizardState, free_run_dir
+from lora_tui.ui.state import WizardState
 
 HardwareProbe = Callable[[], Any]
 """Returns a `HardwareReport` (the real one: `lora_tui.core.hardware.detect.detect_hardware`)."""
 GpuQuery = Callable[[], tuple[Any, str]]
 """Returns (gpus, nvml status) for the live refresh (the real one: `lora_tui.core.hardware.detect.query_gpus`)."""
 Launcher = Callable[..., Any]
-"""`launch_run(plan, sources, *, overwrite, resume) -> LaunchedRun(run_dir, pid)`."""
+"""`launch_run(resolved, *, overwrite, resume) -> LaunchedRun(run_dir, pid)` (the real one:
+`lora_tui.core.launcher.launch_run`)."""
 
 WIZARD: tuple[tuple[str, str], ...] = (
     ("hardware", "Hardware"),
@@ -49,9 +48,6 @@ _SCREEN_MODULES = {
     "runs": ("lora_tui.ui.screens.runs", "RunsScreen"),
 }
 """Where each named screen lives; imported on first use so start-up imports only the first one."""
-
-ADAPTERS_MODULE = "lora_tui.ui.screens.adapters"
-"""The adapter manager's screen module (offered only when present)."""
 
 
 def _lazy_screen(name: str) -> Callable[[], Screen[Any]]:
@@ -76,11 +72,10 @@ def _default_gpu_query() -> tuple[Any, str]:
     return tuple(gpus), str(status)
 
 
-def _default_launcher(plan: TrainingPlan, sources: dict[str, str], *, overwrite: bool = False,
-                      resume: bool = False) -> Any:
+def _default_launcher(resolved: Any, *, overwrite: bool = False, resume: bool = False) -> Any:
     from lora_tui.core.launcher import launch_run
 
-    return launch_run(plan, sources, overwrite=overwrite, resume=resume)
+    return launch_run(resolved, overwrite=overwrite, resume=resume)
 
 
 class LoraTuiApp(App[None]):
@@ -192,18 +187,11 @@ class LoraTuiApp(App[None]):
         """Switch between the dark and the light theme."""
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Offer the adapter manager only when this build has it."""
-        if action == "adapters":
-            return self.has_adapters_screen()
-        return True
-
     def action_adapters(self) -> None:
-        """Open the adapter manager (when this build has it)."""
-        module = importlib.import_module(ADAPTERS_MODULE)
-        screen_cls = module.AdaptersScreen
-        params = inspect.signature(screen_cls).parameters
-        self.push_screen(screen_cls(runs_root=self.runs_root) if "runs_root" in params else screen_cls())
+        """Open the adapter manager."""
+        from lora_tui.ui.screens.adapters import AdaptersScreen
+
+        self.push_screen(AdaptersScreen(runs_root=self.runs_root))
 
     def open_monitor(self, run_dir: Path) -> None:
         """Show the monitor for a run directory."""
@@ -211,24 +199,19 @@ class LoraTuiApp(App[None]):
 
         self.push_screen(MonitorScreen(Path(run_dir)))
 
-    def review_with(self, changes: dict[str, Any], *, reason: str) -> None:
-        """Make a new run configuration from the current plan with `changes`, and show it on the review."""
-        stem = Path(self.state.plan.output).name.rsplit("-retry", 1)[0] + "-retry"
-        self.state.update("given", **changes)
-        self.state.update("given", output=str(free_run_dir(self.runs_root, stem)))
+    def review_with(self, changes: dict[str, Any], *, reason: str, base: TrainingPlan | None = None) -> None:
+        """Make a new run configuration from `base` (a run's plan; else the current one) with `changes`, in a
+        free `NAME-retry` directory, and show it on the review."""
+        if base is not None:
+            self.state.start_from(base)
+        output = retry_output(self.state.plan.output, self.runs_root)
+        self.state.update(**changes, output=str(output))
         self.notify(reason, title="New run configuration")
         while len(self.screen_stack) > 2:
             self.pop_screen()
         self.goto("review")
 
     # ---- commands and errors ----------------------------------------------------------------------------
-
-    def has_adapters_screen(self) -> bool:
-        """True when the adapter manager's screen module is part of this build."""
-        try:
-            return importlib.util.find_spec(ADAPTERS_MODULE) is not None
-        except ModuleNotFoundError:
-            return False
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """Command palette entries, "Category: Action"."""
@@ -238,8 +221,7 @@ class LoraTuiApp(App[None]):
         yield SystemCommand("Runs: Show runs", "Runs under the output root; open one's monitor", self.action_runs)
         yield SystemCommand("Help: LoRA parameters", "r, alpha, dropout, targets, lr, batch", self.action_help)
         yield SystemCommand("View: Toggle dark/light", "Switch the theme", self.action_toggle_theme)
-        if self.has_adapters_screen():
-            yield SystemCommand("Adapters: Manage adapters", "List, inspect and try adapters", self.action_adapters)
+        yield SystemCommand("Adapters: Manage adapters", "List, inspect and try adapters", self.action_adapters)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place worker failures surface (screens forward their workers' events here, since
@@ -261,10 +243,9 @@ def make_app(*, hardware_probe: HardwareProbe | None = None, gpu_query: GpuQuery
              start: str = "hardware", open_run: str | Path | None = None) -> LoraTuiApp:
     """Build the app with its collaborators; anything not given is the real one."""
     root = Path(runs_root) if runs_root is not None else output_root()
-    state = WizardState(plan=plan or TrainingPlan())
-    if plan is None:
-        state.plan = TrainingPlan(output=str(free_run_dir(root, "lora-run")))
-        state.sources = {name: "default" for name in TrainingPlan.field_names()}
+    state = WizardState(runs_root=root)
+    if plan is not None:
+        state.start_from(plan, only_changed=True, keep_output=True)
     return LoraTuiApp(
         hardware_probe=hardware_probe or _default_probe,
         gpu_query=gpu_query or _default_gpu_query,

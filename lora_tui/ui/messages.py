@@ -58,14 +58,6 @@ class ModelChecked(Message):
 
 
 @dataclass
-class Recommended(Message):
-    """The advisor's recommendation for the current inputs."""
-
-    recommendation: Any
-    """The `lora_tui.core.recommend.Recommendation`."""
-
-
-@dataclass
 class RunLaunched(Message):
     """A training process was started."""
 

@@ -1,51 +1,80 @@
-"""The wizard's state: one TrainingPlan plus what the screens learned on the way, kept by the App.
+"""The wizard's state: what the person set, what the screens learned, and the plan `core.resolve` makes of them.
 
-Every screen reads and writes this one object, so going back and forward never loses an entry, and the review
-screen's command line is always the plan the person sees.
+Every screen reads and writes this one object, so going back and forward never loses an entry. The plan is never
+assembled here: every change calls `resolve(given, inputs)`, the same function `lora-tui train` calls once, so
+the wizard and the CLI give the same plan, sources and reasons for the same intent.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lora_tui.core.paths import SAMPLE_DATA_PATH
 from lora_tui.core.plan import TrainingPlan
+from lora_tui.core.resolve import PATTERN, PlanInputs, ResolvedPlan, resolve
+from lora_tui.errors import UserError
 
-TARGET_PATTERNS: dict[str, tuple[str, ...]] = {
-    "minimal": ("q_proj", "v_proj"),
-    "standard": ("q_proj", "k_proj", "v_proj", "o_proj"),
-    "maximum": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
-}
-"""The guide's three target-module patterns (minimal: memory first; standard: recommended; maximum: quality)."""
+if TYPE_CHECKING:
+    from lora_tui.core.dataset.report import DatasetReport
+    from lora_tui.core.hardware.detect import HardwareReport
+    from lora_tui.core.models.inventory import ModelInventory
+
+ADVISED = ("lora_r", "lora_alpha", "lora_dropout", "learning_rate", "per_device_train_batch_size",
+           "gradient_accumulation_steps", "num_train_epochs", "warmup_ratio", "weight_decay", "max_seq_length",
+           "target_modules", "gradient_checkpointing")
+"""The settings the advisor recommends and a person may override (its Reset forgets these)."""
 
 
 @dataclass
 class WizardState:
-    """Everything the wizard has gathered so far."""
+    """Everything the wizard has gathered so far, and the plan resolved from it."""
 
-    plan: TrainingPlan = field(default_factory=TrainingPlan)
-    """The run being configured; replaced (validated) on every change."""
-    sources: dict[str, str] = field(default_factory=dict)
-    """Where each plan value came from: given (typed here), recommended, default."""
-    hardware: Any | None = None
+    given: dict[str, Any] = field(default_factory=dict)
+    """Plan fields the person set (and `PATTERN`, a chosen target pattern); a recommendation never overrides them."""
+    hardware: HardwareReport | None = None
     """The HardwareReport, once detected."""
-    data_report: Any | None = None
+    data_report: DatasetReport | None = None
     """The DatasetReport of the chosen data, once inspected."""
-    inventory: Any | None = None
+    inventory: ModelInventory | None = None
     """The chosen model's ModelInventory, once loaded."""
-    target_pattern: str = "standard"
-    """minimal, standard, maximum or custom."""
     style: str = "standard"
     """The alpha/r style the advisor uses: conservative, standard or aggressive."""
-    edited: set[str] = field(default_factory=set)
-    """Plan fields the person set by hand; a new recommendation leaves them alone."""
+    runs_root: Path | None = None
+    """Where a run directory goes when none is given."""
+    resolved: ResolvedPlan = field(init=False)
+    """The plan `resolve` made of the above; replaced on every change."""
 
     def __post_init__(self) -> None:
-        if self.target_pattern not in (*TARGET_PATTERNS, "custom"):
-            raise ValueError("`target_pattern` must be minimal, standard, maximum or custom")
+        self.resolved = resolve(self.given, self.inputs())
+
+    # ---- what the screens read ------------------------------------------------------------------------------
+
+    @property
+    def plan(self) -> TrainingPlan:
+        """The run being configured."""
+        return self.resolved.plan
+
+    @property
+    def sources(self) -> dict[str, str]:
+        """Where each plan value came from: given (set here), recommended, default."""
+        return self.resolved.sources
+
+    @property
+    def reasons(self) -> dict[str, str]:
+        """Why each value not set by the person has its value."""
+        return self.resolved.reasons
+
+    @property
+    def target_pattern(self) -> str:
+        """The guide's pattern the targets are on this model (minimal, standard, maximum), or custom."""
+        return self.resolved.target_pattern
+
+    @property
+    def edited(self) -> set[str]:
+        """Plan fields the person set by hand (a chosen pattern counts as setting the targets)."""
+        return {"target_modules" if k == PATTERN else k for k in self.given}
 
     @property
     def data_path(self) -> Path:
@@ -58,56 +87,54 @@ class WizardState:
         value = getattr(self.hardware, "usable_vram_bytes", None)
         return int(value) if value else None
 
-    def update(self, source: str = "given", **changes: Any) -> TrainingPlan:
-        """Replace the plan with `changes` applied (raises UserError naming the field when invalid)."""
-        self.plan = dataclasses.replace(self.plan, **changes)
-        for key in changes:
-            self.sources[key] = source
-            if source == "given":
-                self.edited.add(key)
-        return self.plan
+    def inputs(self) -> PlanInputs:
+        """What the plan is resolved from besides the given values."""
+        return PlanInputs(data_report=self.data_report, vram_bytes=self.vram_bytes, inventory=self.inventory,
+                          style=self.style, runs_root=self.runs_root)
 
-    def apply_recommendation(self, values: dict[str, Any]) -> TrainingPlan:
-        """Take the advisor's values for every field the person has not set by hand."""
-        known = set(TrainingPlan.field_names())
-        changes = {k: v for k, v in values.items() if k in known and k not in self.edited}
+    # ---- what the screens change ----------------------------------------------------------------------------
+
+    def update(self, **changes: Any) -> TrainingPlan:
+        """Set plan fields as given (None forgets one); raises UserError naming the field, leaving the state."""
+        given = {**self.given, **changes}
         if "target_modules" in changes:
-            self.target_pattern = pattern_of(changes["target_modules"])
-        return self.update("recommended", **changes) if changes else self.plan
+            given.pop(PATTERN, None)
+        return self._resolve({k: v for k, v in given.items() if v is not None})
 
+    def choose_pattern(self, pattern: str) -> TrainingPlan:
+        """Choose one of the guide's target patterns; the resolver maps it onto this model's modules."""
+        given = {k: v for k, v in self.given.items() if k != "target_modules"}
+        return self._resolve({**given, PATTERN: pattern})
 
-def free_run_dir(root: Path, stem: str) -> Path:
-    """`root/stem`, or `root/stem-2`, `-3`… : the first that does not exist or is empty."""
-    for n in range(1, 10_000):
-        candidate = root / (stem if n == 1 else f"{stem}-{n}")
-        if not candidate.exists() or (candidate.is_dir() and not any(candidate.iterdir())):
-            return candidate
-    raise RuntimeError(f"no free run directory under {root}")
+    def forget(self, *names: str) -> TrainingPlan:
+        """Drop the person's values for these fields, so the recommendation (or default) applies again."""
+        dropped = {"target_modules", PATTERN} if "target_modules" in names else set()
+        return self._resolve({k: v for k, v in self.given.items() if k not in names and k not in dropped})
 
+    def start_from(self, plan: TrainingPlan, *, only_changed: bool = False, keep_output: bool = False
+                   ) -> TrainingPlan:
+        """Take `plan`'s values as given: all of them (a run to try again), or with `only_changed` those that
+        differ from the defaults (a plan a test or a run file set up); its output directory only with
+        `keep_output`."""
+        defaults = TrainingPlan().to_dict()
+        given = {k: v for k, v in plan.to_dict().items()
+                 if k != "output" and v is not None and not (only_changed and v == defaults[k])}
+        if keep_output:
+            given["output"] = plan.output
+        return self._resolve(given)
 
-def pattern_of(targets: list[str] | tuple[str, ...]) -> str:
-    """The guide's pattern name these targets are (order ignored), or `custom`."""
-    for name, names in TARGET_PATTERNS.items():
-        if set(names) == set(targets):
-            return name
-    return "custom"
+    def set_inputs(self, **inputs: Any) -> TrainingPlan:
+        """Replace hardware, data_report, inventory or style, and resolve again."""
+        for name, value in inputs.items():
+            if name not in ("hardware", "data_report", "inventory", "style"):
+                raise TypeError(f"not an input: {name}")
+            setattr(self, name, value)
+        try:
+            return self._resolve(self.given)
+        except UserError:  # a chosen pattern with none of its modules in a new model: take the advice
+            return self.forget("target_modules")
 
-
-def local_tokenizer(model: str) -> Path | None:
-    """The tokenizer.json of `model` when it is on this machine, else None (never downloads).
-
-    `demo` is the demo model's directory in the cache once built; a local directory is used as it is; a preset
-    name or hub id is looked up in the Hugging Face cache.
-    """
-    from lora_tui.core.dataset.tokens import find_tokenizer_file
-    from lora_tui.core.models.modules import preset
-    from lora_tui.errors import UserError
-
-    name = model.strip()
-    if not name:
-        return None
-    meta = None if name.lower() == "demo" or Path(name).expanduser().exists() else preset(name)
-    try:
-        return find_tokenizer_file(meta["hub_id"] if meta else name)
-    except UserError:
-        return None
+    def _resolve(self, given: dict[str, Any]) -> TrainingPlan:
+        self.resolved = resolve(given, self.inputs())
+        self.given = given
+        return self.resolved.plan

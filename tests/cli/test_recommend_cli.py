@@ -18,9 +18,9 @@ def no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--vram-gb", "0"], "--vram-gb must be > 0, got 0"),
-    (["--vram-gb", "nan"], "--vram-gb must be > 0, got nan"),
-    (["--vram-gb", "inf"], "--vram-gb must be > 0, got inf"),
+    (["--vram-gb", "0"], "argument --vram-gb: must be a positive, finite number of GB, got 0"),
+    (["--vram-gb", "nan"], "argument --vram-gb: must be a positive, finite number of GB, got nan"),
+    (["--vram-gb", "inf"], "argument --vram-gb: must be a positive, finite number of GB, got inf"),
     (["--examples", "-1"], "--examples must be >= 0, got -1"),
     (["--task", "poetry"], "argument --task: invalid choice: 'poetry'"),
 ])

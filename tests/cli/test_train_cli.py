@@ -149,8 +149,8 @@ def test_given_batch_keeps_effective_batch_and_given_r_keeps_alpha_ratio(tmp_pat
 
 
 @pytest.mark.parametrize(("flags", "config", "needle"), [
-    (["--vram-gb", "-3"], None, "--vram-gb must be a positive number of GB"),
-    (["--vram-gb", "0"], None, "--vram-gb must be a positive number of GB"),
+    (["--vram-gb", "-3"], None, "argument --vram-gb: must be a positive, finite number of GB"),
+    (["--vram-gb", "0"], None, "argument --vram-gb: must be a positive, finite number of GB"),
     (["--batch-size", "0"], None, "`per_device_train_batch_size` (--batch-size) must be a positive integer"),
     ([], "[plan]\nper_device_train_batch_size = 0\n", "must be a positive integer, got 0"),
     ([], "[plan]\nlora_r = \"x\"\n", "`lora_r` (--lora-r) must be a positive integer"),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from lora_tui.core.models.modules import LinearKind, ModelInventory
-from lora_tui.core.recommend import SETTINGS, map_targets, recommend
+from lora_tui.core.recommend import SETTINGS, recommend
+from lora_tui.core.targets import map_targets
 from lora_tui.core.tables import guide, resource_tier, size_tier
 from lora_tui.errors import UserError
 

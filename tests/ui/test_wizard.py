@@ -193,3 +193,31 @@ async def test_data_step_measures_tokens_when_the_models_tokenizer_is_local(
         assert stats is not None and stats.max > 0
         assert f"median {stats.median}, p95 {stats.p95}, max {stats.max}; 0 over 512" in summary
         assert app.state.data_report.token_stats == stats
+
+
+async def test_phi3_standard_pattern_gives_its_fused_modules(tmp_path: Path) -> None:
+    from textual.widgets import RadioButton
+
+    app = make_app(hardware_probe=fakes.probe(24), gpu_query=fakes.gpu_query(24), launcher=fakes.FakeLauncher(),
+                   runs_root=tmp_path / "runs", gpu_interval=0, start="task")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        app.screen.query_one("#model", Input).value = "phi-3-mini-4k-instruct"
+        await pilot.click("#model")
+        await pilot.press("enter")
+        await settle(pilot, app)
+        assert app.state.plan.model == "phi-3-mini-4k-instruct"
+        minimal = next(b for b in app.screen.query(RadioButton) if b.name == "minimal")
+        minimal.value = True
+        await settle(pilot, app)
+        assert app.state.plan.target_modules == ["qkv_proj"]
+        standard = next(b for b in app.screen.query(RadioButton) if b.name == "standard")
+        standard.value = True
+        await settle(pilot, app)
+        assert app.state.plan.target_modules == ["qkv_proj", "o_proj"]
+        assert app.screen.query_one("#custom-targets", Input).value == "qkv_proj,o_proj"
+        assert "On this model: qkv_proj, o_proj" in text_of(app, "#pattern-why")
+        await next_step(pilot, app)
+        assert type(app.screen).__name__ == "AdvisorScreen"
+        assert app.screen.query_one("#set-target_modules", Input).value == "qkv_proj,o_proj"
+        assert "Trainable" in text_of(app, "#totals") and "No module matches" not in text_of(app, "#totals")

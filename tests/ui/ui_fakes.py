@@ -11,6 +11,7 @@ from typing import Any
 from lora_tui.core import runs
 from lora_tui.core.hardware.detect import GpuInfo, HardwareReport
 from lora_tui.core.plan import TrainingPlan
+from lora_tui.core.resolve import ResolvedPlan
 
 GIB = 1024**3
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,8 +62,8 @@ class FakeLauncher:
         self.calls: list[tuple[TrainingPlan, dict[str, str], bool, bool]] = []
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def __call__(self, plan: TrainingPlan, sources: dict[str, str], *, overwrite: bool = False,
-                 resume: bool = False) -> Launched:
+    def __call__(self, resolved: ResolvedPlan, *, overwrite: bool = False, resume: bool = False) -> Launched:
+        plan, sources = resolved.plan, resolved.sources
         runs.check_output_dir(plan.output, resume=resume, overwrite=overwrite)
         self.calls.append((plan, dict(sources), overwrite, resume))
         run_dir = Path(plan.output)

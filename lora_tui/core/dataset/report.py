@@ -258,6 +258,17 @@ def inspect_dataset(
     )
 
 
+
+def inspect_for_model(path: str | Path, model: str, *, max_seq_length: int | None = None,
+                      max_issues: int = 50) -> DatasetReport:
+    """`inspect_dataset` with `model`'s tokenizer when it is on this machine (token lengths measured), else
+    without: what the wizard's Data step and `lora-tui train` both plan from."""
+    from lora_tui.core.dataset.tokens import local_tokenizer
+
+    return inspect_dataset(path, tokenizer=local_tokenizer(model), max_seq_length=max_seq_length,
+                           max_issues=max_issues)
+
+
 def _token_notes(measured: bool) -> list[str]:
     """What the reader should know about the token statistics (or their absence)."""
     if not measured:

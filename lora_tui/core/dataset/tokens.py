@@ -89,6 +89,24 @@ def find_tokenizer_file(spec: str | Path) -> Path:
                     "download the model once or pass a directory containing tokenizer.json")
 
 
+def local_tokenizer(model: str) -> Path | None:
+    """The tokenizer.json of `model` when it is on this machine, else None (never downloads).
+
+    `demo` is the demo model's directory in the cache once built; a local directory is used as it is; a preset
+    name or hub id is looked up in the Hugging Face cache.
+    """
+    from lora_tui.core.models.modules import preset
+
+    name = model.strip()
+    if not name:
+        return None
+    meta = None if name.lower() == "demo" or Path(name).expanduser().exists() else preset(name)
+    try:
+        return find_tokenizer_file(meta["hub_id"] if meta else name)
+    except UserError:
+        return None
+
+
 def _hub_cache_tokenizer(repo_id: str) -> Path | None:
     """tokenizer.json of `repo_id` in the hub cache ($HF_HUB_CACHE, else $HF_HOME/hub)."""
     if repo_id.count("/") != 1:

@@ -6,18 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Input, RadioButton, RadioSet, Static
 
-from lora_tui.core.plan import TrainingPlan, flag_for, parse_target_modules
+from lora_tui.core.plan import TrainingPlan, flag_for
 from lora_tui.errors import UserError
 from lora_tui.ui.format import fmt_bytes, fmt_count, fmt_value
-from lora_tui.ui.messages import Recommended
 from lora_tui.ui.screens.base import WizardScreen
-from lora_tui.ui.state import pattern_of
+from lora_tui.ui.state import ADVISED
 
 EDITABLE: tuple[tuple[str, str], ...] = (
     ("lora_r", "r"),
@@ -42,24 +41,6 @@ VERDICT_STYLE = {"fits": "bold green", "tight": "bold yellow", "will_not_fit": "
 """How each memory verdict is coloured."""
 
 
-def parse_setting(name: str, text: str) -> Any:
-    """A typed value for a plan field from what was typed (ValueError/UserError when it is not one)."""
-    text = text.strip()
-    if name == "target_modules":
-        return parse_target_modules(text)
-    if name == "gradient_checkpointing":
-        lowered = text.lower()
-        if lowered in ("yes", "true", "on", "1"):
-            return True
-        if lowered in ("no", "false", "off", "0"):
-            return False
-        raise ValueError("type yes or no")
-    default = getattr(TrainingPlan(), name)
-    if isinstance(default, int) and not isinstance(default, bool) and name != "lora_alpha":
-        return int(text)
-    return float(text)
-
-
 class AdvisorScreen(WizardScreen):
     """The advisor: values and reasons, scaling, per-layer parameters and the memory estimate."""
 
@@ -72,8 +53,6 @@ class AdvisorScreen(WizardScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self._inputs_key: tuple[Any, ...] | None = None
-        self._reasons: dict[str, str] = {}
         self._fit_changes: dict[str, Any] = {}
 
     def compose_body(self) -> ComposeResult:
@@ -107,36 +86,12 @@ class AdvisorScreen(WizardScreen):
         self.query_one("#memory", DataTable).add_columns("part", "size", "detail")
 
     def on_screen_resume(self) -> None:
-        """Ask for a new recommendation when an input changed; else just refresh the figures."""
+        """Show the plan as resolved now (the data, task, model or hardware may have changed)."""
         self.clear_error()
-        key = self._recommend_key()
-        if key != self._inputs_key:
-            self._inputs_key = key
-            self.run_recommend()
-        self._fill_inputs()
-        self.refresh_figures()
+        self._show_plan()
 
-    def _recommend_key(self) -> tuple[Any, ...]:
-        s = self.state
-        inv_id = getattr(s.inventory, "model_id", None)
-        examples = getattr(s.data_report, "examples", None)
-        return (s.plan.task, examples, s.vram_bytes, inv_id, s.style)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="recommend")
-    def run_recommend(self) -> None:
-        """Ask the core advisor for values and reasons."""
-        from lora_tui.core.recommend import recommend
-
-        s = self.state
-        self.post_message(Recommended(recommend(task=s.plan.task, vram_bytes=s.vram_bytes, inventory=s.inventory,
-                                                style=s.style, data_report=s.data_report)))
-
-    def on_recommended(self, message: Recommended) -> None:
-        """Take the values for every field not edited by hand; show every reason."""
-        rec = message.recommendation
-        self.state.apply_recommendation(rec.values)
-        self._reasons = dict(rec.reasons)
-        self.query_one("#notes", Static).update("\n".join(rec.notes))
+    def _show_plan(self) -> None:
+        self.query_one("#notes", Static).update("\n".join(self.state.resolved.notes))
         self._fill_inputs()
         self.refresh_figures()
 
@@ -145,8 +100,8 @@ class AdvisorScreen(WizardScreen):
         for name, _label in EDITABLE:
             field = self.query_one(f"#set-{name}", Input)
             try:
-                same = parse_setting(name, field.value) == getattr(plan, name)
-            except (ValueError, UserError):
+                same = TrainingPlan.parse_field(name, field.value) == getattr(plan, name)
+            except UserError:
                 same = False
             if not same:
                 field.value = fmt_value(getattr(plan, name))
@@ -154,27 +109,27 @@ class AdvisorScreen(WizardScreen):
             self._show_reason(name)
 
     def _show_reason(self, name: str) -> None:
-        source = self.state.sources.get(name, "default")
-        reason = "set by you" if name in self.state.edited else self._reasons.get(name, f"{source} value")
+        if name in self.state.edited and name not in self.state.reasons:
+            reason = "set by you"
+        else:
+            reason = self.state.reasons.get(name, f"{self.state.sources.get(name, 'default')} value")
         self.query_one(f"#why-{name}", Static).update(Text(reason, style="dim italic"))
 
     @on(Input.Changed, ".setting-value")
     def _setting_changed(self, event: Input.Changed) -> None:
         name = (event.input.id or "").removeprefix("set-")
         try:
-            value = parse_setting(name, event.value)
+            value = TrainingPlan.parse_field(name, event.value)
             if value == getattr(self.state.plan, name):
-                return
-            self.state.update("given", **{name: value})
-        except (ValueError, UserError) as exc:
+                return  # the value shown is the resolved one: not an edit
+            self.state.update(**{name: value})
+        except UserError as exc:
             event.input.add_class("-invalid")
-            self.show_error(f"{name} ({flag_for(name)}): {exc}" if not isinstance(exc, UserError) else str(exc))
+            self.show_error(str(exc))
             return
         event.input.remove_class("-invalid")
         self.clear_error()
-        if name == "target_modules":
-            self.state.target_pattern = pattern_of(self.state.plan.target_modules)
-        self._show_reason(name)
+        self._fill_inputs()  # derived values (alpha for a given r, accumulation for a given batch) follow
         self.refresh_figures()
 
     @on(RadioSet.Changed, "#style")
@@ -182,25 +137,22 @@ class AdvisorScreen(WizardScreen):
         style = event.pressed.name or "standard"
         if style == self.state.style:
             return
-        self.state.style = style
-        self.state.edited.discard("lora_alpha")
-        self._inputs_key = self._recommend_key()
-        self.run_recommend()
+        self.state.set_inputs(style=style)
+        self.state.forget("lora_alpha")
+        self._show_plan()
 
     def action_reset(self) -> None:
         """Forget the hand edits and take the recommendation again."""
-        self.state.edited.clear()
-        self._inputs_key = self._recommend_key()
-        self.run_recommend()
+        self.state.forget(*ADVISED)
+        self._show_plan()
 
     def action_fit(self) -> None:
         """Apply the memory remedies that make the plan fit the VRAM."""
         if not self._fit_changes:
             self.notify("Nothing to change: the plan fits (or no GPU memory is known).")
             return
-        self.state.update("given", **self._fit_changes)
-        self._fill_inputs()
-        self.refresh_figures()
+        self.state.update(**self._fit_changes)
+        self._show_plan()
 
     # ---- the live figures -------------------------------------------------------------------------------
 

@@ -18,7 +18,6 @@ from lora_tui.core.paths import SAMPLE_DATA_PATH
 from lora_tui.ui.format import display_path, fmt_bytes
 from lora_tui.ui.messages import DataInspected
 from lora_tui.ui.screens.base import WizardScreen
-from lora_tui.ui.state import local_tokenizer
 
 
 class PathSuggester(Suggester):
@@ -87,10 +86,9 @@ class DataScreen(WizardScreen):
     def inspect(self, path: str, model: str, max_seq_length: int) -> None:
         """Inspect a data file (streaming, so large files do not block the UI); token lengths are measured
         when the model's tokenizer is on this machine."""
-        from lora_tui.core.dataset.report import inspect_dataset
+        from lora_tui.core.dataset.report import inspect_for_model
 
-        tokenizer = local_tokenizer(model)
-        report = inspect_dataset(path, tokenizer=tokenizer, max_seq_length=max_seq_length)
+        report = inspect_for_model(path, model, max_seq_length=max_seq_length)
         self.post_message(DataInspected(path, report))
 
     @on(Input.Submitted, "#data-path")
@@ -136,9 +134,9 @@ class DataScreen(WizardScreen):
     def on_data_inspected(self, message: DataInspected) -> None:
         """Show the report and keep the file in the plan."""
         report = message.report
-        self.state.data_report = report
         is_sample = Path(message.path).resolve() == SAMPLE_DATA_PATH.resolve()
-        self.state.update("default" if is_sample else "given", data=None if is_sample else message.path)
+        self.state.set_inputs(data_report=report)
+        self.state.update(data=None if is_sample else message.path)
         self.query_one("#data-summary", Static).update(self._summary(report))
         issues = Text()
         if report.issue_count:

@@ -70,7 +70,7 @@ class HardwareScreen(WizardScreen):
     def on_hardware_detected(self, message: HardwareDetected) -> None:
         """Show the report and start the live refresh when there are GPUs."""
         report = message.report
-        self.state.hardware = report
+        self.state.set_inputs(hardware=report)
         self.query_one("#hw-summary", Static).update(self._summary(report))
         self._fill_gpus(tuple(report.gpus))
         tier = getattr(report, "resource_tier", None)

@@ -308,8 +308,5 @@ class MonitorScreen(ForwardsWorkerEvents, Screen[Any]):
         if not changes:
             self.notify("No remedy to apply.", severity="warning")
             return
-        plan = self.plan()
-        if plan is not None:
-            self.app.state.plan = plan  # type: ignore[attr-defined]
         shown = ", ".join(f"{name} {fmt_value(value)}" for name, value in changes.items())
-        self.app.review_with(changes, reason=f"{reason}: {shown}")  # type: ignore[attr-defined]
+        self.app.review_with(changes, reason=f"{reason}: {shown}", base=self.plan())  # type: ignore[attr-defined]

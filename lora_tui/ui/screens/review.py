@@ -13,6 +13,7 @@ from textual.widgets import Button, Checkbox, Input, Static
 
 from lora_tui.core import runs
 from lora_tui.core.plan import TrainingPlan
+from lora_tui.core.resolve import ResolvedPlan
 from lora_tui.errors import UserError
 from lora_tui.ui.format import display_path, fmt_value
 from lora_tui.ui.messages import RunLaunched
@@ -66,7 +67,7 @@ class ReviewScreen(WizardScreen):
         text = Text()
         for name in SUMMARY_FIELDS:
             value = getattr(plan, name)
-            source = "you" if name in self.state.edited else self.state.sources.get(name, "default")
+            source = "you" if self.state.sources.get(name) == "given" else self.state.sources.get(name, "default")
             text.append(f"{name:>28} ", style="bold")
             text.append(fmt_value(value) if value is not None else "-")
             text.append(f"  ({source})\n", style="dim")
@@ -80,14 +81,14 @@ class ReviewScreen(WizardScreen):
 
     def command_line(self) -> str:
         """`lora-tui train ...` reproducing the plan (settings equal to the defaults left out)."""
-        return self.state.plan.command_line(defaults=TrainingPlan(output=""))
+        return self.state.plan.command_line(defaults=TrainingPlan(), keep=("output",))
 
     @on(Input.Submitted, "#output")
     @on(Input.Changed, "#output")
     def _output_changed(self, event: Input.Changed | Input.Submitted) -> None:
         value = event.value.strip()
         if value and value != self.state.plan.output:
-            self.state.update("given", output=value)
+            self.state.update(output=value)
             self.query_one("#review-cmd", Static).update(self.command_line())
         self._check_output()
 
@@ -146,12 +147,12 @@ class ReviewScreen(WizardScreen):
         self.clear_error()
         overwrite, resume = self._choice()
         self.query_one("#launch-btn", Button).disabled = True
-        self.launch(self.state.plan, dict(self.state.sources), overwrite, resume)
+        self.launch(self.state.resolved, overwrite, resume)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="launch")
-    def launch(self, plan: TrainingPlan, sources: dict[str, str], overwrite: bool, resume: bool) -> None:
-        """Start `lora-tui train` in the background through the app's launcher."""
-        launched = self.tui.launcher(plan, sources, overwrite=overwrite, resume=resume)
+    def launch(self, resolved: ResolvedPlan, overwrite: bool, resume: bool) -> None:
+        """Start `lora-tui train` in the background through the app's launcher (the plan as resolved here)."""
+        launched = self.tui.launcher(resolved, overwrite=overwrite, resume=resume)
         self.post_message(RunLaunched(Path(launched.run_dir), getattr(launched, "pid", None)))
 
     def on_run_launched(self, message: RunLaunched) -> None:

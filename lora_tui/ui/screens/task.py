@@ -10,13 +10,10 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Input, RadioButton, RadioSet, Static
 
 from lora_tui.core.plan import parse_target_modules
+from lora_tui.core.targets import CUSTOM, pattern_names
 from lora_tui.errors import UserError
 from lora_tui.ui.messages import ModelChecked
 from lora_tui.ui.screens.base import WizardScreen
-from lora_tui.ui.state import TARGET_PATTERNS
-
-PATTERN_NAMES = (*TARGET_PATTERNS, "custom")
-"""The choices of the target-module pattern, in display order."""
 
 
 class TaskScreen(WizardScreen):
@@ -45,7 +42,7 @@ class TaskScreen(WizardScreen):
                 with Vertical(classes="column"):
                     yield Static("Target modules", classes="label")
                     with RadioSet(id="pattern"):
-                        for key in PATTERN_NAMES:
+                        for key in (*pattern_names(), CUSTOM):
                             title = self._patterns[key].title if key in self._patterns else "Custom"
                             yield RadioButton(title, value=self.state.target_pattern == key, name=key)
                     yield Input(",".join(self.state.plan.target_modules), id="custom-targets",
@@ -66,9 +63,14 @@ class TaskScreen(WizardScreen):
         self.check_model(self.state.plan.model)
 
     def on_screen_resume(self) -> None:
-        """Reflect a pattern the advisor may have chosen meanwhile."""
+        """Reflect targets the advisor (or a new model) may have changed meanwhile."""
+        self._show_targets()
+
+    def _show_targets(self) -> None:
+        """The pattern the plan's targets are on this model, and the module names themselves."""
         self._select_pattern(self.state.target_pattern)
         self.query_one("#custom-targets", Input).value = ",".join(self.state.plan.target_modules)
+        self._describe_pattern()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="model")
     def check_model(self, model: str) -> None:
@@ -87,12 +89,13 @@ class TaskScreen(WizardScreen):
         status = self.query_one("#model-status", Static)
         if message.inventory is None:
             status.update(Text(f"✘ {message.reason}", style="bold red"))
-            self.state.inventory = None
+            self.state.set_inputs(inventory=None)
             return
         inv = message.inventory
-        self.state.inventory = inv
+        self.state.set_inputs(inventory=inv)
         if message.model != self.state.plan.model:
-            self.state.update("given", model=message.model)
+            self.state.update(model=message.model)
+        self._show_targets()
         text = Text()
         text.append("✔ available offline" if message.available else "… not on this machine yet",
                     style="bold green" if message.available else "bold yellow")
@@ -115,34 +118,33 @@ class TaskScreen(WizardScreen):
     def _task_changed(self, event: RadioSet.Changed) -> None:
         key = event.pressed.name or None
         if key != self.state.plan.task:
-            self.state.update("given", task=key)
+            self.state.update(task=key)
+            self._show_targets()
         self._describe_task()
 
     @on(RadioSet.Changed, "#pattern")
     def _pattern_changed(self, event: RadioSet.Changed) -> None:
-        key = event.pressed.name or "custom"
-        self.state.target_pattern = key
-        if key in TARGET_PATTERNS:
-            modules = list(self._patterns[key].modules if key in self._patterns else TARGET_PATTERNS[key])
-            self.query_one("#custom-targets", Input).value = ",".join(modules)
-            if modules != self.state.plan.target_modules:
-                self.state.update("given", target_modules=modules)
-        self._describe_pattern()
+        key = event.pressed.name or CUSTOM
+        if key in self._patterns and key != self.state.target_pattern:
+            try:
+                self.state.choose_pattern(key)
+            except UserError as exc:
+                self.show_error(f"Target modules: {exc}")
+                return
+            self.clear_error()
+            self.query_one("#custom-targets", Input).value = ",".join(self.state.plan.target_modules)
+        self._describe_pattern(custom=key == CUSTOM)
 
     @on(Input.Submitted, "#custom-targets")
     def _targets_submitted(self, event: Input.Submitted) -> None:
         try:
-            modules = parse_target_modules(event.value)
-            self.state.update("given", target_modules=modules)
+            self.state.update(target_modules=parse_target_modules(event.value))
         except UserError as exc:
             self.show_error(f"Target modules: {exc}")
             return
         self.clear_error()
-        from lora_tui.ui.state import pattern_of
-
-        self.state.target_pattern = pattern_of(modules)
         self._select_pattern(self.state.target_pattern)
-        self._describe_pattern()
+        self._describe_pattern(custom=self.state.target_pattern == CUSTOM)
 
     def _select_pattern(self, key: str) -> None:
         for button in self.query("#pattern RadioButton").results(RadioButton):
@@ -154,12 +156,14 @@ class TaskScreen(WizardScreen):
         text = f"{task.what}\n{task.why}" if task else "No task preset: settings follow the data size and hardware."
         self.query_one("#task-what", Static).update(text)
 
-    def _describe_pattern(self) -> None:
-        key = self.state.target_pattern
+    def _describe_pattern(self, *, custom: bool = False) -> None:
+        key = CUSTOM if custom else self.state.target_pattern
         pattern = self._patterns.get(key)
         why = pattern.why if pattern else "Your own list (Enter to apply): names are matched as PEFT does."
+        if pattern is not None and list(pattern.modules) != self.state.plan.target_modules:
+            why += f"\nOn this model: {', '.join(self.state.plan.target_modules)}"
         self.query_one("#pattern-why", Static).update(why)
-        self.query_one("#custom-targets", Input).disabled = key != "custom"
+        self.query_one("#custom-targets", Input).disabled = key != CUSTOM
 
     def can_leave(self) -> bool:
         """Go on only with a model whose inventory is loaded (the advisor's math needs it)."""

@@ -1,0 +1,202 @@
+"""The only place where inputs become a plan: `resolve(given, inputs) -> ResolvedPlan`.
+
+The wizard calls `resolve` on every change with the fields the person set; `lora-tui train` calls it once with
+its flags (and `--config` run file). Both therefore get the same plan, the same sources and the same reasons for
+the same intent. Precedence, field by field: given > config (run file) > recommended > TrainingPlan default.
+After the merge, the derived rules (each in one function below) run in this order:
+
+1. a chosen target pattern (`given[PATTERN]`) becomes this model's module names (Phi-3's fused `qkv_proj`);
+2. a given batch size keeps the recommended effective batch (accumulation = effective / batch);
+3. a given r keeps the recommended alpha/r ratio;
+4. with N processes a recommended/default accumulation is divided by N (the effective batch stays);
+5. an output directory not given is the first free `RUNS_ROOT/MODEL`, `MODEL-2`, ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lora_tui.core.paths import default_output
+from lora_tui.core.plan import TrainingPlan, fmt_value
+from lora_tui.core.recommend import recommend
+from lora_tui.core.targets import pattern_modules, pattern_of
+from lora_tui.errors import UserError
+
+if TYPE_CHECKING:
+    from lora_tui.core.dataset.report import DatasetReport
+    from lora_tui.core.models.inventory import ModelInventory
+
+PATTERN = "target_pattern"
+"""Key of `given` that chooses one of the guide's target patterns by name (minimal, standard, maximum)."""
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """What a plan is made from besides the values a person sets: the machine, the data and the model."""
+
+    data_report: DatasetReport | None = None
+    """The inspected data (examples, token statistics); None before inspection."""
+    vram_bytes: int | None = None
+    """Usable GPU memory in bytes; None on a CPU or before detection."""
+    inventory: ModelInventory | None = None
+    """The model's module inventory; None before the model is known."""
+    style: str = "standard"
+    """The alpha/r style of the recommendation: conservative, standard or aggressive."""
+    runs_root: Path | None = None
+    """Where a run directory goes when none is given (None: `$LORA_TUI_RUNS` or ./runs)."""
+
+
+@dataclass
+class ResolvedPlan:
+    """A plan with the source and, where a rule chose it, the reason of every value."""
+
+    plan: TrainingPlan
+    """Every setting of the run, validated."""
+    sources: dict[str, str]
+    """Field -> given / config / recommended / default (with a note when a rule adjusted it)."""
+    reasons: dict[str, str]
+    """Field -> why it has its value, for every value not set by the person as it is."""
+    notes: list[str] = field(default_factory=list)
+    """The recommendation's notes (missing inputs, tiers used)."""
+    target_pattern: str = "custom"
+    """The guide's pattern the targets are on this model (minimal, standard, maximum), or custom."""
+    fit_steps: list[dict[str, Any]] = field(default_factory=list)
+    """Memory remedies the recommendation applied to fit the VRAM."""
+    inputs: PlanInputs = field(default_factory=PlanInputs)
+    """What the plan was resolved from (launch validates against it instead of measuring again)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: plan, sources, reasons, notes, target pattern."""
+        return {"plan": self.plan.to_dict(), "sources": dict(self.sources), "reasons": dict(self.reasons),
+                "notes": list(self.notes), "target_pattern": self.target_pattern}
+
+
+def resolve(given: Mapping[str, Any], inputs: PlanInputs, *, config: Mapping[str, Any] | None = None
+            ) -> ResolvedPlan:
+    """Merge given values, a run file's values and the recommendation; apply the derived rules; validate.
+
+    Raises UserError naming the field (and its flag) when a value is invalid.
+    """
+    person = {k: v for k, v in given.items() if v is not None}
+    pattern = person.pop(PATTERN, None)
+    layers = {"given": person, "config": {k: v for k, v in (config or {}).items() if v is not None}}
+    for label, layer in layers.items():
+        unknown = sorted(set(layer) - set(TrainingPlan.field_names()))
+        if unknown:
+            raise UserError(f"{label} settings: unknown setting(s) {', '.join(unknown)}")
+    task = person.get("task", layers["config"].get("task"))
+    rec = recommend(task=task, vram_bytes=inputs.vram_bytes, inventory=inputs.inventory, style=inputs.style,
+                    data_report=inputs.data_report)
+    values, sources = _merge(layers["given"], layers["config"], rec.values)
+    reasons = {k: v for k, v in rec.reasons.items() if sources[k] == "recommended"}
+    if pattern is not None and sources["target_modules"] not in ("given", "config"):
+        _apply_pattern(str(pattern), values, sources, reasons, inputs.inventory)
+    _keep_effective_batch(values, sources, rec.values, reasons)
+    _alpha_follows_given_rank(values, sources, rec.values, reasons)
+    _account_for_processes(values, sources, reasons)
+    if "output" not in values:
+        values["output"] = str(default_output(str(values.get("model", TrainingPlan.model)), inputs.runs_root))
+    plan = TrainingPlan.from_dict(values, where="settings")
+    _check_rank(plan, inputs.inventory)
+    return ResolvedPlan(plan=plan, sources=sources, reasons=reasons, notes=list(rec.notes),
+                        target_pattern=pattern_of(plan.target_modules, inputs.inventory),
+                        fit_steps=list(rec.fit_steps), inputs=inputs)
+
+
+def _check_rank(plan: TrainingPlan, inventory: ModelInventory | None) -> None:
+    """r larger than the narrowest targeted layer adds parameters without adding rank: refuse it, naming both."""
+    if inventory is None:
+        return
+    from lora_tui.core.lora_math import compute_lora_math
+
+    rows = compute_lora_math(inventory, r=plan.lora_r, lora_alpha=plan.lora_alpha,
+                             target_modules=list(plan.target_modules)).rows
+    if not rows:
+        return  # no target matches: the launch check names the unknown names
+    narrow = min(rows, key=lambda row: min(row.in_features, row.out_features))
+    width = min(narrow.in_features, narrow.out_features)
+    if plan.lora_r > width:
+        raise UserError(f"`lora_r` (--lora-r) {plan.lora_r} is larger than the narrowest targeted layer "
+                        f"({narrow.name}, {narrow.in_features} -> {narrow.out_features}); use at most {width}")
+
+
+def _merge(given: Mapping[str, Any], config: Mapping[str, Any], recommended: Mapping[str, Any]
+           ) -> tuple[dict[str, Any], dict[str, str]]:
+    """Each field from the first layer that has it: given, config, recommended; else the default."""
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name in TrainingPlan.field_names():
+        for layer, label in ((given, "given"), (config, "config"), (recommended, "recommended")):
+            if name in layer:
+                values[name], sources[name] = layer[name], label
+                break
+        else:
+            sources[name] = "default"
+    return values, sources
+
+
+def _apply_pattern(pattern: str, values: dict[str, Any], sources: dict[str, str], reasons: dict[str, str],
+                   inventory: ModelInventory | None) -> None:
+    """Rule 1: a chosen pattern -> this model's module names."""
+    modules, note = pattern_modules(pattern, inventory)
+    if not modules:
+        raise UserError(f"target pattern {pattern!r}: none of its modules exist in this model{note}; "
+                        "type the module names instead")
+    values["target_modules"], sources["target_modules"] = modules, "given"
+    reasons["target_modules"] = f"the guide's '{pattern}' pattern, as you chose{note}"
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _keep_effective_batch(values: dict[str, Any], sources: dict[str, str], recommended: Mapping[str, Any],
+                          reasons: dict[str, str]) -> None:
+    """Rule 2: a given batch with a recommended accumulation keeps the recommended effective batch (16 in every
+    resource row of the guide)."""
+    if sources["per_device_train_batch_size"] not in ("given", "config"):
+        return
+    if sources["gradient_accumulation_steps"] != "recommended":
+        return
+    if not _positive_int(values["per_device_train_batch_size"]):
+        return  # TrainingPlan refuses it, naming the flag
+    target = recommended["per_device_train_batch_size"] * recommended["gradient_accumulation_steps"]
+    batch = int(values["per_device_train_batch_size"])
+    accum = max(1, round(target / batch))
+    if accum != values["gradient_accumulation_steps"]:
+        reasons["gradient_accumulation_steps"] = (
+            f"{target} (the recommended effective batch) / batch {batch} = {accum}; "
+            f"before the batch was given: {reasons['gradient_accumulation_steps']}")
+        values["gradient_accumulation_steps"] = accum
+
+
+def _alpha_follows_given_rank(values: dict[str, Any], sources: dict[str, str], recommended: Mapping[str, Any],
+                              reasons: dict[str, str]) -> None:
+    """Rule 3: a given r with a recommended alpha keeps the recommended alpha/r ratio (2 in the guide)."""
+    if sources["lora_r"] not in ("given", "config") or sources["lora_alpha"] != "recommended":
+        return
+    if not _positive_int(values["lora_r"]):
+        return  # TrainingPlan refuses it, naming the flag
+    ratio = recommended["lora_alpha"] / recommended["lora_r"]
+    alpha = values["lora_r"] * ratio
+    alpha = int(alpha) if float(alpha).is_integer() else alpha
+    if alpha != values["lora_alpha"]:
+        reasons["lora_alpha"] = (f"alpha = {ratio:g} x the given r {values['lora_r']} = {fmt_value(alpha)} "
+                                 "(the recommended alpha/r ratio kept)")
+        values["lora_alpha"] = alpha
+
+
+def _account_for_processes(values: dict[str, Any], sources: dict[str, str], reasons: dict[str, str]) -> None:
+    """Rule 4: with N processes, divide a recommended/default accumulation by N so the effective batch stays."""
+    n = values.get("num_processes", TrainingPlan.num_processes)
+    accum = values.get("gradient_accumulation_steps", TrainingPlan.gradient_accumulation_steps)
+    if not (_positive_int(n) and _positive_int(accum)):
+        return  # TrainingPlan refuses a bad value, naming the flag
+    if n > 1 and sources["gradient_accumulation_steps"] in ("recommended", "default") and accum % n == 0:
+        values["gradient_accumulation_steps"] = accum // n
+        sources["gradient_accumulation_steps"] += f" (/{n} processes)"
+        before = reasons.get("gradient_accumulation_steps", f"default {accum}")
+        reasons["gradient_accumulation_steps"] = f"{accum} / {n} processes = {accum // n}; {before}"

@@ -1,0 +1,64 @@
+"""The guide's target-module patterns (minimal, standard, maximum) mapped onto one model's modules.
+
+The patterns themselves are data in `presets/guide.toml`; this module is the only place that turns a pattern into
+module names for a model (a fused `qkv_proj` in Phi-3 stands for q, k and v) and that names the pattern a target
+list is.
+"""
+
+from __future__ import annotations
+
+from lora_tui.core.models.inventory import ModelInventory
+from lora_tui.core.tables import guide
+from lora_tui.errors import UserError
+
+CUSTOM = "custom"
+"""The pattern name of a target list that is none of the guide's patterns."""
+
+FUSED = {"q_proj": "qkv_proj", "k_proj": "qkv_proj", "v_proj": "qkv_proj",
+         "gate_proj": "gate_up_proj", "up_proj": "gate_up_proj"}
+"""Separate projection names -> the fused module that holds them in models such as Phi-3."""
+
+
+def pattern_names() -> tuple[str, ...]:
+    """The guide's pattern keys in the guide's order (minimal, standard, maximum)."""
+    return tuple(guide().patterns)
+
+
+def map_targets(modules: list[str], inventory: ModelInventory | None) -> tuple[list[str], str]:
+    """Adapt module names to the model: fused qkv/gate_up where the model fuses them; names it lacks dropped.
+
+    Returns the names and a note for the reason ("" when nothing changed). Without an inventory the names are
+    returned as they are.
+    """
+    if inventory is None:
+        return list(modules), ""
+    present = {k.name for k in inventory.linears if k.group != "output"}
+    mapped: list[str] = []
+    for name in modules:
+        target = name if name in present else FUSED.get(name, name)
+        if target in present and target not in mapped:
+            mapped.append(target)
+    if mapped == list(modules):
+        return mapped, ""
+    missing = [n for n in modules if n not in present and FUSED.get(n) not in present]
+    note = f"; mapped to this model's modules ({', '.join(mapped) or 'none'})"
+    if missing:
+        note += f"; it has no {', '.join(missing)}"
+    return mapped, note
+
+
+def pattern_modules(pattern: str, inventory: ModelInventory | None) -> tuple[list[str], str]:
+    """A guide pattern's module names for this model, and the note saying how they were mapped."""
+    patterns = guide().patterns
+    if pattern not in patterns:
+        raise UserError(f"target pattern {pattern!r}: unknown; choose one of {', '.join(patterns)}")
+    return map_targets(list(patterns[pattern].modules), inventory)
+
+
+def pattern_of(targets: list[str] | tuple[str, ...], inventory: ModelInventory | None) -> str:
+    """The guide's pattern these targets are on this model (order ignored), or `custom`."""
+    chosen = set(targets)
+    for key in pattern_names():
+        if set(pattern_modules(key, inventory)[0]) == chosen:
+            return key
+    return CUSTOM
