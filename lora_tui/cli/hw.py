@@ -9,6 +9,8 @@ import argparse
 import json
 from typing import Any
 
+from lora_tui.core.units import fmt_gb_gib
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `hw` subcommand."""
@@ -20,11 +22,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.set_defaults(func=run)
-
-
-def _size(n: int) -> str:
-    """Bytes as decimal GB (how cards are labelled) and GiB (how tools report)."""
-    return f"{n / 1e9:.1f} GB ({n / 1024**3:.1f} GiB)"
 
 
 def _table(rows: list[list[str]]) -> list[str]:
@@ -39,9 +36,10 @@ def _gpu_rows(report: Any) -> list[list[str]]:
     for gpu in report.gpus:
         cc = "-" if gpu.compute_capability is None else "{}.{}".format(*gpu.compute_capability)
         mig = f"on, {len(gpu.mig_devices)} slice(s)" if gpu.is_mig else "off"
-        rows.append([str(gpu.index), gpu.name, _size(gpu.total_bytes), _size(gpu.free_bytes), cc, mig])
+        rows.append([str(gpu.index), gpu.name, fmt_gb_gib(gpu.total_bytes), fmt_gb_gib(gpu.free_bytes), cc, mig])
         for m in gpu.mig_devices:
-            rows.append([f"  {gpu.index}.{m.index}", m.name, _size(m.total_bytes), _size(m.free_bytes), "", ""])
+            rows.append([f"  {gpu.index}.{m.index}", m.name, fmt_gb_gib(m.total_bytes), fmt_gb_gib(m.free_bytes),
+                         "", ""])
     return rows
 
 
@@ -60,10 +58,10 @@ def format_report(report: Any) -> str:
     lines.append(f"Training backend: {report.backend}")
     tier = report.resource_tier
     if tier is not None:
-        lines.append(f"Usable VRAM: {_size(report.usable_vram_bytes)} (the smallest usable GPU or MIG slice)")
+        lines.append(f"Usable VRAM: {fmt_gb_gib(report.usable_vram_bytes)} (the smallest usable GPU or MIG slice)")
         lines.append(f"Resource tier: {tier}, {describe_resource_tier(tier)}")
     lines.append(f"CPU: {report.cpu_name}, {report.cpu_cores} cores")
-    lines.append(f"RAM: {_size(report.ram_total_bytes)} total, {_size(report.ram_available_bytes)} available")
+    lines.append(f"RAM: {fmt_gb_gib(report.ram_total_bytes)} total, {fmt_gb_gib(report.ram_available_bytes)} available")
     notes = [n for n in report.notes if not n.startswith("Resource tier:")]  # already shown above
     if notes:
         lines.append("")

@@ -11,6 +11,8 @@ import json
 import sys
 from typing import Any
 
+from lora_tui.core.units import fmt_bytes
+
 
 def register(subparsers: Any) -> None:
     """Add the `inspect` subcommand."""
@@ -77,7 +79,7 @@ def render_report(report: Any) -> str:
         f"  shape       {shape}",
         f"  examples    {report.examples:,}",
         f"  size tier   {tier}",
-        f"  size        {_human_bytes(report.bytes)}",
+        f"  size        {fmt_bytes(report.bytes)}",
     ]
     stats = report.token_stats
     if stats is not None:
@@ -98,13 +100,3 @@ def render_report(report: Any) -> str:
         if hidden:
             lines.append(f"... and {hidden:,} more (raise --max-errors to list them)")
     return "\n".join(lines)
-
-
-def _human_bytes(n: int) -> str:
-    """Bytes as B, KB, MB or GB (powers of 1024)."""
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
-        size /= 1024
-    return f"{n} B"

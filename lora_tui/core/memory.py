@@ -28,10 +28,8 @@ from typing import Any
 
 from lora_tui.core.models.modules import LinearKind, ModelInventory, check_targets
 from lora_tui.core.plan import TrainingPlan
+from lora_tui.core.units import GIB, fmt_gib
 from lora_tui.errors import UserError
-
-GIB = 1024**3
-"""Bytes in a GiB."""
 
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
 """Bytes per element of each supported compute/adapter dtype."""
@@ -265,7 +263,7 @@ def estimate_memory(inv: ModelInventory, *, lora_r: int, target_modules: list[st
     subtotal = sum(p.bytes for p in parts)
     overhead = int(OVERHEAD_FIXED + OVERHEAD_FRACTION * subtotal)
     parts.append(MemoryPart("overhead", "CUDA context and fragmentation", overhead,
-                            f"{OVERHEAD_FIXED / GIB:.2f} GiB + {OVERHEAD_FRACTION:.0%} x {_gib(subtotal)}"))
+                            f"{fmt_gib(OVERHEAD_FIXED)} + {OVERHEAD_FRACTION:.0%} x {fmt_gib(subtotal)}"))
     total = subtotal + overhead
     return MemoryEstimate(parts=tuple(parts), total_bytes=total, vram_bytes=vram_bytes,
                           verdict=verdict_for(total, vram_bytes),
@@ -349,10 +347,6 @@ def _logits_part(inv: ModelInventory, batch_size: int, seq_len: int, loss: str) 
                       f"{batch_size} x {seq_len} tok x {inv.vocab_size:,} vocab x {per:g} B")
 
 
-def _gib(n: float) -> str:
-    return f"{n / GIB:.2f} GiB"
-
-
 # ---- the guide's out-of-memory remedies, applied until the estimate fits ---------------------------------
 
 
@@ -391,9 +385,9 @@ def fit_to_vram(inv: ModelInventory, plan: TrainingPlan, vram_bytes: int) -> lis
     qlora = estimate_memory(inv, **{**s, "load_in_4bit": True}, vram_bytes=vram_bytes)
     largest = max(estimate.parts, key=lambda p: p.bytes)
     steps.append(FitStep(
-        f"still does not fit: needs {_gib(estimate.total_bytes)} of {_gib(vram_bytes)} after every remedy "
-        f"(largest part: {largest.label.lower()}, {_gib(largest.bytes)}); loading the base model in 4-bit "
-        f"(QLoRA) would need {_gib(qlora.total_bytes)} ({qlora.verdict.replace('_', ' ')}); a shorter "
+        f"still does not fit: needs {fmt_gib(estimate.total_bytes)} of {fmt_gib(vram_bytes)} after every remedy "
+        f"(largest part: {largest.label.lower()}, {fmt_gib(largest.bytes)}); loading the base model in 4-bit "
+        f"(QLoRA) would need {fmt_gib(qlora.total_bytes)} ({qlora.verdict.replace('_', ' ')}); a shorter "
         f"--max-seq-length shrinks activations and logits",
         {}, qlora))
     return steps

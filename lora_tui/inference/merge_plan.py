@@ -11,13 +11,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from lora_tui.core.units import MIB, fmt_gib_or_mib
 from lora_tui.errors import UserError
 
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
 """Bytes per parameter of each merge dtype."""
 DEVICES = ("auto", "cpu", "cuda")
 """Allowed values of `--device`."""
-CUDA_CONTEXT_BYTES = 512 * 1024**2
+CUDA_CONTEXT_BYTES = 512 * MIB
 """CUDA context and allocator reserve: the low end of the 0.5-1 GB measured overhead."""
 FRAGMENTATION = 0.05
 """Share of the weights added for allocator fragmentation and temporaries."""
@@ -65,19 +66,14 @@ class MergePlan:
     def lines(self) -> list[str]:
         """Human-readable breakdown, one part a line."""
         out = [
-            f"base weights ({self.dtype}): {gib(self.weights_bytes)}",
-            f"adapter (fp32): {gib(self.adapter_bytes)}",
-            f"working memory: {gib(self.working_bytes)}",
-            f"total: {gib(self.total_bytes)} on {self.device}"
-            + (f" ({gib(self.available_bytes)} free)" if self.available_bytes is not None else ""),
+            f"base weights ({self.dtype}): {fmt_gib_or_mib(self.weights_bytes)}",
+            f"adapter (fp32): {fmt_gib_or_mib(self.adapter_bytes)}",
+            f"working memory: {fmt_gib_or_mib(self.working_bytes)}",
+            f"total: {fmt_gib_or_mib(self.total_bytes)} on {self.device}"
+            + (f" ({fmt_gib_or_mib(self.available_bytes)} free)" if self.available_bytes is not None else ""),
             self.reason,
         ]
         return out
-
-
-def gib(n: int) -> str:
-    """Bytes as GiB (or MiB below one GiB), for messages."""
-    return f"{n / 1024**3:.2f} GiB" if n >= 1024**3 else f"{n / 1024**2:.1f} MiB"
 
 
 def _need(base_params: int, largest: int, adapter_params: int, dtype: str, cuda: bool) -> tuple[int, ...]:
@@ -111,23 +107,24 @@ def plan_merge(
     if device in ("cuda", "auto") and gpu_free_bytes is not None and gpu_need <= gpu_free_bytes:
         why = "requested" if device == "cuda" else "it fits"
         return MergePlan("cuda", dtype, g_w, g_a, g_k, gpu_free_bytes,
-                         f"merging on the GPU ({why}: needs {gib(gpu_need)}, {gib(gpu_free_bytes)} free)")
+                         f"merging on the GPU ({why}: needs {fmt_gib_or_mib(gpu_need)}, "
+                         f"{fmt_gib_or_mib(gpu_free_bytes)} free)")
     if device == "cuda":
         if gpu_free_bytes is None:
             raise UserError("--device cuda: no CUDA GPU is available; use --device cpu (or auto)")
-        raise UserError(f"--device cuda: the merge needs {gib(gpu_need)}, the GPU has "
-                        f"{gib(gpu_free_bytes)} free; use --device cpu (or auto), or free GPU memory")
+        raise UserError(f"--device cuda: the merge needs {fmt_gib_or_mib(gpu_need)}, the GPU has "
+                        f"{fmt_gib_or_mib(gpu_free_bytes)} free; use --device cpu (or auto), or free GPU memory")
     c_w, c_a, c_k = _need(base_params, largest_weight_params, adapter_params, dtype, cuda=False)
     if device == "cpu":
         reason = "merging on the CPU (requested)"
     elif gpu_free_bytes is None:
         reason = "merging on the CPU (no CUDA GPU)"
     else:
-        reason = (f"merging on the CPU: the GPU has {gib(gpu_free_bytes)} free but the merge needs "
-                  f"{gib(gpu_need)}")
+        reason = (f"merging on the CPU: the GPU has {fmt_gib_or_mib(gpu_free_bytes)} free but the merge needs "
+                  f"{fmt_gib_or_mib(gpu_need)}")
     plan = MergePlan("cpu", dtype, c_w, c_a, c_k, ram_available_bytes, reason)
     if plan.fits is False:
-        raise UserError(f"merge needs {gib(plan.total_bytes)} of RAM, "
-                        f"{gib(ram_available_bytes or 0)} is available: close other programs "
+        raise UserError(f"merge needs {fmt_gib_or_mib(plan.total_bytes)} of RAM, "
+                        f"{fmt_gib_or_mib(ram_available_bytes or 0)} is available: close other programs "
                         "or use a machine with more memory")
     return plan

@@ -1,4 +1,4 @@
-"""Formatting numbers for people: bytes, parameter counts, learning rates, shares."""
+"""Formatting numbers for people: bytes (from `lora_tui.core.units`), parameter counts, learning rates, shares."""
 
 from __future__ import annotations
 
@@ -8,19 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from lora_tui.core.plan import fmt_value as core_fmt_value
+from lora_tui.core.units import fmt_bytes
 
-GIB = 1024**3
-"""Bytes in a GiB (GPU memory is reported in binary units)."""
-
-
-def fmt_bytes(value: float | None) -> str:
-    """`7.8 GiB`, `512 MiB`, `12 KiB`; `-` when unknown."""
-    if value is None:
-        return "-"
-    for unit, size in (("GiB", GIB), ("MiB", 1024**2), ("KiB", 1024)):
-        if abs(value) >= size:
-            return f"{value / size:.1f} {unit}"
-    return f"{int(value)} B"
+__all__ = ["as_dict", "display_path", "fmt_bytes", "fmt_count", "fmt_metric", "fmt_value"]
+"""`fmt_bytes` is `lora_tui.core.units.fmt_bytes`, re-exported for the screens."""
 
 
 def fmt_count(value: int | float | None) -> str:

@@ -24,13 +24,6 @@ from typing import Any
 from lora_tui.core.hardware.host import cpu_cores, cpu_name, cuda_hidden, mps_available, ram_bytes
 from lora_tui.core.hardware.notes import backend_notes, gpu_notes
 
-GIB = 1024**3
-"""Bytes in one GiB."""
-
-GB = 1_000_000_000
-"""Bytes in one (decimal) GB, the unit of the guide's resource table and of card labels."""
-
-
 BACKENDS = ("cuda", "mps", "cpu")
 """Where training can run: NVIDIA GPU, Apple GPU, or the CPU."""
 

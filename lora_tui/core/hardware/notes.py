@@ -4,19 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lora_tui.core.tables import GB, guide
+from lora_tui.core.tables import guide
+from lora_tui.core.units import fmt_gb_gib, fmt_gib
 
 if TYPE_CHECKING:
     from lora_tui.core.hardware.detect import GpuInfo, HardwareReport
-
-GIB = 1024**3
-"""Bytes in one GiB."""
-
-
-def _gib(n: int) -> str:
-    """Bytes as GiB for a note."""
-    return f"{n / GIB:.1f} GiB"
-
 
 def gpu_notes(gpus: tuple[GpuInfo, ...]) -> list[str]:
     """What each GPU's particulars mean for training: MIG, bf16 support, memory other processes hold."""
@@ -32,7 +24,7 @@ def gpu_notes(gpus: tuple[GpuInfo, ...]) -> list[str]:
             smallest = min(m.total_bytes for m in gpu.mig_devices)
             notes.append(
                 f"{label} is split by MIG into {len(gpu.mig_devices)} slice(s); a training process sees one "
-                f"slice, so the tier counts the smallest ({_gib(smallest)})."
+                f"slice, so the tier counts the smallest ({fmt_gib(smallest, 1)})."
             )
         if gpu.compute_capability is not None and gpu.compute_capability < (8, 0):
             major, minor = gpu.compute_capability
@@ -42,7 +34,7 @@ def gpu_notes(gpus: tuple[GpuInfo, ...]) -> list[str]:
             )
         if not gpu.is_mig and gpu.total_bytes and gpu.free_bytes < gpu.total_bytes // 2:
             notes.append(
-                f"{label}: other processes hold {_gib(gpu.used_bytes)} of {_gib(gpu.total_bytes)}; "
+                f"{label}: other processes hold {fmt_gib(gpu.used_bytes, 1)} of {fmt_gib(gpu.total_bytes, 1)}; "
                 "a run needs that memory back or must fit in what is free."
             )
     return notes
@@ -57,7 +49,7 @@ def backend_notes(report: HardwareReport, hidden: bool) -> list[str]:
             return []
         return [
             f"Resource tier: {tier} ({guide().resource_row(usable).label}), from the smallest usable GPU memory, "
-            f"{usable / GB:.1f} GB ({_gib(usable)})."
+            f"{fmt_gb_gib(usable)}."
         ]
     if report.gpus and hidden:
         why = "CUDA_VISIBLE_DEVICES hides every GPU"
@@ -70,11 +62,11 @@ def backend_notes(report: HardwareReport, hidden: bool) -> list[str]:
     if report.backend == "mps":
         return [
             f"No NVIDIA GPU ({why}). Training runs on the Apple GPU (MPS), which shares the "
-            f"{_gib(report.ram_total_bytes)} of system memory; there is no separate VRAM to size a tier "
+            f"{fmt_gib(report.ram_total_bytes, 1)} of system memory; there is no separate VRAM to size a tier "
             "from, so pass --vram-gb to choose one."
         ]
     return [
         f"No usable GPU ({why}). Training falls back to the CPU ({report.cpu_cores} cores, "
-        f"{_gib(report.ram_total_bytes)} RAM): fine for the built-in demo model and for trying settings, but "
+        f"{fmt_gib(report.ram_total_bytes, 1)} RAM): fine for the built-in demo model and for trying settings, but "
         "expect a billion-parameter model to take hours where a GPU takes minutes."
     ]
