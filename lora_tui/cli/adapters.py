@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lora_tui.core.adapter_report import fmt_number, format_details
+from lora_tui.core.units import fmt_decimal_bytes
 from lora_tui.errors import UserError
 
 
@@ -74,20 +76,8 @@ def _add_generation_flags(p: argparse.ArgumentParser) -> None:
 # ---- list / show ----------------------------------------------------------------------------------------
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000  # type: ignore[assignment]
-    return str(n)
-
-
 def _date(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
-
-
-def _num(value: float | None, fmt: str = "{:g}") -> str:
-    return "-" if value is None else fmt.format(value)
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -110,9 +100,9 @@ def run_list(args: argparse.Namespace) -> int:
     for a in found:
         base = Path(a.base_model).name if a.base_model and Path(a.base_model).is_absolute() else a.base_model
         targets = ",".join(a.target_modules) if len(a.target_modules) <= 3 else f"{len(a.target_modules)} modules"
-        rows.append((a.name, a.state, base or "-", _num(a.r), _num(a.lora_alpha), targets or "-",
-                     _size(a.adapter_bytes) if a.adapter_bytes else "-", _date(a.modified),
-                     _num(a.final_loss, "{:.4f}"), str(a.checkpoints)))
+        rows.append((a.name, a.state, base or "-", fmt_number(a.r), fmt_number(a.lora_alpha), targets or "-",
+                     fmt_decimal_bytes(a.adapter_bytes) if a.adapter_bytes else "-", _date(a.modified),
+                     fmt_number(a.final_loss, "{:.4f}"), str(a.checkpoints)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for i, row in enumerate(rows):
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -132,70 +122,6 @@ def run_show(args: argparse.Namespace) -> int:
         return 0
     print("\n".join(format_details(details)))
     return 0
-
-
-def format_details(details: Any) -> list[str]:
-    """The `show` text, line by line (the TUI's details pane uses it too)."""
-    info = details.info
-    lines = [f"Adapter {info.path}", f"  state: {info.state}"
-             + (f", {info.checkpoints} complete checkpoint(s)" if info.checkpoints else "")]
-    lines.append(f"  base model: {info.base_model or '-'}")
-    if info.r:
-        formula = "alpha / sqrt(r)" if info.use_rslora else "alpha / r"
-        lines.append(f"  rank r = {info.r}, lora_alpha = {_num(info.lora_alpha)}: scaling {formula} = "
-                     f"{_num(info.scaling, '{:.3g}')} (the update B @ A is multiplied by this)")
-    lines.append(f"  targets: {', '.join(info.target_modules) or '-'}"
-                 + (" (DoRA)" if info.use_dora else ""))
-    for problem in info.problems:
-        lines.append(f"  ! {problem}")
-    if details.math:
-        m = details.math
-        label = m.get("scaling_label")
-        if label:
-            lines.append(f"  scaling: {label}")
-        lines.append(f"  trainable parameters: {m.get('trainable_params', 0):,} of {m.get('total_params', 0):,} "
-                     f"({m.get('trainable_pct', 0):.3g}%)")
-        lines.append("  per layer kind:")
-        for row in m.get("modules", m.get("rows", [])):
-            lines.append(f"    {row['name']:<12} {row['in_features']:>6} -> {row['out_features']:<6} x{row['count']:<4}"
-                         f" LoRA {row['lora_params']:>12,}")
-    elif details.math_note:
-        lines.append(f"  per-layer math: {details.math_note}")
-    lines.append("  files:")
-    for name, size in details.files:
-        lines.append(f"    {name:<32} {_size(size):>10}")
-    if details.training:
-        lines.append("  training info:")
-        lines += [f"    {line}" for line in _training_summary(details.training)]
-    return lines
-
-
-def _training_summary(info: dict[str, Any]) -> list[str]:
-    """training_info.json as a few readable lines (`--json` has all of it)."""
-    out: list[str] = []
-    data = info.get("data") or {}
-    if data:
-        out.append(f"data: {data.get('path')} ({data.get('examples')} examples, {data.get('shape')})")
-    steps, tokens = info.get("steps"), info.get("tokens_seen")
-    wall = (info.get("timings") or {}).get("wall_seconds")
-    if steps is not None:
-        out.append(f"steps: {steps}" + (f", tokens seen: {tokens:,}" if tokens else "")
-                   + (f", {wall:.0f} s" if wall else "") + f", precision {info.get('precision', '?')}")
-    losses = [(k, info.get(k)) for k in ("first_loss", "final_loss", "best_loss", "final_eval_loss", "best_eval_loss")]
-    shown = [f"{k.replace('_', ' ')} {v:.4f}" for k, v in losses if isinstance(v, (int, float))]
-    if shown:
-        out.append("loss: " + ", ".join(shown))
-    memory = info.get("memory") or {}
-    estimate = (memory.get("estimate") or {}).get("total_bytes")
-    measured = memory.get("measured") or {}
-    if estimate:
-        peak = measured.get("peak_allocated_bytes")
-        out.append(f"memory: estimated {estimate / 2**30:.2f} GiB"
-                   + (f", measured peak {peak / 2**30:.2f} GiB" if peak else " (no GPU: nothing measured)"))
-    versions = info.get("versions") or {}
-    if versions:
-        out.append("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
-    return out
 
 
 # ---- try / compare --------------------------------------------------------------------------------------
@@ -310,6 +236,6 @@ def run_merge(args: argparse.Namespace) -> int:
         return 0
     print(f"merged adapter {args.path} with base {result.base} ({result.plan.dtype}, {result.plan.device}) "
           f"in {result.seconds:.1f} s")
-    print(f"wrote {result.output}: " + ", ".join(f"{n} ({_size(s)})" for n, s in result.files))
+    print(f"wrote {result.output}: " + ", ".join(f"{n} ({fmt_decimal_bytes(s)})" for n, s in result.files))
     print(f"load it with AutoModelForCausalLM.from_pretrained({str(result.output)!r})")
     return 0

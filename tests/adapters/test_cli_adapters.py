@@ -90,13 +90,13 @@ def test_show_per_layer_math_of_local_base(adapter_pair: tuple[Path, Path], caps
 
 
 def test_show_summarises_training_info() -> None:
-    from lora_tui.cli.adapters import _training_summary
+    from lora_tui.core.adapter_report import training_summary
 
     info = {"data": {"path": "d.jsonl", "examples": 360, "shape": "messages"}, "steps": 69, "tokens_seen": 44616,
             "timings": {"wall_seconds": 42.5}, "precision": "fp32", "first_loss": 7.95, "final_loss": 5.01,
             "best_loss": 4.93, "memory": {"estimate": {"total_bytes": 2**30}, "measured": None},
             "versions": {"torch": "2.13.0", "peft": "0.21.2"}}
-    assert _training_summary(info) == [
+    assert training_summary(info) == [
         "data: d.jsonl (360 examples, messages)",
         "steps: 69, tokens seen: 44,616, 42 s, precision fp32",
         "loss: first loss 7.9500, final loss 5.0100, best loss 4.9300",
@@ -104,7 +104,7 @@ def test_show_summarises_training_info() -> None:
         "versions: torch 2.13.0, peft 0.21.2",
     ]
     measured = {**info, "memory": {"estimate": {"total_bytes": 2**30}, "measured": {"peak_allocated_bytes": 2**29}}}
-    assert _training_summary(measured)[3] == "memory: estimated 1.00 GiB, measured peak 0.50 GiB"
+    assert training_summary(measured)[3] == "memory: estimated 1.00 GiB, measured peak 0.50 GiB"
 
 
 def test_prompts_file_not_utf8_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,6 +23,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import Worker, WorkerState
 
+from lora_tui.core.adapter_report import format_details
 from lora_tui.core.adapters import AdapterInfo, describe_adapter, find_adapters
 from lora_tui.errors import UserError
 
@@ -155,8 +156,6 @@ class AdaptersScreen(Screen[None]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="adapter-details")
     def describe(self, path: str) -> None:
         """Read the adapter's config, files and training info (lora_math may build an inventory)."""
-        from lora_tui.cli.adapters import format_details
-
         self.post_message(AdapterDescribed(path, format_details(describe_adapter(path))))
 
     def on_adapter_described(self, message: AdapterDescribed) -> None:
