@@ -36,13 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lora-tui {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"lora_tui.cli.{name}")
-        except ModuleNotFoundError as exc:  # a subcommand module not present in this build
-            if exc.name == f"lora_tui.cli.{name}":
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(f"lora_tui.cli.{name}").register(sub)
     return parser
 
 

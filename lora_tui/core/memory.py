@@ -12,13 +12,14 @@ Peak = W + S + A + T + O (docs/memory.md has the method, sources and the calibra
   `layer_activation_bytes`): what autograd keeps for the norms, attention and MLP of a frozen bf16 layer, plus what
   each targeted LoRA module keeps (its input cast to the adapter dtype, the dropout copy and mask). This
   reproduces the bytes-per-token-per-layer values measured for this project by counting the tensors autograd saves
-  (/work/shared/MEMORY.md table; torch 2.13, transformers 5.24, peft 0.21.2) within 3%. With gradient
+  (docs/memory.md table; torch 2.13, transformers 5.24, peft 0.21.2) within 3%. With gradient
   checkpointing each layer keeps only its input (2 x hidden bytes per token, measured exactly) plus one layer's
   full activations while it is recomputed.
 - T, logits and loss: about 12 x batch x sequence x vocabulary bytes (fp32 log-softmax and two fp32 gradients;
   measured 12.02 with Gemma 3's 262,144 vocabulary). Chunked cross-entropy (torchtune) keeps the bf16 logits plus
   one chunk's fp32 transient.
-- O, overhead: CUDA context and allocator fragmentation: 0.75 GiB + 8% of the rest (MEMORY.md: 0.5-1 GB + 5-10%).
+- O, overhead: CUDA context and allocator fragmentation: 0.75 GiB + 8% of the rest (docs/memory.md,
+  "The overhead term": 0.5-1 GB + 5-10%).
 """
 
 from __future__ import annotations
@@ -57,10 +58,10 @@ LOSS_CHUNKS = 8
 """Chunks of torchtune's `CEWithChunkedOutputLoss` (its `num_output_chunks` default)."""
 
 OVERHEAD_FIXED = 0.75 * GIB
-"""CUDA context and allocator reserve (MEMORY.md: 0.5-1 GB)."""
+"""CUDA context and allocator reserve (docs/memory.md, "The overhead term": 0.5-1 GB)."""
 
 OVERHEAD_FRACTION = 0.08
-"""Allocator fragmentation as a share of everything else (MEMORY.md: 5-10%)."""
+"""Allocator fragmentation as a share of everything else (docs/memory.md, "The overhead term": 5-10%)."""
 
 TIGHT_FRACTION = 0.85
 """An estimate above 85% of VRAM is `tight`: other processes, the display or a long batch can tip it over."""

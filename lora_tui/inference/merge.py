@@ -64,11 +64,9 @@ def _gpu_free() -> int | None:
     return int(free)
 
 
-def _ram_available() -> int | None:
-    try:
-        import psutil
-    except ImportError:
-        return None
+def _ram_available() -> int:
+    import psutil
+
     return int(psutil.virtual_memory().available)
 
 

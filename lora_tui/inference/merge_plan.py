@@ -2,8 +2,8 @@
 
 A merge (`merge_and_unload`) holds the base weights in the chosen dtype, the adapter's A and B matrices (PEFT
 keeps them in fp32), and while it folds one module it materialises that module's delta B @ A in fp32 and a
-cast copy of the weight. On a GPU the CUDA context and allocator fragmentation come on top (about 0.5 GB plus
-5-10%, see /work/shared/MEMORY.md "O, overhead").
+cast copy of the weight. On a GPU the CUDA context and allocator fragmentation come on top (about 0.5-1 GB plus
+5-10%: docs/memory.md, "The overhead term").
 """
 
 from __future__ import annotations

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lora_tui.core.models.modules import demo_config
+
 DEMO_DIR_NAME = "demo-model"
 """Directory name of the demo model under the cache root."""
 BUILD_MARKER = "lora_tui_demo.json"
@@ -61,23 +63,6 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{ '<|assistant|>\n' }}{%- endif -%}"
 )
 """Chat template of the demo tokenizer; `{% generation %}` marks the assistant text for assistant-only loss."""
-
-_FALLBACK_CONFIG: dict[str, Any] = {
-    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 4096, "hidden_size": 256,
-    "intermediate_size": 768, "num_hidden_layers": 4, "num_attention_heads": 8, "num_key_value_heads": 2,
-    "head_dim": 32, "max_position_embeddings": 1024, "tie_word_embeddings": True, "bos_token_id": 1,
-    "eos_token_id": 2, "pad_token_id": 0, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
-}
-
-
-def demo_model_config() -> dict[str, Any]:
-    """config.json content of the demo model (core.modules.demo_config when available)."""
-    try:
-        from lora_tui.core.models.modules import demo_config  # type: ignore[attr-defined]
-    except ImportError:  # engineer C's function has not landed in this checkout
-        return dict(_FALLBACK_CONFIG)
-    return dict(demo_config())
-
 
 def demo_model_dir(cache_dir: Path | None = None) -> Path:
     """Where the demo model lives (whether or not it has been built)."""
@@ -199,7 +184,7 @@ def build_demo_model(out_dir: Path, *, steps: int = PRETRAIN_STEPS) -> dict[str,
     from transformers import LlamaConfig, LlamaForCausalLM
 
     started = time.time()
-    cfg_dict = demo_model_config()
+    cfg_dict = demo_config()
     tokenizer = build_tokenizer(int(cfg_dict["vocab_size"]))
     torch.manual_seed(0)
     config = LlamaConfig(**{k: v for k, v in cfg_dict.items() if k not in ("architectures", "model_type")})

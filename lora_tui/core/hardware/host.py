@@ -58,15 +58,10 @@ def cgroup_memory_limit() -> int | None:
 
 def ram_bytes() -> tuple[int, int]:
     """(total, available) system memory, lowered to a container's memory limit when one is set."""
-    try:
-        import psutil
+    import psutil  # a dependency; imported here to keep start-up light
 
-        vm = psutil.virtual_memory()
-        total, available = int(vm.total), int(vm.available)
-    except ImportError:
-        pages = os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
-        total = int(pages) * int(os.sysconf("SC_PAGE_SIZE")) if pages else 0
-        available = total
+    vm = psutil.virtual_memory()
+    total, available = int(vm.total), int(vm.available)
     limit = cgroup_memory_limit()
     if limit is not None and 0 < limit < total:
         total, available = limit, min(available, limit)
