@@ -1,4 +1,34 @@
-"""Test isolation shared by every suite: no network, private cache and run roots.
+"""Test isolation shared by every suite: no network, private cache and run roots. First, a map of the suite.
+
+Where things are tested:
+
+- tests/core: the advisor as a library (lora_tui.core): hardware detection against a fake NVML, dataset
+  inspection, the module inventories, LoRA math (and its parity with PEFT on meta-device models), the memory
+  estimate and its calibration, recommendations, plans, run files, units, and that core imports no heavy library.
+- tests/cli: each `lora-tui` subcommand through `lora_tui.cli.main`, output and exit status.
+- tests/ui: the Textual app through Textual's Pilot (wizard, monitor, launch), SVG snapshots of each screen
+  (tests/ui/__snapshots__; `pytest --snapshot-update` rewrites them after a deliberate change), and that the TUI
+  never imports the training stack.
+- tests/train: the training process itself on the built-in demo model (slow: real training on the CPU).
+- tests/adapters: adapter listing, `adapters show/try/compare/merge` and their TUI screen, on a tiny local base.
+
+Fakes and helpers (imported by module name; pytest puts tests/ and each test's own directory on sys.path):
+
+- tests/fakes: `fake_nvml` (a pynvml stand-in built from data) and `fake_trainer` (writes a run's files like the
+  real training process, without torch, for monitor/runs/launcher tests).
+- tests/ui/ui_fakes.py (fixed hardware reports, a launcher running the fake trainer), tests/ui/waits.py (wait on
+  a condition instead of sleeping).
+- tests/adapters/adapter_fakes.py (adapter directories without torch) and tests/adapters/conftest.py (a tiny
+  trained base and adapters); tests/train/conftest.py (the session's demo model build).
+- tests/data/dataset_files.py (small data files of every supported format), tests/core/memory_models.py
+  (hand-built inventories from published configs).
+
+Running: `make test-fast` (or `pytest -m "not slow"`) skips the tests marked slow, which train a model, for the
+edit-test loop; `make test` runs lint, the benchmarks' quick modes and everything. pyproject.toml sets the
+per-test timeout (300 s) and prints the 15 slowest tests. A missing dependency fails a test; nothing is skipped
+for want of a module.
+
+Isolation, for every test:
 
 - The cache (demo model, inventories) lives in one temporary directory per test session, so the demo model is
   built once per session, never in the user's home.

@@ -394,7 +394,8 @@ def test_tokenizer_from_the_local_hub_cache(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_real_save_to_disk_dataset_dict(tmp_path: Path) -> None:
-    datasets = pytest.importorskip("datasets")
+    import datasets
+
     train = datasets.Dataset.from_list(RECORDS["messages"] * 4)
     test = datasets.Dataset.from_list(RECORDS["messages"][:1])
     datasets.DatasetDict({"train": train, "test": test}).save_to_disk(str(tmp_path / "dd"))

@@ -226,9 +226,6 @@ def test_fit_fused_qkv_model_keeps_the_fused_projection() -> None:
 def test_shipped_presets_give_the_same_estimate(preset: str, hand_built: ModelInventory) -> None:
     from lora_tui.core.models.modules import load_inventory
 
-    try:
-        inv = load_inventory(preset)
-    except UserError:
-        pytest.skip(f"preset {preset} not shipped yet")
+    inv = load_inventory(preset)
     kw = {"lora_r": 16, "target_modules": ["all-linear"], "batch_size": 2, "seq_len": 1024}
     assert estimate_memory(inv, **kw).to_dict()["parts"] == estimate_memory(hand_built, **kw).to_dict()["parts"]

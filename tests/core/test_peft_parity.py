@@ -12,15 +12,12 @@ import warnings
 from typing import Any
 
 import pytest
+from peft import LoraConfig, get_peft_model
 
-pytest.importorskip("peft")
-
-from peft import LoraConfig, get_peft_model  # noqa: E402
-
-from lora_tui.core.lora_math import compute_lora_math  # noqa: E402
-from lora_tui.core.models._build import build_inventory_dict, build_model, inventory_from_model  # noqa: E402
-from lora_tui.core.models.modules import MODELS_DIR, ModelInventory, load_inventory  # noqa: E402
-from lora_tui.errors import UserError  # noqa: E402
+from lora_tui.core.lora_math import compute_lora_math
+from lora_tui.core.models._build import build_inventory_dict, build_model, inventory_from_model
+from lora_tui.core.models.modules import MODELS_DIR, ModelInventory, load_inventory
+from lora_tui.errors import UserError
 
 _SMALL = {"vocab_size": 512, "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
           "num_attention_heads": 4, "num_key_value_heads": 2}
