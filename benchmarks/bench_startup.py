@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lora_tui.ui.follow import LOG_LINES_KEPT  # noqa: E402
+from lora_tui.core.follow import LOG_LINES_KEPT  # noqa: E402
 
 FULL = {"rate": 20_000, "seconds": 6.0, "keys": 60, "runs": 5}
 """The full run's settings: the issue's flood (20,000 lines/s) and five start-ups of each app."""
