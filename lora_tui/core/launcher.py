@@ -103,6 +103,15 @@ def resolve_run(given: Mapping[str, Any], *, config: str | None = None, resume: 
                 overwrite: bool = False, dry_run: bool = False, auto_oom_retry: int = 0,
                 vram_bytes: int | None = None, runs_root: Path | None = None) -> ResolvedRun:
     """The CLI's path: gather the inputs, `resolve` once, validate for launch. Raises UserError."""
+    resolved = resolve_plan(given, config=config, resume=resume, vram_bytes=vram_bytes, runs_root=runs_root)
+    return check_for_launch(resolved, resume=resume, overwrite=overwrite, dry_run=dry_run,
+                            auto_oom_retry=auto_oom_retry)
+
+
+def resolve_plan(given: Mapping[str, Any], *, config: str | None = None, resume: bool = False,
+                 vram_bytes: int | None = None, runs_root: Path | None = None) -> ResolvedPlan:
+    """Read the run file (`--config`, or the run's own run.toml on resume), inspect the data with the model's
+    local tokenizer, detect the VRAM, load the model's inventory, and `resolve`."""
     config_values: dict[str, Any] = {}
     if config is not None:
         config_values = _read_config(config)
@@ -117,9 +126,7 @@ def resolve_run(given: Mapping[str, Any], *, config: str | None = None, resume: 
     inputs = PlanInputs(data_report=inspect_data(given.get("data") or config_values.get("data"), model, seq),
                         vram_bytes=vram_bytes if vram_bytes is not None else _vram_bytes(),
                         inventory=load_inventory(model), runs_root=runs_root)
-    resolved = resolve(given, inputs, config=config_values)
-    return check_for_launch(resolved, resume=resume, overwrite=overwrite, dry_run=dry_run,
-                            auto_oom_retry=auto_oom_retry)
+    return resolve(given, inputs, config=config_values)
 
 
 def check_for_launch(resolved: ResolvedPlan, *, resume: bool = False, overwrite: bool = False,

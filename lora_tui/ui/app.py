@@ -8,9 +8,9 @@ at start-up; the others are imported when first shown.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -22,13 +22,39 @@ from lora_tui.core.plan import TrainingPlan
 from lora_tui.errors import UserError
 from lora_tui.ui.state import WizardState
 
-HardwareProbe = Callable[[], Any]
-"""Returns a `HardwareReport` (the real one: `lora_tui.core.hardware.detect.detect_hardware`)."""
-GpuQuery = Callable[[], tuple[Any, str]]
-"""Returns (gpus, nvml status) for the live refresh (the real one: `lora_tui.core.hardware.detect.query_gpus`)."""
-Launcher = Callable[..., Any]
-"""`launch_run(resolved, *, overwrite, resume) -> LaunchedRun(run_dir, pid)` (the real one:
-`lora_tui.core.launcher.launch_run`)."""
+if TYPE_CHECKING:
+    from lora_tui.core.hardware.detect import GpuInfo, HardwareReport
+    from lora_tui.core.resolve import ResolvedPlan
+
+class HardwareProbe(Protocol):
+    """Finds the machine's GPUs, backend and memory (the real one: `core.hardware.detect.detect_hardware`)."""
+
+    def __call__(self) -> HardwareReport: ...
+
+
+class GpuQuery(Protocol):
+    """Live memory and utilisation of each GPU, and NVML's status (the real one: `core.hardware.detect.query_gpus`)."""
+
+    def __call__(self) -> tuple[Sequence[GpuInfo], str]: ...
+
+
+class LaunchedRun(Protocol):
+    """What a launcher returns: the run directory and the process started."""
+
+    @property
+    def run_dir(self) -> Path:
+        """The run directory the process writes."""
+
+    @property
+    def pid(self) -> int:
+        """The training process's id."""
+
+
+class Launcher(Protocol):
+    """Validates a resolved plan for launch and starts it detached (the real one: `core.launcher.launch_run`)."""
+
+    def __call__(self, resolved: ResolvedPlan, *, overwrite: bool = False, resume: bool = False) -> LaunchedRun: ...
+
 
 WIZARD: tuple[tuple[str, str], ...] = (
     ("hardware", "Hardware"),
@@ -59,20 +85,20 @@ def _lazy_screen(name: str) -> Callable[[], Screen[Any]]:
     return build
 
 
-def _default_probe() -> Any:
+def _default_probe() -> HardwareReport:
     from lora_tui.core.hardware.detect import detect_hardware
 
     return detect_hardware()
 
 
-def _default_gpu_query() -> tuple[Any, str]:
+def _default_gpu_query() -> tuple[Sequence[GpuInfo], str]:
     from lora_tui.core.hardware.detect import query_gpus
 
     gpus, status = query_gpus()
     return tuple(gpus), str(status)
 
 
-def _default_launcher(resolved: Any, *, overwrite: bool = False, resume: bool = False) -> Any:
+def _default_launcher(resolved: ResolvedPlan, *, overwrite: bool = False, resume: bool = False) -> LaunchedRun:
     from lora_tui.core.launcher import launch_run
 
     return launch_run(resolved, overwrite=overwrite, resume=resume)
@@ -89,7 +115,7 @@ class LoraTuiApp(App[None]):
     BINDINGS = [
         Binding("f1", "help", "Help", tooltip="What r, alpha, dropout, targets, lr and batch mean", id="help"),
         Binding("ctrl+n", "next", "Next", tooltip="Next wizard step", id="next"),
-        Binding("ctrl+b", "back", "Back", tooltip="Previous wizard step", id="back"),
+        Binding("ctrl+b", "previous", "Back", tooltip="Previous wizard step", id="back"),
         Binding("ctrl+r", "runs", "Runs", tooltip="Runs under the output root", id="runs"),
         Binding("ctrl+a", "adapters", "Adapters", tooltip="Trained adapters: inspect, try, compare", id="adapters"),
         Binding("f2", "toggle_theme", "Theme", show=False, tooltip="Switch dark/light", id="theme"),
@@ -151,12 +177,19 @@ class LoraTuiApp(App[None]):
         index = self.wizard_index()
         if index is None or index + 1 >= len(WIZARD):
             return
-        leave = getattr(self.screen, "can_leave", None)
-        if leave is not None and not leave():
+        from lora_tui.ui.screens.base import WizardScreen
+
+        if isinstance(self.screen, WizardScreen) and not self.screen.can_leave():
             return
         self.goto(WIZARD[index + 1][0])
 
-    def action_back(self) -> None:
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """A binding on a line-editing key (ctrl+b: back) is off while an Input has the focus."""
+        from lora_tui.ui.screens.base import collides_with_typing
+
+        return not collides_with_typing(self, action)
+
+    def action_previous(self) -> None:
         """Go to the previous wizard step (from a monitor or the runs list: back to the review)."""
         index = self.wizard_index()
         if index is None:
@@ -230,9 +263,10 @@ class LoraTuiApp(App[None]):
             return
         error = event.worker.error
         message = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
-        show = getattr(self.screen, "show_error", None)
-        if callable(show):
-            show(message)
+        from lora_tui.ui.screens.base import AppScreen
+
+        if isinstance(self.screen, AppScreen):
+            self.screen.show_error(message)
         else:
             self.notify(message, severity="error", timeout=8)
 

@@ -4,27 +4,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
 from lora_tui.core.follow import Poll
+
+if TYPE_CHECKING:
+    from lora_tui.core.dataset.report import DatasetReport
+    from lora_tui.core.hardware.detect import GpuInfo, HardwareReport
+    from lora_tui.core.models.inventory import ModelInventory
+    from lora_tui.core.runs import RunStatus
 
 
 @dataclass
 class HardwareDetected(Message):
     """The hardware probe finished."""
 
-    report: Any
-    """The `lora_tui.core.hardware.detect.HardwareReport`."""
+    report: HardwareReport
+    """What the probe found."""
 
 
 @dataclass
 class GpusSampled(Message):
     """A live refresh of the GPUs' memory and utilisation."""
 
-    gpus: tuple[Any, ...]
-    """`GpuInfo` per GPU, as `query_gpus` returns them."""
+    gpus: tuple[GpuInfo, ...]
+    """One per GPU, as `query_gpus` returns them."""
     status: str
     """NVML status text."""
 
@@ -39,8 +45,8 @@ class DataInspected(Message):
 
     path: str
     """The file or directory inspected."""
-    report: Any
-    """The `lora_tui.core.dataset.report.DatasetReport`."""
+    report: DatasetReport
+    """What the inspection found."""
 
 
 @dataclass
@@ -53,8 +59,8 @@ class ModelChecked(Message):
     """Whether it can be used without a network."""
     reason: str
     """Why (or why not), in one line."""
-    inventory: Any | None
-    """The `ModelInventory`, when it could be loaded."""
+    inventory: ModelInventory | None
+    """The model's module inventory, when it could be loaded."""
 
 
 @dataclass
@@ -73,3 +79,41 @@ class RunPolled(Message):
 
     poll: Poll
     """What changed since the previous poll."""
+
+
+@dataclass
+class AdapterDescribed(Message):
+    """The details of the highlighted adapter are ready."""
+
+    path: str
+    """Adapter directory."""
+    lines: list[str]
+    """The `adapters show` text, line by line."""
+
+
+@dataclass
+class AnswerChunk(Message):
+    """A piece of streamed answer text."""
+
+    column: str
+    """`base` or `adapter`."""
+    text: str
+    """Text to append (or the whole answer when `replace`)."""
+    replace: bool = False
+    """Replace the pane's text instead of appending."""
+
+
+@dataclass
+class AdapterStatus(Message):
+    """A one-line status update (loading, merge progress, done)."""
+
+    text: str
+    """What to show."""
+
+
+@dataclass
+class RunsListed(Message):
+    """The runs under the output root were listed."""
+
+    rows: list[tuple[Path, RunStatus | None]]
+    """(run directory, status) per run, newest first."""

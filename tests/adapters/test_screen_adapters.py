@@ -1,4 +1,5 @@
-"""Pilot test of the Adapters screen inside a minimal App: list, details, streamed answers, switching, merge."""
+"""Pilot test of the Adapters screen in the app `make_app` builds: list, details, streamed answers, switching,
+merge."""
 
 from __future__ import annotations
 
@@ -6,20 +7,11 @@ import shutil
 from pathlib import Path
 
 from adapter_fakes import fake_adapter
-from textual.app import App
 from textual.widgets import DataTable, Static
 
 from lora_tui.inference.session import AdapterSession, GenerationSettings
+from lora_tui.ui.app import make_app
 from lora_tui.ui.screens.adapters import AdaptersScreen
-
-
-class ScreenApp(App[None]):
-    def __init__(self, root: Path) -> None:
-        super().__init__()
-        self.root = root
-
-    def on_mount(self) -> None:
-        self.push_screen(AdaptersScreen(self.root, max_new_tokens=6, device="cpu"))
 
 
 def text_of(screen: AdaptersScreen, selector: str) -> str:
@@ -31,8 +23,10 @@ async def test_adapters_screen(adapter_pair: tuple[Path, Path], tmp_path: Path) 
     for src in adapter_pair:
         shutil.copytree(src, root / src.name)
     fake_adapter(root / "failed", state="failed", weights=False)
-    app = ScreenApp(root)
+    app = make_app(runs_root=root, gpu_interval=0, start="runs")
     async with app.run_test(size=(120, 40)) as pilot:
+        await app.push_screen(AdaptersScreen(root, max_new_tokens=6, device="cpu"))
+        await pilot.pause()
         screen = app.screen
         assert isinstance(screen, AdaptersScreen)
         table = screen.query_one("#adapter-list", DataTable)

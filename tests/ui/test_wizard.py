@@ -128,7 +128,7 @@ async def test_will_not_fit_shows_remedies_and_fit_applies_them(tmp_path: Path) 
         await pilot.pause()
         assert "will not fit" in text_of(app, "#verdict")
         assert "Remedies" in text_of(app, "#remedies")
-        await pilot.press("ctrl+f")
+        await pilot.press("ctrl+g")
         await pilot.pause()
         assert app.state.plan.per_device_train_batch_size < 8
         assert "will not fit" not in text_of(app, "#verdict") or "4-bit" in text_of(app, "#remedies")
@@ -221,3 +221,20 @@ async def test_phi3_standard_pattern_gives_its_fused_modules(tmp_path: Path) -> 
         assert type(app.screen).__name__ == "AdvisorScreen"
         assert app.screen.query_one("#set-target_modules", Input).value == "qkv_proj,o_proj"
         assert "Trainable" in text_of(app, "#totals") and "No module matches" not in text_of(app, "#totals")
+
+
+@pytest.mark.parametrize("key", ["ctrl+a", "ctrl+b", "ctrl+e", "ctrl+f", "ctrl+d"])
+async def test_line_editing_keys_stay_in_the_input(tmp_path: Path, key: str) -> None:
+    app = make_app(hardware_probe=fakes.probe(None), gpu_query=fakes.gpu_query(None), launcher=fakes.FakeLauncher(),
+                   runs_root=tmp_path / "runs", gpu_interval=0, start="task")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        await pilot.click("#model")
+        await pilot.press(key)
+        await settle(pilot, app)
+        assert type(app.screen).__name__ == "TaskScreen"
+        assert isinstance(app.focused, Input) and app.focused.id == "model"
+        await pilot.click("#task")  # off the input, ctrl+b is Back again
+        await pilot.press("ctrl+b")
+        await settle(pilot, app)
+        assert type(app.screen).__name__ == "DataScreen"

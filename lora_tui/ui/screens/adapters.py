@@ -9,7 +9,6 @@ those workers.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,47 +17,15 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
-from textual.worker import Worker, WorkerState
 
 from lora_tui.core.adapter_report import format_details
 from lora_tui.core.adapters import AdapterInfo, describe_adapter, find_adapters
-from lora_tui.errors import UserError
+from lora_tui.ui.messages import AdapterDescribed, AdapterStatus, AnswerChunk
+from lora_tui.ui.screens.base import AppScreen
 
 
-@dataclass
-class AdapterDescribed(Message):
-    """The details of the highlighted adapter are ready."""
-
-    path: str
-    """Adapter directory."""
-    lines: list[str]
-    """The `adapters show` text, line by line."""
-
-
-@dataclass
-class AnswerChunk(Message):
-    """A piece of streamed answer text."""
-
-    column: str
-    """`base` or `adapter`."""
-    text: str
-    """Text to append (or the whole answer when `replace`)."""
-    replace: bool = False
-    """Replace the pane's text instead of appending."""
-
-
-@dataclass
-class AdapterStatus(Message):
-    """A one-line status update (loading, merge progress, done)."""
-
-    text: str
-    """What to show."""
-
-
-class AdaptersScreen(Screen[None]):
+class AdaptersScreen(AppScreen):
     """List, details, side-by-side answers and merge for the adapters under `runs_root`."""
 
     CSS_PATH = "../adapters.tcss"
@@ -130,8 +97,8 @@ class AdaptersScreen(Screen[None]):
 
     def action_back(self) -> None:
         """Return to the previous screen."""
-        if len(self.app.screen_stack) > 1:
-            self.app.pop_screen()
+        if len(self.tui.screen_stack) > 1:
+            self.tui.pop_screen()
 
     @property
     def selected(self) -> AdapterInfo | None:
@@ -237,12 +204,6 @@ class AdaptersScreen(Screen[None]):
 
     # ---- failures ---------------------------------------------------------------------------------------
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """Every worker failure lands here: user errors inline, anything else with its type."""
-        if event.state != WorkerState.ERROR:
-            return
-        error = event.worker.error
-        if isinstance(error, UserError):
-            self.set_status(str(error), error=True)
-        else:
-            self.set_status(f"{event.worker.group} failed: {type(error).__name__}: {error}", error=True)
+    def show_error(self, message: str) -> None:
+        """A worker's failure (the app's one handler calls this): on the status line."""
+        self.set_status(message, error=True)

@@ -46,8 +46,8 @@ class AdvisorScreen(WizardScreen):
 
     STEP = "advisor"
     BINDINGS = [
-        Binding("ctrl+f", "fit", "Fit to VRAM", tooltip="Apply the memory remedies until the plan fits", id="fit"),
-        Binding("ctrl+e", "reset", "Reset to advice", tooltip="Drop your edits, take the recommendation",
+        Binding("ctrl+g", "fit", "Fit to VRAM", tooltip="Apply the memory remedies until the plan fits", id="fit"),
+        Binding("ctrl+o", "reset", "Reset to advice", tooltip="Drop your edits, take the recommendation",
                 id="reset"),
     ]
 
@@ -212,7 +212,7 @@ class AdvisorScreen(WizardScreen):
         remedies = Text()
         if vram and est.verdict == "will_not_fit":
             steps = fit_to_vram(inv, plan, vram)
-            remedies.append("Remedies (ctrl+f applies them):\n", style="bold")
+            remedies.append("Remedies (ctrl+g applies them):\n", style="bold")
             for step in steps:
                 self._fit_changes.update(step.changes)
                 remedies.append(f"  • {step.description} -> {fmt_bytes(step.estimate.total_bytes)} "

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.dom import DOMNode
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Footer, Header, Input, Static
 from textual.worker import Worker
 
 if TYPE_CHECKING:
@@ -15,31 +17,52 @@ if TYPE_CHECKING:
     from lora_tui.ui.state import WizardState
 
 
-class ForwardsWorkerEvents:
-    """Mixin for screens: hand worker state changes to the App's one handler (they do not bubble)."""
-
-    app: Any
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """Forward to `LoraTuiApp.on_worker_state_changed`."""
-        self.app.on_worker_state_changed(event)
+LINE_EDITING_KEYS = frozenset({"ctrl+a", "ctrl+b", "ctrl+d", "ctrl+e", "ctrl+f", "ctrl+h", "ctrl+k", "ctrl+u",
+                               "ctrl+w"})
+"""Keys that edit the line in readline (and most shells): no binding of ours fires on them while an Input has
+the focus, so typing never leaves a half-typed value for another screen."""
 
 
-class WizardScreen(ForwardsWorkerEvents, Screen[Any]):
-    """A wizard step: header, step bar, the step's body, an error line and the footer."""
+def collides_with_typing(node: DOMNode, action: str) -> bool:
+    """Whether `action` is bound on `node` only to line-editing keys and an Input has the focus."""
+    if not isinstance(node.screen.focused, Input):
+        return False
+    keys = {key.strip() for binding in node.BINDINGS if isinstance(binding, Binding) and binding.action == action
+            for key in binding.key.split(",")}
+    return bool(keys) and keys <= LINE_EDITING_KEYS
 
-    STEP = ""
-    """This step's screen name (see `lora_tui.ui.app.WIZARD`)."""
+
+class AppScreen(Screen[Any]):
+    """What every lora-tui screen shares: the app typed, and worker state changes handed to its one handler."""
 
     @property
     def tui(self) -> LoraTuiApp:
-        """The app, typed."""
-        return self.app  # type: ignore[return-value]
+        """The app, typed (every screen runs inside a LoraTuiApp built by `make_app`)."""
+        return cast("LoraTuiApp", self.app)
 
     @property
     def state(self) -> WizardState:
         """The wizard state shared by every screen."""
         return self.tui.state
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """A binding on a line-editing key is off while an Input has the focus."""
+        return not collides_with_typing(self, action)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Forward to `LoraTuiApp.on_worker_state_changed` (worker events do not bubble)."""
+        self.tui.on_worker_state_changed(event)
+
+    def show_error(self, message: str) -> None:
+        """Show a user error (a wizard step has an inline line for it; here a toast)."""
+        self.notify(message, severity="error", timeout=8)
+
+
+class WizardScreen(AppScreen):
+    """A wizard step: header, step bar, the step's body, an error line and the footer."""
+
+    STEP = ""
+    """This step's screen name (see `lora_tui.ui.app.WIZARD`)."""
 
     def compose(self) -> ComposeResult:
         """Header, steps, body, error line, footer."""
@@ -52,6 +75,10 @@ class WizardScreen(ForwardsWorkerEvents, Screen[Any]):
     def compose_body(self) -> ComposeResult:
         """The step's own widgets."""
         yield from ()
+
+    def can_leave(self) -> bool:
+        """Whether Next may go on (a step refuses with an inline message while its input is unusable)."""
+        return True
 
     def _steps_text(self) -> Text:
         from lora_tui.ui.app import WIZARD

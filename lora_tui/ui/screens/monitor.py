@@ -18,7 +18,6 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Log, ProgressBar, Sparkline, Static
 
 from lora_tui.core import follow, runs
@@ -28,7 +27,7 @@ from lora_tui.core.run_files import MetricsRecord, finite
 from lora_tui.errors import UserError
 from lora_tui.ui.format import display_path, fmt_bytes, fmt_metric, fmt_value
 from lora_tui.ui.messages import GpusSampled, RunLaunched, RunPolled
-from lora_tui.ui.screens.base import ForwardsWorkerEvents
+from lora_tui.ui.screens.base import AppScreen
 from lora_tui.ui.widgets.chart import LineChart, Series
 
 STATE_STYLE = {"running": "bold green", "starting": "bold", "finished": "bold cyan", "stopped": "bold yellow",
@@ -44,7 +43,7 @@ def demo_model_building() -> bool:
         return False
 
 
-class MonitorScreen(ForwardsWorkerEvents, Screen[Any]):
+class MonitorScreen(AppScreen):
     """Watch one run directory; stop, resume, and turn a diagnosed remedy into a new run."""
 
     BINDINGS = [
@@ -95,7 +94,7 @@ class MonitorScreen(ForwardsWorkerEvents, Screen[Any]):
         """Read what is there now, then poll on a timer."""
         self.query_one("#mon-status", Static).update(f"Run {self.run_dir}")
         self.poll()
-        self.set_interval(self.app.poll_interval, self.poll)  # type: ignore[attr-defined]
+        self.set_interval(self.tui.poll_interval, self.poll)
         gpu_interval = getattr(self.app, "gpu_interval", 0)
         if gpu_interval > 0:
             self.sample_gpus()
@@ -116,13 +115,17 @@ class MonitorScreen(ForwardsWorkerEvents, Screen[Any]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="gpus")
     def sample_gpus(self) -> None:
         """Live GPU memory and utilisation."""
-        gpus, status = self.app.gpu_query()  # type: ignore[attr-defined]
+        gpus, status = self.tui.gpu_query()
         self.post_message(GpusSampled(tuple(gpus), status))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="launch")
-    def relaunch(self, plan: TrainingPlan, sources: dict[str, str]) -> None:
-        """Resume this run from its last complete checkpoint."""
-        launched = self.app.launcher(plan, sources, overwrite=False, resume=True)  # type: ignore[attr-defined]
+    def relaunch(self) -> None:
+        """Resume this run from its last complete checkpoint: its run.toml resolved as `lora-tui train --resume`
+        resolves it."""
+        from lora_tui.core.launcher import resolve_plan
+
+        resolved = resolve_plan({"output": str(self.run_dir)}, resume=True)
+        launched = self.tui.launcher(resolved, overwrite=False, resume=True)
         self.post_message(RunLaunched(Path(launched.run_dir), getattr(launched, "pid", None)))
 
     # ---- handlers ---------------------------------------------------------------------------------------
@@ -294,8 +297,7 @@ class MonitorScreen(ForwardsWorkerEvents, Screen[Any]):
         elif plan is None or runs.latest_complete_checkpoint(self.run_dir) is None:
             self.notify("Nothing to resume: no run file or no complete checkpoint.", severity="warning")
         else:
-            _settings, sources = load_run_file(self.run_dir / runs.RUN_FILE)
-            self.relaunch(plan, sources)
+            self.relaunch()
 
     def action_apply(self) -> None:
         """Turn the first diagnosed remedy into a new run configuration on the review screen."""
@@ -309,4 +311,4 @@ class MonitorScreen(ForwardsWorkerEvents, Screen[Any]):
             self.notify("No remedy to apply.", severity="warning")
             return
         shown = ", ".join(f"{name} {fmt_value(value)}" for name, value in changes.items())
-        self.app.review_with(changes, reason=f"{reason}: {shown}", base=self.plan())  # type: ignore[attr-defined]
+        self.tui.review_with(changes, reason=f"{reason}: {shown}", base=self.plan())

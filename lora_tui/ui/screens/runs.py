@@ -4,27 +4,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from lora_tui.core import runs
-from lora_tui.ui.screens.base import ForwardsWorkerEvents
-
-
-class RunsListed(Message):
-    """The runs under the output root were listed."""
-
-    def __init__(self, rows: list[tuple[Path, runs.RunStatus | None]]) -> None:
-        super().__init__()
-        self.rows = rows
-        """(run directory, status) per run, newest first."""
+from lora_tui.ui.messages import RunsListed
+from lora_tui.ui.screens.base import AppScreen
 
 
 def list_runs(root: Path) -> list[tuple[Path, runs.RunStatus | None]]:
@@ -33,7 +22,7 @@ def list_runs(root: Path) -> list[tuple[Path, runs.RunStatus | None]]:
     return sorted(found, key=lambda item: -(item[1].started_at or 0) if item[1] else 0)
 
 
-class RunsScreen(ForwardsWorkerEvents, Screen[Any]):
+class RunsScreen(AppScreen):
     """Runs under the output root; Enter opens a run's monitor."""
 
     BINDINGS = [
@@ -62,7 +51,7 @@ class RunsScreen(ForwardsWorkerEvents, Screen[Any]):
 
     def action_refresh(self) -> None:
         """List the runs again."""
-        root = self.app.runs_root  # type: ignore[attr-defined]
+        root = self.tui.runs_root
         self.query_one("#runs-title", Static).update(f"Runs under {root}")
         self.scan(root)
 
@@ -73,7 +62,7 @@ class RunsScreen(ForwardsWorkerEvents, Screen[Any]):
 
     def on_runs_listed(self, message: RunsListed) -> None:
         """Fill the table."""
-        root = self.app.runs_root  # type: ignore[attr-defined]
+        root = self.tui.runs_root
         table = self.query_one("#runs-table", DataTable)
         table.clear()
         for path, status in message.rows:
@@ -94,9 +83,9 @@ class RunsScreen(ForwardsWorkerEvents, Screen[Any]):
             return
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         if key:
-            self.app.open_monitor(Path(key))  # type: ignore[attr-defined]
+            self.tui.open_monitor(Path(key))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         """Mouse click or Enter on a row opens it."""
         if event.row_key.value:
-            self.app.open_monitor(Path(event.row_key.value))  # type: ignore[attr-defined]
+            self.tui.open_monitor(Path(event.row_key.value))
