@@ -6,8 +6,8 @@ import pytest
 
 from lora_tui.core.models.modules import LinearKind, ModelInventory
 from lora_tui.core.recommend import SETTINGS, recommend
-from lora_tui.core.targets import map_targets
 from lora_tui.core.tables import guide, resource_tier, size_tier
+from lora_tui.core.targets import map_targets
 from lora_tui.errors import UserError
 
 GB = 10**9
