@@ -21,6 +21,8 @@ from lora_tui.core.paths import PRESETS_DIR
 from lora_tui.core.plan import TrainingPlan, fmt_value
 
 GUIDE_FILE = PRESETS_DIR / "guide.toml"
+PRACTICE_FILE = PRESETS_DIR / "practice.toml"
+"""Remedies beyond the guide (current LoRA practice), always shown as such."""
 """The data file holding the guide's tables."""
 
 GB = 1_000_000_000
@@ -206,14 +208,8 @@ def parse_guide(doc: dict[str, Any]) -> Guide:
             raise ValueError(f"tasks.{task.key}: unknown pattern {task.pattern!r}")
     styles = tuple(sorted((AlphaStyle(s["key"], float(s["ratio"]), s["why"]) for s in doc["alpha_styles"]),
                           key=lambda s: s.ratio))
-    troubles = {}
-    for t in doc["troubleshooting"]:
-        rules = []
-        for r in t["remedies"]:
-            if r["setting"] not in _PLAN_FIELDS or ("factor" in r) == ("set" in r):
-                raise ValueError(f"troubleshooting.{t['key']}: bad remedy {r}")
-            rules.append(RemedyRule(r["setting"], r.get("factor"), r.get("set"), r["example"], r["why"]))
-        troubles[t["key"]] = Trouble(t["key"], t["title"], t["symptom"], tuple(rules))
+    troubles = {t["key"]: Trouble(t["key"], t["title"], t["symptom"], _rules(t, "troubleshooting"))
+                for t in doc["troubleshooting"]}
     return Guide(
         defaults=defaults,
         tasks=tasks,
@@ -224,6 +220,42 @@ def parse_guide(doc: dict[str, Any]) -> Guide:
         troubles=troubles,
         guide_warmup_ratio=float(d.get("notes", {}).get("guide_warmup_ratio", 0.3)),
     )
+
+
+def _rules(entry: dict[str, Any], table: str) -> tuple[RemedyRule, ...]:
+    """An entry's remedies as rules (ValueError naming the entry for a bad one)."""
+    rules = []
+    for r in entry["remedies"]:
+        if r["setting"] not in _PLAN_FIELDS or ("factor" in r) == ("set" in r):
+            raise ValueError(f"{table}.{entry['key']}: bad remedy {r}")
+        rules.append(RemedyRule(r["setting"], r.get("factor"), r.get("set"), r["example"], r["why"]))
+    return tuple(rules)
+
+
+@dataclass(frozen=True)
+class Practice:
+    """Remedies beyond the guide (presets/practice.toml)."""
+
+    troubles: dict[str, Trouble]
+    """Symptoms the guide does not list, with their remedies."""
+    first: dict[str, tuple[RemedyRule, ...]]
+    """Remedies offered before the guide's own, by the guide's symptom key."""
+
+
+@lru_cache(maxsize=1)
+def practice(path: Path = PRACTICE_FILE) -> Practice:
+    """The beyond-the-guide remedies, loaded once (their symptom keys must not clash with the guide's)."""
+    with open(path, "rb") as fh:
+        doc = tomllib.load(fh)
+    troubles = {t["key"]: Trouble(t["key"], t["title"], t["symptom"], _rules(t, "troubleshooting"))
+                for t in doc.get("troubleshooting", [])}
+    clash = set(troubles) & set(guide().troubles)
+    first = {e["key"]: _rules(e, "first_remedies") for e in doc.get("first_remedies", [])}
+    unknown = set(first) - set(guide().troubles)
+    if clash or unknown:
+        raise ValueError(f"{path.name}: symptom keys {sorted(clash | unknown)} clash with or are missing "
+                         "from the guide's")
+    return Practice(troubles=troubles, first=first)
 
 
 @lru_cache(maxsize=1)

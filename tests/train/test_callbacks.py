@@ -11,14 +11,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import transformers
 
 from lora_tui.core import run_files
-from lora_tui.core.advice import diagnose
 from lora_tui.core.follow import RunFollower
 from lora_tui.core.plan import TrainingPlan
 from lora_tui.core.run_files import LaunchInfo
-
-transformers = pytest.importorskip("transformers")
+from lora_tui.core.symptoms import diagnose
 
 
 def _callback(run_dir: Path) -> Any:
@@ -36,25 +35,25 @@ def test_callback_writes_records_the_follower_and_the_advice_read(tmp_path: Path
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     callback = _callback(tmp_path)
     follower = RunFollower(tmp_path)
-    for step in range(1, 13):  # the Trainer's own keys: `loss`, `num_tokens`, ...
+    for step in range(1, 16):  # the Trainer's own keys: `loss`, `num_tokens`, ...
         _log(callback, step, {"loss": 2.3, "learning_rate": 5e-5, "grad_norm": 0.5, "num_tokens": 100.0 * step})
-    _log(callback, 12, {"eval_loss": 2.4, "eval_runtime": 0.1})
-    _log(callback, 12, {"train_runtime": 9.0, "train_loss": 2.3})  # the end-of-training summary: not a line
+    _log(callback, 15, {"eval_loss": 2.4, "eval_runtime": 0.1})
+    _log(callback, 15, {"train_runtime": 9.0, "train_loss": 2.3})  # the end-of-training summary: not a line
     callback.close()
     records = follower.poll().metrics
-    assert [r.step for r in records] == [*range(1, 13), 12]
+    assert [r.step for r in records] == [*range(1, 16), 15]
     first = records[0]
     assert (first.loss, first.learning_rate, first.grad_norm, first.epoch, first.tokens_seen) == (2.3, 5e-5, 0.5,
                                                                                                   0.1, 100)
     assert first.tokens_per_second is not None and first.tokens_per_second > 0
     assert first.samples_per_second is not None and first.elapsed is not None and first.extra == {}
     assert records[-1].loss is None and records[-1].eval_loss == 2.4
-    assert callback.losses == [2.3] * 12 and callback.eval_losses == [2.4] and callback.tokens_seen == 1200
+    assert callback.losses == [2.3] * 15 and callback.eval_losses == [2.4] and callback.tokens_seen == 1500
     assert [s.key for s in diagnose(records)] == ["loss_not_falling"]  # a flat loss, seen in what it wrote
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].startswith("step 1/20  epoch 0.10  loss 2.3000  grad norm 0.5000  lr 5e-5  ")
     assert printed[0].endswith(" tok/s")  # the throughput depends on the clock
-    assert printed[-1] == "step 12/20  epoch 1.20  eval loss 2.4000"
+    assert printed[-1] == "step 15/20  epoch 1.50  eval loss 2.4000"
 
 
 def test_callback_keeps_a_nan_loss_as_written(tmp_path: Path) -> None:

@@ -84,7 +84,7 @@ async def test_stop_asks_the_run_to_stop(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "losses, evals, title",
     [
-        ([2.0 + 0.001 * (i % 2) for i in range(20)], None, "not falling"),
+        ([2.0 + 0.001 * (i % 2) for i in range(30)], None, "not falling"),  # judged after warmup, confirmed
         ([2.0 - 0.05 * i for i in range(30)], {10: 1.6, 15: 1.5, 20: 1.6, 25: 1.7, 30: 1.8}, "verfitting"),
     ],
 )

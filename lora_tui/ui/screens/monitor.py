@@ -64,7 +64,7 @@ class MonitorScreen(AppScreen):
         self.status: runs.RunStatus | None = None
         """The latest status.json."""
         self.symptoms: list[Any] = []
-        """What `core.advice.diagnose` sees in the metrics now."""
+        """What `core.symptoms.diagnose` sees in the metrics now."""
         self._lock = threading.Lock()
         self._plan: TrainingPlan | None = None
 
@@ -211,7 +211,7 @@ class MonitorScreen(AppScreen):
         return max(0.0, end - status.started_at)
 
     def _diagnose(self) -> None:
-        from lora_tui.core.advice import diagnose
+        from lora_tui.core.symptoms import diagnose
 
         self.symptoms = diagnose(self.metrics, status=self.status, plan=self.plan())
         text = Text()
