@@ -35,9 +35,14 @@ from lora_tui.errors import UserError
 SETTINGS = (
     "lora_r", "lora_alpha", "lora_dropout", "learning_rate", "per_device_train_batch_size",
     "gradient_accumulation_steps", "num_train_epochs", "target_modules", "warmup_ratio", "weight_decay",
-    "max_seq_length", "gradient_checkpointing",
+    "max_seq_length", "gradient_checkpointing", "eval_split",
 )
 """Every setting a recommendation fills in (TrainingPlan field names)."""
+
+EVAL_MIN_EXAMPLES = 100
+"""Below this many examples no evaluation split is held out: too few to spare, too few to measure with."""
+EVAL_SHARE, EVAL_MIN, EVAL_MAX = 0.05, 16, 500
+"""The held-out split: about 5% of the examples, at least 16 and at most 500."""
 
 class TokenFacts(Protocol):
     """What the recommendation reads of a dataset's token statistics."""
@@ -157,6 +162,7 @@ def recommend(
                              f"{fmt_value(values['lora_alpha'])}; every row of the guide's tables uses alpha = 2r")
     _choose_targets(values, reasons, g, task_row, inventory)
     _fill_defaults(values, reasons, g, vram_bytes)
+    values["eval_split"], reasons["eval_split"] = _eval_split(examples)
     values["max_seq_length"], reasons["max_seq_length"] = _seq_length(
         data_report, inventory, g.defaults.settings["max_seq_length"])
 
@@ -218,6 +224,21 @@ def _choose_targets(values: dict[str, Any], reasons: dict[str, str], g: Guide, t
     values["target_modules"] = targets
     origin = f"{task_row.cite()}" if task_row else "the guide's recommended default"
     reasons["target_modules"] = f"target-module pattern '{pattern.key}' ({origin}): {pattern.why}{mapped_note}"
+
+
+def _eval_split(examples: int | None) -> tuple[float, str]:
+    """Beyond the guide (which trains without evaluation): hold out about 5% so that overfitting can be seen and
+    the best checkpoint kept, as Unsloth Studio and LLaMA-Factory's val_size do."""
+    if examples is None:
+        return 0.0, "no data size known, so no evaluation split (beyond the guide: lora-tui holds out ~5% of data)"
+    if examples < EVAL_MIN_EXAMPLES:
+        return 0.0, (f"{examples} examples: fewer than {EVAL_MIN_EXAMPLES}, so none is held out for evaluation "
+                     "(too few to spare, and too few to measure overfitting with)")
+    held = min(EVAL_MAX, max(EVAL_MIN, round(EVAL_SHARE * examples)))
+    share = round(held / examples, 4)
+    return share, (f"beyond the guide: {held} of {examples} examples ({share:.1%}: about {EVAL_SHARE:.0%}, at "
+                   f"least {EVAL_MIN}, at most {EVAL_MAX}) held out, chosen by the seed, to measure overfitting "
+                   "and keep the best checkpoint")
 
 
 def _fill_defaults(values: dict[str, Any], reasons: dict[str, str], g: Guide, vram_bytes: int | None) -> None:

@@ -9,11 +9,14 @@ After the merge, the derived rules (each in one function below) run in this orde
 2. a given batch size keeps the recommended effective batch (accumulation = effective / batch);
 3. a given r keeps the recommended alpha/r ratio;
 4. with N processes a recommended/default accumulation is divided by N (the effective batch stays);
-5. an output directory not given is the first free `RUNS_ROOT/MODEL`, `MODEL-2`, ...
+5. an output directory not given is the first free `RUNS_ROOT/MODEL`, `MODEL-2`, ...;
+6. a save interval not given makes about `EVALUATIONS` checkpoints (and, with an evaluation split, evaluations,
+   which run at every save) over the run's optimizer steps, so the best one can be kept.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +31,9 @@ from lora_tui.errors import UserError
 if TYPE_CHECKING:
     from lora_tui.core.dataset.report import DatasetReport
     from lora_tui.core.models.inventory import ModelInventory
+
+EVALUATIONS = 10
+"""Checkpoints (and evaluations) a run makes when its save interval is not given."""
 
 PATTERN = "target_pattern"
 """Key of `given` that chooses one of the guide's target patterns by name (minimal, standard, maximum)."""
@@ -97,6 +103,7 @@ def resolve(given: Mapping[str, Any], inputs: PlanInputs, *, config: Mapping[str
     _keep_effective_batch(values, sources, rec.values, reasons)
     _alpha_follows_given_rank(values, sources, rec.values, reasons)
     _account_for_processes(values, sources, reasons)
+    _save_interval(values, sources, reasons, inputs.data_report)
     if "output" not in values:
         values["output"] = str(default_output(str(values.get("model", TrainingPlan.model)), inputs.runs_root))
     plan = TrainingPlan.from_dict(values, where="settings")
@@ -147,6 +154,35 @@ def _apply_pattern(pattern: str, values: dict[str, Any], sources: dict[str, str]
                         "type the module names instead")
     values["target_modules"], sources["target_modules"] = modules, "given"
     reasons["target_modules"] = f"the guide's '{pattern}' pattern, as you chose{note}"
+
+
+def _save_interval(values: dict[str, Any], sources: dict[str, str], reasons: dict[str, str],
+                   data: DatasetReport | None) -> None:
+    """Rule 6: save (and evaluate) about EVALUATIONS times per run when the interval is not given."""
+    if sources["save_steps"] != "default" or data is None:
+        return
+    plan_values = {name: values.get(name, getattr(TrainingPlan, name)) for name in
+                   ("per_device_train_batch_size", "gradient_accumulation_steps", "num_processes",
+                    "num_train_epochs", "max_steps", "eval_split")}
+    if not all(_positive_int(plan_values[k]) for k in ("per_device_train_batch_size", "gradient_accumulation_steps",
+                                                       "num_processes")):
+        return  # TrainingPlan refuses a bad value, naming the flag
+    steps = total_steps(data.examples, **plan_values)
+    interval = max(1, steps // EVALUATIONS)
+    values["save_steps"], sources["save_steps"] = interval, "recommended"
+    evaluated = " and evaluation" if plan_values["eval_split"] else ""
+    reasons["save_steps"] = (f"{steps} optimizer steps / {EVALUATIONS} = a checkpoint{evaluated} every {interval} "
+                             "steps, so the best one can be kept (beyond the guide)")
+
+
+def total_steps(examples: int, *, per_device_train_batch_size: int, gradient_accumulation_steps: int,
+                num_processes: int, num_train_epochs: float, max_steps: int, eval_split: float) -> int:
+    """Optimizer steps a run takes: `max_steps` when set, else epochs x ceil(train examples / effective batch)."""
+    if isinstance(max_steps, int) and max_steps > 0:
+        return max_steps
+    train = examples - math.ceil(examples * eval_split) if eval_split else examples
+    per_epoch = math.ceil(max(train, 1) / (per_device_train_batch_size * gradient_accumulation_steps * num_processes))
+    return max(1, math.ceil(per_epoch * float(num_train_epochs)))
 
 
 def _positive_int(value: Any) -> bool:
