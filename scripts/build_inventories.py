@@ -23,8 +23,9 @@ def rebuild(path: Path) -> tuple[str, int, int | None]:
     """Rebuild one preset file in place; returns (name, built total, published total)."""
     meta = json.loads(path.read_text(encoding="utf-8"))
     inventory = build_inventory_dict(meta["config"], meta["name"])
-    meta["inventory"] = inventory
-    path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    if meta.get("inventory") != inventory:  # unchanged files keep their hand formatting (demo.json's `recommend`)
+        meta["inventory"] = inventory
+        path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     published = meta.get("published_params")
     if published is not None and meta.get("published_params_untied"):
         # the published figure counts a tied LM head twice (see the file's `published_note`)

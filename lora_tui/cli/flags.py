@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from lora_tui.core.plan import TrainingPlan, flag_for, parse_target_modules
+from lora_tui.core.plan import NEGATABLE, TrainingPlan, flag_for, parse_target_modules
 
 MAX_GB = 1e6
 """Largest size in GB a flag accepts (a petabyte: beyond any GPU or machine)."""
@@ -66,7 +66,7 @@ def add_plan_flags(parser: argparse.ArgumentParser, names: Iterable[str], *,
             shown = ",".join(default) if isinstance(default, list) else default
             text += f" (default {shown})"
         if kind == "bool":
-            action: Any = argparse.BooleanOptionalAction if name == "gradient_checkpointing" else "store_true"
+            action: Any = argparse.BooleanOptionalAction if name in NEGATABLE else "store_true"
             parser.add_argument(flag, dest=name, action=action, default=None, help=text)
             continue
         metavar = {"int": "N", "float": "X", "list": "LIST"}.get(kind)

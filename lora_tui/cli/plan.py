@@ -10,7 +10,7 @@ from lora_tui.core.units import fmt_gib_or_mb
 from lora_tui.errors import UserError
 
 PLAN_FIELDS = ("lora_r", "lora_alpha", "target_modules", "use_dora", "use_rslora", "per_device_train_batch_size",
-               "max_seq_length", "gradient_checkpointing")
+               "max_seq_length", "gradient_checkpointing", "load_in_4bit")
 """The TrainingPlan fields `plan` takes as flags (the rest do not change the math or the memory)."""
 
 
@@ -31,7 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "directory with config.json, or a hub id when the hub is reachable")
     p.add_argument("--list-models", action="store_true", help="list the preset models and exit")
     add_plan_flags(p, PLAN_FIELDS, defaults=TrainingPlan())
-    p.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], default="bf16", help="base weights dtype (bf16)")
+    p.add_argument("--dtype", choices=["auto", "bf16", "fp16", "fp32"], default="auto",
+                   help="compute precision (default auto: what `lora-tui train` picks for this model on the planned "
+                   "GPU, or fp32 on the CPU)")
+    add_loss_flag(p)
     p.add_argument("--vram-gb", type=gb_size, metavar="G", help="GPU memory in GB (default: the detected GPU)")
     p.add_argument("--json", action="store_true", help="print JSON (trainable_params, total_params, modules, "
                    "memory)")
@@ -55,6 +58,16 @@ def _plan(args: argparse.Namespace, inv: Any) -> tuple[Any, bool]:
         alpha_default
 
 
+def add_loss_flag(p: argparse.ArgumentParser) -> None:
+    """`--loss-impl`: the loss path the memory estimate describes."""
+    from lora_tui.core.memory import CLI_LOSS_IMPLS, runner_loss_impl
+
+    p.add_argument("--loss-impl", choices=CLI_LOSS_IMPLS, default=None,
+                   help="the loss path the memory estimate assumes: fused (TRL's chunked LM head, no full logits) "
+                   "or full (a plain Transformers loop's logits, 12 B each); default: what `lora-tui train` uses "
+                   f"with the installed TRL ({runner_loss_impl()})")
+
+
 def _vram(args: argparse.Namespace) -> tuple[int | None, str]:
     """VRAM in bytes and where it came from (--vram-gb, else the detected GPU, else unknown)."""
     if args.vram_gb is not None:
@@ -65,17 +78,16 @@ def _vram(args: argparse.Namespace) -> tuple[int | None, str]:
     return (vram, "detected GPU") if vram else (None, "no CUDA GPU detected")
 
 
-def _memory(inv: Any, plan: Any, vram: int | None, source: str) -> dict[str, Any]:
+def _memory(inv: Any, plan: Any, vram: int | None, source: str, loss: str | None = None) -> dict[str, Any]:
     """The memory estimate (and the fit steps when it does not fit) as a dict."""
-    from lora_tui.core.memory import fit_to_vram, plan_estimate
+    from lora_tui.core.fit import fit_to_vram
+    from lora_tui.core.memory import plan_estimate
 
-    est = plan_estimate(inv, plan, vram)
+    est = plan_estimate(inv, plan, vram, loss=loss)
     out = est.to_dict()
     out["vram_source"] = source
     if est.verdict == "will_not_fit" and vram is not None:
-        out["fit_steps"] = [{"description": s.description, "changes": s.changes,
-                             "total_bytes": s.estimate.total_bytes, "verdict": s.estimate.verdict}
-                            for s in fit_to_vram(inv, plan, vram)]
+        out["fit_steps"] = [s.to_dict() for s in fit_to_vram(inv, plan, vram, loss=loss)]
     return out
 
 
@@ -109,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
                              use_dora=plan.use_dora, use_rslora=plan.use_rslora)
     if math.unmatched:
         raise unknown_targets_error(inv, list(math.unmatched))
-    memory = _memory(inv, plan, *_vram(args))
+    memory = _memory(inv, plan, *_vram(args), loss=args.loss_impl)
     if args.json:
         data = {"model": inv.model_id, **math.to_dict(), "lora_alpha_default": alpha_default, "memory": memory}
         print(json.dumps(data, indent=2))
@@ -152,9 +164,13 @@ def _table(math: Any) -> list[str]:
 def _memory_lines(memory: dict[str, Any], plan: Any) -> list[str]:
     """The memory estimate's parts, total, verdict and fit steps."""
     gc = "on" if plan.gradient_checkpointing else "off"
-    dtype = "bf16" if plan.precision == "auto" else plan.precision
+    settings = memory.get("settings", {})
+    dtype = settings.get("dtype", plan.precision) + (", 4-bit base" if settings.get("load_in_4bit") else "")
+    loss = {"fused": "TRL's fused LM head", "full": "full logits"}.get(settings.get("loss", ""), settings.get("loss"))
     lines = [f"Peak training memory (batch {plan.per_device_train_batch_size}, sequence {plan.max_seq_length}, "
-             f"{dtype}, gradient checkpointing {gc}):"]
+             f"{dtype}, gradient checkpointing {gc}, loss: {loss}):"]
+    if settings.get("precision_reason"):
+        lines.append(f"  precision: {settings['precision_reason']}")
     width = max(len(part["label"]) for part in memory["parts"])
     for part in memory["parts"]:
         lines.append(f"  {part['label']:{width}s} {fmt_gib_or_mb(part['bytes']):>10s}  {part['detail']}")
@@ -163,9 +179,16 @@ def _memory_lines(memory: dict[str, Any], plan: Any) -> list[str]:
     lines.append(f"  {'total':{width}s} {fmt_gib_or_mb(memory['total_bytes']):>10s}{against}: "
                  f"{memory['verdict'].replace('_', ' ')}")
     for i, step in enumerate(memory.get("fit_steps", []), 1):
-        lines.append(f"  fix {i}: {step['description']} -> {fmt_gib_or_mb(step['total_bytes'])}, "
-                     f"{step['verdict'].replace('_', ' ')}")
+        lines.append(f"  fix {i}: {fit_line(step)}")
     return lines
+
+
+def fit_line(step: dict[str, Any]) -> str:
+    """One fit step for a person: what changed, then the estimate after it and its verdict (a step that states
+    its own figure, such as 4-bit loading, or a note, is shown as it is)."""
+    if step.get("kind") in ("four_bit", "tried", "note"):
+        return str(step["description"])
+    return f"{step['description']} -> {fmt_gib_or_mb(step['total_bytes'])}, {step['verdict'].replace('_', ' ')}"
 
 
 def render_plan(inv: Any, math: Any, memory: dict[str, Any] | None, *, alpha_default: bool, plan: Any) -> str:

@@ -29,6 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", metavar="M", help="preset, local directory or hub id: check the memory estimate")
     p.add_argument("--style", default="standard", choices=["conservative", "standard", "aggressive"],
                    help="alpha/r style (default: standard, alpha = 2r)")
+    p.add_argument("--load-in-4bit", action="store_true",
+                   help="plan a QLoRA run: the base model's linear layers in 4-bit NF4 (default: only when 16-bit "
+                   "LoRA does not fit the VRAM and 4-bit does)")
+    from lora_tui.cli.plan import add_loss_flag
+
+    add_loss_flag(p)
     p.add_argument("--json", action="store_true", help="print JSON with `values` and `reasons`")
     p.set_defaults(func=run)
 
@@ -67,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
         inventory = load_inventory(args.model)
     rec = recommend(task=args.task, examples=args.examples, vram_bytes=vram, inventory=inventory,
-                    style=args.style, data_report=report)
+                    style=args.style, data_report=report, loss=args.loss_impl, load_in_4bit=args.load_in_4bit)
     if args.json:
         out: dict[str, Any] = rec.to_dict()
         out["inputs"] = {"task": args.task, "examples": args.examples if report is None else report.examples,
@@ -92,7 +98,9 @@ def _print_human(rec: Any, args: argparse.Namespace, vram_text: str, report: Any
     for key, value in rec.values.items():
         print(f"{flag_for(key):32} {fmt_value(value)}")
         print(textwrap.fill(rec.reasons[key], width=width, initial_indent="    ", subsequent_indent="    "))
+    from lora_tui.cli.plan import fit_line
+
     for step in rec.fit_steps:
-        print(f"memory fit: {step['description']} -> {step['total_bytes'] / 2**30:.2f} GiB ({step['verdict']})")
+        print(f"memory fit: {fit_line(step)}")
     for note in rec.notes:
         print(textwrap.fill(f"note: {note}", width=width, subsequent_indent="      "))

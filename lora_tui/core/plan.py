@@ -81,6 +81,9 @@ class TrainingPlan:
     """Recompute activations in backward instead of storing them: less memory, about 30% more time."""
     precision: str = "auto"
     """Compute precision: auto, bf16, fp16 or fp32."""
+    load_in_4bit: bool = False
+    """QLoRA: load the base model's linear layers in 4-bit NF4 (bitsandbytes, double quantization), about a quarter
+    of the 16-bit weights' memory; adapters train in the compute precision, and a merge goes into the 16-bit base."""
     logging_steps: int = 1
     """Write a metrics line every this many optimizer steps."""
     save_steps: int = 50
@@ -124,6 +127,9 @@ class TrainingPlan:
         _check(_is_num(self.eval_split) and 0 <= self.eval_split <= 0.5, "eval_split",
                f"must be in [0, 0.5], got {_shown(self.eval_split)}")
         _check(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}")
+        _check(not (self.load_in_4bit and self.use_dora), "load_in_4bit",
+               "cannot be combined with DoRA (--use-dora): lora-tui trains DoRA on 16-bit weights only; "
+               "turn one of them off")
         _check(len(self.target_modules) > 0, "target_modules", "must name at least one module")
 
     # ---- derived values ---------------------------------------------------------------------------------
@@ -216,8 +222,8 @@ class TrainingPlan:
                 continue
             flag = "--" + _FLAG_NAMES.get(key, key.replace("_", "-"))
             if isinstance(value, bool):
-                if key == "gradient_checkpointing":
-                    args.append(flag if value else "--no-gradient-checkpointing")
+                if key in NEGATABLE:
+                    args.append(flag if value else "--no-" + flag.removeprefix("--"))
                 elif value:
                     args.append(flag)
             elif isinstance(value, list):
@@ -254,6 +260,9 @@ _INT_BOUNDS = {
     "num_processes": 4096,
 }
 """Positive whole numbers: field -> the largest accepted (a typo such as r = 10**20 is refused, not run)."""
+
+NEGATABLE = ("gradient_checkpointing", "load_in_4bit")
+"""Boolean fields whose flag has a `--no-` form, since the advisor may turn them on (`cli/flags.py`)."""
 
 _FLAG_NAMES = {
     "num_train_epochs": "epochs",

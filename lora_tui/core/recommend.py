@@ -15,8 +15,10 @@ Precedence, applied setting by setting (the README repeats this):
 6. A model preset may set a value the guide's tables cannot know (the built-in 4M-parameter demo model needs a
    larger learning rate than the guide's 1B-parameter figures); the reason names the preset and what the tables
    said.
-7. With a model and a VRAM figure, the memory estimate checks the result; while it does not fit, the guide's
-   out-of-memory remedies are applied in order (see `lora_tui.core.advice.oom_remedies`).
+7. With a model and a VRAM figure, the memory estimate checks the result (`lora_tui.core.memory_advice`):
+   dropout 0 where PEFT adapts fused experts, gradient checkpointing only when the run needs it, and while it does
+   not fit the guide's out-of-memory remedies that are needed (`lora_tui.core.fit`), or 4-bit loading when 16-bit
+   cannot fit.
 
 Where the tables agree, their value is used exactly and the reason says they agree.
 """
@@ -35,7 +37,7 @@ from lora_tui.errors import UserError
 SETTINGS = (
     "lora_r", "lora_alpha", "lora_dropout", "learning_rate", "per_device_train_batch_size",
     "gradient_accumulation_steps", "num_train_epochs", "target_modules", "warmup_ratio", "weight_decay",
-    "max_seq_length", "gradient_checkpointing", "eval_split",
+    "max_seq_length", "gradient_checkpointing", "eval_split", "load_in_4bit",
 )
 """Every setting a recommendation fills in (TrainingPlan field names)."""
 
@@ -131,8 +133,14 @@ def recommend(
     inventory: ModelInventory | None = None,
     style: str = "standard",
     data_report: DataFacts | None = None,
+    loss: str | None = None,
+    load_in_4bit: bool = False,
 ) -> Recommendation:
-    """Recommend every setting in SETTINGS; see the module docstring for the precedence (one step each)."""
+    """Recommend every setting in SETTINGS; see the module docstring for the precedence (one step each).
+
+    `loss` is the loss path the memory estimate assumes (`memory.LOSS_IMPLS`; default: what `lora-tui train` runs);
+    `load_in_4bit` plans a QLoRA run from the start.
+    """
     g = guide()
     if task is not None and task not in g.tasks:
         raise UserError(f"--task {task}: unknown task; choose one of {', '.join(g.tasks)}")
@@ -162,6 +170,10 @@ def recommend(
                              f"{fmt_value(values['lora_alpha'])}; every row of the guide's tables uses alpha = 2r")
     _choose_targets(values, reasons, g, task_row, inventory)
     _fill_defaults(values, reasons, g, vram_bytes)
+    values["load_in_4bit"] = load_in_4bit
+    reasons["load_in_4bit"] = ("on: as set (--load-in-4bit)" if load_in_4bit else
+                               "off: 16-bit LoRA" + ("" if inventory is not None and vram_bytes is not None else
+                                                     " (no model and VRAM known to check the memory against)"))
     values["eval_split"], reasons["eval_split"] = _eval_split(examples)
     values["max_seq_length"], reasons["max_seq_length"] = _seq_length(
         data_report, inventory, g.defaults.settings["max_seq_length"])
@@ -175,7 +187,7 @@ def recommend(
                "resource": res_row.key if res_row else None},
     )
     if inventory is not None and vram_bytes is not None:
-        _fit(rec, inventory, vram_bytes)
+        _fit(rec, inventory, vram_bytes, loss, data_report)
     return rec
 
 
@@ -267,20 +279,10 @@ def _apply_model_preset(values: dict[str, Any], reasons: dict[str, str], invento
         values[key] = spec["value"]
 
 
-def _fit(rec: Recommendation, inventory: ModelInventory, vram_bytes: int) -> None:
-    """Apply the memory fit loop's changes to the recommendation, explaining each."""
-    from lora_tui.core.memory import fit_to_vram
+def _fit(rec: Recommendation, inventory: ModelInventory, vram_bytes: int, loss: str | None,
+         data: DataFacts | None) -> None:
+    """Step 7: the memory-aware changes (`core.memory_advice.advise_memory`), each with its reason."""
+    from lora_tui.core.memory_advice import advise_memory
 
-    steps = fit_to_vram(inventory, rec.plan(), vram_bytes)
-    for step in steps:
-        rec.fit_steps.append({"description": step.description, "changes": dict(step.changes),
-                              "total_bytes": step.estimate.total_bytes, "verdict": step.estimate.verdict})
-        for key, value in step.changes.items():
-            if key in rec.values and rec.values[key] != value:
-                rec.reasons[key] = (f"{fmt_value(rec.values[key])} -> {fmt_value(value)} by the guide's out-of-memory "
-                                    f"remedies, so the estimate fits {vram_bytes / 1e9:.1f} GB "
-                                    f"(before: {rec.reasons[key]})")
-                rec.values[key] = value
-    if steps and steps[-1].estimate.verdict == "will_not_fit":
-        rec.notes.append("Even with every out-of-memory remedy the estimate does not fit this GPU; consider a "
-                         "smaller model or 4-bit loading (QLoRA).")
+    seq = data.token_stats if data is not None else None
+    rec.fit_steps = advise_memory(rec.values, rec.reasons, rec.notes, inventory, vram_bytes, loss=loss, seq=seq)

@@ -108,6 +108,7 @@ def resolve(given: Mapping[str, Any], inputs: PlanInputs, *, config: Mapping[str
         values["output"] = str(default_output(str(values.get("model", TrainingPlan.model)), inputs.runs_root))
     plan = TrainingPlan.from_dict(values, where="settings")
     _check_rank(plan, inputs.inventory)
+    _check_peft_limits(plan, inputs.inventory)
     return ResolvedPlan(plan=plan, sources=sources, reasons=reasons, notes=list(rec.notes),
                         target_pattern=pattern_of(plan.target_modules, inputs.inventory),
                         fit_steps=list(rec.fit_steps), inputs=inputs)
@@ -128,6 +129,32 @@ def _check_rank(plan: TrainingPlan, inventory: ModelInventory | None) -> None:
     if plan.lora_r > width:
         raise UserError(f"`lora_r` (--lora-r) {plan.lora_r} is larger than the narrowest targeted layer "
                         f"({narrow.name}, {narrow.in_features} -> {narrow.out_features}); use at most {width}")
+
+
+def _check_peft_limits(plan: TrainingPlan, inventory: ModelInventory | None) -> None:
+    """What PEFT and bitsandbytes refuse, said before the run: dropout on fused experts (target_parameters), 4-bit
+    loading of a model bitsandbytes cannot quantise, and 4-bit loading without bitsandbytes."""
+    if inventory is not None and plan.lora_dropout > 0:
+        from lora_tui.core.memory_advice import expert_parameters
+
+        params = expert_parameters(inventory, list(plan.target_modules))
+        if params:
+            raise UserError(f"`lora_dropout` (--lora-dropout) {fmt_value(plan.lora_dropout)}: PEFT adapts "
+                            f"{inventory.model_id}'s fused experts ({', '.join(params)}) through target_parameters, "
+                            "which cannot apply dropout; use --lora-dropout 0 or target attention modules only")
+    if not plan.load_in_4bit:
+        return
+    if inventory is not None:
+        from lora_tui.core.memory import four_bit_problem
+
+        problem = four_bit_problem(inventory)
+        if problem is not None:
+            raise UserError(f"--load-in-4bit: {problem}; train {inventory.model_id} in 16-bit instead")
+    import importlib.util
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise UserError("--load-in-4bit needs bitsandbytes, which is not installed: `pip install bitsandbytes`, "
+                        "or train without --load-in-4bit")
 
 
 def _merge(given: Mapping[str, Any], config: Mapping[str, Any], recommended: Mapping[str, Any]

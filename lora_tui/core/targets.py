@@ -32,19 +32,42 @@ def map_targets(modules: list[str], inventory: ModelInventory | None) -> tuple[l
     """
     if inventory is None:
         return list(modules), ""
-    present = {k.name for k in inventory.linears if k.group != "output"}
+    present = {k.name for k in inventory.linears if k.group != "output" and k.layer_type != "parameter"}
+    experts = _expert_names(inventory)
     mapped: list[str] = []
     for name in modules:
-        target = name if name in present else FUSED.get(name, name)
-        if target in present and target not in mapped:
+        target = name if name in present else experts.get(name) or FUSED.get(name, name)
+        if (target in present or target in experts.values()) and target not in mapped:
             mapped.append(target)
     if mapped == list(modules):
         return mapped, ""
-    missing = [n for n in modules if n not in present and FUSED.get(n) not in present]
+    missing = [n for n in modules if n not in present and FUSED.get(n) not in present and n not in experts]
     note = f"; mapped to this model's modules ({', '.join(mapped) or 'none'})"
     if missing:
         note += f"; it has no {', '.join(missing)}"
     return mapped, note
+
+
+def _expert_names(inventory: ModelInventory) -> dict[str, str]:
+    """Guide names -> the names PEFT remaps onto a mixture-of-experts model's fused expert weights.
+
+    PEFT (transformers-v5 MoE conversion, `inventory.moe_conversion`) takes the checkpoint's expert names in
+    target_modules and adapts the fused weights through target_parameters: gate_proj/up_proj/down_proj for Qwen-MoE,
+    w1/w3/w2 for Mixtral. The fused weights' own names (`gate_up_proj` as a 3-D parameter) are no modules and must
+    never be used as targets. Models without the conversion (e.g. gpt-oss) have no such names.
+    """
+    conv = inventory.moe_conversion or {}
+    mapping: dict[str, str] = conv.get("target_module_mapping") or {}
+    fused: dict[str, list[str]] = conv.get("fused_targets") or {}
+    names: dict[str, str] = {old: old for old in mapping if old in ("gate_proj", "up_proj", "down_proj")}
+    for role in ("gate_proj", "up_proj", "down_proj"):
+        if role in names:
+            continue
+        olds = fused.get(FUSED.get(role, role)) or [o for o, new in mapping.items() if new == role]
+        position = {"gate_proj": 0, "up_proj": 1}.get(role, 0)
+        if len(olds) > position:
+            names[role] = olds[position]
+    return names
 
 
 def pattern_modules(pattern: str, inventory: ModelInventory | None) -> tuple[list[str], str]:

@@ -5,18 +5,16 @@ from __future__ import annotations
 import pytest
 from memory_models import GEMMA_3_1B, LLAMA_32_1B, QWEN25_05B, decoder
 
+from lora_tui.core.activations import layer_activation_bytes
 from lora_tui.core.memory import (
     GIB,
     OVERHEAD_FIXED,
     OVERHEAD_FRACTION,
     estimate_memory,
-    fit_to_vram,
-    layer_activation_bytes,
     resolve_targets,
     verdict_for,
 )
-from lora_tui.core.models.modules import LinearKind, ModelInventory
-from lora_tui.core.plan import TrainingPlan
+from lora_tui.core.models.modules import ModelInventory
 from lora_tui.errors import UserError
 
 ALL7 = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -60,7 +58,7 @@ def test_tiny_layer_activation_bytes(kwargs: dict, expected: int) -> None:
 
 def test_tiny_parts_by_hand() -> None:
     est = estimate_memory(TINY, lora_r=2, target_modules=["q_proj", "v_proj"], batch_size=3, seq_len=10,
-                          lora_dropout=0.0, gradient_checkpointing=False)
+                          lora_dropout=0.0, gradient_checkpointing=False, loss="full")
     parts = {p.key: p.bytes for p in est.parts}
     assert parts["weights"] == 1448 * 2
     # LoRA params: q 2 x (8 + 8) + v 2 x (8 + 4) = 56 per layer x 2 = 112, x 16 B
@@ -139,8 +137,8 @@ def test_measured_c_values(inv: ModelInventory, measured: dict[str, float]) -> N
         assert c == pytest.approx(measured[column], rel=C_TOLERANCE), column
 
 
-def test_logits_dominate_for_gemma() -> None:
-    est = estimate_memory(GEMMA_3_1B, lora_r=16, target_modules=ALL7, batch_size=1, seq_len=2048)
+def test_full_logits_dominate_for_gemma() -> None:
+    est = estimate_memory(GEMMA_3_1B, lora_r=16, target_modules=ALL7, batch_size=1, seq_len=2048, loss="full")
     assert est.part("logits").bytes == 12 * 2048 * 262144
     assert est.part("logits").bytes > est.part("activations").bytes
 
@@ -167,61 +165,6 @@ def test_headroom_and_to_dict() -> None:
     assert d["settings"]["seq_len"] == 512
 
 
-# ---- fit_to_vram ----------------------------------------------------------------------------------------
-
-
-def _plan(**kw: object) -> TrainingPlan:
-    base = {"model": "gemma-3-1b-it", "lora_r": 16, "lora_alpha": 32, "target_modules": ALL7,
-            "per_device_train_batch_size": 4, "gradient_accumulation_steps": 4, "max_seq_length": 2048,
-            "gradient_checkpointing": False}
-    return TrainingPlan(**{**base, **kw})  # type: ignore[arg-type]
-
-
-def test_fit_gemma_seq2048_batch4_on_6gb_reports_it_cannot() -> None:
-    steps = fit_to_vram(GEMMA_3_1B, _plan(), 6 * GIB)
-    # the batch is halved (accumulation doubled) until it is 1, then r 8, q/v only, checkpointing
-    assert [s.changes for s in steps[:5]] == [
-        {"per_device_train_batch_size": 2, "gradient_accumulation_steps": 8},
-        {"per_device_train_batch_size": 1, "gradient_accumulation_steps": 16},
-        {"lora_r": 8, "lora_alpha": 16},
-        {"target_modules": ["q_proj", "v_proj"]},
-        {"gradient_checkpointing": True},
-    ]
-    totals = [s.estimate.total_bytes for s in steps[:5]]
-    assert totals == sorted(totals, reverse=True)
-    assert all(s.estimate.verdict == "will_not_fit" for s in steps)
-    last = steps[-1]
-    assert last.changes == {} and "still does not fit" in last.description
-    assert "logits and loss" in last.description and last.estimate.settings["load_in_4bit"] is True
-
-
-def test_fit_gemma_on_16gb_stops_once_it_fits() -> None:
-    steps = fit_to_vram(GEMMA_3_1B, _plan(), 16 * GIB)
-    assert len(steps) == 4
-    assert steps[-1].changes == {"target_modules": ["q_proj", "v_proj"]}
-    assert steps[-1].estimate.verdict in ("fits", "tight")
-    assert steps[-1].estimate.total_bytes <= 16 * GIB
-
-
-def test_fit_skips_remedies_already_in_place_and_returns_nothing_when_it_fits() -> None:
-    plan = _plan(per_device_train_batch_size=1, gradient_checkpointing=True, max_seq_length=512)
-    assert fit_to_vram(GEMMA_3_1B, plan, 80 * GIB) == []
-    steps = fit_to_vram(GEMMA_3_1B, plan, 1 * GIB)
-    assert [list(s.changes) for s in steps[:2]] == [["lora_r", "lora_alpha"], ["target_modules"]]
-
-
-def test_fit_fused_qkv_model_keeps_the_fused_projection() -> None:
-    phi = ModelInventory("phi-like", "phi3", 2, 64, 100, 4, 4, 16, 128, 60000, (
-        LinearKind("qkv_proj", 64, 192, 2, False, "attention"),
-        LinearKind("o_proj", 64, 64, 2, False, "attention"),
-        LinearKind("gate_up_proj", 64, 256, 2, False, "mlp"),
-        LinearKind("down_proj", 128, 64, 2, False, "mlp"),
-    ))
-    plan = _plan(model="phi-like", target_modules=["all-linear"], max_seq_length=64)
-    steps = fit_to_vram(phi, plan, 1)
-    assert {"target_modules": ["qkv_proj"]} in [s.changes for s in steps]
-
-
 @pytest.mark.parametrize(("preset", "hand_built"), [("gemma-3-1b-it", GEMMA_3_1B), ("llama-3.2-1b", LLAMA_32_1B)])
 def test_shipped_presets_give_the_same_estimate(preset: str, hand_built: ModelInventory) -> None:
     from lora_tui.core.models.modules import load_inventory
@@ -229,3 +172,94 @@ def test_shipped_presets_give_the_same_estimate(preset: str, hand_built: ModelIn
     inv = load_inventory(preset)
     kw = {"lora_r": 16, "target_modules": ["all-linear"], "batch_size": 2, "seq_len": 1024}
     assert estimate_memory(inv, **kw).to_dict()["parts"] == estimate_memory(hand_built, **kw).to_dict()["parts"]
+
+
+# ---- the loss path: TRL's fused LM head ------------------------------------------------------------------
+
+
+def test_fused_head_by_hand() -> None:
+    # TINY: 30 tokens, vocabulary 32, hidden 8, bf16 on CUDA: one 30 x 32 tile of 2 B, per token 8 x (2 + 4 + 2)
+    # (the saved hidden state, its fp32 gradient and the cast back) + 48 B of fp32 statistics
+    est = estimate_memory(TINY, lora_r=2, target_modules=["q_proj"], batch_size=3, seq_len=10, loss="fused")
+    assert est.part("logits").bytes == 30 * 32 * 2 + 30 * (8 * 8 + 48)
+    cpu = estimate_memory(TINY, lora_r=2, target_modules=["q_proj"], batch_size=3, seq_len=10, loss="fused",
+                          dtype="fp32", device="cpu")
+    assert cpu.part("logits").bytes == 30 * 32 * 8 * 4 + 30 * (8 * 12 + 48)
+    # on the CPU there is no CUDA context: the overhead is the fragmentation share only
+    assert cpu.part("overhead").bytes == int(OVERHEAD_FRACTION * sum(p.bytes for p in cpu.parts[:-1]))
+
+
+def test_fused_head_tiles_cap_at_4096_tokens_by_32768_entries() -> None:
+    est = estimate_memory(GEMMA_3_1B, lora_r=16, target_modules=ALL7, batch_size=8, seq_len=4096, loss="fused")
+    tokens = 8 * 4096
+    assert est.part("logits").bytes == 4096 * 32768 * 2 + tokens * (1152 * 8 + 48)
+
+
+def test_gemma_3_1b_at_batch_2_by_1024_fused_against_full() -> None:
+    """The issue's case: the full-logits term (6 GiB) is what the runner never builds."""
+    kw = {"lora_r": 16, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"], "batch_size": 2,
+          "seq_len": 1024}
+    full = estimate_memory(GEMMA_3_1B, **kw, loss="full")
+    fused = estimate_memory(GEMMA_3_1B, **kw, loss="fused")
+    assert full.part("logits").bytes == 12 * 2048 * 262144
+    assert fused.part("logits").bytes < 160 * 2**20
+    assert full.total_bytes / GIB == pytest.approx(9.61, abs=0.01)
+    assert fused.total_bytes / GIB == pytest.approx(3.29, abs=0.01)
+
+
+def test_runner_loss_impl_reads_the_installed_trl() -> None:
+    from lora_tui.core.memory import runner_loss_impl
+
+    assert runner_loss_impl() == "fused"  # TRL 1.16's SFTTrainer calls model(..., fused_lm_head=True)
+
+
+# ---- mixture of experts: fused experts through target_parameters -------------------------------------------
+
+
+def test_moe_expert_parameters_count_in_trainable_state_and_activations() -> None:
+    from lora_tui.core.lora_math import compute_lora_math
+    from lora_tui.core.models.modules import load_inventory
+
+    inv = load_inventory("qwen3-30b-a3b")
+    kw = {"lora_r": 16, "batch_size": 2, "seq_len": 1024, "lora_dropout": 0.0}
+    attn = estimate_memory(inv, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], **kw)
+    every = estimate_memory(inv, target_modules=["all-linear"], **kw)
+    trainable = compute_lora_math(inv, r=16, lora_alpha=32, target_modules=["all-linear"]).trainable_params
+    assert trainable == 996_507_648  # PEFT's count (tests/core/test_peft_parity.py checks the rule)
+    assert every.part("trainable").bytes == trainable * 16
+    assert every.part("trainable").bytes - attn.part("trainable").bytes > 14 * GIB
+    # each adapted expert stack is materialised (W + B @ A): gate_up 128 x 2048 x 1536 + down 128 x 768 x 2048
+    expert_copy = (128 * 2048 * 1536 + 128 * 768 * 2048) * 2
+    with_gc = every.part("activations").bytes - attn.part("activations").bytes
+    assert with_gc > 2 * expert_copy
+    no_gc = estimate_memory(inv, target_modules=["all-linear"], gradient_checkpointing=False, **kw)
+    assert no_gc.part("activations").bytes > 48 * expert_copy
+    assert "target_parameters" in every.part("trainable").detail
+
+
+def test_moe_tokens_keep_the_k_routed_experts_tensors() -> None:
+    from lora_tui.core.activations import moe_token_bytes
+    from lora_tui.core.models.modules import load_inventory
+
+    inv = load_inventory("mixtral-8x7b")
+    assert inv.experts_per_token == 2 and inv.num_experts == 8
+    # per routed expert: gate, up, activation (3 x 14336 x 2 B) + the expert output (4096 x 2 B); router fp32 x 2
+    assert moe_token_bytes(inv, 2, False) == 2 * (3 * 2 * 14336 + 2 * 4096) + 2 * 4 * 8
+
+
+def test_four_bit_problem_names_moe_and_conv1d_models() -> None:
+    from lora_tui.core.memory import four_bit_problem
+    from lora_tui.core.models.modules import load_inventory
+
+    assert four_bit_problem(load_inventory("mistral-7b-v0.3")) is None
+    assert four_bit_problem(load_inventory("demo")) is None
+    assert "fused 3-D weights" in (four_bit_problem(load_inventory("mixtral-8x7b")) or "")
+
+
+def test_four_bit_head_slice_and_fp32_residual() -> None:
+    est = estimate_memory(TINY, lora_r=2, target_modules=["q_proj"], batch_size=3, seq_len=10, loss="fused",
+                          load_in_4bit=True)
+    # the fp32 LM head (upcast) is cast to bf16 one 32-entry slice at a time: 32 x 8 x 2 B
+    assert est.part("logits").bytes == 30 * 32 * 2 + 32 * 8 * 2 + 30 * (8 * 8 + 48)
+    plain = estimate_memory(TINY, lora_r=2, target_modules=["q_proj"], batch_size=3, seq_len=10)
+    assert est.part("activations").bytes > plain.part("activations").bytes  # the residual stream is fp32

@@ -89,7 +89,7 @@ def test_list_presets_covers_every_requested_family_smallest_first() -> None:
     hub_ids = {p.hub_id for p in presets}
     assert {"google/gemma-3-1b-it", "google/gemma-3-4b-it", "microsoft/Phi-3-mini-4k-instruct",
             "Qwen/Qwen3-8B", "HuggingFaceTB/SmolLM2-1.7B", "mistralai/Mistral-7B-v0.3"} <= hub_ids
-    assert len(presets) == 18
+    assert len(presets) == 26
     assert [p.params for p in presets] == sorted(p.params for p in presets)
     assert all(p.display_name and p.family for p in presets)
 

@@ -130,6 +130,7 @@ def inventory_from_model(model: Any, model_id: str) -> dict[str, Any]:
     heads = _cfg_int(text, "num_attention_heads", "n_head") or 1
     kv_heads = _cfg_int(text, "num_key_value_heads", "multi_query_group_num") or heads
     head_dim = _cfg_int(text, "head_dim") or (hidden // heads if heads else 0)
+    experts = _cfg_int(text, "num_experts", "num_local_experts", "n_routed_experts")
     return {
         "model_id": model_id,
         "model_type": str(getattr(text, "model_type", config.model_type)),
@@ -145,7 +146,9 @@ def inventory_from_model(model: Any, model_id: str) -> dict[str, Any]:
         "total_params": sum(p.numel() for p in model.parameters()),
         "tie_word_embeddings": bool(getattr(text, "tie_word_embeddings", False)),
         "max_position_embeddings": _cfg_int(text, "max_position_embeddings", "n_positions"),
-        "num_experts": _cfg_int(text, "num_experts", "num_local_experts", "n_routed_experts"),
+        "num_experts": experts,
+        "experts_per_token": _cfg_int(text, "num_experts_per_tok", "experts_per_token", "moe_topk") if experts
+        else None,
         "linears": _walk(model),
         "moe_conversion": moe_conversion(model),
     }

@@ -109,6 +109,8 @@ class ModelInventory:
     """Longest sequence the model was built for."""
     num_experts: int | None = None
     """Experts per MoE layer, for mixture-of-experts models."""
+    experts_per_token: int | None = None
+    """Experts each token is routed to (the router's top k) in a mixture-of-experts layer; None for dense models."""
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     """Anything else worth showing (display name, hub id, dtype, notes)."""
     embeddings: tuple[LinearKind, ...] = ()

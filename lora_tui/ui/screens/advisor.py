@@ -31,6 +31,7 @@ EDITABLE: tuple[tuple[str, str], ...] = (
     ("max_seq_length", "max seq length"),
     ("target_modules", "targets"),
     ("gradient_checkpointing", "grad checkpointing"),
+    ("load_in_4bit", "4-bit base (QLoRA)"),
 )
 """The settings shown on the advisor, (plan field, label), in the order a person reads them."""
 
@@ -193,7 +194,8 @@ class AdvisorScreen(WizardScreen):
         self.query_one("#totals", Static).update(totals)
 
     def _show_memory(self, inv: Any, plan: TrainingPlan) -> None:
-        from lora_tui.core.memory import fit_to_vram, plan_estimate
+        from lora_tui.core.fit import fit_to_vram
+        from lora_tui.core.memory import plan_estimate
 
         vram = self.state.vram_bytes
         est = plan_estimate(inv, plan, vram)
@@ -206,7 +208,8 @@ class AdvisorScreen(WizardScreen):
             verdict.append(f" of {fmt_bytes(vram)}: ")
             verdict.append(est.verdict.replace("_", " "), style=VERDICT_STYLE.get(est.verdict, "bold"))
         else:
-            verdict.append("  (no GPU: the figure is what a GPU would need)", style="dim")
+            verdict.append("  (no GPU: the CPU run's memory)", style="dim")
+        verdict.append(f"\n{est.settings.get('precision_reason', '')}", style="dim")
         self.query_one("#verdict", Static).update(verdict)
         self._fit_changes = {}
         remedies = Text()
