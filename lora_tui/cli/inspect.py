@@ -1,7 +1,8 @@
-"""`lora-tui inspect FILE`: check a dataset before training: format, shape, exact count, size tier, problems.
+"""`lora-tui inspect FILE`: check a dataset before training: format, schema, exact count, size tier, problems,
+and with the model's tokenizer the token lengths and a preview of what is trained.
 
-Exit status 0 when every record is valid, 2 when the file has problems (listed as `file:line: message`
-after the summary) or cannot be read at all.
+Exit status 0 when every record is valid, 2 when the data has problems (listed as `file:line: message` after
+the summary) or cannot be read at all.
 """
 
 from __future__ import annotations
@@ -9,55 +10,90 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from types import SimpleNamespace
 from typing import Any
 
 from lora_tui.core.units import fmt_bytes
+from lora_tui.errors import UserError
+
+TRAINED_OPEN = "⟦"
+"""Printed where a trained span (its tokens carry the loss) starts in `--show`."""
+TRAINED_CLOSE = "⟧"
+"""Printed where a trained span ends."""
+CUT_MARK = "✂"
+"""Printed where max_seq_length cuts an example."""
 
 
 def register(subparsers: Any) -> None:
     """Add the `inspect` subcommand."""
+    from lora_tui.core.dataset.mapping import COLUMNS_EXAMPLE
+
     parser = subparsers.add_parser(
         "inspect",
-        help="validate a dataset and show its format, shape, size tier and token lengths",
+        help="validate a dataset and show its schema, size tier, token lengths and what is trained",
         description=(
-            "Stream through a data file (JSONL, JSON, CSV/TSV, Parquet, or a datasets save_to_disk "
-            "directory), validate every record and report what was found. Exit status 2 on problems."
+            "Stream through a data file (JSONL, JSON, CSV/TSV, Parquet), a directory of shards, a glob, or a "
+            "datasets save_to_disk directory, validate every record and report what was found. With --model "
+            "(or --tokenizer), examples are rendered with the model's chat template and tokenized as training "
+            "will. Exit status 2 on problems."
         ),
     )
-    parser.add_argument("file", metavar="FILE", help="data file or save_to_disk directory")
+    parser.add_argument("file", metavar="FILE", help="data file, directory of shards, glob or save_to_disk directory")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument(
-        "--tokenizer",
-        metavar="DIR",
-        help="directory with tokenizer.json (or a hub id already cached) for token-length statistics",
-    )
-    parser.add_argument(
-        "--max-seq-length",
-        type=int,
-        metavar="N",
-        default=None,
-        help="sequence length to compare token counts with (default 1024)",
-    )
-    parser.add_argument(
-        "--max-errors", type=int, metavar="N", default=50, help="list at most N problems (default 50)"
-    )
+    parser.add_argument("--model", metavar="M", help="measure with this model's tokenizer and chat template when "
+                        "it is on this machine (demo once built, a cached hub model, a local directory)")
+    parser.add_argument("--tokenizer", metavar="DIR",
+                        help="directory with tokenizer.json (or a hub id already cached), instead of --model")
+    parser.add_argument("--columns", metavar="MAP",
+                        help=f"map fields for data in no known schema: {COLUMNS_EXAMPLE}")
+    parser.add_argument("--max-seq-length", type=int, metavar="N", default=None,
+                        help="sequence length to compare token counts with (default 1024)")
+    parser.add_argument("--show", type=int, metavar="N", default=0,
+                        help=f"print N examples as training sees them, trained spans in {TRAINED_OPEN}…"
+                             f"{TRAINED_CLOSE}")
+    parser.add_argument("--max-errors", type=int, metavar="N", default=50, help="list at most N problems (default 50)")
     parser.set_defaults(func=run)
 
 
+def _tokenizer(args: argparse.Namespace) -> Any:
+    """The tokenizer to measure with: --tokenizer, else --model's when it is local, else None."""
+    if args.tokenizer is not None:
+        return args.tokenizer
+    if args.model is None:
+        return None
+    from lora_tui.core.dataset.tokens import local_tokenizer
+
+    return local_tokenizer(args.model)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Inspect the file and print the report; 2 when it has problems."""
+    """Inspect the data and print the report; 2 when it has problems."""
     from lora_tui.core.dataset.report import inspect_dataset
 
-    report = inspect_dataset(
-        args.file,
-        tokenizer=args.tokenizer,
-        max_seq_length=args.max_seq_length,
-        max_issues=args.max_errors,
-    )
+    if args.show < 0:
+        raise UserError(f"--show must be >= 0, got {args.show}")
+    tokenizer = _tokenizer(args)
+    report = inspect_dataset(args.file, tokenizer=tokenizer, max_seq_length=args.max_seq_length,
+                             max_issues=args.max_errors, columns=args.columns)
+    previews: list[Any] = []
+    template = ""
+    if args.show and tokenizer is not None and report.examples:
+        from lora_tui.core.dataset.preview import preview
+
+        previews, template = preview(args.file, tokenizer, args.show, columns=args.columns,
+                                     max_seq_length=args.max_seq_length or 1024)
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        data = report.to_dict()
+        if args.show:
+            data["preview"] = [_preview_dict(p) for p in previews]
+        print(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         print(render_report(report))
+        if args.show and tokenizer is None:
+            print(f"\nNo preview: {args.model}'s tokenizer is not on this machine" if args.model else
+                  "\nNo preview: pass --model M (its tokenizer on this machine) or --tokenizer DIR")
+        elif args.show:
+            print(render_previews(previews, template))
     if report.ok:
         return 0
     noun = "problem" if report.issue_count == 1 else "problems"
@@ -66,31 +102,59 @@ def run(args: argparse.Namespace) -> int:
     return 2
 
 
+def token_lines(stats: Any) -> list[str]:
+    """The token statistics as report lines (also `train --dry-run`'s)."""
+    lines = [
+        f"  tokens      median {stats.median:,}, p95 {stats.p95:,}, max {stats.max:,}, mean {stats.mean:.1f} "
+        f"({stats.tokenizer})",
+        f"  too long    {stats.over_max:,} of {stats.count:,} longer than max_seq_length {stats.max_seq_length:,}"
+        + (f" (first: {stats.first_over})" if stats.first_over else ""),
+        f"  trained     {stats.trained_token_share:.1%} of the tokens carry the loss",
+    ]
+    if stats.template:
+        lines.insert(1, f"  template    {stats.template}")
+    return lines
+
+
+def data_lines(data: dict[str, Any] | None) -> list[str]:
+    """`train --dry-run`'s lines about the data (a report's `to_dict()`): schema, examples, token statistics."""
+    if not data:
+        return []
+    schema = data.get("schema") or "none recognised"
+    if data.get("columns"):
+        schema += f" ({data['columns']})"
+    lines = [f"Data: {data['path']}: {data['examples']:,} examples, {schema}"]
+    stats = data.get("token_stats")
+    if stats:
+        lines += token_lines(SimpleNamespace(**stats))
+    else:
+        lines.append("  tokens      not measured: the model's tokenizer is not on this machine")
+    return lines
+
+
 def render_report(report: Any) -> str:
     """The human-readable report: a summary block, then one line per problem."""
     from lora_tui.core.dataset.report import SHAPES
     from lora_tui.core.tables import describe_size_tier
 
     shape = f"{report.shape} ({SHAPES[report.shape]})" if report.shape else "unknown"
+    schema = report.schema or "none recognised"
+    if report.columns:
+        schema += f" ({report.columns})"
     tier = f"{report.size_tier}: {describe_size_tier(report.size_tier)}" if report.size_tier else "none (no examples)"
     lines = [
         f"{report.path}",
         f"  format      {report.file_format}",
+        f"  schema      {schema}",
         f"  shape       {shape}",
         f"  examples    {report.examples:,}",
         f"  size tier   {tier}",
         f"  size        {fmt_bytes(report.bytes)}",
     ]
-    stats = report.token_stats
-    if stats is not None:
-        lines.append(
-            f"  tokens      median {stats.median:,}, p95 {stats.p95:,}, max {stats.max:,}, "
-            f"mean {stats.mean:.1f} ({stats.tokenizer})"
-        )
-        lines.append(
-            f"  too long    {stats.over_max:,} of {stats.count:,} longer than max_seq_length "
-            f"{stats.max_seq_length:,}"
-        )
+    if report.schema is None and report.fields:
+        lines.append(f"  fields      {', '.join(report.fields)}")
+    if report.token_stats is not None:
+        lines += token_lines(report.token_stats)
     lines.extend(f"  note        {note}" for note in report.notes)
     if report.issue_count:
         lines.append("")
@@ -100,3 +164,31 @@ def render_report(report: Any) -> str:
         if hidden:
             lines.append(f"... and {hidden:,} more (raise --max-errors to list them)")
     return "\n".join(lines)
+
+
+def render_previews(previews: list[Any], template: str) -> str:
+    """The examples as training sees them, trained spans between the marks, the cut marked."""
+    if not previews:
+        return "\nNo examples to show"
+    lines = ["", f"Examples as training sees them ({template or 'no chat template: plain text'}; "
+             f"{TRAINED_OPEN}…{TRAINED_CLOSE} carries the loss, {CUT_MARK} is where max_seq_length cuts):"]
+    for example in previews:
+        lines.append(f"--- {example.where}: {example.tokens:,} tokens, {example.trained_tokens:,} trained ---")
+        if example.problem:
+            lines.append(f"(not rendered: {example.problem})")
+            continue
+        out: list[str] = []
+        cut = False
+        for seg in example.segments:
+            if seg.cut and not cut:
+                out.append(CUT_MARK)
+                cut = True
+            out.append(f"{TRAINED_OPEN}{seg.text}{TRAINED_CLOSE}" if seg.trained else seg.text)
+        lines.append("".join(out))
+    return "\n".join(lines)
+
+
+def _preview_dict(example: Any) -> dict[str, Any]:
+    return {"where": example.where, "tokens": example.tokens, "trained_tokens": example.trained_tokens,
+            "problem": example.problem,
+            "segments": [{"text": s.text, "trained": s.trained, "cut": s.cut} for s in example.segments]}

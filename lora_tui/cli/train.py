@@ -80,6 +80,7 @@ def _log_size(resolved: Any) -> int:
 
 def render_dry_run(resolved: Any) -> str:
     """The resolved plan with sources, the per-layer LoRA math and the memory estimate."""
+    from lora_tui.cli.inspect import data_lines
     from lora_tui.cli.plan import render_plan
     from lora_tui.core.lora_math import compute_lora_math
 
@@ -89,7 +90,7 @@ def render_dry_run(resolved: Any) -> str:
         lines.append(row)
     lines += [f"Effective batch: {plan.effective_batch_size} (batch {plan.per_device_train_batch_size} x "
               f"accumulation {plan.gradient_accumulation_steps} x {plan.num_processes} process(es))",
-              f"Command: {plan.command_line()}", ""]
+              f"Command: {plan.command_line()}", *data_lines(resolved.data_report), ""]
     math = compute_lora_math(resolved.inventory, r=plan.lora_r, lora_alpha=plan.lora_alpha,
                              target_modules=list(plan.target_modules), use_dora=plan.use_dora,
                              use_rslora=plan.use_rslora)

@@ -91,12 +91,14 @@ def _read_config(path: str | Path) -> dict[str, Any]:
     return values
 
 
-def inspect_data(data: str | None, model: str, max_seq_length: int | None = None) -> Any:
-    """The DatasetReport of `data` (the built-in sample when None), token lengths measured with the model's
-    tokenizer when it is on this machine, as the wizard's Data step does."""
+def inspect_data(data: str | None, model: str, max_seq_length: int | None = None,
+                 columns: str | None = None) -> Any:
+    """The DatasetReport of `data` (the built-in sample when None) read with the `columns` mapping, token lengths
+    measured with the model's tokenizer when it is on this machine, as the wizard's Data step does."""
     from lora_tui.core.dataset.report import inspect_for_model
 
-    return inspect_for_model(data or str(SAMPLE_DATA_PATH), model, max_seq_length=max_seq_length, max_issues=20)
+    return inspect_for_model(data or str(SAMPLE_DATA_PATH), model, max_seq_length=max_seq_length, max_issues=20,
+                             columns=columns)
 
 
 def resolve_run(given: Mapping[str, Any], *, config: str | None = None, resume: bool = False,
@@ -123,7 +125,9 @@ def resolve_plan(given: Mapping[str, Any], *, config: str | None = None, resume:
     from lora_tui.core.models.modules import load_inventory
 
     seq = given.get("max_seq_length") or config_values.get("max_seq_length")
-    inputs = PlanInputs(data_report=inspect_data(given.get("data") or config_values.get("data"), model, seq),
+    columns = given.get("columns") or config_values.get("columns")
+    inputs = PlanInputs(data_report=inspect_data(given.get("data") or config_values.get("data"), model, seq,
+                                                 columns),
                         vram_bytes=vram_bytes if vram_bytes is not None else _vram_bytes(),
                         inventory=load_inventory(model), runs_root=runs_root)
     return resolve(given, inputs, config=config_values)
@@ -134,9 +138,13 @@ def check_for_launch(resolved: ResolvedPlan, *, resume: bool = False, overwrite:
     """Validate a resolved plan for launch: data, model, targets, output directory, memory. Raises UserError."""
     plan, inputs = resolved.plan, resolved.inputs
     report = inputs.data_report if inputs.data_report is not None else inspect_data(plan.data, plan.model,
-                                                                                   plan.max_seq_length)
+                                                                                   plan.max_seq_length, plan.columns)
     _check_data(report, plan.data)
+    report = report.at(plan.max_seq_length)  # token statistics against the length the run trains with
     inventory, available, warnings = _check_model(plan, inputs.inventory, dry_run)
+    from lora_tui.core.dataset.report import truncation_warning
+
+    warnings += [w for w in (truncation_warning(report),) if w]
     mode = "new" if dry_run and not resume else _output_mode(plan, resume=resume, overwrite=overwrite)
     return ResolvedRun(plan=plan, sources=dict(resolved.sources), reasons=dict(resolved.reasons), mode=mode,
                        data_report=report.to_dict() | {"examples": report.examples},
@@ -288,7 +296,8 @@ def to_json(resolved: ResolvedRun) -> str:
     """The resolved run as JSON (plan, sources, reasons, notes, target pattern, memory, warnings)."""
     return json.dumps({"plan": resolved.plan.to_dict(), "sources": resolved.sources, "reasons": resolved.reasons,
                        "notes": resolved.notes, "target_pattern": resolved.target_pattern,
-                       "mode": resolved.mode, "memory": resolved.memory, "warnings": resolved.warnings,
+                       "mode": resolved.mode, "data": resolved.data_report, "memory": resolved.memory,
+                       "warnings": resolved.warnings,
                        "model_available": resolved.model_available}, indent=2, default=str)
 
 

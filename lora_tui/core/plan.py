@@ -40,6 +40,9 @@ class TrainingPlan:
     """Base model: `demo`, a preset name, a local directory with config.json, or a hub id."""
     data: str | None = None
     """Training data file or directory; the built-in sample dataset when not set."""
+    columns: str | None = None
+    """Which data fields to train on when the schema is not detected: prompt=FIELD,response=FIELD[,system=FIELD],
+    messages=FIELD or text=FIELD (see `lora-tui inspect`)."""
     output: str = "runs/lora-run"
     """Run directory: adapter, checkpoints, metrics and logs are written here (when not given: the first free
     RUNS_ROOT/MODEL, MODEL-2, ...; RUNS_ROOT is $LORA_TUI_RUNS or ./runs)."""
@@ -102,10 +105,14 @@ class TrainingPlan:
     def validate(self) -> None:
         """Raise UserError naming the first invalid field (flag names are the field's `--kebab-case`)."""
         _check(isinstance(self.model, str) and self.model.strip() != "", "model", "must not be empty")
-        for name in ("data", "task"):
+        for name in ("data", "columns", "task"):
             value = getattr(self, name)
             _check(value is None or (isinstance(value, str) and value.strip() != ""), name,
                    "must not be empty (leave it out instead)")
+        if self.columns is not None:
+            from lora_tui.core.dataset.mapping import parse_columns
+
+            parse_columns(self.columns)  # UserError naming what is wrong and how a mapping is written
         _check(isinstance(self.output, str) and self.output.strip() != "", "output", "must not be empty")
         for name, high in _INT_BOUNDS.items():
             value = getattr(self, name)

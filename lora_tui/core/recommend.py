@@ -46,12 +46,29 @@ EVAL_MIN_EXAMPLES = 100
 EVAL_SHARE, EVAL_MIN, EVAL_MAX = 0.05, 16, 500
 """The held-out split: about 5% of the examples, at least 16 and at most 500."""
 
+SEQ_MULTIPLE = 64
+"""A recommended max_seq_length is a multiple of this (GPU kernels like multiples of 64)."""
+
+MAX_SEQ_LENGTH = 1 << 20
+"""The largest max_seq_length recommended (TrainingPlan's bound)."""
+
+
 class TokenFacts(Protocol):
     """What the recommendation reads of a dataset's token statistics."""
 
     @property
     def p95(self) -> int:
         """95th-percentile length in tokens."""
+
+    @property
+    def max(self) -> int:
+        """Longest example in tokens."""
+
+    def over(self, length: int) -> int:
+        """How many examples are longer than `length` tokens."""
+
+    def first_longer(self, length: int) -> str | None:
+        """Where the first example longer than `length` tokens is (file:line)."""
 
 
 class DataFacts(Protocol):
@@ -111,17 +128,29 @@ def _pick(key: str, g: Guide, task: Row | None, data: Band | None) -> tuple[Any,
 
 
 def _seq_length(data: DataFacts | None, inventory: ModelInventory | None, default: int) -> tuple[int, str]:
+    """max_seq_length from the measured token lengths: the longest example when it is at most twice the 95th
+    percentile (nothing is cut), else the 95th percentile (a few outliers should not size every batch's memory);
+    rounded up to a multiple of SEQ_MULTIPLE and capped by the model's context. Without token statistics, the
+    defaults table's value."""
     limit = inventory.max_position_embeddings if inventory and inventory.max_position_embeddings else None
     stats = data.token_stats if data is not None else None
-    if stats is not None:
-        length = 128
-        while length < stats.p95 and length < 4096:
-            length *= 2
-        reason = f"the data's 95th-percentile length is {stats.p95} tokens; rounded up to {length}"
+    if stats is None:
+        length = default
+        reason = f"defaults table: max_seq_length = {default} (no token statistics for the data)"
     else:
-        length, reason = default, f"defaults table: max_seq_length = {default} (no token statistics for the data)"
+        if stats.max <= 2 * stats.p95:
+            target, why = stats.max, f"the longest example is {stats.max:,} tokens (95th percentile {stats.p95:,})"
+        else:
+            target, why = stats.p95, (f"95% of the examples are at most {stats.p95:,} tokens; the longest "
+                                      f"({stats.max:,}) is more than twice that, so it does not size the run")
+        length = min(MAX_SEQ_LENGTH, max(SEQ_MULTIPLE, -(-target // SEQ_MULTIPLE) * SEQ_MULTIPLE))
+        reason = f"{why}; rounded up to a multiple of {SEQ_MULTIPLE}: {length:,}"
     if limit and length > limit:
-        length, reason = limit, reason + f"; capped at the model's {limit} positions"
+        length, reason = limit, reason + f"; capped at the model's {limit:,} positions"
+    if stats is not None:
+        over = stats.over(length)
+        reason += ("; no example is cut" if over == 0 else
+                   f"; {over:,} longer example(s) will be cut at the end (first: {stats.first_longer(length)})")
     return length, reason
 
 

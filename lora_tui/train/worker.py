@@ -64,20 +64,6 @@ def resolve_model_path(model: str) -> str:
     return str(meta["hub_id"]) if meta else model
 
 
-def _assistant_only(tokenizer: Any, shape: str) -> bool:
-    """Loss on assistant turns only when the data is chat and the template can mark assistant tokens."""
-    if shape != "messages" or not tokenizer.chat_template:
-        return False
-    from trl.chat_template_utils import get_training_chat_template, has_generation_markers
-
-    if has_generation_markers(tokenizer.chat_template):
-        return True
-    try:
-        return get_training_chat_template(tokenizer) is not None
-    except Exception:  # an unknown template: TRL cannot patch it, so train on the whole sequence
-        return False
-
-
 def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, precision: str,
                   extra_callbacks: Sequence[Any] = ()) -> tuple[Any, dict[str, Any]]:
     """Load model, tokenizer and data; return the SFTTrainer and facts for training_info.json."""
@@ -97,10 +83,10 @@ def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, prec
         tokenizer.pad_token = tokenizer.eos_token
     data_path = plan.data or str(SAMPLE_DATA_PATH)
     train_ds, eval_ds, data_stats = load_dataset_for_training(data_path, tokenizer, eval_split=plan.eval_split,
-                                                              seed=plan.seed)
+                                                              seed=plan.seed, columns=plan.columns)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
-    assistant_only = _assistant_only(tokenizer, data_stats["shape"])
+    assistant_only = data_stats["loss_on"] == "assistant turns"  # the labels train/data.py built say so
     _, world_size = world()
     config = SFTConfig(
         output_dir=str(run_dir / runs.CHECKPOINTS_DIR),
@@ -109,7 +95,7 @@ def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, prec
         per_device_eval_batch_size=plan.per_device_train_batch_size,
         gradient_accumulation_steps=plan.gradient_accumulation_steps,
         warmup_steps=plan.warmup_ratio, weight_decay=plan.weight_decay, seed=plan.seed, data_seed=plan.seed,
-        max_length=plan.max_seq_length, assistant_only_loss=assistant_only,
+        max_length=plan.max_seq_length, assistant_only_loss=False,  # labels come tokenized
         gradient_checkpointing=plan.gradient_checkpointing, bf16=precision == "bf16", fp16=precision == "fp16",
         logging_steps=plan.logging_steps, save_strategy="steps", save_steps=plan.save_steps,
         save_total_limit=plan.save_total_limit, eval_strategy="steps" if eval_ds is not None else "no",

@@ -118,3 +118,147 @@ def test_subprocess_has_no_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert f"{bad}: not a text file: binary data" in proc.stdout
     assert "Traceback" not in proc.stderr and proc.stderr.startswith("lora-tui: error:")
+
+
+# ---- the public datasets' schemas, refusals, --columns, previews, paths that are not data files -------------
+
+SCHEMA_LINE = {"Dolly": "  schema      Dolly (prompt=instruction,input=context,response=response)\n",
+               "question/answer": "  schema      question/answer (prompt=question,response=answer)\n",
+               "TRL conversational prompt-completion": "  schema      TRL conversational prompt-completion "
+                                                       "(prompt=prompt,response=completion)\n"}
+
+
+@pytest.mark.parametrize("schema", sorted(SCHEMA_LINE))
+def test_the_issues_three_refused_files_are_recognised(schema: str, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from data.dataset_files import RECORDS, write_csv, write_jsonl
+
+    path = (write_csv(tmp_path / "d.csv", RECORDS[schema]) if schema == "question/answer"
+            else write_jsonl(tmp_path / "d.jsonl", RECORDS[schema]))
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert SCHEMA_LINE[schema] in out and "  examples    3\n" in out
+
+
+@pytest.mark.parametrize(("records", "message"), [
+    ([{"chosen": "a", "rejected": "b"}], "is for DPO-style training, which lora-tui does not train"),
+    ([{"prompt": [{"role": "user", "content": "q"}]}], "prompt-only data (for RL-style training such as GRPO)"),
+    ([{"q": "x", "a": "y"}], "no known schema in the fields (a, q); map them with --columns"),
+])
+def test_refused_files_say_why_and_what_to_do(records: list, message: str, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path / "d.jsonl", [json.dumps(r) for r in records * 5])
+    assert main(["inspect", str(path)]) == 2
+    out, err = capsys.readouterr()
+    problems = [line for line in out.splitlines() if line.startswith(f"{path}:")]
+    assert len(problems) == 1 and problems[0].startswith(f"{path}:1: ") and message in problems[0]
+    assert "--columns" in problems[0] and err.count("\n") == 1 and "Traceback" not in out + err
+
+
+def test_columns_flag_maps_other_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path / "d.jsonl", [json.dumps({"ask": "2+2?", "reply": "4"})] * 3)
+    assert main(["inspect", str(path), "--columns", "prompt=ask,response=reply", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["schema"], data["columns"], data["shape"], data["examples"]) == (
+        "--columns", "prompt=ask,response=reply", "messages", 3)
+    assert main(["inspect", str(path), "--columns", "prompt=ask,response=answer"]) == 2
+    out = capsys.readouterr().out
+    assert f"{path}:1: --columns prompt=ask,response=answer: no field `answer` in the records; their fields: ask, " \
+           "reply" in out
+    assert main(["inspect", str(path), "--columns", "prompt=ask"]) == 2
+    assert capsys.readouterr().err.startswith("lora-tui: error: --columns 'prompt=ask': prompt needs a response")
+
+
+def _local_model(folder: Path) -> Path:
+    """A model directory with a word-level tokenizer.json and the demo chat template (no weights needed)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from lora_tui.train.demo import CHAT_TEMPLATE
+
+    special = ["<s>", "</s>", "<|user|>", "<|assistant|>", "<|system|>"]
+    vocab = {t: i for i, t in enumerate(["[UNK]", *special, *"hi hello what is 2 4 a b c".split()])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.add_special_tokens(special)
+    folder.mkdir(parents=True, exist_ok=True)
+    tok.save(str(folder / "tokenizer.json"))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"bos_token": "<s>", "eos_token": "</s>"}))
+    (folder / "chat_template.jinja").write_text(CHAT_TEMPLATE, encoding="utf-8")
+    return folder
+
+
+def test_model_flag_measures_through_the_chat_template_and_shows_trained_spans(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = _local_model(tmp_path / "model")
+    path = _write(tmp_path / "d.jsonl", [json.dumps(GOOD)] * 4)
+    assert main(["inspect", str(path), "--model", str(model), "--show", "1"]) == 0
+    out = capsys.readouterr().out
+    # <s> <|user|> Hi </s> <|assistant|> Hello ! </s>: 8 tokens, `Hello!</s>` trained
+    assert f"  tokens      median 8, p95 8, max 8, mean 8.0 ({model / 'tokenizer.json'})" in out
+    assert "  template    chat template (chat_template.jinja)\n" in out
+    assert "  trained     37.5% of the tokens carry the loss\n" in out
+    assert f"--- {path}:1: 8 tokens, 3 trained ---\n<s><|user|>\nHi</s>\n<|assistant|>\n⟦Hello!</s>⟧\n" in out
+    assert main(["inspect", str(path), "--model", str(model), "--json", "--max-seq-length", "6"]) == 0
+    stats = json.loads(capsys.readouterr().out)["token_stats"]
+    assert {k: stats[k] for k in ("median", "p95", "max", "over_max", "max_seq_length", "trained_token_share")} == {
+        "median": 8, "p95": 8, "max": 8, "over_max": 4, "max_seq_length": 6, "trained_token_share": 0.375}
+    assert stats["first_over"] == f"{path}:1"
+
+
+def test_model_not_on_this_machine_is_said(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LORA_TUI_CACHE", str(tmp_path / "cache"))
+    path = _write(tmp_path / "d.jsonl", [json.dumps(GOOD)])
+    assert main(["inspect", str(path), "--model", "demo", "--show", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "token statistics need the model's tokenizer on this machine" in out
+    assert "No preview: demo's tokenizer is not on this machine" in out
+
+
+def _hangs_not(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lora_tui", *argv], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="needs named pipes")
+@pytest.mark.parametrize("argv", [["inspect", "{p}"], ["recommend", "--data", "{p}"],
+                                  ["train", "--data", "{p}", "--dry-run"]])
+def test_a_fifo_as_data_is_a_one_line_error(argv: list[str], tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "data.jsonl"
+    os.mkfifo(fifo)
+    proc = _hangs_not([a.replace("{p}", str(fifo)) for a in argv])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("lora-tui: error: ") and proc.stderr.count("\n") == 1
+    assert f"{fifo}: a FIFO (named pipe), not a data file" in proc.stderr
+
+
+@pytest.mark.parametrize("argv", [["inspect", "/dev/zero"], ["train", "--data", "", "--dry-run"]])
+def test_a_device_or_an_empty_data_path_is_a_one_line_error(argv: list[str]) -> None:
+    proc = _hangs_not(argv)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "a character device" in proc.stderr or "`data` (--data) must not be empty" in proc.stderr
+
+
+def test_train_dry_run_reports_truncation_and_the_length_it_recommends(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("LORA_TUI_CACHE", str(cache))
+    _local_model(cache / "demo-model")  # the demo model's tokenizer, as once it is built
+    long = {"messages": [{"role": "user", "content": "a " * 300}, {"role": "assistant", "content": "b " * 300}]}
+    lines = [json.dumps(GOOD)] * 30 + [json.dumps(long)]
+    path = _write(tmp_path / "long.jsonl", lines)
+    assert main(["train", "--data", str(path), "--dry-run", "--json"]) == 0
+    out, err = capsys.readouterr()
+    resolved = json.loads(out)
+    stats = resolved["data"]["token_stats"]
+    assert (stats["max"], stats["p95"], stats["median"]) == (605, 8, 8)
+    assert resolved["plan"]["max_seq_length"] == 64 == stats["max_seq_length"]  # p95 8 rounded up to 64
+    assert stats["over_max"] == 1 and stats["first_over"] == f"{path}:31"
+    assert "95% of the examples are at most 8 tokens" in resolved["reasons"]["max_seq_length"]
+    assert f"1 longer example(s) will be cut at the end (first: {path}:31)" in resolved["reasons"]["max_seq_length"]
+    assert (f"lora-tui: warning: 1 of 31 example is longer than max_seq_length 64 tokens (the longest: 605; first: "
+            f"{path}:31)") in err
+    assert main(["train", "--data", str(path), "--dry-run", "--max-seq-length", "1024"]) == 0
+    out, err = capsys.readouterr()
+    assert "warning" not in err and "  tokens      median 8, p95 8, max 605" in out

@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from data.dataset_files import RECORDS, write_arrow_dir, write_format, write_jsonl, write_parquet
+from data.dataset_files import (
+    RECORDS,
+    SHAPE_OF,
+    TOOL_CALL,
+    write_arrow_dir,
+    write_format,
+    write_jsonl,
+    write_parquet,
+)
 
 from lora_tui.core.dataset import readers as dataset_readers
 from lora_tui.core.dataset.report import (
@@ -25,13 +33,14 @@ FORMATS = ["jsonl", "ndjson", "json", "json_object", "csv", "tsv", "parquet", "a
 FORMAT_NAMES = {"ndjson": "jsonl", "json_object": "json"}
 
 
-@pytest.mark.parametrize("shape", sorted(RECORDS))
+@pytest.mark.parametrize("schema", sorted(RECORDS))
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_valid_file_every_format_and_shape(tmp_path: Path, fmt: str, shape: str) -> None:
-    path = write_format(fmt, tmp_path, RECORDS[shape])
+def test_valid_file_every_format_and_schema(tmp_path: Path, fmt: str, schema: str) -> None:
+    path = write_format(fmt, tmp_path, RECORDS[schema])
     report = inspect_dataset(path)
     assert report.issues == () and report.ok
-    assert (report.file_format, report.shape, report.examples) == (FORMAT_NAMES.get(fmt, fmt), shape, 3)
+    assert (report.file_format, report.schema, report.examples) == (FORMAT_NAMES.get(fmt, fmt), schema, 3)
+    assert report.shape == SHAPE_OF.get(schema, "messages")
     assert report.size_tier == "small"
     assert report.bytes == sum(f.stat().st_size for f in [path, *path.rglob("*")] if f.is_file())
     examples = list(iter_examples(path))
@@ -42,20 +51,50 @@ def test_valid_file_every_format_and_shape(tmp_path: Path, fmt: str, shape: str)
 
 NORMALISED = {
     "messages": {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]},
-    "sharegpt": {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]},
+    "ShareGPT": {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]},
     "alpaca": {"messages": [{"role": "user", "content": "Add the numbers.\n\n2 and 3"},
                             {"role": "assistant", "content": "5"}]},
-    "prompt_completion": {"prompt": "The sky is", "completion": " blue."},
-    "text": {"text": "One line of text."},
+    "Dolly": {"messages": [{"role": "user", "content": "When did the war end?\n\nThe war ended in 1945."},
+                           {"role": "assistant", "content": "In 1945."}]},
+    "question/answer": {"messages": [{"role": "user", "content": "What is 2+2?"},
+                                     {"role": "assistant", "content": "4"}]},
+    "question/response": {"messages": [{"role": "system", "content": "You are an AI assistant."},
+                                       {"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]},
+    "query/response": {"messages": [{"role": "user", "content": "What is 3*4?"},
+                                    {"role": "assistant", "content": "3*4 = 12. The answer is: 12"}]},
+    "prompt/response": {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+                                     {"role": "assistant", "content": "Hello!"}]},
+    "input/output": {"messages": [{"role": "user", "content": "Reverse: abc"},
+                                  {"role": "assistant", "content": "cba"}]},
+    "TRL conversational prompt-completion": {"prompt": [{"role": "user", "content": "The sky is"}],
+                                             "completion": [{"role": "assistant", "content": "blue."}]},
+    "prompt/completion": {"prompt": "The sky is", "completion": " blue."},
+    "text": {"text": "### Human: Hi### Assistant: Hello!"},
 }
 
 
-@pytest.mark.parametrize("shape", sorted(NORMALISED))
-def test_iter_examples_normalises_each_shape(tmp_path: Path, shape: str) -> None:
-    path = write_jsonl(tmp_path / "d.jsonl", RECORDS[shape])
+@pytest.mark.parametrize("schema", sorted(NORMALISED))
+def test_iter_examples_normalises_each_schema(tmp_path: Path, schema: str) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", RECORDS[schema])
     location, first = next(iter_examples(path))
     assert location == f"{path}:1"
-    assert first == NORMALISED[shape]
+    assert first == NORMALISED[schema]
+
+
+def test_every_schema_has_records_and_a_normalised_form() -> None:
+    from lora_tui.core.dataset.mapping import SCHEMA_NAMES
+
+    assert set(RECORDS) == set(SCHEMA_NAMES) == set(NORMALISED)
+
+
+def test_tool_calls_are_kept_and_null_content_allowed(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", RECORDS["messages"])
+    turns = list(iter_examples(path))[1][1]["messages"]
+    assert turns[2] == {"role": "assistant", "content": "", "tool_calls": [TOOL_CALL]}
+    assert [t["role"] for t in turns] == ["system", "user", "assistant", "tool", "assistant"]
+    sharegpt = list(iter_examples(write_jsonl(tmp_path / "s.jsonl", RECORDS["ShareGPT"])))
+    assert [t["role"] for t in sharegpt[1][1]["messages"]] == ["system", "user", "assistant", "tool", "assistant"]
+    assert [t["role"] for t in sharegpt[2][1]["messages"]] == ["user", "assistant"]  # from: model
 
 
 def test_iter_examples_locations_for_rows_and_alpaca_without_input(tmp_path: Path) -> None:
@@ -68,7 +107,7 @@ def test_iter_examples_locations_for_rows_and_alpaca_without_input(tmp_path: Pat
 
 
 def test_iter_examples_stops_at_first_problem(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "d.jsonl", [RECORDS["text"][0], {"text": None}, {"text": 3}])
+    path = write_jsonl(tmp_path / "d.jsonl", [{"text": "a"}, {"text": None}, {"text": 3}])
     it = iter_examples(path)
     assert next(it)[0] == f"{path}:1"
     with pytest.raises(UserError, match=r"d\.jsonl:2: null content: `text` is null"):
@@ -76,7 +115,7 @@ def test_iter_examples_stops_at_first_problem(tmp_path: Path) -> None:
 
 
 def test_bom_crlf_and_blank_lines_are_fine(tmp_path: Path) -> None:
-    lines = [json.dumps(r) for r in RECORDS["text"]]
+    lines = [json.dumps({"text": t}) for t in ("a", "b", "c")]
     body = "\ufeff" + lines[0] + "\r\n\r\n   \r\n" + lines[1] + "\r\n\n" + lines[2]
     path = tmp_path / "d.jsonl"
     path.write_bytes(body.encode("utf-8"))
@@ -105,10 +144,9 @@ JSONL_ERRORS: list[tuple[str, str]] = [
     ('{"messages": []}', "empty conversation: `messages` has no turns"),
     ('{"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}]}',
      "no assistant turn to learn from in `messages` (roles present: system, user)"),
-    ('{"instruction": "i", "output": "o"}',
-     "record looks like `alpaca` but the file uses `messages` (`messages`: a list of {role, content} turns)"),
-    ('{"question": "q"}', "record matches no known shape (its fields: question); the file uses `messages` "
-     "(`messages`: a list of {role, content} turns)"),
+    ('{"instruction": "i", "output": "o"}', "record looks like alpaca data but the file holds messages data"),
+    ('{"question": "q"}', "no known schema in the fields (question); map them with --columns, e.g. --columns "
+     "prompt=question,response=answer[,system=sys], messages=dialog or text=body"),
     ("[1, 2]", "record is a list, expected a JSON object"),
     ('"just a string"', "record is a string, expected a JSON object"),
     ('{"messages": "hello"}', "`messages` must be a list of turns, got a string"),
@@ -127,23 +165,31 @@ def test_each_record_error_names_line_and_problem(tmp_path: Path, bad_line: str,
 
 
 SHAPE_ERRORS: list[tuple[str, list[Any], str]] = [
-    ("sharegpt", [{"conversations": [{"from": "robot", "value": "x"}]}],
-     "unknown role 'robot' (`from`) in conversations[0]; allowed: system, human, user, gpt, assistant, tool"),
-    ("sharegpt", [{"conversations": [{"from": "human", "value": "x"}]}],
+    ("ShareGPT", [{"conversations": [{"from": "robot", "value": "x"}]}],
+     "unknown role 'robot' (`from`) in conversations[0]; allowed: system, human, user, gpt, bot, model, chatgpt, "
+     "assistant, function_call, function, observation, tool"),
+    ("ShareGPT", [{"conversations": [{"from": "human", "value": "x"}]}],
      "no assistant turn to learn from in `conversations` (roles present: user)"),
     ("alpaca", [{"instruction": "i"}], "missing field `output`"),
     ("alpaca", [{"instruction": "i", "output": None}], "null content: `output` is null"),
     ("alpaca", [{"instruction": "i", "input": 3, "output": "o"}], "`input` must be a string (or empty), got a number"),
-    ("prompt_completion", [{"prompt": "p"}], "missing field `completion`"),
+    ("Dolly", [{"instruction": "i", "context": "", "response": " "}],
+     "no assistant turn to learn from: `response` is empty"),
+    ("question/answer", [{"question": "q", "answer": 4}], "`answer` must be a string, got a number"),
+    ("prompt/completion", [{"prompt": "p"}], "missing field `completion`"),
+    ("TRL conversational prompt-completion", [{"prompt": [{"role": "user", "content": "q"}], "completion": []}],
+     "empty conversation: `completion` has no turns"),
+    ("messages", [{"messages": [{"role": "assistant", "content": None, "tool_calls": {"name": "f"}}]}],
+     "`tool_calls` in messages[0] must be a list of objects, got an object"),
     ("text", [{"text": ""}], "empty `text`: nothing to learn from"),
 ]
 
 
-@pytest.mark.parametrize(("shape", "bad", "message"), SHAPE_ERRORS)
-def test_shape_specific_errors(tmp_path: Path, shape: str, bad: list[Any], message: str) -> None:
-    path = write_jsonl(tmp_path / "d.jsonl", [*RECORDS[shape], *bad])
+@pytest.mark.parametrize(("schema", "bad", "message"), SHAPE_ERRORS)
+def test_schema_specific_errors(tmp_path: Path, schema: str, bad: list[Any], message: str) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", [*RECORDS[schema], *bad])
     report = inspect_dataset(path)
-    assert report.shape == shape
+    assert report.schema == schema
     assert [str(i) for i in report.issues] == [f"{path}:4: {message}"]
 
 
@@ -152,19 +198,19 @@ def test_shape_is_the_majority_of_the_first_records(tmp_path: Path) -> None:
     report = inspect_dataset(path)
     assert report.shape == "messages" and report.examples == 6
     assert [str(i) for i in report.issues] == [
-        f"{path}:1: record looks like `alpaca` but the file uses `messages` "
-        "(`messages`: a list of {role, content} turns)"
+        f"{path}:1: record looks like alpaca data but the file holds messages data"
     ]
 
 
-def test_no_recognisable_record_reports_every_line(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "d.jsonl", [{"a": 1}, {"b": 2}])
+def test_no_recognisable_record_is_one_problem_naming_the_fields_and_columns(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", [{"q": "1", "a": "x"}, {"b": 2}, {"q": "2", "a": "y"}])
     report = inspect_dataset(path)
-    assert report.shape is None and report.size_tier is None and report.examples == 0
-    assert str(report.issues[1]) == (
-        f"{path}:2: record matches no known shape (messages, conversations, instruction/output, "
-        "prompt/completion, text); its fields: b"
-    )
+    assert report.shape is None and report.schema is None and report.size_tier is None and report.examples == 0
+    assert report.fields == ("q", "a")
+    assert [str(i) for i in report.issues] == [
+        f"{path}:1: no known schema in the fields (a, q); map them with --columns, e.g. --columns "
+        "prompt=question,response=answer[,system=sys], messages=dialog or text=body"
+    ]
 
 
 FILE_PROBLEMS: list[tuple[str, bytes, str]] = [
@@ -325,8 +371,9 @@ def test_user_errors_for_path_and_format(tmp_path: Path, name: str, match: str) 
         inspect_dataset(tmp_path / name)
 
 
-def test_directory_without_arrow_files_is_a_user_error(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="no .arrow files"):
+def test_directory_without_data_files_is_a_user_error(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(UserError, match="no data files in this directory"):
         inspect_dataset(tmp_path)
 
 
@@ -373,12 +420,16 @@ def test_token_stats_with_a_local_tokenizer(tmp_path: Path) -> None:
     assert stats is not None
     assert (stats.count, stats.median, stats.p95, stats.max, stats.over_max) == (20, 10, 19, 20, 5)
     assert stats.mean == pytest.approx(10.5) and stats.max_seq_length == 15
-    assert any("chat template" in note for note in report.notes)
+    assert stats.trained_token_share == 1.0 and stats.template == ""  # plain text: every token, no template
+    assert stats.first_over == f"{path}:16"
     chat = write_jsonl(tmp_path / "c.jsonl", [{"messages": [{"role": "user", "content": "w w"},
                                                             {"role": "assistant", "content": "w"}]}])
-    chat_stats = inspect_dataset(chat, tokenizer=tok_dir / "tokenizer.json").token_stats
-    assert chat_stats is not None and chat_stats.max == 7  # user : w w assistant : w
-    assert chat_stats.max_seq_length == 1024
+    chat_report = inspect_dataset(chat, tokenizer=tok_dir / "tokenizer.json")
+    chat_stats = chat_report.token_stats
+    assert chat_stats is not None and chat_stats.max == 9  # ### User : w w ### Assistant : w (fallback template)
+    assert chat_stats.max_seq_length == 1024 and chat_stats.template.startswith("lora-tui fallback template")
+    assert round(chat_stats.trained_token_share * 9) == 1  # the assistant's `w` (this tokenizer has no EOS)
+    assert any("no chat template" in note and "fallback" in note for note in chat_report.notes)
 
 
 def test_tokenizer_from_the_local_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

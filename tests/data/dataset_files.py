@@ -1,4 +1,4 @@
-"""Helpers that write small data files of every supported format for the dataset tests."""
+"""Helpers that write small data files of every supported format and schema for the dataset tests."""
 
 from __future__ import annotations
 
@@ -7,38 +7,116 @@ import json
 from pathlib import Path
 from typing import Any
 
+TOOL_CALL = {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+"""An OpenAI-style tool call, as chat datasets with tool use hold them."""
+
 RECORDS: dict[str, list[dict[str, Any]]] = {
+    # chat `messages` (HuggingFaceH4/ultrachat_200k; tool use as in OpenAI-format function-calling sets)
     "messages": [
         {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]},
         {"messages": [
             {"role": "system", "content": "Be brief."},
-            {"role": "user", "content": "2+2?"},
-            {"role": "assistant", "content": "4"},
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]},
+            {"role": "tool", "content": "sunny, 21 C"},
+            {"role": "assistant", "content": "Sunny, 21 C."},
         ]},
         {"messages": [{"role": "user", "content": "こんにちは"}, {"role": "assistant", "content": "やあ"}]},
     ],
-    "sharegpt": [
+    # ShareGPT `conversations` (teknium/OpenHermes-2.5; LLaMA-Factory's function_call/observation turns)
+    "ShareGPT": [
         {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello!"}]},
         {"conversations": [
             {"from": "system", "value": "Be brief."},
-            {"from": "user", "value": "2+2?"},
-            {"from": "assistant", "value": "4"},
+            {"from": "human", "value": "Weather in Paris?"},
+            {"from": "function_call", "value": '{"name": "get_weather", "arguments": {"city": "Paris"}}'},
+            {"from": "observation", "value": "sunny, 21 C"},
+            {"from": "gpt", "value": "Sunny, 21 C."},
         ]},
-        {"conversations": [{"from": "human", "value": "こんにちは"}, {"from": "gpt", "value": "やあ"}]},
+        {"conversations": [{"from": "user", "value": "こんにちは"}, {"from": "model", "value": "やあ"}]},
     ],
-    "alpaca": [
-        {"instruction": "Add the numbers.", "input": "2 and 3", "output": "5"},
-        {"instruction": "Say hi.", "input": "", "output": "Hi!"},
-        {"instruction": "翻訳して", "input": "cat", "output": "猫"},
+    # TRL's conversational prompt-completion (trl-lib datasets)
+    "TRL conversational prompt-completion": [
+        {"prompt": [{"role": "user", "content": "The sky is"}], "completion": [{"role": "assistant",
+                                                                               "content": "blue."}]},
+        {"prompt": [{"role": "system", "content": "Count."}, {"role": "user", "content": "1, 2, 3,"}],
+         "completion": [{"role": "assistant", "content": "4"}]},
+        {"prompt": [{"role": "user", "content": "日本の首都は"}], "completion": [{"role": "assistant",
+                                                                              "content": "東京です。"}]},
     ],
-    "prompt_completion": [
+    # TRL's standard prompt-completion (trl-lib/tldr)
+    "prompt/completion": [
         {"prompt": "The sky is", "completion": " blue."},
         {"prompt": "1, 2, 3,", "completion": " 4"},
         {"prompt": "日本の首都は", "completion": "東京です。"},
     ],
-    "text": [{"text": "One line of text."}, {"text": "Another line."}, {"text": "三行目。"}],
+    # alpaca (tatsu-lab/alpaca: instruction, input, output and a pre-rendered text)
+    "alpaca": [
+        {"instruction": "Add the numbers.", "input": "2 and 3", "output": "5", "text": "### Instruction: ..."},
+        {"instruction": "Say hi.", "input": "", "output": "Hi!", "text": "### Instruction: ..."},
+        {"instruction": "翻訳して", "input": "cat", "output": "猫", "text": "### Instruction: ..."},
+    ],
+    # Dolly (databricks/databricks-dolly-15k)
+    "Dolly": [
+        {"instruction": "When did the war end?", "context": "The war ended in 1945.", "response": "In 1945.",
+         "category": "closed_qa"},
+        {"instruction": "Name a fruit.", "context": "", "response": "Apple.", "category": "brainstorming"},
+        {"instruction": "要約して", "context": "長い文章。", "response": "短い文章。", "category": "summarization"},
+    ],
+    # question/answer (the usual CSV of questions and answers)
+    "question/answer": [
+        {"question": "What is 2+2?", "answer": "4"},
+        {"question": "Capital of France?", "answer": "Paris."},
+        {"question": "日本の首都は？", "answer": "東京。"},
+    ],
+    # question/response with a system_prompt column (Open-Orca/OpenOrca)
+    "question/response": [
+        {"id": "flan.1", "system_prompt": "You are an AI assistant.", "question": "2+2?", "response": "4"},
+        {"id": "flan.2", "system_prompt": "", "question": "Capital of France?", "response": "Paris."},
+        {"id": "flan.3", "system_prompt": "Answer in Japanese.", "question": "Capital?", "response": "東京。"},
+    ],
+    # query/response (meta-math/MetaMathQA)
+    "query/response": [
+        {"query": "What is 3*4?", "response": "3*4 = 12. The answer is: 12", "type": "GSM_Rephrased"},
+        {"query": "What is 10-7?", "response": "The answer is: 3", "type": "MATH_AnsAug"},
+        {"query": "12/4?", "response": "The answer is: 3", "type": "GSM_SV"},
+    ],
+    # prompt/response with a system column
+    "prompt/response": [
+        {"system": "Be brief.", "prompt": "Hi", "response": "Hello!"},
+        {"system": "", "prompt": "2+2?", "response": "4"},
+        {"system": "Answer in Japanese.", "prompt": "Hello", "response": "こんにちは"},
+    ],
+    # input/output
+    "input/output": [
+        {"input": "Reverse: abc", "output": "cba"},
+        {"input": "Upper: abc", "output": "ABC"},
+        {"input": "数字: 三", "output": "3"},
+    ],
+    # plain text (timdettmers/openassistant-guanaco)
+    "text": [{"text": "### Human: Hi### Assistant: Hello!"}, {"text": "Another line."}, {"text": "三行目。"}],
 }
-"""Three valid records of each shape."""
+"""Three valid records of each schema `lora-tui inspect` recognises, in the shape its public datasets publish."""
+
+REFUSED: dict[str, list[dict[str, Any]]] = {
+    # preference data (trl-lib/ultrafeedback_binarized: chosen/rejected turns; Anthropic/hh-rlhf: strings)
+    "preference data": [
+        {"prompt": "Hi", "chosen": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}],
+         "rejected": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Go away."}],
+         "score_chosen": 8.0, "score_rejected": 2.0},
+        {"chosen": "\n\nHuman: Hi\n\nAssistant: Hello!", "rejected": "\n\nHuman: Hi\n\nAssistant: No."},
+    ],
+    # TRL's conversational prompt-only (for GRPO and other RL-style trainers)
+    "conversational prompt-only data": [
+        {"prompt": [{"role": "user", "content": "Solve 2+2."}]},
+        {"prompt": [{"role": "user", "content": "Solve 3+3."}]},
+    ],
+}
+"""Records of layouts that are recognised only to be refused (not supervised fine-tuning data)."""
+
+SHAPE_OF = {"TRL conversational prompt-completion": "chat_prompt_completion", "prompt/completion":
+            "prompt_completion", "text": "text"}
+"""The shape each schema trains as when it is not `messages` (chat turns)."""
 
 
 def write_jsonl(path: Path, records: list[Any]) -> Path:

@@ -41,6 +41,9 @@ _EXTENSIONS = {
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 """A JSON escape of a UTF-16 surrogate: the only way a lone surrogate (not a character) gets into a record."""
 
+JSON_CELLS = frozenset({"messages", "conversations", "prompt", "completion", "chosen", "rejected", "tools"})
+"""CSV columns whose cells are parsed as JSON when they hold a list (chat turns, tool definitions)."""
+
 NESTED_TOO_DEEP = "invalid JSON: nested too deeply to read (thousands of levels of [ or {)"
 """The problem reported for JSON whose nesting exceeds the parser's recursion limit."""
 
@@ -64,6 +67,8 @@ class RawRecord:
     """The decoded record (normally a dict); None when `problem` is set."""
     problem: str | None = None
     """Why the record could not be read (invalid JSON, not UTF-8, ...), else None."""
+    file: str | None = None
+    """The file it is in, when the data is several files (shards, a glob); None for a single file."""
 
 
 @dataclass
@@ -80,40 +85,19 @@ class Source:
     """Remarks on how the source is read (accepted variants, split chosen)."""
 
 
-def open_source(path: Path) -> Source:
-    """Open `path` for streaming; UserError for a missing path or a format that is not supported."""
-    if not path.exists():
-        raise UserError(f"{path}: no such file or directory; check the path (try `lora-tui inspect --help`)")
-    _check_readable(path)
-    if path.is_dir():
-        return _open_arrow_dir(path)
-    fmt = _EXTENSIONS.get(path.suffix.lower())
-    if fmt is None:
-        raise UserError(
-            f"{path}: unsupported file type {path.suffix or '(no extension)'!r}; use .jsonl, .json, .csv, "
-            ".tsv, .parquet or a directory written by datasets' save_to_disk"
-        )
-    size = path.stat().st_size
+EXTENSIONS = _EXTENSIONS
+"""File extension -> format name, for every data file format read."""
+
+
+def read_records(path: Path, fmt: str, notes: list[str]) -> Iterator[RawRecord]:
+    """The records of one data file of format `fmt` (a key of the values of EXTENSIONS)."""
     if fmt == "jsonl":
-        return Source(fmt, _read_jsonl(path), size)
+        return _read_jsonl(path)
     if fmt == "json":
-        notes: list[str] = []
-        return Source(fmt, _read_json(path, size, notes), size, notes)
+        return _read_json(path, path.stat().st_size, notes)
     if fmt in ("csv", "tsv"):
-        return Source(fmt, _read_csv(path, "\t" if fmt == "tsv" else ","), size)
-    return Source(fmt, _read_parquet(path), size)
-
-
-def _check_readable(path: Path) -> None:
-    """UserError when the file cannot be opened or the directory cannot be listed (permissions)."""
-    try:
-        if path.is_dir():
-            with os.scandir(path) as entries:
-                next(entries, None)
-        else:
-            path.open("rb").close()
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read it ({exc.strerror or exc}); check its permissions") from None
+        return _read_csv(path, "\t" if fmt == "tsv" else ",")
+    return _read_parquet(path)
 
 
 def _binary_problem(head: bytes) -> str | None:
@@ -333,12 +317,14 @@ def _csv_record(header: list[str], cells: list[str]) -> dict[str, Any]:
     """A row as a dict; short rows leave the missing columns out; JSON-looking chat columns are parsed."""
     record: dict[str, Any] = {}
     for name, cell in zip(header, cells, strict=False):
-        if name in ("messages", "conversations") and cell.lstrip().startswith("["):
+        if name in JSON_CELLS and cell.lstrip().startswith("["):
             try:
-                record[name] = json.loads(cell)
-                continue
+                value = json.loads(cell)
             except (json.JSONDecodeError, RecursionError):
-                pass
+                value = None
+            if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+                record[name] = value
+                continue
         record[name] = cell
     return record
 
@@ -371,37 +357,7 @@ def _batches_to_records(batches: Iterable[Any], first_row: int = 1) -> Iterator[
             row += 1
 
 
-def _open_arrow_dir(path: Path) -> Source:
-    """A `datasets.save_to_disk` directory (Dataset, or DatasetDict whose `train` split is used)."""
-    notes: list[str] = []
-    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    dict_file = path / "dataset_dict.json"
-    if dict_file.is_file():
-        splits = _json_file(dict_file).get("splits") or sorted(p.name for p in path.iterdir() if p.is_dir())
-        if "train" not in splits:
-            raise UserError(f"{path}: this DatasetDict has no `train` split (splits: {', '.join(splits)}); "
-                            "pass the split's directory instead")
-        notes.append(f"DatasetDict: using the `train` split (splits: {', '.join(splits)})")
-        path = path / "train"
-    files = _arrow_files(path)
-    return Source("arrow", _read_arrow_files(files), size, notes)
-
-
-def _arrow_files(path: Path) -> list[Path]:
-    """The .arrow shards of a save_to_disk directory, in state.json order when it lists them."""
-    state = path / "state.json"
-    if state.is_file():
-        names = [d["filename"] for d in _json_file(state).get("_data_files", []) if "filename" in d]
-        if names:
-            return [path / n for n in names]
-    files = sorted(path.glob("*.arrow"))
-    if not files:
-        raise UserError(f"{path}: a directory must be written by datasets' save_to_disk (no .arrow files, "
-                        "no state.json); pass a data file instead")
-    return files
-
-
-def _read_arrow_files(files: list[Path]) -> Iterator[RawRecord]:
+def read_arrow_files(files: list[Path]) -> Iterator[RawRecord]:
     """Rows of Arrow IPC stream shards, numbered across shards."""
     import pyarrow as pa
     import pyarrow.ipc as ipc
@@ -417,14 +373,3 @@ def _read_arrow_files(files: list[Path]) -> Iterator[RawRecord]:
         except (pa.ArrowException, OSError) as exc:
             yield RawRecord(None, row, problem=f"{file.name}: not a readable Arrow stream: {exc}")
             return
-
-
-def _json_file(path: Path) -> dict[str, Any]:
-    """A small JSON metadata file; UserError when it cannot be read."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: cannot read this metadata file: {exc}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object")
-    return data

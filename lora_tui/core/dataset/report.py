@@ -1,63 +1,65 @@
-"""Streaming inspection and validation of training data: format, shape, exact counts, problems with file:line.
+"""Streaming inspection and validation of training data: format, schema, exact counts, token lengths, problems.
 
-Formats (see `dataset_readers`): JSONL/NDJSON, a JSON array (or an object with one list field, e.g.
-{"data": [...]}; at most 256 MB, larger files should be JSONL), CSV/TSV with a header row, Parquet, and a
-directory written by `datasets.Dataset.save_to_disk` (a DatasetDict directory: its `train` split).
-Shapes (see `dataset_shapes`): messages, sharegpt, alpaca, prompt_completion, text. The file's shape is the
-most common one among its first `DETECT_RECORDS` recognisable records; a record of another shape is an error.
+Data (see `files`): a JSONL/NDJSON, JSON, CSV/TSV or Parquet file, a directory of such files of one format
+(hub shards), a glob, or a `datasets` save_to_disk directory. Schemas (see `mapping`): chat `messages`,
+ShareGPT `conversations`, TRL's conversational prompt-completion, instruction data under the common column
+names (alpaca, Dolly, question/answer, ...), prompt/completion text and plain `text`; anything else with an
+explicit `--columns` mapping. Every record is validated and normalised (see `shapes`) while the file is
+streamed (memory stays flat however long it is); `examples` counts the valid ones exactly.
 
-Every record is validated; `examples` counts the valid ones exactly, while the file is streamed (memory stays
-flat however long a JSONL file is). Problems are `DatasetIssue`s shown as `data.jsonl:3: message` (text
-formats: the physical line where the record starts) or `data.parquet:row 12: message` (Parquet and Arrow,
-rows 1-based).
+With the model's tokenizer on this machine, every example is rendered with its chat template and tokenized
+exactly as training will (see `encode`): median, p95 and max lengths, how many exceed max_seq_length, and the
+share of tokens that carry the loss. Problems are `DatasetIssue`s shown as `data.jsonl:3: message` (the
+physical line where the record starts) or `data.parquet:row 12: message` (Parquet and Arrow, rows 1-based).
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
+import functools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from lora_tui.core import paths
-from lora_tui.core.dataset.readers import RawRecord, Source, open_source
-from lora_tui.core.dataset.shapes import (
-    SHAPES,
-    RecordError,
-    classify,
-    describe_unknown,
-    normalise,
-    render_plain,
-)
+from lora_tui.core.dataset.encode import Failed
+from lora_tui.core.dataset.files import open_source
+from lora_tui.core.dataset.mapping import ColumnMap, parse_columns
+from lora_tui.core.dataset.readers import RawRecord
+from lora_tui.core.dataset.scan import DETECT_RECORDS, Scanner, location
+from lora_tui.core.dataset.shapes import SHAPES, shape_of
+from lora_tui.core.dataset.template import FALLBACK_TEMPLATE
 from lora_tui.core.dataset.tokens import TokenCounter, TokenStats, find_tokenizer_file
 from lora_tui.core.tables import describe_size_tier
 from lora_tui.core.tables import size_tier as _table_size_tier
 from lora_tui.errors import UserError
 
 __all__ = [
+    "DETECT_RECORDS",
     "SHAPES",
     "SIZE_TIERS",
     "DatasetIssue",
     "DatasetReport",
     "TokenStats",
     "inspect_dataset",
+    "inspect_for_model",
     "iter_examples",
     "sample_dataset_path",
     "size_tier",
 ]
-
-DETECT_RECORDS = 20
-"""How many recognisable records at the start of a file decide its shape (majority, ties to the first)."""
-
-DETECT_BUFFER = 1000
-"""Most records held back while the shape is still undecided (bounds memory on files of unknown records)."""
 
 DEFAULT_MAX_SEQ_LENGTH = 1024
 """Sequence length token counts are compared with when none is given (TrainingPlan's default)."""
 
 SIZE_TIERS = ("small", "medium", "large")
 """The guide's data-size tiers; `lora_tui.core.tables.describe_size_tier` says what each means."""
+
+STOP_CHECK_EVERY = 256
+"""Records between two checks of `inspect_dataset`'s `stop` (a cancelled inspection ends this soon)."""
+
+
+class InspectionCancelled(Exception):
+    """`inspect_dataset` was asked to stop (its `stop` returned True)."""
 
 
 def size_tier(examples: int) -> str:
@@ -116,7 +118,7 @@ class DatasetReport:
     file_format: str
     """jsonl, json, csv, tsv, parquet or arrow."""
     shape: str | None
-    """The record shape (a key of SHAPES), or None when no record was recognisable."""
+    """What the examples train as (a key of SHAPES), or None when no record was valid."""
     examples: int
     """Valid examples, counted exactly."""
     size_tier: str | None
@@ -131,6 +133,12 @@ class DatasetReport:
     """Remarks on how the data was read and measured."""
     bytes: int
     """Size on disk in bytes."""
+    schema: str | None = None
+    """The schema the records were read with (messages, ShareGPT, alpaca, ..., --columns), or None."""
+    columns: str | None = None
+    """Which field fed each part (`prompt=instruction,input=input,response=output`), or None."""
+    fields: tuple[str, ...] = ()
+    """The first record's field names (what a `--columns` mapping can name)."""
 
     def __post_init__(self) -> None:
         if self.examples < 0:
@@ -145,11 +153,20 @@ class DatasetReport:
         """True when the file has no problems at all."""
         return self.issue_count == 0
 
+    def at(self, max_seq_length: int) -> DatasetReport:
+        """The report with its token statistics compared with another sequence length."""
+        if self.token_stats is None or self.token_stats.max_seq_length == max_seq_length:
+            return self
+        return replace(self, token_stats=self.token_stats.at(max_seq_length))
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (`examples`, `format`, `shape`, `size_tier`, `errors`, `error_count`, ...)."""
+        """JSON-ready form (`examples`, `format`, `schema`, `columns`, `shape`, `errors`, `token_stats`, ...)."""
         return {
             "path": self.path,
             "format": self.file_format,
+            "schema": self.schema,
+            "columns": self.columns,
+            "fields": list(self.fields),
             "shape": self.shape,
             "examples": self.examples,
             "size_tier": self.size_tier,
@@ -163,45 +180,8 @@ class DatasetReport:
         }
 
 
-class _Scanner:
-    """Validates a source's records in order, deciding the shape from the first recognisable ones.
-
-    Yields (raw record, normalised example, None) for a valid record and (raw record, None, problem) otherwise.
-    """
-
-    def __init__(self, source: Source) -> None:
-        self.source = source
-        self.shape: str | None = None
-
-    def __iter__(self) -> Iterator[tuple[RawRecord, dict[str, Any] | None, str | None]]:
-        records = iter(self.source.records)
-        held: list[RawRecord] = []
-        votes: Counter[str] = Counter()
-        for raw in records:
-            held.append(raw)
-            shape = classify(raw.value) if raw.problem is None else None
-            if shape:
-                votes[shape] += 1
-            if sum(votes.values()) >= DETECT_RECORDS or len(held) >= DETECT_BUFFER:
-                break
-        self.shape = votes.most_common(1)[0][0] if votes else None
-        for raw in held:
-            yield self._check(raw)
-        del held
-        check = self._check
-        for raw in records:
-            yield check(raw)
-
-    def _check(self, raw: RawRecord) -> tuple[RawRecord, dict[str, Any] | None, str | None]:
-        """Validate one raw record against the file's shape."""
-        if raw.problem is not None:
-            return raw, None, raw.problem
-        if self.shape is None:
-            return raw, None, describe_unknown(raw.value)
-        try:
-            return raw, normalise(raw.value, self.shape), None
-        except RecordError as exc:
-            return raw, None, str(exc)
+def _columns(columns: str | ColumnMap | None) -> ColumnMap | None:
+    return parse_columns(columns) if isinstance(columns, str) else columns
 
 
 def inspect_dataset(
@@ -210,89 +190,145 @@ def inspect_dataset(
     tokenizer: str | Path | None = None,
     max_seq_length: int | None = None,
     max_issues: int = 50,
+    columns: str | ColumnMap | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> DatasetReport:
-    """Stream through a data file, validate every record and measure it.
+    """Stream through a data path, validate every record and measure it.
 
     `tokenizer` is a directory with tokenizer.json, a tokenizer.json file, or a hub id already in the local
-    cache (never downloaded). Raises UserError for a missing path, an unsupported format or a tokenizer that
-    is not available; problems inside the file are returned as issues, not raised.
+    cache (never downloaded). `columns` maps fields to roles for data in no known schema. `stop` is polled every
+    few hundred records; InspectionCancelled when it returns True. Raises UserError for a missing path, an
+    unsupported format or a tokenizer that is not available; problems inside the file are issues, not raised.
     """
     if max_issues < 0:
         raise UserError(f"--max-errors must be >= 0, got {max_issues}")
     seq_len = DEFAULT_MAX_SEQ_LENGTH if max_seq_length is None else max_seq_length
     if seq_len < 1:
         raise UserError(f"--max-seq-length must be at least 1, got {seq_len}")
-    counter = None
-    if tokenizer is not None:
-        counter = TokenCounter(find_tokenizer_file(tokenizer), str(tokenizer))
+    mapping = _columns(columns)
+    counter = TokenCounter(find_tokenizer_file(tokenizer), str(tokenizer)) if tokenizer is not None else None
     label = str(path)
-    source = open_source(Path(path))
-    scanner = _Scanner(source)
-    examples, issue_count = 0, 0
-    issues: list[DatasetIssue] = []
-    for raw, example, problem in scanner:
-        if problem is not None:
-            issue_count += 1
-            if len(issues) < max_issues:
-                issues.append(DatasetIssue(label, raw.line, raw.row, problem))
-        else:
-            examples += 1
-            if counter is not None:
-                counter.add(render_plain(example or {}))
-    if examples == 0 and issue_count == 0:
-        issue_count, issues = 1, [DatasetIssue(label, None, None, "no examples: the file holds no records")]
-    notes = list(source.notes)
+    source = open_source(path)
+    scanner = Scanner(source, label, mapping)
+    tally = _Tally(label, max_issues)
+    examples = tally.valid(scanner, stop)
+    if counter is None:
+        for _ in examples:
+            pass
+    else:
+        for item in counter.encoder().encode(examples):
+            raw = item.where
+            if isinstance(item, Failed):
+                tally.examples -= 1
+                tally.issue(raw, item.problem)
+                continue
+            counter.add(item, functools.partial(location, label, raw))
+    if tally.examples == 0 and tally.count == 0:
+        tally.count, tally.issues = 1, [DatasetIssue(label, None, None, "no examples: the file holds no records")]
+    shape = _one_shape(tally.shapes)
+    if counter is not None:
+        counter.used_template = shape in ("messages", "chat_prompt_completion")
     stats = counter.stats(seq_len) if counter is not None else None
-    notes.extend(_token_notes(counter is not None))
+    notes = [*source.notes, *_token_notes(counter, shape)]
+    shown = scanner.schema.shown(scanner.keys) if scanner.schema is not None else None
     return DatasetReport(
-        path=label,
-        file_format=source.format,
-        shape=scanner.shape,
-        examples=examples,
-        size_tier=size_tier(examples) if examples else None,
-        issues=tuple(issues),
-        issue_count=issue_count,
-        token_stats=stats,
-        notes=tuple(notes),
-        bytes=source.bytes,
+        path=label, file_format=source.format, shape=shape, examples=tally.examples,
+        size_tier=size_tier(tally.examples) if tally.examples else None, issues=tuple(tally.issues),
+        issue_count=tally.count, token_stats=stats, notes=tuple(notes), bytes=source.bytes,
+        schema=scanner.schema.name if scanner.schema is not None else scanner.refusal.name if scanner.refusal
+        else None, columns=str(shown) if shown is not None else None, fields=scanner.fields,
     )
 
 
+def _one_shape(shapes: set[str]) -> str | None:
+    """The shape the examples train as (the chat one when a mapping mixes plain and chat prompts)."""
+    for shape in SHAPES:
+        if shape in shapes:
+            return shape
+    return None
 
-def inspect_for_model(path: str | Path, model: str, *, max_seq_length: int | None = None,
-                      max_issues: int = 50) -> DatasetReport:
-    """`inspect_dataset` with `model`'s tokenizer when it is on this machine (token lengths measured), else
-    without: what the wizard's Data step and `lora-tui train` both plan from."""
+
+class _Tally:
+    """Counts valid examples and problems while the scanner streams; keeps the first `max_issues`."""
+
+    def __init__(self, label: str, max_issues: int) -> None:
+        self.label = label
+        self.max_issues = max_issues
+        self.examples = 0
+        self.count = 0
+        self.issues: list[DatasetIssue] = []
+        self.shapes: set[str] = set()
+
+    def issue(self, raw: RawRecord, problem: str) -> None:
+        self.count += 1
+        if len(self.issues) < self.max_issues:
+            self.issues.append(DatasetIssue(raw.file or self.label, raw.line, raw.row, problem))
+
+    def valid(self, scanner: Scanner, stop: Callable[[], bool] | None) -> Iterator[tuple[RawRecord, dict[str, Any]]]:
+        """The valid examples (tagged with their raw record); problems are counted on the way."""
+        seen = 0
+        shapes = self.shapes
+        for raw, example, problem in scanner:
+            seen += 1
+            if stop is not None and seen % STOP_CHECK_EVERY == 0 and stop():
+                raise InspectionCancelled
+            if problem is not None:
+                self.issue(raw, problem)
+                continue
+            assert example is not None
+            self.examples += 1
+            shapes.add(shape_of(example))
+            yield raw, example
+
+
+def inspect_for_model(path: str | Path, model: str, *, max_seq_length: int | None = None, max_issues: int = 50,
+                      columns: str | ColumnMap | None = None, stop: Callable[[], bool] | None = None
+                      ) -> DatasetReport:
+    """`inspect_dataset` with `model`'s tokenizer when it is on this machine (token lengths measured through its
+    chat template), else without: what `inspect --model`, the wizard's Data step and `lora-tui train` plan from."""
     from lora_tui.core.dataset.tokens import local_tokenizer
 
     return inspect_dataset(path, tokenizer=local_tokenizer(model), max_seq_length=max_seq_length,
-                           max_issues=max_issues)
+                           max_issues=max_issues, columns=columns, stop=stop)
 
 
-def _token_notes(measured: bool) -> list[str]:
+def _token_notes(counter: TokenCounter | None, shape: str | None) -> list[str]:
     """What the reader should know about the token statistics (or their absence)."""
-    if not measured:
-        return ["token statistics need a local tokenizer: pass --tokenizer DIR (a directory with "
-                "tokenizer.json)"]
-    return [
-        "token counts use a plain 'role: content' rendering, not the model's chat template (that needs "
-        "transformers); training sequences are a few tokens per turn longer"
-    ]
+    if counter is None:
+        return ["token statistics need the model's tokenizer on this machine: pass --model (a local directory, "
+                "a cached hub model, or demo once built) or --tokenizer DIR"]
+    if shape in ("messages", "chat_prompt_completion") and counter.template.source == FALLBACK_TEMPLATE:
+        return ["the model has no chat template: chat examples are rendered with lora-tui's fallback template "
+                "(### User: / ### Assistant: headers, see --show); training uses the same one and saves it with "
+                "the adapter's tokenizer"]
+    return []
 
 
-def iter_examples(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
+def iter_examples(path: str | Path, columns: str | ColumnMap | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield (location, normalised example) for every record; UserError at the first invalid one.
 
-    Normalised: {"messages": [...]} for messages/sharegpt/alpaca, {"prompt", "completion"} or {"text"}.
+    Normalised: {"messages": [...]}, {"prompt": [...], "completion": [...]}, {"prompt", "completion"} strings or
+    {"text"} (see core.dataset.shapes).
     """
-    source = open_source(Path(path))
+    label = str(path)
     produced = 0
-    for raw, example, problem in _Scanner(source):
-        where = DatasetIssue(str(path), raw.line, raw.row, problem or "")
+    for raw, example, problem in Scanner(open_source(path), label, _columns(columns)):
+        where = location(label, raw)
         if problem is not None:
-            raise UserError(f"{where}\n(run `lora-tui inspect {path}` to list every problem)")
+            raise UserError(f"{where}: {problem}\n(run `lora-tui inspect {path}` to list every problem)")
         assert example is not None
         produced += 1
-        yield where.location, example
+        yield where, example
     if produced == 0:
         raise UserError(f"{path}: no examples: the file holds no records")
+
+
+def truncation_warning(report: DatasetReport) -> str | None:
+    """The warning for examples longer than the token statistics' max_seq_length (their end is cut), or None."""
+    stats = report.token_stats
+    if stats is None or stats.over_max == 0:
+        return None
+    noun = "example is" if stats.over_max == 1 else "examples are"
+    return (f"{stats.over_max:,} of {stats.count:,} {noun} longer than max_seq_length {stats.max_seq_length:,} "
+            f"tokens (the longest: {stats.max:,}; first: {stats.first_over}); training keeps the first "
+            f"{stats.max_seq_length:,} tokens of each and cuts the rest: raise --max-seq-length to keep them whole")

@@ -1,23 +1,27 @@
-"""Record shapes: which one a record looks like, whether it is valid, and its normalised form for training.
+"""Records -> training examples: validate a record under its schema (core.dataset.mapping) and normalise it.
 
-Normalised forms (what `iter_examples` yields and TRL's SFTTrainer accepts):
-- `messages`, `sharegpt`, `alpaca` -> {"messages": [{"role": ..., "content": ...}, ...]}
-- `prompt_completion` -> {"prompt": str, "completion": str}
-- `text` -> {"text": str}
+Normalised examples (what `iter_examples` yields, and what core.dataset.encode tokenizes):
+- `messages`: {"messages": [{"role", "content", ...}], "tools"?}: chat; messages, ShareGPT and instruction data
+  (a user turn from the prompt, an assistant turn from the response, a system turn when there is one)
+- `chat_prompt_completion`: {"prompt": [turns], "completion": [turns]}: TRL's conversational prompt-completion
+- `prompt_completion`: {"prompt": str, "completion": str}: TRL's standard prompt-completion (no chat template)
+- `text`: {"text": str}
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from lora_tui.core.dataset.mapping import ColumnMap, Schema, kind_of
+
 SHAPES: dict[str, str] = {
-    "messages": "`messages`: a list of {role, content} turns",
-    "sharegpt": "ShareGPT: `conversations`, a list of {from, value} turns",
-    "alpaca": "alpaca: `instruction`, optional `input`, `output`",
-    "prompt_completion": "`prompt` and `completion` strings",
-    "text": "a plain `text` field",
+    "messages": "chat turns, loss on the assistant turns",
+    "chat_prompt_completion": "chat prompt and completion turns, loss on the completion",
+    "prompt_completion": "prompt and completion text without a chat template, loss on the completion",
+    "text": "plain text, loss on every token",
 }
-"""Every supported record shape, with a short description of its fields."""
+"""Every shape an example trains as, with what carries the loss."""
 
 CHAT_ROLES = ("system", "user", "assistant", "tool")
 """Roles accepted in a `messages` conversation."""
@@ -29,64 +33,56 @@ SHAREGPT_ROLES = {
     "human": "user",
     "user": "user",
     "gpt": "assistant",
+    "bot": "assistant",
+    "model": "assistant",
+    "chatgpt": "assistant",
     "assistant": "assistant",
+    "function_call": "assistant",
+    "function": "tool",
+    "observation": "tool",
     "tool": "tool",
 }
-"""ShareGPT `from` values and the chat role each becomes."""
+"""ShareGPT `from` values and the chat role each becomes (function_call: the assistant calling a tool;
+function, observation: the tool's answer)."""
+
+TURN_EXTRAS = ("tool_calls", "tool_call_id", "name")
+"""Turn fields kept besides role and content (chat templates read them for tool use)."""
 
 
 class RecordError(ValueError):
     """A record that cannot be used for training; the message says what is wrong."""
 
 
-def classify(record: Any) -> str | None:
-    """The shape a record looks like from its keys (None when it matches none)."""
-    if not isinstance(record, dict):
-        return None
-    if "messages" in record:
+def shape_of(example: dict[str, Any]) -> str:
+    """The shape of a normalised example."""
+    if "messages" in example:
         return "messages"
-    if "conversations" in record:
-        return "sharegpt"
-    if "instruction" in record or ("output" in record and "input" in record):
-        return "alpaca"
-    if "prompt" in record or "completion" in record:
-        return "prompt_completion"
-    if "text" in record:
-        return "text"
-    return None
+    if "prompt" in example:
+        return "chat_prompt_completion" if isinstance(example["prompt"], list) else "prompt_completion"
+    return "text"
 
 
-def describe_unknown(record: Any) -> str:
-    """Why a record matches no shape."""
+def normalise(record: Any, schema: Schema) -> dict[str, Any]:
+    """Validate `record` under `schema` and return its normalised example; RecordError when it is not valid."""
     if not isinstance(record, dict):
-        return f"record is {_kind(record)}, expected a JSON object"
-    keys = ", ".join(sorted(map(str, record))) or "none"
-    return (
-        "record matches no known shape (messages, conversations, instruction/output, prompt/completion, "
-        f"text); its fields: {keys}"
-    )
-
-
-def normalise(record: Any, shape: str) -> dict[str, Any]:
-    """Validate `record` as `shape` and return its normalised form; RecordError when it is not valid."""
-    if not isinstance(record, dict):
-        raise RecordError(f"record is {_kind(record)}, expected a JSON object")
-    found = classify(record)
-    if found != shape:
-        if found is None:
-            keys = ", ".join(sorted(map(str, record))) or "none"
-            raise RecordError(f"record matches no known shape (its fields: {keys}); the file uses `{shape}` "
-                              f"({SHAPES[shape]})")
-        raise RecordError(f"record looks like `{found}` but the file uses `{shape}` ({SHAPES[shape]})")
-    return _NORMALISERS[shape](record)
-
-
-def _kind(value: Any) -> str:
-    """A JSON type name with its article, for messages."""
-    if value is None:
-        return "null"
-    name = {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
-    return name.get(type(value), f"a {type(value).__name__}")
+        raise RecordError(f"record is {kind_of(record)}, expected a JSON object")
+    columns = schema.columns
+    if schema.name != "--columns":
+        for role, field in columns.pairs:
+            if field not in record and role not in schema.optional:
+                raise RecordError(f"missing field `{field}`")
+    else:
+        for field in columns.fields:
+            if field not in record:
+                fields = ", ".join(sorted(map(str, record))) or "none"
+                raise RecordError(f"no field `{field}` (--columns {columns}); the record's fields: {fields}")
+    if columns.kind == "messages":
+        return _chat(record, columns, sharegpt=schema.name == "ShareGPT")
+    if columns.kind == "text":
+        return _text(record, columns.get("text") or "text")
+    if schema.name == "prompt/completion":
+        return _prompt_completion(record)
+    return _instruction(record, columns)
 
 
 def _string_field(record: dict[str, Any], name: str, *, where: str = "") -> str:
@@ -97,27 +93,43 @@ def _string_field(record: dict[str, Any], name: str, *, where: str = "") -> str:
     if value is None:
         raise RecordError(f"null content: `{name}`{where} is null")
     if not isinstance(value, str):
-        raise RecordError(f"`{name}`{where} must be a string, got {_kind(value)}")
+        raise RecordError(f"`{name}`{where} must be a string, got {kind_of(value)}")
     return value
 
 
-def _turns(record: dict[str, Any], field: str) -> list[Any]:
-    """The conversation list of a chat record (not empty)."""
-    turns = record[field]
-    if turns is None:
+def _optional_string(record: dict[str, Any], name: str | None) -> str:
+    """An optional string field ('' when missing, null or blank)."""
+    if name is None:
+        return ""
+    value = record.get(name)
+    if value is not None and not isinstance(value, str):
+        raise RecordError(f"`{name}` must be a string (or empty), got {kind_of(value)}")
+    return value if value and value.strip() else ""
+
+
+def _turn_list(value: Any, field: str) -> list[Any]:
+    """The conversation list of a chat field (not empty; a JSON string of a list, as CSV cells hold, is read)."""
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            value = json.loads(value)
+        except (json.JSONDecodeError, RecursionError):
+            raise RecordError(f"`{field}` is a string but not a JSON list of turns") from None
+    if value is None:
         raise RecordError(f"null content: `{field}` is null")
-    if not isinstance(turns, list):
-        raise RecordError(f"`{field}` must be a list of turns, got {_kind(turns)}")
-    if not turns:
+    if not isinstance(value, list):
+        raise RecordError(f"`{field}` must be a list of turns, got {kind_of(value)}")
+    if not value:
         raise RecordError(f"empty conversation: `{field}` has no turns")
-    return turns
+    return value
 
 
-def _require_assistant(messages: list[dict[str, str]], field: str) -> None:
+def _require_assistant(messages: list[dict[str, Any]], field: str) -> None:
     """A conversation must contain at least one assistant turn to learn from."""
-    if not any(m["role"] == "assistant" for m in messages):
-        roles = ", ".join(dict.fromkeys(m["role"] for m in messages))
-        raise RecordError(f"no assistant turn to learn from in `{field}` (roles present: {roles})")
+    for message in messages:
+        if message["role"] == "assistant":
+            return
+    roles = ", ".join(dict.fromkeys(m["role"] for m in messages))
+    raise RecordError(f"no assistant turn to learn from in `{field}` (roles present: {roles})")
 
 
 def _plain_turns(turns: list[Any]) -> bool:
@@ -131,64 +143,106 @@ def _plain_turns(turns: list[Any]) -> bool:
     return True
 
 
-def _messages(record: dict[str, Any]) -> dict[str, Any]:
-    """`messages` shape: roles system/user/assistant/tool, string content."""
-    turns = _turns(record, "messages")
-    if _plain_turns(turns):
-        if not any(turn["role"] == "assistant" for turn in turns):
-            _require_assistant(turns, "messages")
-        return {"messages": turns}
-    out: list[dict[str, str]] = []
-    for i, turn in enumerate(turns):
-        where = f" in messages[{i}]"
-        if not isinstance(turn, dict):
-            raise RecordError(f"messages[{i}] is {_kind(turn)}, expected an object with `role` and `content`")
-        role = _string_field(turn, "role", where=where)
-        if role not in CHAT_ROLES:
-            raise RecordError(f"unknown role {role!r}{where}; allowed roles: {', '.join(CHAT_ROLES)}")
-        if turn.get("content") is None and turn.get("tool_calls"):  # an assistant turn that only calls tools
-            out.append({"role": role, "content": ""})
-            continue
-        out.append({"role": role, "content": _string_field(turn, "content", where=where)})
-    _require_assistant(out, "messages")
-    return {"messages": out}
+def _role_turn(turn: Any, field: str, i: int) -> dict[str, Any]:
+    """One {role, content} turn; an assistant turn may carry `tool_calls` with null or no content."""
+    where = f" in {field}[{i}]"
+    if not isinstance(turn, dict):
+        raise RecordError(f"{field}[{i}] is {kind_of(turn)}, expected an object with `role` and `content`")
+    role = _string_field(turn, "role", where=where)
+    if role not in _ROLE_SET:
+        raise RecordError(f"unknown role {role!r}{where}; allowed roles: {', '.join(CHAT_ROLES)}")
+    calls = turn.get("tool_calls")
+    if calls is not None and not (isinstance(calls, list) and all(isinstance(c, dict) for c in calls)):
+        raise RecordError(f"`tool_calls`{where} must be a list of objects, got {kind_of(calls)}")
+    if calls and turn.get("content") is None:
+        content = ""
+    else:
+        content = _string_field(turn, "content", where=where)
+    out: dict[str, Any] = {"role": role, "content": content}
+    out.update((k, turn[k]) for k in TURN_EXTRAS if turn.get(k) is not None)
+    return out
 
 
-def _sharegpt(record: dict[str, Any]) -> dict[str, Any]:
-    """ShareGPT shape: `from` in human/gpt/system (or user/assistant/tool), text in `value`."""
-    out: list[dict[str, str]] = []
-    for i, turn in enumerate(_turns(record, "conversations")):
-        where = f" in conversations[{i}]"
-        if not isinstance(turn, dict):
-            raise RecordError(f"conversations[{i}] is {_kind(turn)}, expected an object with `from`, `value`")
-        speaker = _string_field(turn, "from", where=where)
-        if speaker not in SHAREGPT_ROLES:
-            allowed = ", ".join(SHAREGPT_ROLES)
-            raise RecordError(f"unknown role {speaker!r} (`from`){where}; allowed: {allowed}")
-        out.append({"role": SHAREGPT_ROLES[speaker], "content": _string_field(turn, "value", where=where)})
-    _require_assistant(out, "conversations")
-    return {"messages": out}
+def _sharegpt_turn(turn: Any, field: str, i: int) -> dict[str, Any]:
+    """One ShareGPT {from, value} turn as a chat turn."""
+    where = f" in {field}[{i}]"
+    if not isinstance(turn, dict):
+        raise RecordError(f"{field}[{i}] is {kind_of(turn)}, expected an object with `from` and `value`")
+    speaker = _string_field(turn, "from", where=where)
+    if speaker not in SHAREGPT_ROLES:
+        raise RecordError(f"unknown role {speaker!r} (`from`){where}; allowed: {', '.join(SHAREGPT_ROLES)}")
+    return {"role": SHAREGPT_ROLES[speaker], "content": _string_field(turn, "value", where=where)}
 
 
-def _alpaca(record: dict[str, Any]) -> dict[str, Any]:
-    """Alpaca shape: instruction (+ optional input) as the user turn, output as the assistant turn."""
-    instruction = _string_field(record, "instruction")
-    extra = record.get("input")
-    if extra is not None and not isinstance(extra, str):
-        raise RecordError(f"`input` must be a string (or empty), got {_kind(extra)}")
-    output = _string_field(record, "output")
-    if not output.strip():
-        raise RecordError("no assistant turn to learn from: `output` is empty")
-    user = f"{instruction}\n\n{extra}" if extra and extra.strip() else instruction
-    messages = [{"role": "user", "content": user}, {"role": "assistant", "content": output}]
-    system = record.get("system")
-    if isinstance(system, str) and system.strip():
+def _turns(value: Any, field: str, *, sharegpt: bool | None) -> list[dict[str, Any]]:
+    """Validated chat turns; `sharegpt` None decides from the first turn (a `from` field)."""
+    turns = _turn_list(value, field)
+    if sharegpt is None:
+        sharegpt = isinstance(turns[0], dict) and "from" in turns[0] and "role" not in turns[0]
+    if not sharegpt and _plain_turns(turns):
+        return turns
+    make = _sharegpt_turn if sharegpt else _role_turn
+    return [make(turn, field, i) for i, turn in enumerate(turns)]
+
+
+def _chat(record: dict[str, Any], columns: ColumnMap, *, sharegpt: bool) -> dict[str, Any]:
+    """Chat turns (messages, ShareGPT or a mapped field), a system column prepended, `tools` kept."""
+    roles = columns.roles
+    field = roles.get("messages") or "messages"
+    explicit = field not in ("messages", "conversations")
+    messages = _turns(record[field], field, sharegpt=None if explicit else sharegpt)
+    if "system" in roles:
+        system = _optional_string(record, roles["system"])
+        if system and messages[0]["role"] != "system":
+            messages = [{"role": "system", "content": system}, *messages]
+    _require_assistant(messages, field)
+    example: dict[str, Any] = {"messages": messages}
+    if "tools" in record:
+        tools = _tools(record)
+        if tools is not None:
+            example["tools"] = tools
+    return example
+
+
+def _tools(record: dict[str, Any]) -> list[Any] | None:
+    """The record's tool definitions (a list, or a JSON string of one), else None."""
+    tools = record.get("tools")
+    if tools is None or tools == "":
+        return None
+    if isinstance(tools, str):
+        try:
+            tools = json.loads(tools)
+        except (json.JSONDecodeError, RecursionError):
+            raise RecordError("`tools` is a string but not JSON; give a list of tool definitions") from None
+    if not isinstance(tools, list):
+        raise RecordError(f"`tools` must be a list of tool definitions, got {kind_of(tools)}")
+    return tools
+
+
+def _instruction(record: dict[str, Any], columns: ColumnMap) -> dict[str, Any]:
+    """Instruction data: the prompt (+ input) as the user turn, the response as the assistant turn; when the
+    prompt is a list of turns, TRL's conversational prompt-completion."""
+    prompt_field, response_field = columns.get("prompt") or "prompt", columns.get("response") or "response"
+    if isinstance(record.get(prompt_field), list):
+        prompt = _turns(record[prompt_field], prompt_field, sharegpt=None)
+        completion = _turns(record.get(response_field), response_field, sharegpt=None)
+        _require_assistant(completion, response_field)
+        return {"prompt": prompt, "completion": completion}
+    prompt_text = _string_field(record, prompt_field)
+    extra = _optional_string(record, columns.get("input"))
+    response = _string_field(record, response_field)
+    if not response.strip():
+        raise RecordError(f"no assistant turn to learn from: `{response_field}` is empty")
+    user = f"{prompt_text}\n\n{extra}" if extra else prompt_text
+    messages = [{"role": "user", "content": user}, {"role": "assistant", "content": response}]
+    system = _optional_string(record, columns.get("system"))
+    if system:
         messages.insert(0, {"role": "system", "content": system})
     return {"messages": messages}
 
 
 def _prompt_completion(record: dict[str, Any]) -> dict[str, Any]:
-    """Prompt/completion shape: two strings; the completion is what is learned."""
+    """Prompt/completion strings (TRL's standard format): the completion is what is learned."""
     prompt = _string_field(record, "prompt")
     completion = _string_field(record, "completion")
     if not completion.strip():
@@ -196,27 +250,9 @@ def _prompt_completion(record: dict[str, Any]) -> dict[str, Any]:
     return {"prompt": prompt, "completion": completion}
 
 
-def _text(record: dict[str, Any]) -> dict[str, Any]:
-    """Plain text shape: one non-empty `text` string."""
-    text = _string_field(record, "text")
+def _text(record: dict[str, Any], field: str) -> dict[str, Any]:
+    """Plain text: one non-empty string."""
+    text = _string_field(record, field)
     if not text.strip():
-        raise RecordError("empty `text`: nothing to learn from")
+        raise RecordError(f"empty `{field}`: nothing to learn from")
     return {"text": text}
-
-
-_NORMALISERS = {
-    "messages": _messages,
-    "sharegpt": _sharegpt,
-    "alpaca": _alpaca,
-    "prompt_completion": _prompt_completion,
-    "text": _text,
-}
-
-
-def render_plain(example: dict[str, Any]) -> str:
-    """A normalised example as plain text for token counting (no chat template: that needs transformers)."""
-    if "messages" in example:
-        return "\n".join(f"{m['role']}: {m['content']}" for m in example["messages"])
-    if "prompt" in example:
-        return str(example["prompt"]) + str(example["completion"])
-    return str(example["text"])

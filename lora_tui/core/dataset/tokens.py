@@ -1,33 +1,33 @@
-"""Token-length statistics for a dataset, with a tokenizer that is already on this machine.
+"""Token-length statistics for a dataset, with the model's tokenizer when it is already on this machine.
 
-The `tokenizers` library is imported lazily (it is small next to transformers). Examples are rendered as plain
-`role: content` lines rather than through the model's chat template, which needs transformers and jinja; real
-training sequences are a few template tokens per turn longer.
+Examples are rendered with the model's chat template and tokenized by core.dataset.encode, the code the training
+process tokenizes with, so the lengths, the examples over max_seq_length and the share of tokens that carry the
+loss are the training run's. The `tokenizers` library is imported lazily (it is small next to transformers).
 """
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import math
 import os
 from array import array
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lora_tui.core.dataset.encode import Encoded, Encoder
 from lora_tui.core.paths import cache_dir
 from lora_tui.errors import UserError
-
-ENCODE_BATCH = 256
-"""Examples encoded per `encode_batch` call."""
 
 
 @dataclass(frozen=True)
 class TokenStats:
-    """Token lengths of a dataset's examples under one tokenizer."""
+    """Token lengths of a dataset's examples, rendered and tokenized exactly as training does."""
 
     tokenizer: str
-    """Where the tokenizer came from (a directory or tokenizer.json path)."""
+    """Where the tokenizer came from (a directory, a tokenizer.json path, a hub id)."""
     count: int
     """Examples measured."""
     median: int
@@ -39,9 +39,19 @@ class TokenStats:
     mean: float
     """Mean length in tokens."""
     over_max: int
-    """Examples longer than `max_seq_length` (they would be truncated)."""
+    """Examples longer than `max_seq_length` (training keeps their start and cuts the rest)."""
     max_seq_length: int
     """The sequence length the examples were compared with, in tokens."""
+    trained_token_share: float = 1.0
+    """Share of all tokens that carry the loss (the assistant's turns, the completion; all of plain text)."""
+    first_over: str | None = None
+    """`file:line` of the first example longer than `max_seq_length`, None when none is."""
+    template: str = ""
+    """The chat template the examples were rendered with ('' when none was needed: plain text)."""
+    sorted_lengths: array[int] = field(default_factory=lambda: array("I"), compare=False, repr=False)
+    """Every example's length, sorted (4 bytes each), for `at`."""
+    longest_so_far: tuple[tuple[int, str], ...] = field(default=(), compare=False, repr=False)
+    """(length, location) of each example longer than every one before it, in file order, for `at`."""
 
     def __post_init__(self) -> None:
         if self.count < 0:
@@ -50,18 +60,43 @@ class TokenStats:
             raise ValueError("`max_seq_length` must be >= 1")
         if not 0 <= self.over_max <= self.count:
             raise ValueError("`over_max` must be between 0 and `count`")
+        if not 0 <= self.trained_token_share <= 1:
+            raise ValueError("`trained_token_share` must be in [0, 1]")
+
+    def over(self, length: int) -> int:
+        """How many examples are longer than `length` tokens."""
+        if not self.sorted_lengths:
+            return self.over_max if length == self.max_seq_length else 0
+        return len(self.sorted_lengths) - bisect.bisect_right(self.sorted_lengths, length)
+
+    def first_longer(self, length: int) -> str | None:
+        """Location of the first example (in file order) longer than `length` tokens."""
+        for n, where in self.longest_so_far:
+            if n > length:
+                return where
+        return None
+
+    def at(self, max_seq_length: int) -> TokenStats:
+        """The same statistics compared with another sequence length."""
+        if max_seq_length == self.max_seq_length:
+            return self
+        return dataclasses.replace(self, max_seq_length=max_seq_length, over_max=self.over(max_seq_length),
+                                   first_over=self.first_longer(max_seq_length))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
             "tokenizer": self.tokenizer,
+            "template": self.template,
             "count": self.count,
             "median": self.median,
             "p95": self.p95,
             "max": self.max,
             "mean": round(self.mean, 2),
             "over_max": self.over_max,
+            "first_over": self.first_over,
             "max_seq_length": self.max_seq_length,
+            "trained_token_share": round(self.trained_token_share, 4),
         }
 
 
@@ -123,51 +158,66 @@ def _hub_cache_tokenizer(repo_id: str) -> Path | None:
 
 
 class TokenCounter:
-    """Collects token lengths batch by batch (4 bytes per example, never the texts)."""
+    """Measures encoded examples: their lengths (4 bytes each, never the texts), trained tokens, longest ones."""
 
     def __init__(self, tokenizer_file: Path, label: str) -> None:
-        from tokenizers import Tokenizer
+        from lora_tui.core.dataset.template import load_template
 
-        try:
-            self._tok = Tokenizer.from_file(os.fspath(tokenizer_file))
-        except Exception as exc:  # the library raises a bare Exception on a malformed file
-            raise UserError(f"{tokenizer_file}: cannot load this tokenizer: {exc}") from None
-        self._label = label
-        self._pending: list[str] = []
+        self.tokenizer = load_tokenizer(tokenizer_file)
+        self.template = load_template(tokenizer_file)
+        self.label = label
+        self.used_template = False
+        """Whether any example was rendered with the chat template (chat data)."""
         self._lengths = array("I")
+        self._trained = 0
+        self._longest: list[tuple[int, str]] = []
 
-    def add(self, text: str) -> None:
-        """Queue one rendered example."""
-        self._pending.append(text)
-        if len(self._pending) >= ENCODE_BATCH:
-            self._flush()
+    def encoder(self, *, keep_offsets: bool = False) -> Encoder:
+        """An Encoder with this tokenizer and template."""
+        return Encoder(self.tokenizer, self.template, keep_offsets=keep_offsets)
 
-    def _flush(self) -> None:
-        """Encode the queued texts (special tokens included, as training adds them)."""
-        if self._pending:
-            encodings = self._tok.encode_batch(self._pending, add_special_tokens=True)
-            self._lengths.extend(len(e.ids) for e in encodings)
-            self._pending.clear()
+    def add(self, encoded: Encoded, where: str | Callable[[], str]) -> None:
+        """Count one encoded example found at `where` (a location, or a function making it when needed)."""
+        n = encoded.length
+        self._lengths.append(n)
+        self._trained += encoded.trained_count
+        if not self._longest or n > self._longest[-1][0]:
+            self._longest.append((n, where if isinstance(where, str) else where()))
 
     def stats(self, max_seq_length: int) -> TokenStats | None:
         """The statistics so far (None when no example was measured)."""
-        self._flush()
-        return summarise(self._lengths, self._label, max_seq_length)
+        lengths = array("I", sorted(self._lengths))
+        n = len(lengths)
+        if n == 0:
+            return None
+        total = sum(lengths)
+        stats = TokenStats(
+            tokenizer=self.label, count=n, median=lengths[(n - 1) // 2],
+            p95=lengths[max(0, math.ceil(0.95 * n) - 1)], max=lengths[-1], mean=total / n, over_max=0,
+            max_seq_length=max_seq_length, trained_token_share=self._trained / total if total else 0.0,
+            template=self.template.name if self.used_template else "", sorted_lengths=lengths,
+            longest_so_far=tuple(self._longest))
+        return dataclasses.replace(stats, over_max=stats.over(max_seq_length),
+                                   first_over=stats.first_longer(max_seq_length))
+
+
+def load_tokenizer(tokenizer_file: Path) -> Any:
+    """A `tokenizers.Tokenizer` from a tokenizer.json; UserError when it cannot be read."""
+    from tokenizers import Tokenizer
+
+    try:
+        return Tokenizer.from_file(os.fspath(tokenizer_file))
+    except Exception as exc:  # the library raises a bare Exception on a malformed file
+        raise UserError(f"{tokenizer_file}: cannot load this tokenizer: {exc}") from None
 
 
 def summarise(lengths: Iterable[int], label: str, max_seq_length: int) -> TokenStats | None:
-    """Median (lower), p95 (nearest rank), max, mean and how many exceed `max_seq_length`."""
-    ordered = sorted(lengths)
+    """Median (lower), p95 (nearest rank), max, mean and how many exceed `max_seq_length` of bare lengths."""
+    ordered = array("I", sorted(lengths))
     n = len(ordered)
     if n == 0:
         return None
-    return TokenStats(
-        tokenizer=label,
-        count=n,
-        median=ordered[(n - 1) // 2],
-        p95=ordered[max(0, math.ceil(0.95 * n) - 1)],
-        max=ordered[-1],
-        mean=sum(ordered) / n,
-        over_max=sum(1 for x in ordered if x > max_seq_length),
-        max_seq_length=max_seq_length,
-    )
+    stats = TokenStats(tokenizer=label, count=n, median=ordered[(n - 1) // 2],
+                       p95=ordered[max(0, math.ceil(0.95 * n) - 1)], max=ordered[-1], mean=sum(ordered) / n,
+                       over_max=0, max_seq_length=max_seq_length, sorted_lengths=ordered)
+    return dataclasses.replace(stats, over_max=stats.over(max_seq_length))
