@@ -11,6 +11,7 @@ from textual.message import Message
 from lora_tui.core.follow import Poll
 
 if TYPE_CHECKING:
+    from lora_tui.core.dataset.preview import PreviewExample
     from lora_tui.core.dataset.report import DatasetReport
     from lora_tui.core.hardware.detect import GpuInfo, HardwareReport
     from lora_tui.core.models.inventory import ModelInventory
@@ -47,6 +48,10 @@ class DataInspected(Message):
     """The file or directory inspected."""
     report: DatasetReport
     """What the inspection found."""
+    preview: tuple[PreviewExample, ...] = ()
+    """The first examples as training sees them (when the model's tokenizer is on this machine)."""
+    template: str = ""
+    """The chat template the preview was rendered with ('' for plain text)."""
 
 
 @dataclass

@@ -1,4 +1,9 @@
-"""Step 2, Data: choose a file (path field with completion, or a file browser) and see its inspection."""
+"""Step 2, Data: choose a file (path field with completion, or a file browser), see its inspection: schema and
+columns (chosen from the file's fields when not detected), token lengths, and a preview of what is trained.
+
+The inspection runs in a worker with a timeout and can be cancelled (Escape): a file that takes too long never
+leaves the step stuck on "Inspecting…" with Next refused.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +17,30 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.suggester import Suggester
+from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import Button, DirectoryTree, Input, Static
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from lora_tui.core.paths import SAMPLE_DATA_PATH
+from lora_tui.errors import UserError
 from lora_tui.ui.format import display_path, fmt_bytes
 from lora_tui.ui.messages import DataInspected
 from lora_tui.ui.screens.base import WizardScreen
+from lora_tui.ui.widgets.columns import ColumnsPicker
+
+INSPECT_TIMEOUT_S = 120.0
+"""Seconds an inspection may take before it is cancelled (a 50 MB JSONL takes a few)."""
+
+PREVIEW_EXAMPLES = 2
+"""Examples the preview shows, rendered as training sees them."""
+
+TRAINED_STYLE = "bold black on green"
+"""How the preview shows the text that carries the loss."""
+CONTEXT_STYLE = "dim"
+"""How the preview shows the text the model only reads."""
+CUT_STYLE = "strike dim"
+"""How the preview shows what max_seq_length cuts off."""
 
 
 class PathSuggester(Suggester):
@@ -42,6 +65,26 @@ class PathSuggester(Suggester):
         return None
 
 
+def preview_text(previews: tuple[Any, ...], template: str) -> Text:
+    """The preview examples as rich text: trained spans highlighted, context dim, the cut struck through."""
+    text = Text()
+    if not previews:
+        return text
+    text.append(f"Preview ({template or 'plain text, no chat template'}): ", style="bold")
+    text.append("highlighted", style=TRAINED_STYLE)
+    text.append(" text carries the loss\n")
+    for example in previews:
+        text.append(f"── {example.where}: {example.tokens:,} tokens, {example.trained_tokens:,} trained\n",
+                    style="bold")
+        if example.problem:
+            text.append(f"(not rendered: {example.problem})\n", style="red")
+            continue
+        for seg in example.segments:
+            text.append(seg.text, style=CUT_STYLE if seg.cut else TRAINED_STYLE if seg.trained else CONTEXT_STYLE)
+        text.append("\n")
+    return text
+
+
 class DataScreen(WizardScreen):
     """Pick the training data and see what it holds."""
 
@@ -49,25 +92,33 @@ class DataScreen(WizardScreen):
     BINDINGS = [
         Binding("ctrl+o", "browse", "Browse", tooltip="Show or hide the file browser", id="browse"),
         Binding("ctrl+d", "sample", "Sample data", tooltip="Use the built-in sample dataset", id="sample"),
+        Binding("escape", "cancel_inspection", "Cancel", tooltip="Stop the running inspection", id="cancel",
+                show=False),
     ]
 
     def compose_body(self) -> ComposeResult:
-        """Path field, buttons, browser (hidden) and the inspection result."""
+        """Path field, buttons, browser (hidden), the inspection result, the columns and the preview."""
         with VerticalScroll(id="body"):
-            yield Static("Training data: a JSONL, JSON, CSV, Parquet or Arrow file (Enter to inspect)",
-                         classes="label")
+            yield Static("Training data: a JSONL, JSON, CSV, Parquet or Arrow file, or a directory of shards "
+                         "(Enter to inspect)", classes="label")
             with Horizontal(classes="row"):
                 yield Input(display_path(self.state.data_path), id="data-path", suggester=PathSuggester())
                 yield Button("Browse", id="browse-btn")
                 yield Button("Sample", id="sample-btn")
             yield Static("", id="data-summary")
             yield Static("", id="data-issues")
+            yield ColumnsPicker(id="data-columns")
+            yield Static("", id="data-preview")
             yield Static("", id="data-notes", classes="dim")
 
     def __init__(self) -> None:
         super().__init__()
-        self._inspected: tuple[str, str, int] | None = None
-        """(path, model, max_seq_length) of the last inspection asked for."""
+        self._inspected: tuple[str, str, int, str | None] | None = None
+        """(path, model, max_seq_length, columns) of the last inspection asked for."""
+        self._inspecting: Worker[None] | None = None
+        """The inspection in progress, if any."""
+        self._deadline: Timer | None = None
+        """Cancels the running inspection when it takes longer than INSPECT_TIMEOUT_S."""
 
     def on_mount(self) -> None:
         """Inspect the current file (the browser is built when first asked for)."""
@@ -75,21 +126,37 @@ class DataScreen(WizardScreen):
         self.choose(str(self.state.data_path))
 
     def on_screen_resume(self) -> None:
-        """Measure again when the model (its tokenizer) or the max length changed on a later step."""
+        """Measure again when the model (its tokenizer), the max length or the columns changed on a later step."""
         if self._inspected is not None and self._inspected[1:] != self._token_key():
             self.choose(self._inspected[0])
 
-    def _token_key(self) -> tuple[str, int]:
-        return self.state.plan.model, self.state.plan.max_seq_length
+    def _token_key(self) -> tuple[str, int, str | None]:
+        plan = self.state.plan
+        return plan.model, plan.max_seq_length, plan.columns
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="dataset")
-    def inspect(self, path: str, model: str, max_seq_length: int) -> None:
-        """Inspect a data file (streaming, so large files do not block the UI); token lengths are measured
-        when the model's tokenizer is on this machine."""
-        from lora_tui.core.dataset.report import inspect_for_model
+    def inspect(self, path: str, model: str, max_seq_length: int, columns: str | None) -> None:
+        """Inspect a data file (streaming, so large files do not block the UI; a cancel stops it within a few
+        hundred records); token lengths and the preview when the model's tokenizer is on this machine."""
+        from lora_tui.core.dataset.preview import preview
+        from lora_tui.core.dataset.report import InspectionCancelled, inspect_for_model
+        from lora_tui.core.dataset.tokens import local_tokenizer
 
-        report = inspect_for_model(path, model, max_seq_length=max_seq_length)
-        self.post_message(DataInspected(path, report))
+        worker = get_current_worker()
+        try:
+            report = inspect_for_model(path, model, max_seq_length=max_seq_length, columns=columns,
+                                       stop=lambda: worker.is_cancelled)
+        except InspectionCancelled:
+            return
+        shown: tuple[Any, ...] = ()
+        template = ""
+        tokenizer = local_tokenizer(model)
+        if tokenizer is not None and report.examples and not worker.is_cancelled:
+            examples, template = preview(path, tokenizer, PREVIEW_EXAMPLES, columns=columns,
+                                         max_seq_length=max_seq_length)
+            shown = tuple(examples)
+        if not worker.is_cancelled:
+            self.post_message(DataInspected(path, report, shown, template))
 
     @on(Input.Submitted, "#data-path")
     def _submitted(self, event: Input.Submitted) -> None:
@@ -102,7 +169,8 @@ class DataScreen(WizardScreen):
         tree = next(trees, None)
         if tree is None:
             tree = DirectoryTree(Path.cwd(), id="tree")
-            await self.query_one("#body").mount(tree, after=self.query_one("#data-path").parent)
+            row = self.query_one("#data-path").parent
+            await self.query_one("#body").mount(tree, after=row if isinstance(row, Widget) else None)
         else:
             tree.display = not tree.display
         if tree.display:
@@ -120,6 +188,17 @@ class DataScreen(WizardScreen):
         self.query_one("#tree", DirectoryTree).display = False
         self.choose(str(event.path))
 
+    @on(ColumnsPicker.Chosen)
+    def _columns_chosen(self, event: ColumnsPicker.Chosen) -> None:
+        """Read the file again with the chosen mapping (None: the detected schema)."""
+        try:
+            self.state.update(columns=event.columns)
+        except UserError as exc:
+            self.show_error(f"Columns: {exc}")
+            return
+        if self._inspected is not None:
+            self.choose(self._inspected[0])
+
     def choose(self, path: str) -> None:
         """Inspect `path`; the plan takes it once the inspection comes back."""
         path = os.path.expanduser(path.strip())
@@ -127,9 +206,43 @@ class DataScreen(WizardScreen):
             self.show_error("Data: type a file path, or press ctrl+d for the built-in sample")
             return
         self.clear_error()
-        self.query_one("#data-summary", Static).update(Text(f"Inspecting {path}…", style="dim"))
+        self.query_one("#data-summary", Static).update(Text(f"Inspecting {path}… (Escape cancels)", style="dim"))
         self._inspected = (path, *self._token_key())
-        self.inspect(path, *self._token_key())
+        self._stop_deadline()
+        self._inspecting = self.inspect(path, *self._token_key())
+        self._deadline = self.set_timer(INSPECT_TIMEOUT_S, self._timed_out)
+
+    def _stop_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.stop()
+            self._deadline = None
+
+    def _timed_out(self) -> None:
+        self._deadline = None
+        self._cancel(f"inspecting took longer than {INSPECT_TIMEOUT_S:.0f} s and was stopped")
+
+    def action_cancel_inspection(self) -> None:
+        """Stop the running inspection (Escape)."""
+        if self._inspecting is not None:
+            self._cancel("inspection cancelled")
+
+    def _cancel(self, why: str) -> None:
+        worker, self._inspecting = self._inspecting, None
+        if worker is not None:
+            worker.cancel()
+        self._stop_deadline()
+        path = self._inspected[0] if self._inspected else "the file"
+        self.query_one("#data-summary", Static).update(Text(f"Not inspected: {path}: {why}", style="yellow"))
+        self.show_error(f"Data: {why}; choose another file, or press Enter to try again")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """An inspection that failed (a path that is not a data file): say so where the summary was."""
+        if event.worker is self._inspecting and event.state in (WorkerState.ERROR, WorkerState.SUCCESS):
+            self._inspecting = None
+            self._stop_deadline()
+            if event.state == WorkerState.ERROR:
+                self.query_one("#data-summary", Static).update(Text("Not inspected", style="yellow"))
+        super().on_worker_state_changed(event)
 
     def on_data_inspected(self, message: DataInspected) -> None:
         """Show the report and keep the file in the plan."""
@@ -146,6 +259,11 @@ class DataScreen(WizardScreen):
             if report.issue_count > len(report.issues):
                 issues.append(f"  … and {report.issue_count - len(report.issues)} more\n", style="red")
         self.query_one("#data-issues", Static).update(issues)
+        detected = report.schema is not None and report.columns is not None
+        title = f"Columns: {report.schema} ({report.columns})" if detected else "Columns: choose the fields to train on"
+        self.query_one(ColumnsPicker).show(report.fields, report.columns, title,
+                                           open_=not detected and bool(report.fields))
+        self.query_one("#data-preview", Static).update(preview_text(message.preview, message.template))
         self.query_one("#data-notes", Static).update("\n".join(report.notes))
 
     def _summary(self, report: Any) -> Text:
@@ -153,16 +271,21 @@ class DataScreen(WizardScreen):
 
         text = Text()
         text.append("✔ ready\n" if report.ok else "✘ has problems\n", style="bold green" if report.ok else "bold red")
+        schema = f"{report.schema} ({report.columns})" if report.columns else report.schema or "not recognised"
         rows = [
-            ("Format", f"{report.file_format} ({report.shape or 'unrecognised shape'})"),
+            ("Format", f"{report.file_format} ({report.shape or 'no valid examples'})"),
+            ("Schema", schema),
             ("Examples", f"{report.examples:,}"),
             ("Size tier", f"{report.size_tier}  {describe_size_tier(report.size_tier)}" if report.size_tier else "-"),
             ("On disk", fmt_bytes(report.bytes)),
         ]
         stats = report.token_stats
         if stats is not None:
-            rows.append(("Tokens", f"median {stats.median}, p95 {stats.p95}, max {stats.max}; "
-                                   f"{stats.over_max} over {stats.max_seq_length}"))
+            over = f"{stats.over_max} over {stats.max_seq_length}"
+            if stats.first_over:
+                over += f" (first: {stats.first_over}; they are cut at the end)"
+            rows.append(("Tokens", f"median {stats.median}, p95 {stats.p95}, max {stats.max}; {over}"))
+            rows.append(("Loss on", f"{stats.trained_token_share:.0%} of the tokens"))
         else:
             model = self.state.plan.model
             how = ("it is built with the demo model, on the first run" if model.strip().lower() == "demo"
@@ -174,10 +297,14 @@ class DataScreen(WizardScreen):
         return text
 
     def can_leave(self) -> bool:
-        """Refuse to go on while the chosen file has problems (they would fail the run later)."""
+        """Refuse to go on while the inspection runs, or while the chosen file has problems (they would fail the
+        run later)."""
+        if self._inspecting is not None:
+            self.show_error("Data: still inspecting; wait, or press Escape to cancel")
+            return False
         report = self.state.data_report
         if report is not None and not report.ok:
-            self.show_error(f"Data: {report.issue_count} problem(s) in {report.path}; fix them or choose another "
-                            "file (ctrl+d: sample)")
+            self.show_error(f"Data: {report.issue_count} problem(s) in {report.path}; fix them, choose the columns, "
+                            "or choose another file (ctrl+d: sample)")
             return False
         return True
