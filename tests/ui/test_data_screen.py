@@ -69,6 +69,9 @@ async def test_preview_highlights_the_trained_spans(tmp_path: Path) -> None:
         assert "<s><|user|>\nquestion 0</s>\n<|assistant|>\n" in styled(preview, data_screen.CONTEXT_STYLE)
         summary = str(app.screen.query_one("#data-summary", Static).render())
         assert "Schema  messages (messages=messages)" in summary and "Loss on  25% of the tokens" in summary
+        # the advisor sizes max_seq_length from the lengths (8 tokens -> 64): the step compares with that
+        assert app.state.plan.max_seq_length == 64 and "median 8, p95 8, max 8; 0 over 64" in summary
+        assert app.state.reasons["max_seq_length"].startswith("the longest example is 8 tokens")
 
 
 async def test_columns_are_chosen_from_the_files_fields(tmp_path: Path) -> None:

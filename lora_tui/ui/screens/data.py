@@ -250,7 +250,9 @@ class DataScreen(WizardScreen):
         is_sample = Path(message.path).resolve() == SAMPLE_DATA_PATH.resolve()
         self.state.set_inputs(data_report=report)
         self.state.update(data=None if is_sample else message.path)
-        self.query_one("#data-summary", Static).update(self._summary(report))
+        if self._inspected is not None and self._inspected[0] == message.path:
+            self._inspected = (message.path, *self._token_key())  # the lengths are compared with the plan's below
+        self.query_one("#data-summary", Static).update(self._summary(report.at(self.state.plan.max_seq_length)))
         issues = Text()
         if report.issue_count:
             issues.append(f"{report.issue_count} problem(s):\n", style="bold red")
