@@ -109,7 +109,24 @@ def _show(path: Path, as_json: bool) -> int:
     if info is not None:
         print(f"\nfinal loss {info.final_loss}, best loss {info.best_loss}, "
               f"tokens seen {info.tokens_seen}, steps {info.steps}")
+    line = _memory(path, info)
+    if line:
+        print(f"memory: {line}")
     return 0
+
+
+def _memory(path: Path, info: Any) -> str | None:
+    """Estimated against measured peak memory: training_info.json's, else launch.json's estimate and the
+    measurement status.json holds while the run goes on."""
+    from lora_tui.core import run_files, runs
+    from lora_tui.core.memory_check import memory_line
+
+    if info is not None and info.memory is not None:
+        return memory_line(info.memory.estimate, info.memory.measured)
+    launch = run_files.read_launch_info(path)
+    status = runs.read_status(path)
+    measured = status.extra.get("memory") if status is not None else None
+    return memory_line(launch.memory_estimate if launch else None, measured if isinstance(measured, dict) else None)
 
 
 def _stop(path: Path) -> int:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lora_tui.core.units import fmt_decimal_bytes, fmt_gib
+from lora_tui.core.memory_check import memory_line
+from lora_tui.core.units import fmt_decimal_bytes
 
 if TYPE_CHECKING:
     from lora_tui.core.adapters import AdapterDetails
@@ -77,12 +78,9 @@ def training_summary(info: dict[str, Any]) -> list[str]:
     if shown:
         out.append("loss: " + ", ".join(shown))
     memory = info.get("memory") or {}
-    estimate = (memory.get("estimate") or {}).get("total_bytes")
-    measured = memory.get("measured") or {}
-    if estimate:
-        peak = measured.get("peak_allocated_bytes")
-        out.append(f"memory: estimated {fmt_gib(estimate)}"
-                   + (f", measured peak {fmt_gib(peak)}" if peak else " (no GPU: nothing measured)"))
+    line = memory_line(memory.get("estimate"), memory.get("measured"))
+    if line:
+        out.append(f"memory: {line}")
     versions = info.get("versions") or {}
     if versions:
         out.append("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))

@@ -121,9 +121,11 @@ class MemoryCheck:
     estimate: dict[str, Any] | None = None
     """`core.memory`'s estimate (as in launch.json), `total_bytes` in bytes."""
     measured: dict[str, Any] | None = None
-    """Peak CUDA memory: `peak_allocated_bytes`, `peak_reserved_bytes` (None off CUDA, where nothing is measured)."""
+    """The measured peak (`core.memory_check`): on CUDA `peak_allocated_bytes` and `peak_reserved_bytes`, on the CPU
+    `peak_rss_growth_bytes` (resident-set growth since the model started loading); `first_steps` holds the peak
+    after the first steps; None when nothing was measured."""
     measured_over_estimate: float | None = None
-    """Measured peak allocated bytes / estimated total bytes (1.0: the estimate was exact)."""
+    """Measured peak (CUDA allocated, or CPU resident-set growth) / estimated total bytes (1.0: exact)."""
 
 
 @dataclass

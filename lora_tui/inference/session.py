@@ -77,6 +77,19 @@ def _run_model(adapter: Path) -> str | None:
     return None
 
 
+def trained_in_4bit(adapter: str | Path) -> bool:
+    """Whether the run this adapter belongs to loaded its base in 4-bit (`load_in_4bit` in its run file)."""
+    a = Path(adapter)
+    for candidate in (a, a.parent, a.parent.parent):
+        if (candidate / runs.RUN_FILE).is_file():
+            try:
+                settings, _ = load_run_file(candidate / runs.RUN_FILE)
+            except UserError:
+                return False
+            return settings.get("load_in_4bit") is True
+    return False
+
+
 def _demo_dir() -> Path | None:
     try:
         from lora_tui.train.demo import ensure_demo_model
@@ -154,17 +167,28 @@ class _CallbackStreamer(TextStreamer):
 class AdapterSession:
     """A base model loaded once, with named adapters loaded onto it."""
 
-    def __init__(self, base_dir: str | Path, *, device: str = "auto", dtype: str | None = None) -> None:
+    def __init__(self, base_dir: str | Path, *, device: str = "auto", dtype: str | None = None,
+                 four_bit: bool = False) -> None:
         self.base_dir = Path(base_dir).resolve()
         self.device = pick_device(device)
         dtype = dtype or ("bf16" if self.device == "cuda" and torch.cuda.is_bf16_supported() else "fp32")
         self.dtype = dtype
+        self.four_bit = four_bit
+        """The base is loaded in 4-bit NF4, as a QLoRA adapter was trained (bitsandbytes places it itself)."""
         quiet_libraries()
         try:
-            base = AutoModelForCausalLM.from_pretrained(self.base_dir, dtype=TORCH_DTYPES[dtype])
+            if four_bit:
+                from lora_tui.train.quant import FourBitUnavailable, load_four_bit_for_inference
+
+                try:
+                    base = load_four_bit_for_inference(str(self.base_dir), dtype)
+                except FourBitUnavailable as exc:
+                    raise UserError(str(exc)) from None
+            else:
+                base = AutoModelForCausalLM.from_pretrained(self.base_dir, dtype=TORCH_DTYPES[dtype])
         except (OSError, ValueError) as exc:
             raise UserError(f"base model {self.base_dir}: cannot be loaded ({_first_line(exc)})") from None
-        self.base: Any = base.to(self.device).eval()
+        self.base: Any = (base if four_bit else base.to(self.device)).eval()
         self.model: Any = None
         self.adapters: dict[str, Path] = {}
         self.tokenizers: dict[str | None, Any] = {}
@@ -181,7 +205,11 @@ class AdapterSession:
             if other != first_base:
                 raise UserError(f"adapters {first_path} and {path} have different base models ({first_base} "
                                 f"vs {other}); compare adapters of one base at a time")
-        session = cls(first_base, device=device, dtype=dtype)
+        four_bit = {trained_in_4bit(p) for p in paths}
+        if len(four_bit) > 1:
+            raise UserError("these adapters were trained on the base in different precisions (4-bit and 16-bit); "
+                            "compare adapters trained the same way, or try each on its own")
+        session = cls(first_base, device=device, dtype=dtype, four_bit=four_bit.pop())
         for path in paths:
             session.add(path)
         return session
@@ -216,7 +244,7 @@ class AdapterSession:
                 raise UserError(f"adapter {p}: its target modules do not exist in base {self.base_dir}; "
                                 "load it with the base it was trained on (--base)") from None
             raise
-        self.model.to(self.device).eval()
+        (self.model if self.four_bit else self.model.to(self.device)).eval()
         self.adapters[name] = p
         self.tokenizers[name] = tokenizer
         return name
@@ -255,6 +283,8 @@ class AdapterSession:
             if weight is None or weight.ndim != 2:
                 continue
             out_f, in_f = weight.shape
+            if hasattr(module, "in_features") and hasattr(module, "out_features"):  # 4-bit weights are packed
+                in_f, out_f = module.in_features, module.out_features
             if type(module).__name__ == "Conv1D":  # GPT-2 style: weight is (in, out)
                 in_f, out_f = out_f, in_f
             shape = meta.get("shape", [])

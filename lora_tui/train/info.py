@@ -41,13 +41,13 @@ def device_facts() -> dict[str, Any]:
     return facts
 
 
-def measured_memory() -> dict[str, int] | None:
-    """Peak CUDA memory of the run (None off CUDA, where PyTorch does not measure it)."""
+def measured_memory() -> dict[str, Any] | None:
+    """Peak CUDA memory of the process so far (None off CUDA, where PyTorch does not measure it)."""
     import torch
 
     if not torch.cuda.is_available():
         return None
-    return {"peak_allocated_bytes": int(torch.cuda.max_memory_allocated()),
+    return {"device": "cuda", "peak_allocated_bytes": int(torch.cuda.max_memory_allocated()),
             "peak_reserved_bytes": int(torch.cuda.max_memory_reserved())}
 
 
@@ -83,14 +83,112 @@ def build_info(plan: TrainingPlan, sources: dict[str, str], launch: LaunchInfo, 
         best_loss=min(losses) if losses else None,
         final_eval_loss=evals[-1] if evals else None,
         best_eval_loss=min(evals) if evals else None,
-        memory=memory_check(launch.memory_estimate, measured_memory()),
+        memory=memory_check(launch.memory_estimate, facts.get("measured_memory") or measured_memory()),
+        extra={k: facts[k] for k in ("precision_reason", "load_in_4bit") if k in facts},
     )
 
 
-def memory_check(estimate: dict[str, Any] | None, measured: dict[str, int] | None) -> MemoryCheck:
-    """The estimate against the measured peak; the ratio when both are known."""
+def memory_check(estimate: dict[str, Any] | None, measured: dict[str, Any] | None) -> MemoryCheck:
+    """The estimate against the measured peak (CUDA: peak allocated; CPU: peak resident-set growth); the ratio when
+    both are known."""
+    from lora_tui.core.memory_check import measured_peak
+
     check = MemoryCheck(estimate=estimate, measured=measured)
     total = (estimate or {}).get("total_bytes")
-    if measured and isinstance(total, (int, float)) and total > 0:
-        check.measured_over_estimate = round(measured["peak_allocated_bytes"] / total, 3)
+    peak = measured_peak(measured)
+    if peak is not None and isinstance(total, (int, float)) and total > 0:
+        check.measured_over_estimate = round(peak / total, 3)
     return check
+
+
+FIRST_STEPS = 3
+"""Optimizer steps after which the early peak is recorded (the first steps hold the largest batch shapes)."""
+
+
+def _proc_status(field: str) -> int | None:
+    """A `kB` line of /proc/self/status (VmRSS, VmHWM) in bytes; None off Linux."""
+    try:
+        for line in open("/proc/self/status", encoding="ascii"):
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+class MemoryProbe:
+    """Measures the run's peak memory: on CUDA the allocator's peak allocated and reserved bytes, on the CPU the
+    peak resident-set growth since just before the model was loaded (`start`). `callback()` is the TrainerCallback
+    that records the peak after the first steps and at the end, into status.json while the run goes on."""
+
+    def __init__(self, run_dir: Any, *, is_main: bool) -> None:
+        self.run_dir, self.is_main = run_dir, is_main
+        self.cuda = False
+        self.rss_before: int | None = None
+        self.hwm_reset = False
+        self.sampled_peak = 0
+        self.first: dict[str, Any] | None = None
+
+    def start(self) -> None:
+        """Before the model loads: reset the peaks (CUDA: the allocator's; Linux: VmHWM through clear_refs)."""
+        import torch
+
+        self.cuda = torch.cuda.is_available()
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+            return
+        try:
+            with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+                fh.write("5")  # resets VmHWM to the current RSS
+            self.hwm_reset = True
+        except OSError:
+            self.hwm_reset = False
+        self.rss_before = _proc_status("VmRSS")
+
+    def sample(self) -> dict[str, Any] | None:
+        """The peak so far, in the form training_info.json's `memory.measured` holds."""
+        if self.cuda:
+            return measured_memory()
+        rss = _proc_status("VmRSS")
+        self.sampled_peak = max(self.sampled_peak, rss or 0)
+        peak = _proc_status("VmHWM") if self.hwm_reset else self.sampled_peak
+        if peak is None or self.rss_before is None:
+            return None
+        return {"device": "cpu", "peak_rss_growth_bytes": max(0, peak - self.rss_before),
+                "rss_before_bytes": self.rss_before,
+                "method": "VmHWM since before loading" if self.hwm_reset else "RSS sampled at step ends"}
+
+    def measured(self) -> dict[str, Any] | None:
+        """The whole run's peak, with the first steps' peak under `first_steps`."""
+        whole = self.sample()
+        if whole is not None and self.first is not None:
+            whole["first_steps"] = self.first
+        return whole
+
+    def _publish(self, measured: dict[str, Any] | None) -> None:
+        if not self.is_main or measured is None:
+            return
+        from lora_tui.core import runs
+
+        status = runs.read_status(self.run_dir)
+        extra = dict(status.extra) if status is not None else {}
+        runs.update_status(self.run_dir, extra={**extra, "memory": measured})
+
+    def callback(self) -> Any:
+        """The TrainerCallback for SFTTrainer (transformers is imported here, in the training process only)."""
+        from transformers import TrainerCallback
+
+        probe = self
+
+        class _MemoryCallback(TrainerCallback):  # type: ignore[misc]
+            def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+                sample = probe.sample()
+                if probe.first is None and state.global_step >= FIRST_STEPS and sample is not None:
+                    probe.first = {**{k: v for k, v in sample.items() if k.endswith("_bytes")},
+                                   "steps": int(state.global_step)}
+                    probe._publish(probe.measured())
+
+            def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+                probe._publish(probe.measured())
+
+        return _MemoryCallback()

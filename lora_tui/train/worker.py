@@ -26,15 +26,35 @@ def world() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def choose_precision(requested: str) -> str:
-    """auto -> bf16 where the CUDA device supports it, else fp16 on CUDA, else fp32 (CPU and MPS)."""
+def choose_precision(requested: str, model: str | None = None) -> str:
+    """The precision to train in: `lora_tui.core.precision.choose_precision` (the estimate's decision too) with
+    what torch reports: bf16 where the GPU has it, fp16 on older GPUs except for model families that overflow in
+    fp16 (Gemma 2 and 3: fp32), fp32 on MPS and the CPU."""
+    return precision_choice(requested, model).dtype
+
+
+def precision_choice(requested: str, model: str | None = None) -> Any:
+    """The core decision (`core.precision.Precision`: dtype, device, reason) for this device and model."""
     import torch
 
-    if requested != "auto":
-        return requested
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "fp32"
+    from lora_tui.core.precision import Precision
+    from lora_tui.core.precision import choose_precision as decide
+    from lora_tui.errors import UserError
+    from lora_tui.train.quant import device_kind
+
+    device = device_kind()
+    bf16 = bool(torch.cuda.is_bf16_supported()) if device == "cuda" else None
+    model_type = None
+    try:
+        from lora_tui.core.models.modules import load_inventory
+
+        model_type = load_inventory(model).model_type if model else None
+    except Exception:  # noqa: BLE001 - without the model's family, only the device decides
+        model_type = None
+    try:
+        return decide(requested, device=device, bf16_supported=bf16, model_type=model_type)
+    except UserError as exc:  # bf16 asked for on a GPU without it: the trainer reports it
+        return Precision(requested, device, str(exc))
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -69,7 +89,7 @@ def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, prec
     """Load model, tokenizer and data; return the SFTTrainer and facts for training_info.json."""
     import torch
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
+    from transformers import AutoTokenizer, PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
     quiet_libraries()
@@ -84,8 +104,10 @@ def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, prec
     data_path = plan.data or str(SAMPLE_DATA_PATH)
     train_ds, eval_ds, data_stats = load_dataset_for_training(data_path, tokenizer, eval_split=plan.eval_split,
                                                               seed=plan.seed, columns=plan.columns)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+    from lora_tui.train.quant import load_base_model
+
+    model = load_base_model(model_path, precision, load_in_4bit=plan.load_in_4bit,
+                            gradient_checkpointing=plan.gradient_checkpointing)
     assistant_only = data_stats["loss_on"] == "assistant turns"  # the labels train/data.py built say so
     _, world_size = world()
     config = SFTConfig(
@@ -113,7 +135,7 @@ def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, prec
                          callbacks=[callback, *extra_callbacks])
     trainer.remove_callback(PrinterCallback)  # RunCallback prints one readable line per logging step
     facts = {"base_model_path": model_path, "data": data_stats, "assistant_only_loss": assistant_only,
-             "precision": precision, "world_size": world_size}
+             "precision": precision, "world_size": world_size, "load_in_4bit": plan.load_in_4bit}
     return trainer, facts
 
 
@@ -184,7 +206,13 @@ def _attempt(run_dir: Path, plan: TrainingPlan, sources: dict[str, str], launch:
     from lora_tui.train.info import build_info
 
     started = time.time()
-    precision = choose_precision(plan.precision)
+    from lora_tui.train.info import MemoryProbe
+
+    choice = precision_choice(plan.precision, plan.model)
+    precision = choice.dtype
+    print(f"lora-tui: precision {choice.reason}" + (", base in 4-bit NF4" if plan.load_in_4bit else ""), flush=True)
+    probe = MemoryProbe(run_dir, is_main=is_main)
+    probe.start()
     callback = RunCallback(run_dir, stop, is_main=is_main, world_size=world_size,
                            effective_batch=plan.per_device_train_batch_size * plan.gradient_accumulation_steps
                            * world_size)
@@ -192,7 +220,7 @@ def _attempt(run_dir: Path, plan: TrainingPlan, sources: dict[str, str], launch:
     facts: dict[str, Any] = {"precision": precision, "world_size": world_size}
     result: dict[str, Any] = {"state": "failed", "error": None, "next_settings": None}
     try:
-        trainer, facts = build_trainer(plan, run_dir, callback, precision, extra_callbacks)
+        trainer, facts = build_trainer(plan, run_dir, callback, precision, [*extra_callbacks, probe.callback()])
         checkpoint = runs.latest_complete_checkpoint(run_dir) if resume else None
         facts["resumed_from"] = str(checkpoint.relative_to(run_dir)) if checkpoint else None
         loop_started = time.time()
@@ -211,6 +239,7 @@ def _attempt(run_dir: Path, plan: TrainingPlan, sources: dict[str, str], launch:
             result["next_settings"] = _next_settings(plan)
     finally:
         callback.close()
+    facts.update(measured_memory=probe.measured(), precision_reason=choice.reason)
     result["info"] = build_info(plan, sources, launch, facts, callback, trainer, started=started,
                                 state=result["state"], error=result["error"])
     del trainer

@@ -100,11 +100,15 @@ def test_show_summarises_training_info() -> None:
         "data: d.jsonl (360 examples, messages)",
         "steps: 69, tokens seen: 44,616, 42 s, precision fp32",
         "loss: first loss 7.9500, final loss 5.0100, best loss 4.9300",
-        "memory: estimated 1.00 GiB (no GPU: nothing measured)",
+        "memory: estimated 1.00 GiB (nothing measured)",
         "versions: torch 2.13.0, peft 0.21.2",
     ]
     measured = {**info, "memory": {"estimate": {"total_bytes": 2**30}, "measured": {"peak_allocated_bytes": 2**29}}}
-    assert training_summary(measured)[3] == "memory: estimated 1.00 GiB, measured peak 0.50 GiB"
+    assert training_summary(measured)[3] == "memory: estimated 1.00 GiB, measured 0.50 GiB peak allocated (ratio 0.50)"
+    cpu = {**info, "memory": {"estimate": {"total_bytes": 2**30},
+                              "measured": {"device": "cpu", "peak_rss_growth_bytes": 3 * 2**28}}}
+    assert training_summary(cpu)[3] == ("memory: estimated 1.00 GiB, measured 0.75 GiB peak resident-set growth on "
+                                        "the CPU (ratio 0.75)")
 
 
 def test_prompts_file_not_utf8_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

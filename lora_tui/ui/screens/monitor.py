@@ -201,7 +201,21 @@ class MonitorScreen(AppScreen):
             head.append(f"  pid {status.pid}", style="dim")
         if status and status.error:
             head.append(f"\n{status.error}", style="red")
+        memory = self._memory_text()
+        if memory:
+            head.append(f"\nmemory: {memory}", style="dim")
         self.query_one("#mon-status", Static).update(head)
+
+    def _memory_text(self) -> str | None:
+        """Estimated against measured peak memory, once the run has measured it (status.json's `memory`)."""
+        measured = self.status.extra.get("memory") if self.status is not None else None
+        if not isinstance(measured, dict):
+            return None
+        from lora_tui.core import run_files
+        from lora_tui.core.memory_check import memory_line
+
+        launch = run_files.read_launch_info(self.run_dir)
+        return memory_line(launch.memory_estimate if launch is not None else None, measured)
 
     def _elapsed(self) -> float | None:
         status = self.status
