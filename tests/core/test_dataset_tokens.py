@@ -228,3 +228,28 @@ def test_render_failure_is_a_problem_at_its_line(tmp_path: Path) -> None:
     assert [str(i) for i in report.issues] == [f"{path}:2: the chat template fails on this example: only one "
                                                "exchange"]
     assert ChatTemplate(failing).marks_generation is False
+
+
+def test_measuring_stays_streaming(tmp_path: Path) -> None:
+    """Memory is bounded by a few batches of examples, not by the file: twice the file, about the same peak."""
+    import tracemalloc
+
+    tok = word_tokenizer(tmp_path / "tok")
+    line = json.dumps(chat("a b c " * 60, "d e f " * 60)) + "\n"
+    peaks = []
+    for blocks in (20, 60):
+        path = tmp_path / f"big{blocks}.jsonl"
+        with path.open("w") as fh:
+            for _ in range(blocks):
+                fh.write(line * 100)
+        tracemalloc.start()
+        try:
+            report = inspect_dataset(path, tokenizer=tok)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert report.examples == blocks * 100 and report.token_stats is not None
+        assert report.token_stats.max == 365
+        peaks.append(peak)
+    assert peaks[1] < 1.3 * peaks[0], f"peaks {peaks}: memory grows with the file"
+    assert peaks[1] < (tmp_path / "big60.jsonl").stat().st_size / 2, peaks

@@ -278,7 +278,7 @@ class _Tally:
             assert example is not None
             self.examples += 1
             shapes.add(shape_of(example))
-            yield raw, example
+            yield RawRecord(raw.line, raw.row, None, None, raw.file), example  # its location, not its value
 
 
 def inspect_for_model(path: str | Path, model: str, *, max_seq_length: int | None = None, max_issues: int = 50,
