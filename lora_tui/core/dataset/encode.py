@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from lora_tui.core.dataset.shapes import shape_of
 from lora_tui.core.dataset.template import ChatTemplate, TemplateError
@@ -33,7 +33,7 @@ IGNORE_INDEX = -100
 """The label of a token that carries no loss (what PyTorch's cross-entropy ignores)."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Encoded:
     """One example as training sees it."""
 
@@ -79,13 +79,17 @@ class Failed:
     """Why, in one line."""
 
 
-@dataclass(frozen=True)
-class _Rendered:
+class _Rendered(NamedTuple):
+    """An example ready to encode."""
+
     where: Any
+    """The caller's tag."""
     text: str
+    """The text to encode."""
     spans: tuple[tuple[int, int], ...] | None
     """Character spans that carry the loss; None: every token."""
     special: bool
+    """Whether the tokenizer adds its special tokens (plain text) or the template wrote them (chat)."""
 
 
 class Encoder:
