@@ -37,7 +37,7 @@ def advise_memory(values: MutableMapping[str, Any], reasons: MutableMapping[str,
                   seq: SeqFacts | None = None) -> list[dict[str, Any]]:
     """Apply the module docstring's three steps to recommended `values` (TrainingPlan fields) in place; returns
     the fit steps as dicts (description, changes, total_bytes, verdict, kind)."""
-    dropout_before = _expert_dropout(values, reasons, inventory)
+    dropout_before = expert_dropout(values, reasons, inventory)
     _checkpointing(values, reasons, inventory, vram_bytes, loss)
     plan = TrainingPlan(**dict(values))
     steps = fit_to_vram(inventory, plan, vram_bytes, loss=loss, seq=seq)
@@ -51,9 +51,10 @@ def advise_memory(values: MutableMapping[str, Any], reasons: MutableMapping[str,
     return [step.to_dict() for step in steps]
 
 
-def _expert_dropout(values: MutableMapping[str, Any], reasons: MutableMapping[str, str],
+def expert_dropout(values: MutableMapping[str, Any], reasons: MutableMapping[str, str],
                     inventory: ModelInventory) -> tuple[Any, str] | None:
-    """Step 1; returns the dropout and reason it replaced (None when nothing changed)."""
+    """Step 1 (also without a VRAM figure): dropout 0 where the targets reach fused experts; returns the dropout
+    and reason it replaced (None when nothing changed)."""
     params = expert_parameters(inventory, values["target_modules"])
     if not params or values["lora_dropout"] == 0:
         return None

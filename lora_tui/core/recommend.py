@@ -217,6 +217,10 @@ def recommend(
     )
     if inventory is not None and vram_bytes is not None:
         _fit(rec, inventory, vram_bytes, loss, data_report)
+    elif inventory is not None:
+        from lora_tui.core.memory_advice import expert_dropout
+
+        expert_dropout(rec.values, rec.reasons, inventory)
     return rec
 
 

@@ -84,8 +84,14 @@ def unknown_targets_error(inv: ModelInventory, unmatched: list[str],
 
 
 def check_targets(inv: ModelInventory, targets: list[str]) -> list[LinearKind]:
-    """resolve_targets, raising UserError when any requested name matches nothing."""
+    """resolve_targets, raising UserError when any requested name matches nothing.
+
+    Names PEFT remaps onto a mixture-of-experts model's fused expert weights (`inv.moe_conversion`, e.g. gate_proj
+    on Qwen3-MoE) are accepted; `lora_math.peft_moe_targets` counts what they adapt.
+    """
     matched, unmatched = resolve_targets(inv, targets)
+    remapped = set(((inv.moe_conversion or {}).get("target_module_mapping") or {}))
+    unmatched = [t for t in unmatched if t.rsplit(".", 1)[-1] not in remapped]
     if unmatched:
         raise unknown_targets_error(inv, unmatched)
     return matched
