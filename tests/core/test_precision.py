@@ -71,3 +71,18 @@ def test_a_vram_figure_without_a_detected_gpu_assumes_bf16(monkeypatch: pytest.M
     assert choice.dtype == "bf16" and "assumed" in choice.reason
     monkeypatch.setattr("lora_tui.core.precision.detected_hardware", lambda: _report((7, 0)))
     assert planned_precision("auto", "gemma3_text", 8 * 10**9).dtype == "fp32"
+
+
+def test_the_training_process_asks_the_same_decision(monkeypatch: pytest.MonkeyPatch) -> None:
+    """train/worker.py on a CUDA GPU without bf16 (faked): Gemma 3 gets fp32 with its reason, Llama fp16."""
+    import torch
+
+    from lora_tui.train.worker import choose_precision, precision_choice
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    gemma = precision_choice("auto", "gemma-3-1b-it")
+    assert (gemma.dtype, gemma.device) == ("fp32", "cuda") and "overflows in fp16" in gemma.reason
+    assert choose_precision("auto", "llama-3.2-1b") == "fp16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert choose_precision("auto", "gemma-3-1b-it") == "bf16"
