@@ -90,7 +90,7 @@ def check_targets(inv: ModelInventory, targets: list[str]) -> list[LinearKind]:
     on Qwen3-MoE) are accepted; `lora_math.peft_moe_targets` counts what they adapt.
     """
     matched, unmatched = resolve_targets(inv, targets)
-    remapped = set(((inv.moe_conversion or {}).get("target_module_mapping") or {}))
+    remapped = set((inv.moe_conversion or {}).get("target_module_mapping") or {})
     unmatched = [t for t in unmatched if t.rsplit(".", 1)[-1] not in remapped]
     if unmatched:
         raise unknown_targets_error(inv, unmatched)
