@@ -76,8 +76,11 @@ class _Change:
     """A change before it is replayed into a FitStep: the settings, why, and its kind."""
 
     changes: dict[str, Any]
+    """TrainingPlan field -> new value."""
     why: str
+    """The reason shown after the change (the guide's, or why a shorter sequence)."""
     kind: str
+    """As FitStep.kind."""
 
 
 class _Context:
