@@ -26,7 +26,8 @@ else:  # pragma: no cover
 from lora_tui.errors import UserError
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-"""Allowed values of `precision`: auto picks bf16 where the device supports it, else fp16 (CUDA) or fp32."""
+"""Allowed values of `precision`: auto picks bf16 where the device supports it, else fp16 on CUDA (fp32 for model
+families that overflow in fp16, such as Gemma 2 and 3) or fp32; `core.precision.choose_precision` decides."""
 
 SOURCES = ("given", "config", "recommended", "default")
 """Where a setting's value came from: a flag, a run file, the advisor, or the guide's defaults table."""
