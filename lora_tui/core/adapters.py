@@ -286,7 +286,7 @@ def find_adapters(root: str | Path) -> list[AdapterInfo]:
     return found
 
 
-def _run_dir_of(adapter: Path) -> Path:
+def run_dir_of(adapter: Path) -> Path:
     """The run an adapter belongs to: itself, its parent, or RUN for RUN/checkpoints/checkpoint-N."""
     if adapter.parent.name == runs.CHECKPOINTS_DIR:
         return adapter.parent.parent
@@ -296,9 +296,35 @@ def _run_dir_of(adapter: Path) -> Path:
     return adapter
 
 
+def merge_note(adapter: str | Path) -> str | None:
+    """What the adapter's run says about merging it now: UserError while the run still trains (its adapter is
+    stale, its checkpoints may be rotated away); for a run that did not finish, one line saying which step the
+    adapter is from; None for a finished run or an adapter without a run."""
+    p = Path(adapter)
+    run_dir = run_dir_of(p)
+    status = runs.read_status(run_dir)
+    if status is None:
+        return None
+    state = status.effective_state()
+    if state in runs.LIVE_STATES:
+        raise UserError(f"{adapter}: its run is still {state} (step {status.step}"
+                        + (f" of {status.max_steps}" if status.max_steps else "") + "); wait for it to end, or "
+                        f"stop it first (`lora-tui runs stop {run_dir}`)")
+    if state == "finished":
+        return None
+    step = runs.checkpoint_step(p) if p.parent.name == runs.CHECKPOINTS_DIR else status.adapter_step
+    if step is None:
+        info = run_files.read_training_info(run_dir)
+        step = info.steps if info is not None and info.steps else status.step
+    of = f" of {status.max_steps}" if status.max_steps else ""
+    return f"the run {run_dir} is {state}: this adapter is from step {step}{of}"
+
+
 def _files_of(path: Path) -> list[tuple[str, int]]:
     files = []
     for child in sorted(path.iterdir()):
+        if child.name.startswith("."):  # the run's lock file, temporary files of atomic writes, the trash
+            continue
         if child.is_file():
             files.append((child.name, child.stat().st_size))
         elif child.is_dir():
@@ -322,7 +348,7 @@ def describe_adapter(path: str | Path) -> AdapterDetails:
     if runs.is_adapter_dir(p) is False and (p / runs.STATUS_FILE).is_file():
         p = adapter_path_of(p)
     config = read_adapter_config(p)
-    info = read_adapter(p, run_dir=_run_dir_of(p))
+    info = read_adapter(p, run_dir=run_dir_of(p))
     recorded = run_files.read_training_info(info.run_dir)
     everything = recorded.to_dict() if recorded is not None else {}
     training = {k: everything[k] for k in _TRAINING_KEYS if everything.get(k) is not None}

@@ -7,17 +7,19 @@
    The TUI has all of that already and calls `launch_run(resolved)`, which runs `check_for_launch` only.
 2. `check_for_launch(resolved)`: data has no problems, the model is available offline, its targets exist, the
    output directory policy (new, resume, overwrite), the memory estimate. No second recommendation.
-3. `prepare_run_dir(run)`: writes RUN/run.toml, RUN/launch.json and status.json (`starting`); with
-   `--overwrite` the old directory is moved aside and deleted only once the new one is set up.
+3. `prepare_run_dir(run)`: takes the directory's lock (`core.run_lock`) before it writes anything, checks the
+   output policy again under it, then writes RUN/run.toml, RUN/launch.json and status.json (`starting`); with
+   `--overwrite` the old run is moved into RUN/.lora_tui_trash (`core.output_dir`), put back if the launch fails,
+   and deleted by the training process once it has started. A write that fails (a full disk) undoes the launch.
 4. `start_worker(run_dir)`: starts `python -m lora_tui.train RUN` (or torchrun for several processes) as its
-   own session, output to RUN/run.log, so the run outlives the terminal or TUI that started it.
+   own session, output to RUN/run.log, so the run outlives the terminal or TUI that started it. The child
+   inherits the locked descriptor, so the directory has one owner without a gap.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lora_tui.core import runs
+from lora_tui.core import checkpoints, output_dir, run_lock, run_setup, runs
 from lora_tui.core.paths import SAMPLE_DATA_PATH
 from lora_tui.core.plan import TrainingPlan, load_run_file
 from lora_tui.core.resolve import PlanInputs, ResolvedPlan, resolve
@@ -67,6 +69,8 @@ class ResolvedRun:
     """The recommendation's notes."""
     target_pattern: str = "custom"
     """The guide's pattern the targets are on this model, or custom."""
+    resume_from: str | None = None
+    """For a resume: the checkpoint (relative to the run directory) the launcher found usable."""
 
     def __post_init__(self) -> None:
         if self.mode not in ("new", "resume", "overwrite"):
@@ -145,12 +149,17 @@ def check_for_launch(resolved: ResolvedPlan, *, resume: bool = False, overwrite:
     from lora_tui.core.dataset.report import truncation_warning
 
     warnings += [w for w in (truncation_warning(report),) if w]
-    mode = "new" if dry_run and not resume else _output_mode(plan, resume=resume, overwrite=overwrite)
+    mode, resume_from = "new", None
+    if not dry_run or resume:
+        mode, resume_from, notes = _output_mode(plan, resume=resume, overwrite=overwrite)
+        warnings += notes
+    if not dry_run:
+        warnings += _check_space(plan, inventory)
     return ResolvedRun(plan=plan, sources=dict(resolved.sources), reasons=dict(resolved.reasons), mode=mode,
                        data_report=report.to_dict() | {"examples": report.examples},
                        memory=_memory(inventory, plan, inputs.vram_bytes), inventory=inventory,
                        model_available=available, warnings=warnings, auto_oom_retry=auto_oom_retry,
-                       notes=list(resolved.notes), target_pattern=resolved.target_pattern)
+                       notes=list(resolved.notes), target_pattern=resolved.target_pattern, resume_from=resume_from)
 
 
 def _check_data(report: Any, data: str | None) -> None:
@@ -181,17 +190,60 @@ def _check_model(plan: TrainingPlan, inventory: Any, dry_run: bool) -> tuple[Any
     raise UserError(message)
 
 
-def _output_mode(plan: TrainingPlan, *, resume: bool, overwrite: bool) -> str:
+def protected_paths(plan: TrainingPlan) -> list[tuple[str, str]]:
+    """What `--overwrite` must never delete: the training data (for a glob, the directory it starts in) and a base
+    model given as a local directory."""
+    keep = []
+    if plan.data:
+        parts = Path(plan.data).parts
+        fixed = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), len(parts))
+        keep.append(("the training data", str(Path(*parts[:fixed])) if fixed else "."))
+    if plan.model.strip().lower() != "demo" and Path(plan.model).expanduser().exists():
+        keep.append(("the base model", plan.model))
+    return keep
+
+
+def _output_mode(plan: TrainingPlan, *, resume: bool, overwrite: bool) -> tuple[str, str | None, list[str]]:
+    """(mode, checkpoint to resume from, notes): the output policy, and for a resume the checkpoint it uses."""
     if resume and overwrite:
         raise UserError("--resume and --overwrite cannot be combined")
-    mode = runs.check_output_dir(plan.output, resume=resume, overwrite=overwrite)
-    if mode == "resume" and plan.max_steps > 0:
-        checkpoint = runs.latest_complete_checkpoint(plan.output)
-        step = runs.checkpoint_step(checkpoint) if checkpoint is not None else None
-        if step is not None and step >= plan.max_steps:  # the Trainer would still take one more step
-            raise UserError(f"--resume: {plan.output} already reached step {step} of --max-steps "
-                            f"{plan.max_steps}; pass a larger --max-steps to train further")
-    return mode
+    mode = runs.check_output_dir(plan.output, resume=resume, overwrite=overwrite, protect=protected_paths(plan))
+    if mode != "resume":
+        return mode, None, []
+    run_dir = Path(plan.output).expanduser()
+    choice = checkpoints.choose_checkpoint(run_dir)
+    if choice.checkpoint is None:
+        damaged = "; ".join(f"{name}: {problem}" for name, problem in choice.damaged)
+        raise UserError(f"--resume: {plan.output} has no usable checkpoint ({damaged}); start a new run")
+    notes = [f"{note}: it will be set aside, the run resumes from {choice.checkpoint.name}"
+             for note in choice.notes]
+    step = runs.checkpoint_step(choice.checkpoint) or 0
+    planned = checkpoints.planned_steps(choice.checkpoint, plan.max_steps, plan.num_train_epochs)
+    status = runs.read_status(run_dir)
+    finished = status is not None and status.state == "finished" and runs.is_adapter_dir(run_dir)
+    if planned is not None and (step > planned or (step == planned and finished)):
+        # the Trainer would still take one more step; a run that ended there without its adapter is finished
+        # from the checkpoint instead (the training process writes the adapter)
+        of = f"--max-steps {planned}" if plan.max_steps > 0 else f"its {planned} planned steps"
+        raise UserError(f"--resume: {plan.output} already reached step {step} of {of}; pass a larger "
+                        "--max-steps to train further")
+    return mode, str(choice.checkpoint.relative_to(run_dir)), notes
+
+
+def _check_space(plan: TrainingPlan, inventory: Any) -> list[str]:
+    """Refuse a run whose disk cannot hold one checkpoint; warn when it may not hold all it keeps."""
+    from lora_tui.core.disk import check_run_space
+    from lora_tui.core.lora_math import compute_lora_math
+
+    try:
+        math = compute_lora_math(inventory, r=plan.lora_r, lora_alpha=plan.lora_alpha,
+                                 target_modules=list(plan.target_modules), use_dora=plan.use_dora,
+                                 use_rslora=plan.use_rslora)
+    except (UserError, ValueError, AttributeError, KeyError):
+        return []  # the adapter's size is unknown: nothing to check against
+    warning = check_run_space(plan.output, math.adapter_bytes_fp32, save_total_limit=plan.save_total_limit,
+                              max_steps=plan.max_steps, save_steps=plan.save_steps)
+    return [warning] if warning else []
 
 
 def _memory(inventory: Any, plan: TrainingPlan, vram: int | None) -> dict[str, Any] | None:
@@ -207,36 +259,33 @@ def _memory(inventory: Any, plan: TrainingPlan, vram: int | None) -> dict[str, A
 
 
 def prepare_run_dir(resolved: ResolvedRun) -> Path:
-    """Create or reuse the run directory per `resolved.mode`; write run.toml, launch.json and status.json."""
-    run_dir = Path(resolved.plan.output).expanduser().resolve()
-    aside: Path | None = None
-    try:
-        if resolved.mode == "overwrite" and run_dir.exists():
-            aside = run_dir.with_name(f".{run_dir.name}.replaced-{time.time_ns()}")
-            run_dir.rename(aside)
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        if aside is not None and not run_dir.exists():
-            aside.rename(run_dir)  # put the old run back: nothing was replaced
-        raise UserError(f"--output {resolved.plan.output}: cannot create the run directory "
-                        f"({exc.strerror or exc}); choose a directory you can write") from None
-    (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
-    (run_dir / runs.RUN_FILE).write_text(resolved.plan.to_toml(resolved.sources), encoding="utf-8")
-    from lora_tui.core.run_files import LaunchInfo, write_launch_info
+    """Take the run directory and write run.toml, launch.json and status.json per `resolved.mode`.
 
-    write_launch_info(run_dir, LaunchInfo(data_report=resolved.data_report, memory_estimate=resolved.memory,
-                                          mode=resolved.mode, auto_oom_retry=resolved.auto_oom_retry,
-                                          reasons=dict(resolved.reasons), command_line=resolved.plan.command_line()))
-    status = runs.RunStatus(state="starting", started_at=time.time(),
-                            max_steps=resolved.plan.max_steps if resolved.plan.max_steps > 0 else None)
-    previous = runs.read_status(run_dir) if resolved.mode == "resume" else None
-    if previous is not None:  # a resumed run keeps its progress until the worker reports again
-        status.step, status.last_checkpoint = previous.step, previous.last_checkpoint
-        status.max_steps = previous.max_steps or status.max_steps
-        status.extra = {**previous.extra, "resumed_from_step": previous.step}
-    runs.write_status(run_dir, status)
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
+    The directory's lock is taken before anything is written and kept (for `start_worker` to hand over): a
+    second launcher on the same directory is refused. Raises UserError and leaves the directory as it found it
+    when it cannot be written (a full disk included)."""
+    output = resolved.plan.output
+    run_dir = run_setup.run_dir_path(output)
+    created = run_setup.make_run_dir(run_dir, output)
+    lock = run_setup.lock_run_dir(run_dir, output, created)
+    moved: Path | None = None
+    try:
+        mode = runs.check_output_dir(run_dir, resume=resolved.mode == "resume",
+                                     overwrite=resolved.mode == "overwrite", held_by_caller=True,
+                                     protect=protected_paths(resolved.plan))  # again: another launch may have won
+        if mode == "overwrite":
+            moved = output_dir.move_to_trash(run_dir)
+        run_setup.write_run_files(run_dir, resolved, mode)
+    except OSError as exc:
+        run_setup.undo(run_dir, moved, created, resolved.mode)
+        lock.release()
+        raise UserError(f"--output {output}: cannot write the run directory ({exc.strerror or exc}); "
+                        "nothing was changed: free space or choose a directory you can write") from None
+    except BaseException:
+        if moved is not None:
+            run_setup.undo(run_dir, moved, created, resolved.mode)
+        lock.release()
+        raise
     return run_dir
 
 
@@ -251,8 +300,15 @@ def worker_command(run_dir: Path, *, resume: bool = False, num_processes: int = 
 
 def start_worker(run_dir: Path, *, resume: bool = False, num_processes: int = 1,
                  env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start the training process in its own session, output appended to RUN/run.log; records its pid."""
-    child_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+    """Start the training process in its own session, output appended to RUN/run.log; records its pid.
+
+    The process inherits the directory's lock (taken by `prepare_run_dir`, else here) and holds it until it
+    exits; this process lets go of its own copy once the child runs."""
+    lock = run_lock.held(run_dir) or run_lock.acquire(run_dir)
+    if lock is None:
+        raise UserError(f"{run_dir}: another lora-tui process is starting or running a run there")
+    child_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false",
+                 run_lock.LOCK_FD_ENV: str(lock.fd)}
     # A single worker starts with SIGINT/SIGTERM blocked (the mask survives exec) and unblocks them once its
     # stop handler is in place, so a stop asked during its start-up is a graceful stop, not a kill. torchrun
     # is left alone: it forwards SIGTERM to its workers, and multi-process runs stop through the STOP file.
@@ -262,18 +318,36 @@ def start_worker(run_dir: Path, *, resume: bool = False, num_processes: int = 1,
         with open(run_dir / runs.LOG_FILE, "ab") as log:
             proc = subprocess.Popen(worker_command(run_dir, resume=resume, num_processes=num_processes),
                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, env=child_env, cwd=os.getcwd())
+                                    start_new_session=True, env=child_env, cwd=os.getcwd(),
+                                    pass_fds=(lock.fd,) if lock.fd >= 0 else ())
+    except OSError as exc:
+        lock.release()
+        runs.update_status(run_dir, state="failed", ended_at=time.time(),
+                           error=f"cannot start the training process: {exc.strerror or exc}")
+        raise UserError(f"{run_dir}: cannot start the training process ({exc.strerror or exc})") from None
     finally:
         if saved_mask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
-    runs.update_status(run_dir, pid=proc.pid, pgid=proc.pid)
+    try:
+        status = runs.read_status(run_dir)
+        if status is None or status.pid is None:  # the worker may already have written its own
+            runs.update_status(run_dir, pid=proc.pid, pgid=proc.pid,
+                               pid_started=run_lock.process_start_time(proc.pid))
+    except OSError:
+        pass  # a full disk: the worker records its pid itself
+    lock.release()  # the child holds the lock now: the same open file description
     return proc
 
 
 def launch(resolved: ResolvedRun) -> tuple[Path, subprocess.Popen[bytes]]:
     """prepare_run_dir + start_worker: what the TUI's Start button does."""
     run_dir = prepare_run_dir(resolved)
-    proc = start_worker(run_dir, resume=resolved.mode == "resume", num_processes=resolved.plan.num_processes)
+    try:
+        proc = start_worker(run_dir, resume=resolved.mode == "resume", num_processes=resolved.plan.num_processes)
+    finally:
+        lock = run_lock.held(run_dir)
+        if lock is not None:
+            lock.release()
     return run_dir, proc
 
 

@@ -286,13 +286,10 @@ def flag_for(field_name: str) -> str:
 
 def load_run_file(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
     """Read a run file: (plan settings, sources). Raises UserError with the path on any problem."""
+    from lora_tui.core.textfiles import read_regular_text
+
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{p}: run file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{p}: cannot read run file ({exc})") from None
+    text = read_regular_text(p, str(p), "run file")  # a FIFO or a device is refused, not read forever
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

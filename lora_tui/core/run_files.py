@@ -58,8 +58,18 @@ class MetricsRecord:
     """Peak CUDA memory allocated by tensors so far, bytes (absent off CUDA)."""
     gpu_mem_reserved: int | None = None
     """Peak CUDA memory reserved by the caching allocator so far, bytes (absent off CUDA)."""
+    superseded_after: int | None = None
+    """Set only on a marker line, written when a run resumes from checkpoint-N (N) or an out-of-memory retry
+    starts over (0): the records before the line at steps above N belong to a discarded attempt."""
+    resumed_from: str | None = None
+    """On a resume marker line: the checkpoint (relative to the run directory) the run continued from."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys no field knows, written back as they were."""
+
+    @property
+    def is_marker(self) -> bool:
+        """True for a resume (or retry) marker line, which holds no measurements."""
+        return self.superseded_after is not None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MetricsRecord:
@@ -196,9 +206,29 @@ class TrainingInfo:
 # ---- reading and writing the files ----------------------------------------------------------------------
 
 
+def one_history(records: Iterable[MetricsRecord], *, keep_markers: bool = False) -> list[MetricsRecord]:
+    """The records of the attempts the run kept: each marker drops the records before it at steps above its
+    `superseded_after` (those of an attempt a resume or a retry discarded). Markers are dropped once applied,
+    or kept (`keep_markers`) for a reader that applies them to records it read earlier."""
+    out: list[MetricsRecord] = []
+    for record in records:
+        if record.superseded_after is not None:
+            after = record.superseded_after
+            out = [r for r in out if r.is_marker or r.step <= after]
+            if keep_markers:
+                out.append(record)
+        else:
+            out.append(record)
+    return out if keep_markers else [r for r in out if not r.is_marker]
+
+
 def read_metrics(run_dir: str | Path, offset: int = 0) -> tuple[list[MetricsRecord], int]:
     """Metrics lines appended since byte `offset`: (records, new offset). A partial last line is left for the
-    next read; a line that is not a JSON object is skipped."""
+    next read; a line that is not a JSON object is skipped.
+
+    One history: the resume markers among the lines read are applied (`one_history`). A read from the start
+    returns the records of the kept attempts only; a later read (offset > 0) also returns the markers it found,
+    so a reader that accumulates records applies them to what it read before (`one_history` again)."""
     path = Path(run_dir) / runs.METRICS_FILE
     try:
         with open(path, "rb") as fh:
@@ -217,7 +247,7 @@ def read_metrics(run_dir: str | Path, offset: int = 0) -> tuple[list[MetricsReco
             continue
         if isinstance(obj, dict):
             records.append(MetricsRecord.from_dict(obj))
-    return records, offset + end + 1
+    return one_history(records, keep_markers=offset > 0), offset + end + 1
 
 
 def append_metrics(fh: IO[str], record: MetricsRecord) -> None:
@@ -229,6 +259,26 @@ def append_metrics(fh: IO[str], record: MetricsRecord) -> None:
 def open_metrics(run_dir: str | Path) -> IO[str]:
     """RUN/metrics.jsonl opened for appending records with `append_metrics`."""
     return open(Path(run_dir) / runs.METRICS_FILE, "a", encoding="utf-8")
+
+
+def mark_superseded(run_dir: str | Path, after_step: int, resumed_from: str | None = None) -> None:
+    """Append a marker: the records logged so far at steps above `after_step` belong to a discarded attempt.
+
+    A last line cut short (a write that failed) is ended first, so the marker is a line of its own."""
+    path = Path(run_dir) / runs.METRICS_FILE
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            if fh.tell() == 0:
+                return  # nothing logged yet: nothing to supersede
+            fh.seek(-1, 2)
+            cut = fh.read(1) != b"\n"
+    except OSError:
+        return
+    marker = MetricsRecord(superseded_after=after_step, resumed_from=resumed_from)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(("\n" if cut else "") + json.dumps(marker.to_dict()) + "\n")
+        fh.flush()
 
 
 def read_launch_info(run_dir: str | Path) -> LaunchInfo | None:

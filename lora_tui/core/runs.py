@@ -10,6 +10,8 @@ Layout (written by the training process, read by the CLI, the TUI monitor and th
       run.log                everything the training process printed
       training_info.json     settings, data statistics, hardware, versions, timings, losses, memory
       STOP                   created to ask the run to save and stop at the next step
+      .lora_tui.lock         flock held by the run's writer for the run's life (`core.run_lock`)
+      .lora_tui_trash/       what `--overwrite` replaced, until the new run has started (`core.output_dir`)
       checkpoints/checkpoint-N/   Trainer checkpoints; complete only when COMPLETE_MARKER is present
       adapter_config.json, adapter_model.safetensors, tokenizer files   the final (or last saved) adapter
 
@@ -27,12 +29,12 @@ import re
 import signal
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lora_tui.errors import UserError
+from lora_tui.core import run_lock
 
 RUN_FILE = "run.toml"
 LAUNCH_FILE = "launch.json"
@@ -54,6 +56,8 @@ STATES = ("starting", "running", "finished", "failed", "stopped", "oom")
 """Run states as written by the training process."""
 FINAL_STATES = ("finished", "failed", "stopped", "oom")
 """States after which the process has exited."""
+LIVE_STATES = ("starting", "running")
+"""States of a run whose process is (meant to be) alive."""
 
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
@@ -63,9 +67,11 @@ class RunStatus:
     """The contents of status.json."""
 
     state: str = "starting"
-    """One of STATES; `lost` is derived when a running pid no longer exists (see `effective_state`)."""
+    """One of STATES; `lost` is derived when a starting/running run's lock is free (see `effective_state`)."""
     pid: int | None = None
     """Process id of the training process (rank 0 or the launcher)."""
+    pid_started: float | None = None
+    """When the process `pid` started (psutil create_time): a pid reused by another process does not match."""
     pgid: int | None = None
     """Process group of the run; signals for a graceful stop go to the whole group."""
     started_at: float | None = None
@@ -84,18 +90,34 @@ class RunStatus:
     """For `oom`: the guide's remedy as concrete settings for the next try."""
     adapter_dir: str | None = None
     """Where the final adapter was written (usually the run dir itself)."""
+    adapter_step: int | None = None
+    """The optimizer step the adapter in `adapter_dir` was saved at."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Anything else the writer wants readers to see (world size, device)."""
+    run_dir: Path | None = field(default=None, compare=False, repr=False)
+    """Where this status was read from (not written): lets `effective_state` probe the run's lock."""
 
     def effective_state(self) -> str:
-        """The state, or `lost` when it says starting/running but its process no longer exists."""
-        if self.state in ("starting", "running") and self.pid is not None and not pid_alive(self.pid):
+        """The state, or `lost` when it says starting/running but nothing runs there: the run's lock is free
+        (or, for a directory without a lock file, its pid is gone or now belongs to another process)."""
+        if self.state not in LIVE_STATES:
+            return self.state
+        locked = run_lock.probe(self.run_dir) if self.run_dir is not None else None
+        if locked is not None:
+            return self.state if locked else "lost"
+        if self.pid is not None and not self.process_is_ours():
             return "lost"
         return self.state
 
+    def process_is_ours(self) -> bool:
+        """Whether `pid` is alive and still the process that was recorded (its start time matches)."""
+        return self.pid is not None and run_lock.same_process(self.pid, self.pid_started, pid_alive(self.pid))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""
-        return asdict(self)
+        data = asdict(self)
+        data.pop("run_dir", None)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunStatus:
@@ -114,7 +136,7 @@ class RunStatus:
 _FIELD_TYPES: dict[str, str] = {
     "state": "str", "pid": "int", "pgid": "int", "started_at": "time", "ended_at": "time", "step": "int",
     "max_steps": "int", "last_checkpoint": "str", "error": "str", "next_settings": "dict", "adapter_dir": "str",
-    "extra": "dict",
+    "extra": "dict", "pid_started": "time", "adapter_step": "int",
 }
 """The JSON type each status.json field must have to be read."""
 
@@ -133,20 +155,25 @@ def _fits(value: Any, kind: str) -> bool:
     return isinstance(value, dict)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to `path` so that readers see either the old or the new file, never a partial one."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `path` so that readers see either the old or the new file, never a partial one (a write that
+    fails, e.g. on a full disk, leaves the old file and no temporary one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, ensure_ascii=False, default=str)
-            fh.write("\n")
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to `path` so that readers see either the old or the new file, never a partial one."""
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def read_json_object(path: Path) -> dict[str, Any] | None:
@@ -161,7 +188,11 @@ def read_json_object(path: Path) -> dict[str, Any] | None:
 def read_status(run_dir: str | Path) -> RunStatus | None:
     """The run's status, or None when there is no (readable) status file."""
     data = read_json_object(Path(run_dir) / STATUS_FILE)
-    return RunStatus.from_dict(data) if data is not None else None
+    if data is None:
+        return None
+    status = RunStatus.from_dict(data)
+    status.run_dir = Path(run_dir)
+    return status
 
 
 def write_status(run_dir: str | Path, status: RunStatus) -> None:
@@ -171,9 +202,9 @@ def write_status(run_dir: str | Path, status: RunStatus) -> None:
 
 def update_status(run_dir: str | Path, **changes: Any) -> RunStatus:
     """Read, change the given fields, write back; returns the new status."""
-    status = read_status(run_dir) or RunStatus()
+    status = read_status(run_dir) or RunStatus(run_dir=Path(run_dir))
     for key, value in changes.items():
-        if key not in RunStatus.__dataclass_fields__:
+        if key not in RunStatus.__dataclass_fields__ or key == "run_dir":
             raise KeyError(key)
         setattr(status, key, value)
     write_status(run_dir, status)
@@ -250,35 +281,12 @@ def is_adapter_dir(path: str | Path) -> bool:
     return all((p / name).is_file() for name in ADAPTER_FILES)
 
 
-def check_output_dir(path: str | Path, *, resume: bool = False, overwrite: bool = False) -> str:
-    """Decide what to do with an output directory; returns `new`, `resume` or `overwrite`.
+def check_output_dir(path: str | Path, *, resume: bool = False, overwrite: bool = False,
+                     protect: Iterable[tuple[str, str | Path]] = (), held_by_caller: bool = False) -> str:
+    """Decide what to do with an output directory: `new`, `resume` or `overwrite` (see `core.output_dir`)."""
+    from lora_tui.core.output_dir import check_output_dir as check
 
-    Raises UserError when a non-empty directory would be reused without --resume/--overwrite, when
-    --resume has nothing to resume, or when a live run is writing there.
-    """
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise UserError(f"--output {p}: exists and is not a directory")
-    contents = list(p.iterdir()) if p.is_dir() else []
-    status = read_status(p) if contents else None
-    if status is not None and status.effective_state() in ("starting", "running"):
-        raise UserError(
-            f"--output {p}: a run is in progress there (pid {status.pid}); "
-            "stop it first (`lora-tui runs stop`) or choose another directory"
-        )
-    if resume:
-        if latest_complete_checkpoint(p) is None:
-            raise UserError(f"--resume: {p} has no complete checkpoint to resume from")
-        return "resume"
-    if not contents:
-        return "new"
-    if overwrite:
-        return "overwrite"
-    hint = " or --resume to continue it" if latest_complete_checkpoint(p) is not None else ""
-    raise UserError(
-        f"--output {p}: directory is not empty; choose a new directory, "
-        f"or pass --overwrite to replace it{hint}"
-    )
+    return check(path, resume=resume, overwrite=overwrite, protect=protect, held_by_caller=held_by_caller)
 
 
 # ---- stop and discovery ---------------------------------------------------------------------------------
@@ -287,26 +295,34 @@ def check_output_dir(path: str | Path, *, resume: bool = False, overwrite: bool 
 def request_stop(run_dir: str | Path, *, send_signal: bool = True) -> bool:
     """Ask a run to save and stop at its next step: create STOP and SIGTERM its process group.
 
+    The signal goes only to the recorded process, checked by pid and start time: a pid the OS has given to
+    another process since is never signalled (the STOP file alone then asks).
+
     A multi-process run (world size > 1 in status.json) gets the STOP file only: torchrun answers SIGTERM by
     killing its workers, while every rank polls the STOP file and stops at the same step. Returns True when the
     run was live and has been asked.
     """
     p = Path(run_dir)
     status = read_status(p)
-    if status is None or status.effective_state() not in ("starting", "running"):
+    if status is None or status.effective_state() not in LIVE_STATES:
         return False
     (p / STOP_FILE).write_text(f"stop requested at {time.time()}\n", encoding="utf-8")
     if int(status.extra.get("world_size", 1) or 1) > 1:
         send_signal = False
-    if send_signal and status.pid is not None:
-        try:
-            if status.pgid is not None:
-                os.killpg(status.pgid, signal.SIGTERM)
-            else:
-                os.kill(status.pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
+    if send_signal and status.pid is not None and status.process_is_ours():
+        _terminate(status.pid, status.pgid)
     return True
+
+
+def _terminate(pid: int, pgid: int | None) -> None:
+    """SIGTERM the run's process group (its own pid alone when the group is not the pid's)."""
+    try:
+        if pgid is not None and os.getpgid(pid) == pgid:
+            os.killpg(pgid, signal.SIGTERM)
+        else:
+            os.kill(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def iter_run_dirs(root: str | Path, *, max_depth: int = 3) -> Iterator[Path]:

@@ -155,3 +155,29 @@ def test_fake_trainer_writes_records_the_readers_read(tmp_path: Path) -> None:
     assert info is not None and (info.state, info.steps, info.max_steps) == ("finished", 6, 6)
     assert info.final_loss == losses[-1] and info.extra == {"fake": True}
     assert adapters.final_loss(run_dir) == losses[-1]
+
+
+def test_metrics_of_attempts_discarded_by_resumes_are_superseded(tmp_path: Path) -> None:
+    """Four resumes from checkpoint-5 after reaching step 10: readers see steps 1-10 once."""
+    from lora_tui.core.follow import RunFollower
+
+    follower = RunFollower(tmp_path)
+    seen: list[run_files.MetricsRecord] = []
+    with run_files.open_metrics(tmp_path) as fh:
+        for step in range(1, 11):
+            run_files.append_metrics(fh, run_files.MetricsRecord(step=step, loss=10.0 - step))
+    seen = run_files.one_history([*seen, *follower.read_metrics()])
+    for attempt in range(4):
+        with open(tmp_path / runs.METRICS_FILE, "a", encoding="utf-8") as fh:
+            fh.write('{"step": 11, "loss": 0.')  # the last line of a killed attempt, cut short
+        run_files.mark_superseded(tmp_path, 5, "checkpoints/checkpoint-5")
+        with run_files.open_metrics(tmp_path) as fh:
+            for step in range(6, 11):
+                run_files.append_metrics(fh, run_files.MetricsRecord(step=step, loss=float(attempt)))
+        seen = run_files.one_history([*seen, *follower.read_metrics()])  # the monitor's way
+    records, _ = run_files.read_metrics(tmp_path)
+    for history in (records, seen):
+        assert [r.step for r in history] == list(range(1, 11))
+        assert [r.loss for r in history][5:] == [3.0] * 5  # the last attempt's
+    marker = json.loads((tmp_path / runs.METRICS_FILE).read_text().splitlines()[-6])
+    assert marker == {"step": 0, "superseded_after": 5, "resumed_from": "checkpoints/checkpoint-5"}

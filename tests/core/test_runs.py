@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from fakes.fake_trainer import write_safetensors
 
-from lora_tui.core import runs
+from lora_tui.core import run_lock, runs
 from lora_tui.errors import UserError
+
+FAKE = Path(__file__).resolve().parents[1] / "fakes" / "fake_trainer.py"
 
 
 def _checkpoint(run: Path, step: int, *, complete: bool) -> Path:
     ck = run / runs.CHECKPOINTS_DIR / f"checkpoint-{step}"
     ck.mkdir(parents=True)
-    (ck / "trainer_state.json").write_text("{}")
-    (ck / "adapter_model.safetensors").write_bytes(b"x" * 16)
+    (ck / "trainer_state.json").write_text(json.dumps({"global_step": step, "max_steps": 20}))
+    write_safetensors(ck / "adapter_model.safetensors", {"lora_A": [2, 4]})
     if complete:
         runs.mark_checkpoint_complete(ck, step)
     return ck
@@ -84,6 +90,16 @@ def test_latest_complete_checkpoint_skips_partial(tmp_path: Path) -> None:
     assert runs.latest_complete_checkpoint(tmp_path) == tmp_path / "checkpoints" / "checkpoint-5"
 
 
+def _finished_run(path: Path) -> Path:
+    """A directory as a finished lora-tui run leaves it (run.toml, status.json, metrics, an adapter)."""
+    runs.write_status(path, runs.RunStatus(state="finished", step=3, max_steps=3))
+    (path / runs.RUN_FILE).write_text("[plan]\nmax_steps = 3\n")
+    (path / runs.METRICS_FILE).write_text('{"step": 1, "loss": 2.0}\n')
+    for name in (*runs.ADAPTER_FILES, "tokenizer.json", "README.md"):
+        (path / name).write_text("{}")
+    return path
+
+
 def test_output_dir_policy(tmp_path: Path) -> None:
     assert runs.check_output_dir(tmp_path / "new") == "new"
     (tmp_path / "empty").mkdir()
@@ -93,20 +109,71 @@ def test_output_dir_policy(tmp_path: Path) -> None:
     (used / "notes.txt").write_text("mine")
     with pytest.raises(UserError, match=r"--output .*used: directory is not empty.*--overwrite"):
         runs.check_output_dir(used)
-    assert runs.check_output_dir(used, overwrite=True) == "overwrite"
+    with pytest.raises(UserError, match="--overwrite refused: it is not a lora-tui run directory"):
+        runs.check_output_dir(used, overwrite=True)
     with pytest.raises(UserError, match="no complete checkpoint"):
         runs.check_output_dir(used, resume=True)
     _checkpoint(used, 4, complete=True)
     with pytest.raises(UserError, match="or --resume to continue it"):
         runs.check_output_dir(used)
     assert runs.check_output_dir(used, resume=True) == "resume"
-    runs.write_status(used, runs.RunStatus(state="running", pid=os.getpid()))
+    run = _finished_run(tmp_path / "run")
+    assert runs.check_output_dir(run, overwrite=True) == "overwrite"
+    runs.write_status(run, runs.RunStatus(state="running", pid=os.getpid()))
     with pytest.raises(UserError, match="a run is in progress there"):
-        runs.check_output_dir(used, overwrite=True)
+        runs.check_output_dir(run, overwrite=True)
     afile = tmp_path / "file"
     afile.write_text("x")
     with pytest.raises(UserError, match="not a directory"):
         runs.check_output_dir(afile)
+
+
+@pytest.mark.parametrize(("case", "reason"), [
+    ("cwd", "it is the current directory"),
+    ("ancestor", "it contains the current directory"),
+    ("data", "it contains the training data"),
+    ("model", "it contains the base model"),
+    ("nested", "it contains another run (old)"),
+    ("foreign", "it holds files lora-tui did not write (thesis.txt)"),
+    ("project", "it is not a lora-tui run directory"),
+])
+def test_overwrite_replaces_only_lora_tuis_own_run(case: str, reason: str, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    run = _finished_run(tmp_path / "proj")
+    protect: list[tuple[str, str | Path]] = []
+    if case == "cwd":
+        monkeypatch.chdir(run)
+    elif case == "ancestor":
+        (run / runs.CHECKPOINTS_DIR / "deep").mkdir(parents=True)
+        monkeypatch.chdir(run / runs.CHECKPOINTS_DIR / "deep")
+    elif case == "data":
+        (run / "data.jsonl").write_text("{}\n")
+        protect = [("the training data", run / "data.jsonl")]
+    elif case == "model":
+        (run / "base").mkdir()
+        protect = [("the base model", run / "base")]
+    elif case == "nested":
+        _finished_run(run / "old")
+    elif case == "foreign":
+        (run / "thesis.txt").write_text("x")
+    else:
+        (run / runs.STATUS_FILE).unlink()
+        (run / "src").mkdir()
+    before = sorted(p.name for p in run.rglob("*"))
+    with pytest.raises(UserError, match=f"--output .*proj: --overwrite refused: {re.escape(reason)}"):
+        runs.check_output_dir(run, overwrite=True, protect=protect)
+    assert sorted(p.name for p in run.rglob("*")) == before
+
+
+def test_an_output_that_is_a_symlink_loop_or_a_dangling_link_is_refused(tmp_path: Path) -> None:
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(UserError, match="--output .*loop: a symbolic link loop"):
+        runs.check_output_dir(loop)
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(UserError, match="a symbolic link to .*nowhere, which does not exist"):
+        runs.check_output_dir(dangling)
 
 
 def test_iter_run_dirs_finds_runs_not_checkpoints(tmp_path: Path) -> None:
@@ -157,3 +224,77 @@ def test_resume_keeps_the_runs_progress_in_status(tmp_path: Path) -> None:
     assert status is not None and status.state == "starting"
     assert (status.step, status.max_steps, status.last_checkpoint) == (6, 20, "checkpoints/checkpoint-6")
     assert status.extra["resumed_from_step"] == 6
+
+
+# ---- one writer: the run lock, pids and their start times -------------------------------------------
+
+
+def _wait_for(cond, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.time() + timeout
+    while not cond():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def _sleeper() -> subprocess.Popen[bytes]:
+    """An unrelated process (its own session) that must survive whatever lora-tui does."""
+    return subprocess.Popen(["sleep", "60"], start_new_session=True)
+
+
+def test_the_lock_is_exclusive_across_processes_and_released_by_the_os(tmp_path: Path) -> None:
+    code = ("import sys, time; from lora_tui.core import run_lock; "
+            "assert run_lock.acquire(sys.argv[1]) is not None; print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+        assert run_lock.probe(tmp_path) is True
+        assert run_lock.acquire(tmp_path, wait_s=0.05) is None
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run_lock.probe(tmp_path) is False  # kill -9 released it
+    lock = run_lock.acquire(tmp_path)
+    assert lock is not None and run_lock.probe(tmp_path) is True
+    lock.release()
+    assert run_lock.probe(tmp_path / "no-such-run") is None
+
+
+def test_a_run_whose_lock_is_free_is_lost_and_an_unrelated_pid_is_never_signalled(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    fake = subprocess.Popen([sys.executable, str(FAKE), str(run), "--steps", "1000", "--interval", "0.02"],
+                            stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_for(lambda: (s := runs.read_status(run)) is not None and s.state == "running")
+        assert runs.read_status(run).effective_state() == "running"  # type: ignore[union-attr]
+    finally:
+        os.killpg(fake.pid, signal.SIGKILL)
+        fake.wait()
+    sleeper = _sleeper()
+    try:  # the dead run's pid now names another process
+        runs.update_status(run, pid=sleeper.pid, pgid=sleeper.pid)
+        status = runs.read_status(run)
+        assert status is not None and status.state == "running" and status.effective_state() == "lost"
+        assert runs.request_stop(run) is False
+        time.sleep(0.2)
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_without_a_lock_file_the_pid_and_its_start_time_decide(tmp_path: Path) -> None:
+    sleeper = _sleeper()
+    try:
+        started = run_lock.process_start_time(sleeper.pid)
+        assert started is not None
+        runs.write_status(tmp_path, runs.RunStatus(state="running", pid=sleeper.pid, pgid=sleeper.pid,
+                                                   pid_started=started - 3600))  # recorded an hour ago
+        assert runs.read_status(tmp_path).effective_state() == "lost"  # type: ignore[union-attr]
+        assert runs.request_stop(tmp_path) is False
+        runs.update_status(tmp_path, pid_started=started)  # the recorded process itself
+        assert runs.read_status(tmp_path).effective_state() == "running"  # type: ignore[union-attr]
+        assert runs.request_stop(tmp_path) is True
+        assert sleeper.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        sleeper.kill()
+        sleeper.wait()

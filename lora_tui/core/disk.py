@@ -1,0 +1,102 @@
+"""Disk space: checked before a run or a merge starts, and a full disk told apart from other failures.
+
+A checkpoint holds the adapter (fp32: `core.lora_math`'s adapter_bytes_fp32), the optimizer state (AdamW keeps
+two fp32 moments per trainable parameter: about twice the adapter), the tokenizer files and a few small files.
+The Trainer writes a new checkpoint before it deletes the oldest, so a run keeps up to save_total_limit + 1 of
+them at once, plus the final adapter.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import shutil
+from pathlib import Path
+
+from lora_tui.core.units import MIB, fmt_bytes
+from lora_tui.errors import UserError
+
+OPTIMIZER_STATE_FACTOR = 2
+"""AdamW's optimizer state in bytes per adapter byte (two fp32 moments per fp32 parameter)."""
+SMALL_FILES_BYTES = 8 * MIB
+"""Tokenizer files, trainer state and RNG state per checkpoint: an allowance (a large tokenizer takes more)."""
+FULL_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+"""errno values that mean the disk (or the user's quota) is full."""
+FULL_DISK_WORDS = ("no space left on device", "storagefull", "disk quota exceeded", "os error 28")
+"""How the error text says it where the errno is lost (safetensors' Rust writer, torch's stream writer)."""
+TORCH_WRITE_FAILED = ("file write failed", "unexpected pos")
+"""torch.save's words for a failed write: a full disk when hardly anything is left free."""
+NEARLY_FULL_BYTES = 16 * MIB
+"""Free space below which a failed write is taken to be a full disk."""
+
+
+def free_bytes(path: str | Path) -> int | None:
+    """Free bytes on the disk that holds `path` (or would hold it: its nearest existing parent)."""
+    p = Path(path).expanduser().absolute()
+    for candidate in (p, *p.parents):
+        try:
+            return int(shutil.disk_usage(candidate).free)
+        except OSError:
+            continue
+    return None
+
+
+def is_disk_full(exc: BaseException, where: str | Path | None = None) -> bool:
+    """Whether `exc` (or an exception it was raised from) is a write that failed for want of disk space."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in FULL_DISK_ERRNOS:
+            return True
+        text = str(current).lower()
+        if any(word in text for word in FULL_DISK_WORDS):
+            return True
+        if where is not None and any(word in text for word in TORCH_WRITE_FAILED):
+            free = free_bytes(where)
+            if free is not None and free < NEARLY_FULL_BYTES:
+                return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def checkpoint_bytes(adapter_bytes: int) -> int:
+    """About how much one checkpoint takes: the adapter, its optimizer state and the small files."""
+    return adapter_bytes * (1 + OPTIMIZER_STATE_FACTOR) + SMALL_FILES_BYTES
+
+
+def run_space(adapter_bytes: int, *, save_total_limit: int, max_steps: int, save_steps: int) -> tuple[int, int]:
+    """(least, all): bytes for one checkpoint and the final adapter; bytes for every checkpoint kept at once."""
+    one = checkpoint_bytes(adapter_bytes)
+    saves = math.ceil(max_steps / save_steps) if max_steps > 0 and save_steps > 0 else save_total_limit + 1
+    kept = max(1, min(save_total_limit + 1, saves + 1))  # + the checkpoint written at the end or on a stop
+    final = adapter_bytes + SMALL_FILES_BYTES
+    return one + final, kept * one + final
+
+
+def check_run_space(output: str | Path, adapter_bytes: int, *, save_total_limit: int, max_steps: int,
+                    save_steps: int) -> str | None:
+    """UserError when the disk of `output` cannot hold one checkpoint; a warning when it may not hold them all."""
+    free = free_bytes(output)
+    if free is None or adapter_bytes <= 0:
+        return None
+    least, full = run_space(adapter_bytes, save_total_limit=save_total_limit, max_steps=max_steps,
+                            save_steps=save_steps)
+    each = f"a checkpoint takes about {fmt_bytes(checkpoint_bytes(adapter_bytes))}: adapter " \
+           f"{fmt_bytes(adapter_bytes)}, optimizer state {fmt_bytes(OPTIMIZER_STATE_FACTOR * adapter_bytes)}, " \
+           "tokenizer and small files"
+    if free < least:
+        raise UserError(f"--output {output}: {fmt_bytes(free)} free on its disk, the run needs at least "
+                        f"{fmt_bytes(least)}: {each}; free space or choose another disk")
+    if free < full:
+        return (f"--output {output}: {fmt_bytes(free)} free on its disk; the run may keep up to "
+                f"{fmt_bytes(full)} ({each}): it may run out of space (lower --save-total-limit or free space)")
+    return None
+
+
+def check_merge_space(output: str | Path, need_bytes: int) -> None:
+    """UserError when the disk of `output` cannot hold the merged model."""
+    free = free_bytes(output)
+    if free is not None and free < need_bytes:
+        raise UserError(f"--output {output}: the merged model needs about {fmt_bytes(need_bytes)}, its disk has "
+                        f"{fmt_bytes(free)} free; free space or choose another disk")

@@ -1,0 +1,86 @@
+"""Setting up a run directory for `core.launcher.prepare_run_dir`: its path, its lock, its files, and undoing a
+launch that could not be written (a full disk) so the directory is left as it was found."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lora_tui.core import output_dir, run_lock, runs
+from lora_tui.errors import UserError
+
+if TYPE_CHECKING:
+    from lora_tui.core.launcher import ResolvedRun
+
+
+def run_dir_path(output: str) -> Path:
+    """The absolute run directory; UserError for a path that cannot be resolved (a symbolic link loop)."""
+    path = Path(output).expanduser()
+    output_dir.check_usable(path)
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        raise UserError(f"--output {output}: cannot be resolved (a symbolic link loop?); choose a real "
+                        "directory") from None
+
+
+def make_run_dir(run_dir: Path, output: str) -> bool:
+    """Create the run directory (and its parents); whether it was created."""
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--output {output}: cannot create the run directory "
+                        f"({exc.strerror or exc}); choose a directory you can write") from None
+    return created
+
+
+def lock_run_dir(run_dir: Path, output: str, created: bool) -> run_lock.RunLock:
+    """The directory's lock; UserError when another process holds it (or it cannot be created)."""
+    try:
+        lock = run_lock.acquire(run_dir)
+    except OSError as exc:
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise UserError(f"--output {output}: cannot create the run directory "
+                        f"({exc.strerror or exc}); choose a directory you can write") from None
+    if lock is None:
+        raise UserError(f"--output {output}: another lora-tui process is starting or running a run there; "
+                        f"wait for it, stop it (`lora-tui runs stop {output}`) or choose another directory")
+    return lock
+
+
+def write_run_files(run_dir: Path, resolved: ResolvedRun, mode: str) -> None:
+    """run.toml, launch.json and status.json, each replaced atomically (status last)."""
+    (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
+    runs.write_text_atomic(run_dir / runs.RUN_FILE, resolved.plan.to_toml(resolved.sources))
+    from lora_tui.core.run_files import LaunchInfo, write_launch_info
+
+    write_launch_info(run_dir, LaunchInfo(data_report=resolved.data_report, memory_estimate=resolved.memory,
+                                          mode=mode, auto_oom_retry=resolved.auto_oom_retry,
+                                          reasons=dict(resolved.reasons), command_line=resolved.plan.command_line()))
+    status = runs.RunStatus(state="starting", started_at=time.time(),
+                            max_steps=resolved.plan.max_steps if resolved.plan.max_steps > 0 else None)
+    previous = runs.read_status(run_dir) if mode == "resume" else None
+    if previous is not None:  # a resumed run keeps its progress until the worker reports again
+        status.step, status.last_checkpoint = previous.step, previous.last_checkpoint
+        status.max_steps = previous.max_steps or status.max_steps
+        status.adapter_dir, status.adapter_step = previous.adapter_dir, previous.adapter_step
+        status.extra = {**previous.extra, "resumed_from_step": previous.step}
+    runs.write_status(run_dir, status)
+
+
+def undo(run_dir: Path, moved: Path | None, created: bool, mode: str) -> None:
+    """After a failed launch: put the replaced run back, or remove the directory this launch created."""
+    try:
+        if moved is not None:
+            output_dir.restore_from_trash(run_dir, moved)
+        elif created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        elif mode == "new":  # an empty directory that was there before: empty again
+            for name in (runs.RUN_FILE, runs.LAUNCH_FILE, runs.STATUS_FILE, run_lock.LOCK_FILE):
+                (run_dir / name).unlink(missing_ok=True)
+    except OSError:
+        pass
