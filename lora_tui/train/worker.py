@@ -14,9 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lora_tui.core import run_files, runs
+from lora_tui.core import checkpoints, output_dir, run_files, run_lock, runs
+from lora_tui.core.disk import is_disk_full as disk_full
 from lora_tui.core.plan import TrainingPlan, load_run_file
 from lora_tui.core.run_files import LaunchInfo
+from lora_tui.train import resume as resume_mod
 from lora_tui.train.callbacks import RunCallback, StopFlag
 from lora_tui.train.quiet import quiet_libraries
 
@@ -158,12 +160,40 @@ def _next_settings(plan: TrainingPlan) -> dict[str, Any] | None:
 def run_worker(run_dir: str | Path, *, resume: bool = False, extra_callbacks: Sequence[Any] = ()) -> int:
     """Train the run in `run_dir`; returns the exit status (0 finished or stopped, 1 otherwise).
 
-    `extra_callbacks` is for tests (e.g. one that raises an out-of-memory error at step N); the command line
-    cannot reach it.
+    The process owns the directory for its whole life through the run's lock (handed over by the launcher, or
+    taken here); a directory another process owns is left alone. `extra_callbacks` is for tests (e.g. one that
+    raises an out-of-memory error at step N); the command line cannot reach it.
     """
     run_dir = Path(run_dir).resolve()
     rank, world_size = world()
-    is_main = rank == 0
+    if world_size > 1:  # torchrun holds the launcher's lock for every rank
+        os.environ.pop(run_lock.LOCK_FD_ENV, None)
+        lock = None
+    else:
+        lock = run_lock.adopt(run_dir)
+        if lock is None:
+            print(f"lora-tui: {run_dir}: another process owns this run directory (its lock is held); "
+                  "nothing was changed", flush=True)
+            return 1
+    try:
+        return _run(run_dir, rank == 0, world_size, resume, extra_callbacks)
+    except OSError as exc:  # a full disk outside the training loop (starting, finishing): one line, no traceback
+        if not disk_full(exc, run_dir):
+            raise
+        error = f"no space left on device ({exc.filename or run_dir}); free space, then start it again"
+        print(f"lora-tui: {error}", flush=True)
+        try:
+            runs.update_status(run_dir, state="failed", ended_at=time.time(), error=error)
+        except OSError:
+            pass
+        return 1
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run(run_dir: Path, is_main: bool, world_size: int, resume: bool, extra_callbacks: Sequence[Any]) -> int:
+    """The run's attempts (several after out-of-memory retries) and what they leave in the directory."""
     settings, sources = load_run_file(run_dir / runs.RUN_FILE)
     plan = TrainingPlan.from_dict(settings, where=str(run_dir / runs.RUN_FILE))
     launch = run_files.read_launch_info(run_dir) or LaunchInfo()  # a run started by hand has none
@@ -171,13 +201,22 @@ def run_worker(run_dir: str | Path, *, resume: bool = False, extra_callbacks: Se
     stop = StopFlag()
     stop.install()
     if is_main:
+        resume_mod.remove_stale_saves(run_dir)
         runs.update_status(run_dir, state="running", pid=os.getpid(), pgid=os.getpgrp(),
-                           started_at=time.time(), error=None,
-                           extra={"world_size": world_size, "attempt": 1})
+                           pid_started=run_lock.process_start_time(os.getpid()), started_at=time.time(),
+                           error=None, extra={"world_size": world_size, "attempt": 1})
+    checkpoint = None
+    if resume:
+        checkpoint, outcome = _resume_point(run_dir, plan, sources, launch, is_main=is_main,
+                                            world_size=world_size)
+        if outcome is not None:
+            if is_main:
+                _record_end(run_dir, outcome, [{"settings": plan.to_dict(), "outcome": outcome["state"]}])
+            return 0 if outcome["state"] == "finished" else 1
     attempts: list[dict[str, Any]] = []
     while True:
         outcome = _attempt(run_dir, plan, sources, launch, stop, is_main=is_main, world_size=world_size,
-                           resume=resume, extra_callbacks=extra_callbacks)
+                           checkpoint=checkpoint, extra_callbacks=extra_callbacks)
         attempts.append({"settings": plan.to_dict(), "outcome": outcome["state"]})
         if outcome["state"] != "oom" or retries_left <= 0 or not outcome.get("next_settings"):
             break
@@ -185,24 +224,78 @@ def run_worker(run_dir: str | Path, *, resume: bool = False, extra_callbacks: Se
         plan = _apply_next(plan, outcome["next_settings"])
         sources = {**sources, **{k: "oom-retry" for k in outcome["next_settings"]}}
         if is_main:
-            (run_dir / runs.RUN_FILE).write_text(plan.to_toml(sources), encoding="utf-8")
+            runs.write_text_atomic(run_dir / runs.RUN_FILE, plan.to_toml(sources))
             runs.update_status(run_dir, state="running", error=None, next_settings=None,
                                extra={"world_size": world_size, "attempt": len(attempts) + 1})
+            run_files.mark_superseded(run_dir, 0)  # the retry starts over: the failed attempt's steps go
         print(f"lora-tui: out of memory; retrying with {outcome['next_settings']}", flush=True)
-        resume = False
+        checkpoint = None
     if is_main:
-        outcome["info"].attempts = attempts
-        run_files.write_training_info(run_dir, outcome["info"])
-        runs.update_status(run_dir, state=outcome["state"], ended_at=time.time(), error=outcome.get("error"),
-                           next_settings=outcome.get("next_settings"),
-                           adapter_dir="." if runs.is_adapter_dir(run_dir) else None)
+        _record_end(run_dir, outcome, attempts)
     return 0 if outcome["state"] in ("finished", "stopped") else 1
 
 
+def _resume_point(run_dir: Path, plan: TrainingPlan, sources: dict[str, str], launch: LaunchInfo, *,
+                  is_main: bool, world_size: int) -> tuple[Path | None, dict[str, Any] | None]:
+    """(checkpoint to resume from, None) or (None, the outcome): no usable checkpoint is left (failed), or the
+    checkpoint is the run's last step (finished from it, no training)."""
+    from lora_tui.train.info import build_info
+
+    choice = resume_mod.choose(run_dir, is_main=is_main)
+    for note in choice.notes:
+        print(f"lora-tui: {note}", flush=True)
+    facts: dict[str, Any] = {"world_size": world_size}
+    if choice.checkpoint is None:
+        error = "no usable checkpoint to resume from: " + "; ".join(f"{n}: {p}" for n, p in choice.damaged)
+        print(f"lora-tui: {error}", flush=True)
+        info = build_info(plan, sources, launch, facts, _NoCallback(), None, started=time.time(), state="failed",
+                          error=error)
+        return None, {"state": "failed", "error": error[:300], "next_settings": None, "info": info}
+    step = runs.checkpoint_step(choice.checkpoint) or 0
+    planned = checkpoints.planned_steps(choice.checkpoint, plan.max_steps, plan.num_train_epochs)
+    if planned is not None and step >= planned:
+        if not is_main:
+            return None, {"state": "finished"}
+        config = runs.read_json_object(choice.checkpoint / "adapter_config.json") or {}
+        facts["base_model_path"] = config.get("base_model_name_or_path")
+        return None, resume_mod.finish_from_checkpoint(run_dir, choice.checkpoint, plan, sources, launch, facts)
+    if is_main:
+        resume_mod.start_history(run_dir, choice.checkpoint)
+    return choice.checkpoint, None
+
+
+class _NoCallback:
+    """What `build_info` reads from a RunCallback, for an attempt that never trained."""
+
+    losses: list[float] = []
+    eval_losses: list[float] = []
+    tokens_seen = 0
+
+
+def _record_end(run_dir: Path, outcome: dict[str, Any], attempts: list[dict[str, Any]]) -> None:
+    """training_info.json and the final status; on a full disk each is skipped with one line, not a traceback."""
+    outcome["info"].attempts = attempts
+    try:
+        run_files.write_training_info(run_dir, outcome["info"])
+    except OSError as exc:
+        print(f"lora-tui: could not write {runs.INFO_FILE} ({exc.strerror or exc})", flush=True)
+    changes: dict[str, Any] = {"state": outcome["state"], "ended_at": time.time(), "error": outcome.get("error"),
+                               "next_settings": outcome.get("next_settings"),
+                               "adapter_dir": "." if runs.is_adapter_dir(run_dir) else None}
+    if outcome.get("adapter_step") is not None:
+        changes["adapter_step"] = outcome["adapter_step"]
+        changes["step"] = max(outcome["adapter_step"], (runs.read_status(run_dir) or runs.RunStatus()).step)
+    try:
+        runs.update_status(run_dir, **changes)
+    except OSError as exc:
+        print(f"lora-tui: could not record the end of the run in {runs.STATUS_FILE} ({exc.strerror or exc})",
+              flush=True)
+
+
 def _attempt(run_dir: Path, plan: TrainingPlan, sources: dict[str, str], launch: LaunchInfo,
-             stop: StopFlag, *, is_main: bool, world_size: int, resume: bool,
+             stop: StopFlag, *, is_main: bool, world_size: int, checkpoint: Path | None,
              extra_callbacks: Sequence[Any]) -> dict[str, Any]:
-    """One training attempt; returns {"state", "error", "next_settings", "info"}."""
+    """One training attempt; returns {"state", "error", "next_settings", "info", "adapter_step"}."""
     from lora_tui.train.info import build_info
 
     started = time.time()
@@ -221,19 +314,24 @@ def _attempt(run_dir: Path, plan: TrainingPlan, sources: dict[str, str], launch:
     result: dict[str, Any] = {"state": "failed", "error": None, "next_settings": None}
     try:
         trainer, facts = build_trainer(plan, run_dir, callback, precision, [*extra_callbacks, probe.callback()])
-        checkpoint = runs.latest_complete_checkpoint(run_dir) if resume else None
+        if is_main:
+            output_dir.empty_trash(run_dir)  # the new run has started: what --overwrite replaced can go
         facts["resumed_from"] = str(checkpoint.relative_to(run_dir)) if checkpoint else None
         loop_started = time.time()
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         facts["train_seconds"] = round(time.time() - loop_started, 3)
         if is_main:
-            trainer.model.save_pretrained(str(run_dir))
-            trainer.processing_class.save_pretrained(str(run_dir))
+            resume_mod.save_final_adapter(trainer.model, trainer.processing_class, run_dir)
+            result["adapter_step"] = int(trainer.state.global_step)
         result["state"] = "stopped" if callback.stopped else "finished"
     except Exception as exc:  # noqa: BLE001 - every failure becomes a status, the traceback goes to run.log
-        traceback.print_exc()
-        summary = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-        result["error"] = summary[:300]
+        if disk_full(exc, run_dir):
+            result["error"] = _disk_full_error(run_dir, is_main)
+            print(f"lora-tui: {result['error']}", flush=True)
+        else:
+            traceback.print_exc()
+            summary = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            result["error"] = summary[:300]
         if is_oom(exc):
             result["state"] = "oom"
             result["next_settings"] = _next_settings(plan)
@@ -245,6 +343,20 @@ def _attempt(run_dir: Path, plan: TrainingPlan, sources: dict[str, str], launch:
     del trainer
     _free_memory()
     return result
+
+
+def _disk_full_error(run_dir: Path, is_main: bool) -> str:
+    """After a write failed for want of space: remove the partial checkpoint (rank 0), say what is kept."""
+    removed = checkpoints.remove_partial_checkpoints(run_dir) if is_main else []
+    if is_main:
+        resume_mod.remove_stale_saves(run_dir)
+    kept = runs.latest_complete_checkpoint(run_dir)
+    parts = ["no space left on device"]
+    if removed:
+        parts.append(f"removed the partial {', '.join(removed)}")
+    parts.append(f"kept {kept.name}" if kept is not None else "no complete checkpoint was saved")
+    hint = "free space, then resume with --resume" if kept is not None else "free space and start again"
+    return f"{'; '.join(parts)}; {hint}"
 
 
 def _free_memory() -> None:
