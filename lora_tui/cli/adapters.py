@@ -128,15 +128,12 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def _prompts(args: argparse.Namespace) -> list[str]:
+    from lora_tui.core.textfiles import read_regular_text
+
     prompts = list(args.prompt)
     if args.prompts:
         path = Path(args.prompts)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UserError(f"--prompts {path}: cannot read ({exc.strerror or exc})") from None
-        except UnicodeDecodeError:
-            raise UserError(f"--prompts {path}: not UTF-8 text; save the prompts file as UTF-8") from None
+        text = read_regular_text(path, f"--prompts {path}", "prompts file")  # a FIFO or device: refused, no hang
         prompts += [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
     if not prompts:
         raise UserError("give at least one --prompt TEXT or --prompts FILE")
@@ -223,7 +220,12 @@ def _stream_row(session: Any, prompt: str, columns: list[tuple[str, str | None]]
 
 def run_merge(args: argparse.Namespace) -> int:
     """Merge and save a standalone model."""
+    from lora_tui.core.adapters import merge_note
     from lora_tui.inference.merge import merge_adapter
+
+    note = merge_note(args.path)  # refuses an adapter whose run still trains
+    if note:
+        print(f"lora-tui: note: {note}", file=sys.stderr)
 
     def progress(stage: str, fraction: float) -> None:
         for part in stage.split("; "):

@@ -55,6 +55,18 @@ def _summary(path: Path) -> dict[str, object]:
             "started_at": status.started_at if status else None}
 
 
+def _readable_status(path: Path) -> None:
+    """UserError when the run's status.json is missing or cannot be read: its state would be a guess."""
+    from lora_tui.core import runs
+
+    status_file = path / runs.STATUS_FILE
+    if not status_file.exists():
+        raise UserError(f"{path}: no {runs.STATUS_FILE}: the run was never started, or its status file was "
+                        "deleted; its state is unknown")
+    if runs.read_status(path) is None:
+        raise UserError(f"{status_file}: unreadable or damaged (not a JSON object); the run's state is unknown")
+
+
 def run(args: argparse.Namespace) -> int:
     """Dispatch to the chosen action (default: list)."""
     action = args.action or "list"
@@ -62,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         return _list(args.root, args.json)
     path = _run_dir(args.run)
     if action == "show":
+        _readable_status(path)
         return _show(path, args.json)
     if action == "stop":
         return _stop(path)
@@ -136,13 +149,20 @@ def _stop(path: Path) -> int:
         print(f"stop requested: {path} saves a checkpoint and the adapter at its next step")
         return 0
     status = runs.read_status(path)
+    if status is None:
+        _readable_status(path)
     raise UserError(f"{path}: not running (state {status.effective_state() if status else 'unknown'})")
 
 
 def _logs(path: Path, follow: bool, poll_s: float = 0.2) -> int:
     """Print run.log; with `follow`, keep printing what the run adds until it is no longer live."""
+    from lora_tui.core import runs
     from lora_tui.core.follow import RunFollower
 
+    status = runs.read_status(path)
+    live = status is not None and status.effective_state() in runs.LIVE_STATES
+    if not (path / runs.LOG_FILE).is_file() and not (follow and live):
+        raise UserError(f"{path}: no {runs.LOG_FILE}: the run has not started (or its log was deleted)")
     follower = RunFollower(path, every_line=True)
     while True:
         follower.copy_log(sys.stdout)

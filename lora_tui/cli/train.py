@@ -64,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     log_start = _log_size(resolved) if resolved.mode == "resume" else 0  # a resumed run appends to run.log
     run_dir, proc = launcher.launch(resolved)
-    print(f"run: {run_dir}  pid: {proc.pid}", flush=True)
+    resume_from = getattr(resolved, "resume_from", None)
+    resuming = f"  resuming from {Path(resume_from).name}" if resume_from else ""
+    print(f"run: {run_dir}  pid: {proc.pid}{resuming}", flush=True)
     if args.detach:
         quoted = shlex.quote(str(run_dir))
         print(f"follow it with `lora-tui runs logs {quoted} -f`; stop it with `lora-tui runs stop {quoted}`")
@@ -168,7 +170,9 @@ def _print_summary(run_dir: Path, status: Any) -> None:
         print(f"  next: lora-tui adapters try {quoted} --prompt \"...\"   |   "
               f"lora-tui adapters merge {quoted} --output {merged}")
     if status is not None and status.state in ("stopped", "failed", "oom"):
-        if runs.latest_complete_checkpoint(run_dir) is not None:
+        from lora_tui.core.checkpoints import choose_checkpoint
+
+        if choose_checkpoint(run_dir).checkpoint is not None:  # a usable one: never suggest a damaged checkpoint
             print(f"  resume: lora-tui train --output {quoted} --resume")
         if status.next_settings:
             print(f"  the guide's next settings for out of memory: {status.next_settings}")

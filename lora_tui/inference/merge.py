@@ -1,8 +1,11 @@
 """Merge an adapter into its base (`merge_and_unload`) and save a model that transformers loads on its own.
 
-The memory the merge needs is estimated first (`merge_plan`), and the device chosen so that it fits. The model
-is written into a hidden temporary sibling of the output directory and renamed into place at the end, so an
-interrupted merge never leaves a directory that looks like a finished model.
+The memory the merge needs is estimated first (`merge_plan`), and the device chosen so that it fits; the disk
+space the merged model takes is known then too, and checked. The model is written into a hidden temporary
+sibling of the output directory and renamed into place at the end, so an interrupted merge never leaves a
+directory that looks like a finished model; a full disk mid-save removes the partial copy. `--overwrite`
+replaces only a merged model lora-tui wrote (its lora_tui_merge.json marks it; `core.output_dir`), and an
+adapter whose run is still training is refused (`core.adapters.merge_note`).
 
 Heavy: imports torch, transformers and peft. Import this module lazily.
 """
@@ -23,13 +26,13 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from lora_tui.core import adapters as core_adapters
+from lora_tui.core import disk, output_dir
+from lora_tui.core.output_dir import MERGE_INFO_FILE
+from lora_tui.core.units import MIB, fmt_bytes
 from lora_tui.errors import UserError
 from lora_tui.inference.merge_plan import DTYPE_BYTES, MergePlan, plan_merge
 from lora_tui.inference.session import TORCH_DTYPES, _has_tokenizer, resolve_base
 from lora_tui.train.quiet import quiet_libraries
-
-MERGE_INFO_FILE = "lora_tui_merge.json"
-"""Written into the merged model: which adapter and base it came from, the dtype and the device."""
 
 Progress = Callable[[str, float], None]
 """Called with (stage description, fraction done in [0, 1])."""
@@ -49,6 +52,8 @@ class MergeResult:
     """Wall time of the merge, loading and saving included."""
     files: list[tuple[str, int]]
     """(name, bytes) of the files written."""
+    note: str | None = None
+    """For an adapter of a run that did not finish: which step the adapter is from."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""
@@ -103,14 +108,27 @@ def make_plan(adapter: str | Path, *, base: str | None = None, dtype: str = "aut
 
 
 def check_merge_output(output: Path, *, adapter: Path, base_dir: Path, overwrite: bool) -> None:
-    """Refuse an output that exists and is not empty (unless `overwrite`), or that is the adapter or base."""
+    """Refuse an output that exists and is not empty (unless `overwrite` and it is a merged model lora-tui wrote,
+    holding neither the adapter, its run, nor the base), or that is the adapter or base."""
+    output_dir.check_usable(output)
     resolved = output.resolve()
     if resolved in (adapter.resolve(), base_dir.resolve()):
         raise UserError(f"--output {output}: is the adapter or the base model itself; choose a new directory")
-    if output.exists() and not output.is_dir():
-        raise UserError(f"--output {output}: exists and is not a directory")
-    if output.is_dir() and any(output.iterdir()) and not overwrite:
+    if not (output.is_dir() and any(output.iterdir())):
+        return
+    if not overwrite:
         raise UserError(f"--output {output}: directory is not empty; choose a new directory or pass --overwrite")
+    protect = [("the adapter being merged", adapter), ("its run", core_adapters.run_dir_of(adapter)),
+               ("the base model", base_dir)]
+    reason = output_dir.replace_refusal(output, kind="merge", protect=protect)
+    if reason:
+        raise UserError(f"--output {output}: --overwrite refused: {reason}")
+
+
+def _disk_need(plan: MergePlan, tokenizer_dir: Path) -> int:
+    """Bytes the merged model takes on disk: its weights in the merge dtype, the tokenizer files, a margin."""
+    tokenizer = sum(f.stat().st_size for f in tokenizer_dir.glob("*") if f.is_file() and "token" in f.name)
+    return plan.weights_bytes + tokenizer + 4 * MIB
 
 
 def merge_adapter(
@@ -129,8 +147,10 @@ def merge_adapter(
     a, out = Path(adapter), Path(output)
     core_adapters.read_adapter_config(a)
     core_adapters.read_safetensors_header(a / core_adapters.WEIGHTS_FILE)
+    note = core_adapters.merge_note(a)  # refuses an adapter whose run is still training
     base_dir, plan = make_plan(a, base=base, dtype=dtype, device=device)
     check_merge_output(out, adapter=a, base_dir=base_dir, overwrite=overwrite)
+    disk.check_merge_space(out, _disk_need(plan, a if _has_tokenizer(a) else base_dir))
     report("; ".join(plan.lines()), 0.05)
     tmp = out.parent / f".{out.name}.merging-{os.getpid()}-{time.time_ns()}"
     try:
@@ -144,25 +164,31 @@ def merge_adapter(
         _merge_into(a, base_dir, tmp, plan, report)
         report("moving the merged model into place", 0.95)
         _replace_dir(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, Exception) and disk.is_disk_full(exc, out.parent):
+            raise UserError(f"--output {output}: no space left on device while writing the merged model; the "
+                            f"partial copy was removed, nothing was replaced; free about "
+                            f"{fmt_bytes(_disk_need(plan, base_dir))} and merge again") from None
         raise
     report("done", 1.0)
     files = sorted((f.name, f.stat().st_size) for f in out.iterdir() if f.is_file())
-    return MergeResult(str(out), str(base_dir), plan, time.monotonic() - started, files)
+    return MergeResult(str(out), str(base_dir), plan, time.monotonic() - started, files, note)
 
 
 def _remove_stale_merges(out: Path) -> None:
-    """Delete temporary directories of earlier merges to `out` whose process is gone (killed mid-merge)."""
+    """Delete hidden directories of earlier merges to `out` whose process is gone (killed mid-merge, or after
+    moving a replaced model aside and before deleting it)."""
     from lora_tui.core.runs import pid_alive
 
-    for stale in out.parent.glob(f".{out.name}.merging-*"):
-        try:
-            pid = int(stale.name.rsplit(".merging-", 1)[1].split("-")[0])
-        except (IndexError, ValueError):
-            continue
-        if not pid_alive(pid):
-            shutil.rmtree(stale, ignore_errors=True)
+    for kind in ("merging", "replaced"):
+        for stale in out.parent.glob(f".{out.name}.{kind}-*"):
+            try:
+                pid = int(stale.name.rsplit(f".{kind}-", 1)[1].split("-")[0])
+            except (IndexError, ValueError):
+                continue
+            if not pid_alive(pid):
+                shutil.rmtree(stale, ignore_errors=True)
 
 
 def _merge_into(adapter: Path, base_dir: Path, tmp: Path, plan: MergePlan, report: Progress) -> None:
@@ -193,7 +219,7 @@ def _replace_dir(tmp: Path, out: Path) -> None:
     """Rename `tmp` to `out`; an existing `out` (overwrite) is moved aside first and deleted after."""
     old = None
     if out.exists():
-        old = out.parent / f".{out.name}.replaced-{time.time_ns()}"
+        old = out.parent / f".{out.name}.replaced-{os.getpid()}-{time.time_ns()}"
         out.rename(old)
     tmp.rename(out)
     if old is not None:

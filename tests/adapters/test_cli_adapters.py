@@ -139,3 +139,43 @@ def test_compare_the_same_adapter_twice_is_refused(tmp_path, capsys) -> None:
     adapter.mkdir()
     assert main(["adapters", "compare", str(adapter), str(tmp_path / "." / "a"), "--prompt", "hi"]) == 2
     assert "is the same adapter as" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["try", "compare"])
+def test_a_fifo_or_device_as_prompts_is_refused_without_hanging(command: str, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    paths = [str(fake_adapter(tmp_path / "a", losses=[1.0]))]
+    if command == "compare":
+        paths.append(str(fake_adapter(tmp_path / "b", losses=[1.0])))
+    fifo = tmp_path / "prompts.fifo"
+    os.mkfifo(fifo)
+    for prompts, kind in ((fifo, "a FIFO (named pipe)"), (Path("/dev/zero"), "a character device")):
+        assert main(["adapters", command, *paths, "--prompts", str(prompts)]) == 2
+        err = capsys.readouterr().err
+        assert err == f"lora-tui: error: --prompts {prompts}: is {kind}, not a regular file; give a prompts file\n"
+
+
+def test_merge_refuses_a_run_that_is_still_training(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from lora_tui.core import runs
+
+    fake = Path(__file__).resolve().parents[1] / "fakes" / "fake_trainer.py"
+    run = fake_adapter(tmp_path / "run", losses=[1.0])  # a stale adapter from an earlier end
+    proc = subprocess.Popen([sys.executable, str(fake), str(run), "--steps", "1000", "--interval", "0.02"],
+                            stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 30
+        while (runs.read_status(run) or runs.RunStatus()).state != "running" and time.time() < deadline:
+            time.sleep(0.05)
+        assert main(["adapters", "merge", str(run), "--output", str(tmp_path / "merged")]) == 2
+        err = capsys.readouterr().err
+        assert f"{run}: its run is still running (step" in err and "lora-tui runs stop" in err
+        assert not (tmp_path / "merged").exists()
+    finally:
+        proc.kill()
+        proc.wait()

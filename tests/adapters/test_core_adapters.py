@@ -121,3 +121,18 @@ def test_describe_checkpoint_belongs_to_run(tmp_path: Path) -> None:
     (ckpt / "adapter_config.json").write_text((run / "adapter_config.json").read_text(), encoding="utf-8")
     details = ca.describe_adapter(ckpt)
     assert details.info.run_dir == str(run) and details.info.state == "stopped"
+
+
+def test_merge_note_says_which_step_the_adapter_of_an_unfinished_run_is_from(tmp_path: Path) -> None:
+    from lora_tui.core import runs
+    from lora_tui.core.adapters import merge_note
+
+    run = fake_adapter(tmp_path / "run", checkpoints=2)
+    assert merge_note(run) is None  # finished
+    runs.write_status(run, runs.RunStatus(state="stopped", step=6, max_steps=20, adapter_step=6))
+    assert merge_note(run) == f"the run {run} is stopped: this adapter is from step 6 of 20"
+    runs.write_status(run, runs.RunStatus(state="running", pid=999_999_999, step=9, max_steps=20, adapter_step=6))
+    assert merge_note(run) == f"the run {run} is lost: this adapter is from step 6 of 20"  # its pid is gone
+    assert merge_note(run / runs.CHECKPOINTS_DIR / "checkpoint-2") == \
+        f"the run {run} is lost: this adapter is from step 2 of 20"
+    assert merge_note(tmp_path / "no-run") is None

@@ -77,12 +77,60 @@ def test_merge_refuses_non_empty_output(adapter_pair: tuple[Path, Path], tmp_pat
     (out / "keep.txt").write_text("mine")
     with pytest.raises(UserError, match=r"--output .*out: directory is not empty.*--overwrite"):
         merge_mod.merge_adapter(adapter_pair[0], out, dtype="fp32", device="cpu")
+    with pytest.raises(UserError, match="--overwrite refused: it is not a merged model written by lora-tui"):
+        merge_mod.merge_adapter(adapter_pair[0], out, dtype="fp32", device="cpu", overwrite=True)
     assert (out / "keep.txt").read_text() == "mine"
     with pytest.raises(UserError, match="is the adapter or the base model itself"):
         merge_mod.merge_adapter(adapter_pair[0], adapter_pair[0], dtype="fp32", device="cpu", overwrite=True)
-    result = merge_mod.merge_adapter(adapter_pair[0], out, dtype="bf16", device="cpu", overwrite=True)
-    assert not (out / "keep.txt").exists() and (out / "model.safetensors").is_file()
-    assert result.plan.dtype == "bf16"
+    merged = tmp_path / "merged"
+    merge_mod.merge_adapter(adapter_pair[0], merged, dtype="fp32", device="cpu")
+    (merged / "keep.txt").write_text("mine")
+    with pytest.raises(UserError, match=r"it holds files lora-tui did not write \(keep.txt\)"):
+        merge_mod.merge_adapter(adapter_pair[0], merged, dtype="bf16", device="cpu", overwrite=True)
+    (merged / "keep.txt").unlink()
+    result = merge_mod.merge_adapter(adapter_pair[0], merged, dtype="bf16", device="cpu", overwrite=True)
+    assert (merged / "model.safetensors").is_file() and result.plan.dtype == "bf16"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["merged", "out"]  # no hidden copy of the old model
+
+
+def test_merge_overwrite_never_deletes_the_adapter_or_its_sibling_runs(adapter_pair: tuple[Path, Path],
+                                                                      tmp_path: Path) -> None:
+    parent = adapter_pair[0].parent  # holds the adapter and the other run
+    before = sorted(p.name for p in parent.iterdir())
+    with pytest.raises(UserError, match=r"--overwrite refused: it contains the adapter being merged"):
+        merge_mod.merge_adapter(adapter_pair[0], parent, dtype="fp32", device="cpu", overwrite=True)
+    assert sorted(p.name for p in parent.iterdir()) == before
+
+
+def test_merge_checks_the_disk_space_first(adapter_pair: tuple[Path, Path], tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 0, 1000))
+    with pytest.raises(UserError, match=r"--output .*merged: the merged model needs about .*, its disk has 1000 B "
+                                        "free; free space or choose another disk"):
+        merge_mod.merge_adapter(adapter_pair[0], tmp_path / "merged", dtype="fp32", device="cpu")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_while_saving_the_merge_is_one_line_and_leaves_nothing(adapter_pair: tuple[Path, Path],
+                                                                         tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import transformers.modeling_utils as modeling
+
+    def full_disk(tensors: object, filename: str, metadata: object = None) -> None:
+        Path(filename).write_bytes(b"partial")
+        raise RuntimeError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: '
+                           '"No space left on device" })')
+
+    monkeypatch.setattr(modeling, "safe_save_file", full_disk)
+    old = tmp_path / "merged"
+    with pytest.raises(UserError, match=r"--output .*merged: no space left on device while writing the merged "
+                                        "model; the partial copy was removed, nothing was replaced"):
+        merge_mod.merge_adapter(adapter_pair[0], old, dtype="fp32", device="cpu")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_merge_output_that_cannot_be_created_is_a_user_error(adapter_pair: tuple[Path, Path],

@@ -107,3 +107,54 @@ def test_show_a_run_with_a_damaged_training_info(info_text: str, tmp_path: Path,
     assert f"{runs.INFO_FILE} is unreadable or damaged" in out
     assert main(["runs", "show", str(run_dir), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["training_info"] is None
+
+
+@pytest.mark.parametrize("text", ["garbage", "[]", ""])
+def test_show_and_stop_a_run_whose_status_is_damaged_exit_2(text: str, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = tmp_path / "r"
+    assert _fake(run_dir, "--steps", "2", "--interval", "0").wait() == 0
+    (run_dir / runs.STATUS_FILE).write_text(text)
+    for action in ("show", "stop"):
+        assert main(["runs", action, str(run_dir)]) == 2
+        err = capsys.readouterr().err
+        assert f"{run_dir / runs.STATUS_FILE}: unreadable or damaged" in err and len(err.splitlines()) == 1
+    (run_dir / runs.STATUS_FILE).unlink()
+    (run_dir / runs.RUN_FILE).write_text("[plan]\n")
+    assert main(["runs", "show", str(run_dir)]) == 2
+    assert "no status.json" in capsys.readouterr().err
+
+
+def test_logs_of_a_run_without_a_log_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = tmp_path / "r"
+    assert _fake(run_dir, "--steps", "2", "--interval", "0").wait() == 0  # its output went nowhere
+    for flags in ([], ["-f"]):
+        assert main(["runs", "logs", str(run_dir), *flags]) == 2
+        assert f"{run_dir}: no run.log" in capsys.readouterr().err
+
+
+def test_stop_never_signals_a_process_that_reused_a_dead_runs_pid(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+    import signal
+
+    run_dir = tmp_path / "r"
+    proc = _fake(run_dir, "--steps", "1000", "--interval", "0.02")
+    deadline = time.time() + 30
+    while (runs.read_status(run_dir) is None or runs.read_status(run_dir).state != "running") \
+            and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    sleeper = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        runs.update_status(run_dir, pid=sleeper.pid, pgid=sleeper.pid)  # the pid now names another process
+        assert main(["runs", "stop", str(run_dir)]) == 2
+        assert "not running (state lost)" in capsys.readouterr().err
+        assert main(["runs", "list", str(tmp_path)]) == 0
+        assert capsys.readouterr().out.splitlines()[1].startswith("lost")
+        time.sleep(0.2)
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()

@@ -225,3 +225,166 @@ def test_resume_of_a_run_that_reached_its_max_steps_refused(tmp_path: Path, monk
     err = capsys.readouterr().err
     assert err.startswith(f"lora-tui: error: --resume: {out} already reached step 4 of --max-steps 4")
     assert "larger --max-steps" in err
+
+
+# ---- nothing lost: --overwrite, special files, unusable outputs, disk space, two writers ---------------
+
+
+FAKE = Path(__file__).resolve().parents[1] / "fakes" / "fake_trainer.py"
+
+
+@pytest.fixture
+def fake_worker(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """`lora-tui train` starts the fake trainer instead of the training process; killed afterwards."""
+    import os
+    import signal
+
+    from lora_tui.core import launcher
+
+    started: list[int] = []
+    real_start = launcher.start_worker
+
+    def start(*args, **kwargs):  # type: ignore[no-untyped-def]
+        proc = real_start(*args, **kwargs)
+        started.append(proc.pid)
+        return proc
+
+    monkeypatch.setattr(launcher, "worker_command", lambda run_dir, **kw: [
+        sys.executable, str(FAKE), str(run_dir), "--steps", "3", "--interval", "0.01"])
+    monkeypatch.setattr(launcher, "start_worker", start)
+    yield started
+    for pid in started:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _finished_fake_run(out: Path) -> None:
+    subprocess.run([sys.executable, str(FAKE), str(out), "--steps", "2", "--interval", "0"], check=True,
+                   stdout=subprocess.DEVNULL)
+    (out / "run.toml").write_text("[plan]\nmodel = \"demo\"\n")
+
+
+def test_overwrite_never_deletes_what_lora_tui_did_not_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    mine = tmp_path / "d"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("x")
+    assert main(["train", "--model", "demo", "--output", str(mine), "--overwrite"]) == 2
+    assert "--overwrite refused: it is not a lora-tui run directory" in capsys.readouterr().err
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "data.jsonl").write_text("\n".join(json.dumps(CHAT) for _ in range(20)) + "\n")
+    (proj / "src.py").write_text("print(1)\n")
+    assert main(["train", "--model", "demo", "--data", str(proj / "data.jsonl"), "--output", str(proj),
+                 "--overwrite"]) == 2
+    assert "--overwrite refused: it contains the training data" in capsys.readouterr().err
+    monkeypatch.chdir(proj)
+    assert main(["train", "--model", "demo", "--output", ".", "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "--overwrite refused: it is the current directory" in err and "Traceback" not in err
+    assert (mine / "thesis.txt").read_text() == "x" and sorted(p.name for p in proj.iterdir()) == ["data.jsonl",
+                                                                                                   "src.py"]
+
+
+def test_overwrite_of_a_run_replaces_it(tmp_path: Path, fake_worker: list[int],
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from lora_tui.core import runs
+
+    out = tmp_path / "run"
+    _finished_fake_run(out)
+    assert main(["train", "--model", "demo", "--max-steps", "3", "--output", str(out), "--overwrite",
+                 "--detach"]) == 0
+    status = runs.read_status(out)
+    assert status is not None and status.pid == fake_worker[0]
+
+
+@pytest.mark.parametrize(("kind", "needle"), [("fifo", "is a FIFO (named pipe), not a regular file"),
+                                              ("device", "is a character device, not a regular file"),
+                                              ("dir", "is a directory")])
+def test_a_special_file_as_config_is_refused_without_hanging(kind: str, needle: str, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    path = tmp_path / "run.toml"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dir":
+        path.mkdir()
+    else:
+        path = Path("/dev/zero")
+    assert main(["train", "--model", "demo", "--config", str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lora-tui: error: {path}: {needle}") and len(err.splitlines()) == 1
+
+
+def test_an_output_that_is_a_symlink_loop_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    assert main(["train", "--model", "demo", "--max-steps", "1", "--output", str(loop)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"lora-tui: error: --output {loop}: a symbolic link loop; point --output at a real directory\n"
+
+
+def test_disk_space_is_checked_before_the_run_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    fake_worker: list[int],
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+    from collections import namedtuple
+
+    from lora_tui.core.units import MIB
+
+    usage = namedtuple("usage", "total used free")
+    free = {"bytes": 10 * MIB}
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 0, free["bytes"]))
+    out = tmp_path / "run"
+    assert main(["train", "--model", "demo", "--max-steps", "3", "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "10.0 MiB free on its disk, the run needs at least" in err and "optimizer state" in err
+    assert not out.exists()
+    free["bytes"] = 30 * MIB  # one checkpoint fits, all it keeps may not
+    assert main(["train", "--model", "demo", "--max-steps", "200", "--save-steps", "10", "--output", str(out),
+                 "--detach"]) == 0
+    assert "lora-tui: warning: --output" in capsys.readouterr().err and fake_worker
+
+
+CLI_RACE = r"""
+import sys, time
+from lora_tui.core import launcher
+from lora_tui.cli import main
+fake, start_at, out = sys.argv[1:]
+launcher.worker_command = lambda run_dir, **kw: [sys.executable, fake, str(run_dir), "--steps", "100000",
+                                                 "--interval", "0.05"]
+real_launch = launcher.launch
+def launch(resolved):
+    time.sleep(max(0.0, float(start_at) - time.time()))  # after every check `train` makes, both at once
+    return real_launch(resolved)
+launcher.launch = launch
+sys.exit(main(["train", "--model", "demo", "--max-steps", "5", "--output", out, "--detach"]))
+"""
+
+
+def test_two_train_detach_started_together_exactly_one_runs(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    from lora_tui.core import runs
+
+    for i in range(3):
+        out = tmp_path / f"same{i}"
+        start_at = time.time() + 3
+        procs = [subprocess.Popen([sys.executable, "-c", CLI_RACE, str(FAKE), str(start_at), str(out)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        results = [(p.wait(timeout=120), *p.communicate()) for p in procs]
+        status = runs.read_status(out)
+        try:
+            assert sorted(rc for rc, _, _ in results) == [0, 2], results
+            err = next(e for rc, _, e in results if rc == 2)
+            assert "another lora-tui process is starting or running a run there" in err or \
+                "directory is not empty" in err or "a run is in progress there" in err, err
+            assert "Traceback" not in err
+        finally:
+            if status is not None and status.pid:
+                os.killpg(status.pid, signal.SIGKILL)

@@ -23,7 +23,7 @@ from textual.widgets import Footer, Header, Log, ProgressBar, Sparkline, Static
 from lora_tui.core import follow, runs
 from lora_tui.core.paths import cache_dir
 from lora_tui.core.plan import TrainingPlan, load_run_file
-from lora_tui.core.run_files import MetricsRecord, finite
+from lora_tui.core.run_files import MetricsRecord, finite, one_history
 from lora_tui.errors import UserError
 from lora_tui.ui.format import display_path, fmt_bytes, fmt_metric, fmt_value
 from lora_tui.ui.messages import GpusSampled, RunLaunched, RunPolled
@@ -136,7 +136,7 @@ class MonitorScreen(AppScreen):
         if poll.lines:
             self.query_one("#mon-log", Log).write_lines(poll.lines)
         if poll.metrics:
-            self.metrics.extend(poll.metrics)
+            self.metrics = one_history([*self.metrics, *poll.metrics])  # a resume drops the discarded steps
             self._show_curves()
         if poll.status is not None:
             self.status = poll.status
