@@ -51,7 +51,7 @@ LORA_TUI = textwrap.dedent("""
     import time; t0 = time.perf_counter()
     import sys; sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
     from lora_tui.ui.app import make_app
-    import ui_fakes
+    from tests.helpers import ui_fakes
     app = make_app(hardware_probe=ui_fakes.probe(24), gpu_query=ui_fakes.gpu_query(24), gpu_interval=0)
     def shown():
         print(time.perf_counter() - t0); app.exit()
@@ -67,7 +67,7 @@ KEYS = textwrap.dedent("""
     from textual import events
     from lora_tui.core import runs
     from lora_tui.ui.app import make_app
-    import ui_fakes
+    from tests.helpers import ui_fakes
     RATE, SECONDS, KEYS = {rate}, {seconds}, {keys}
     run = Path({run!r}); run.mkdir(parents=True, exist_ok=True)
     runs.write_status(run, runs.RunStatus(state="running", pid=os.getpid(), started_at=time.time(), max_steps=100))
@@ -136,7 +136,7 @@ def main() -> int:
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    tests = str(ROOT / "tests" / "ui")
+    tests = str(ROOT / "tests" / "helpers")
     bare = [float(_run(BARE)) for _ in range(args.runs)]
     ours = [float(_run(LORA_TUI.format(root=str(ROOT), tests=tests))) for _ in range(args.runs)]
     b, o = statistics.median(bare), statistics.median(ours)

@@ -1,27 +1,27 @@
 """Test isolation shared by every suite: no network, private cache and run roots. First, a map of the suite.
 
-Where things are tested:
+Where things are tested: the tree mirrors the package, `tests/<package>/test_<module>.py` tests
+`lora_tui/<package>/<module>.py` (tests/core/dataset/test_report.py tests lora_tui/core/dataset/report.py).
 
-- tests/core: the advisor as a library (lora_tui.core): hardware detection against a fake NVML, dataset
-  inspection, the module inventories, LoRA math (and its parity with PEFT on meta-device models), the memory
-  estimate and its calibration, recommendations, plans, run files, units, and that core imports no heavy library.
-- tests/cli: each `lora-tui` subcommand through `lora_tui.cli.main`, output and exit status.
-- tests/ui: the Textual app through Textual's Pilot (wizard, monitor, launch), SVG snapshots of each screen
-  (tests/ui/__snapshots__; `pytest --snapshot-update` rewrites them after a deliberate change), and that the TUI
-  never imports the training stack.
+- tests/core: the advisor as a library: hardware against a fake NVML, datasets, inventories, LoRA math (and its
+  parity with PEFT, test_lora_math_peft.py), memory and fit, recommend, resolve, plans, run files, symptoms,
+  units, and that core imports no heavy library (test_light_imports.py).
+- tests/cli: each `lora-tui` subcommand through `lora_tui.cli.main`: output and exit status.
+- tests/ui: the Textual app through Textual's Pilot: the wizard's state (test_state.py: the wizard and the CLI
+  resolve the same plan), the wizard, each screen (tests/ui/screens), SVG snapshots (tests/ui/__snapshots__;
+  `pytest --snapshot-update` rewrites them after a deliberate change), and that the TUI never imports the
+  training stack.
+- tests/inference: loading adapters for try/compare, and merging, on a tiny local base.
 - tests/train: the training process itself on the built-in demo model (slow: real training on the CPU).
-- tests/adapters: adapter listing, `adapters show/try/compare/merge` and their TUI screen, on a tiny local base.
 
-Fakes and helpers (imported by module name; pytest puts tests/ and each test's own directory on sys.path):
+Helpers live in one package, tests/helpers, imported as `tests.helpers.NAME`:
 
-- tests/fakes: `fake_nvml` (a pynvml stand-in built from data) and `fake_trainer` (writes a run's files like the
-  real training process, without torch, for monitor/runs/launcher tests).
-- tests/ui/ui_fakes.py (fixed hardware reports, a launcher running the fake trainer), tests/ui/waits.py (wait on
-  a condition instead of sleeping).
-- tests/adapters/adapter_fakes.py (adapter directories without torch) and tests/adapters/conftest.py (a tiny
-  trained base and adapters); tests/train/conftest.py (the session's demo model build).
-- tests/data/dataset_files.py (small data files of every supported format), tests/core/memory_models.py
-  (hand-built inventories from published configs).
+- fake_nvml (a pynvml stand-in built from data), fake_trainer (writes a run's files like the real training
+  process, without torch; its path is `tests.helpers.FAKE_TRAINER`), ui_fakes (fixed hardware reports, a
+  launcher running the fake trainer), waits (wait on a condition instead of sleeping), adapter_fakes (adapter
+  directories without torch), adapter_fixtures (a tiny trained base and adapters, registered below as a plugin),
+  dataset_files (small data files of every supported format and schema), memory_models (hand-built inventories
+  from published configs). tests/train/conftest.py builds the session's demo model.
 
 Running: `make test-fast` (or `pytest -m "not slow"`) skips the tests marked slow, which train a model, for the
 edit-test loop; `make test` runs lint, the benchmarks' quick modes and everything. pyproject.toml sets the
@@ -44,6 +44,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = ["tests.helpers.adapter_fixtures"]
+"""Fixtures of a tiny local base model and adapters trained on it (for tests/core, cli, inference, ui)."""
 
 _OFFLINE = {
     "HF_HUB_OFFLINE": "1",

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from fakes.fake_trainer import write_safetensors
 
 from lora_tui.core import checkpoints, disk, runs
+from tests.helpers.fake_trainer import write_safetensors
 
 
 def _checkpoint(run: Path, step: int, max_steps: int = 30) -> Path:

@@ -12,8 +12,9 @@ import pytest
 from lora_tui.core import run_files, runs
 from lora_tui.core.follow import RunFollower, eta_seconds, format_duration, log_size
 from lora_tui.core.run_files import MetricsRecord
+from tests.helpers import FAKE_TRAINER
 
-FAKE = Path(__file__).resolve().parents[1] / "fakes" / "fake_trainer.py"
+FAKE = FAKE_TRAINER
 
 
 def _run(tmp_path: Path) -> Path:

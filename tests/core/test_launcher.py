@@ -1,6 +1,6 @@
 """Writing and starting a run directory: one owner (the lock, raced), the trash of --overwrite, a full disk.
 
-The training process is the fake trainer (tests/fakes/fake_trainer.py), started by the real `launcher.launch`
+The training process is the fake trainer (tests/helpers/fake_trainer.py), started by the real `launcher.launch`
 through a patched `launcher.worker_command`, so each launch is a real process owning a real directory.
 """
 
@@ -21,8 +21,9 @@ import pytest
 from lora_tui.core import launcher, output_dir, run_lock, runs
 from lora_tui.core.plan import TrainingPlan
 from lora_tui.errors import UserError
+from tests.helpers import FAKE_TRAINER
 
-FAKE = Path(__file__).resolve().parents[1] / "fakes" / "fake_trainer.py"
+FAKE = FAKE_TRAINER
 
 
 def _wait(cond: Callable[[], bool], timeout: float = 30) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from memory_models import GEMMA_3_1B, LLAMA_32_1B, QWEN25_05B, decoder
 
 from lora_tui.core.activations import layer_activation_bytes
 from lora_tui.core.memory import (
@@ -16,6 +15,7 @@ from lora_tui.core.memory import (
 )
 from lora_tui.core.models.modules import ModelInventory
 from lora_tui.errors import UserError
+from tests.helpers.memory_models import GEMMA_3_1B, LLAMA_32_1B, QWEN25_05B, decoder
 
 ALL7 = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from memory_models import LLAMA_31_8B, QWEN_1_8B, QWEN_7B
 
 from lora_tui.core.memory import GIB, estimate_memory
 from lora_tui.core.models.modules import ModelInventory
+from tests.helpers.memory_models import LLAMA_31_8B, QWEN_1_8B, QWEN_7B
 
 GB = 10**9
 """The Qwen README reports 'G' from nvidia-smi style GB."""

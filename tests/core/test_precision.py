@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from memory_models import GEMMA_3_1B, LLAMA_32_1B
 
 from lora_tui.core.hardware.detect import GpuInfo, HardwareReport
 from lora_tui.core.memory import plan_estimate
 from lora_tui.core.plan import TrainingPlan
 from lora_tui.core.precision import choose_precision, planned_precision, report_bf16
 from lora_tui.errors import UserError
+from tests.helpers.memory_models import GEMMA_3_1B, LLAMA_32_1B
 
 
 def _report(capability: tuple[int, int] | None, gib: int = 16) -> HardwareReport:

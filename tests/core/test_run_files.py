@@ -12,8 +12,9 @@ import pytest
 
 from lora_tui.core import adapters, run_files, runs
 from lora_tui.core.run_files import LaunchInfo, MemoryCheck, MetricsRecord, Timings, TrainingInfo
+from tests.helpers import FAKE_TRAINER
 
-FAKE = Path(__file__).resolve().parents[1] / "fakes" / "fake_trainer.py"
+FAKE = FAKE_TRAINER
 
 
 def _lines(path: Path, *objects: object) -> None:

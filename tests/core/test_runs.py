@@ -12,12 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
-from fakes.fake_trainer import write_safetensors
 
 from lora_tui.core import run_lock, runs
 from lora_tui.errors import UserError
+from tests.helpers import FAKE_TRAINER
+from tests.helpers.fake_trainer import write_safetensors
 
-FAKE = Path(__file__).resolve().parents[1] / "fakes" / "fake_trainer.py"
+FAKE = FAKE_TRAINER
 
 
 def _checkpoint(run: Path, step: int, *, complete: bool) -> Path:

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from data.dataset_files import RECORDS, write_jsonl
 
 from lora_tui.core.dataset.encode import Encoder
 from lora_tui.core.dataset.report import inspect_dataset
 from lora_tui.core.dataset.template import FALLBACK_TEMPLATE
 from lora_tui.train.data import backend, chat_template, encode_examples
+from tests.helpers.dataset_files import RECORDS, write_jsonl
 
 
 @pytest.fixture(scope="module")

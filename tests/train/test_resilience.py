@@ -19,11 +19,12 @@ import pytest
 
 from lora_tui.cli import main
 from lora_tui.core import checkpoints, launcher, output_dir, run_files, run_lock, runs
+from tests.helpers import FAKE_TRAINER
 
 pytestmark = pytest.mark.slow
 SMALL = ["--model", "demo", "--batch-size", "1", "--gradient-accumulation-steps", "1", "--max-seq-length", "128",
          "--eval-split", "0"]
-FAKE = Path(__file__).resolve().parents[1] / "fakes" / "fake_trainer.py"
+FAKE = FAKE_TRAINER
 
 
 def _status(run_dir: Path) -> runs.RunStatus:

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from data.dataset_files import RECORDS, SHAPE_OF, write_csv, write_jsonl
 
 from lora_tui.core import launcher, run_files, runs
 from lora_tui.core.dataset.mapping import SCHEMA_NAMES
+from tests.helpers.dataset_files import RECORDS, SHAPE_OF, write_csv, write_jsonl
 
 pytestmark = pytest.mark.slow
 

@@ -13,13 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import ui_fakes as fakes
 from textual.widgets import Log, Static
 
 from lora_tui.core import runs
 from lora_tui.core.plan import TrainingPlan
 from lora_tui.ui.app import make_app
 from lora_tui.ui.format import display_path
+from tests.helpers import ui_fakes as fakes
 
 pytestmark = pytest.mark.slow
 

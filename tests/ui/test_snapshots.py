@@ -7,13 +7,13 @@ import time
 from pathlib import Path
 
 import pytest
-import ui_fakes as fakes
-import waits
 
 from lora_tui.core import runs
 from lora_tui.core.paths import SAMPLE_DATA_PATH
 from lora_tui.core.plan import TrainingPlan
 from lora_tui.ui.app import make_app
+from tests.helpers import ui_fakes as fakes
+from tests.helpers import waits
 
 SIZES = [(80, 24), (120, 40)]
 

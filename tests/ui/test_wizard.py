@@ -6,8 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import ui_fakes as fakes
-import waits
 from textual.widgets import Input, Static
 
 from lora_tui.core.lora_math import compute_lora_math
@@ -15,6 +13,8 @@ from lora_tui.core.memory import plan_estimate
 from lora_tui.core.models.modules import load_inventory
 from lora_tui.core.recommend import recommend
 from lora_tui.ui.app import make_app
+from tests.helpers import ui_fakes as fakes
+from tests.helpers import waits
 
 
 def text_of(app, selector: str) -> str:

@@ -8,15 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from data.dataset_files import (
-    RECORDS,
-    SHAPE_OF,
-    TOOL_CALL,
-    write_arrow_dir,
-    write_format,
-    write_jsonl,
-    write_parquet,
-)
 
 from lora_tui.core.dataset import readers as dataset_readers
 from lora_tui.core.dataset.report import (
@@ -28,6 +19,15 @@ from lora_tui.core.dataset.report import (
 )
 from lora_tui.core.paths import SAMPLE_DATA_PATH
 from lora_tui.errors import UserError
+from tests.helpers.dataset_files import (
+    RECORDS,
+    SHAPE_OF,
+    TOOL_CALL,
+    write_arrow_dir,
+    write_format,
+    write_jsonl,
+    write_parquet,
+)
 
 FORMATS = ["jsonl", "ndjson", "json", "json_object", "csv", "tsv", "parquet", "arrow"]
 FORMAT_NAMES = {"ndjson": "jsonl", "json_object": "json"}
@@ -458,7 +458,7 @@ def test_real_save_to_disk_dataset_dict(tmp_path: Path) -> None:
 
 def test_sample_dataset_is_generated_and_clean() -> None:
     assert sample_dataset_path() == SAMPLE_DATA_PATH
-    script = Path(__file__).resolve().parents[2] / "scripts" / "make_sample_data.py"
+    script = Path(__file__).resolve().parents[3] / "scripts" / "make_sample_data.py"
     spec = importlib.util.spec_from_file_location("make_sample_data", script)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

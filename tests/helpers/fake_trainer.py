@@ -10,7 +10,7 @@ SIGINT and SIGTERM. With --resume it continues from the newest usable checkpoint
 discarded steps' metrics superseded).
 
 Usage:
-    python tests/fakes/fake_trainer.py RUN_DIR [--steps 20] [--interval 0.05] [--save-every 5]
+    python tests/helpers/fake_trainer.py RUN_DIR [--steps 20] [--interval 0.05] [--save-every 5]
         [--fail-at N] [--oom-at N] [--loss-start 3.0] [--loss-end 1.0] [--eval-every 0] [--no-adapter]
         [--start-step 0] [--resume]
 

@@ -12,8 +12,9 @@ import pytest
 
 from lora_tui.cli import main
 from lora_tui.core import run_files, runs
+from tests.helpers import FAKE_TRAINER
 
-FAKE = Path(__file__).resolve().parents[1] / "fakes" / "fake_trainer.py"
+FAKE = FAKE_TRAINER
 
 
 def _fake(run_dir: Path, *args: str) -> subprocess.Popen[bytes]:

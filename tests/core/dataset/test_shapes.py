@@ -8,11 +8,11 @@ import os
 from pathlib import Path
 
 import pytest
-from data.dataset_files import RECORDS, REFUSED, write_csv, write_jsonl, write_parquet
 
 from lora_tui.core.dataset.mapping import parse_columns
 from lora_tui.core.dataset.report import inspect_dataset, iter_examples
 from lora_tui.errors import UserError
+from tests.helpers.dataset_files import RECORDS, REFUSED, write_csv, write_jsonl, write_parquet
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED))

@@ -8,10 +8,10 @@ import sys
 
 import pynvml
 import pytest
-from fakes.fake_nvml import GIB, FakeGpu, FakeMig, FakeNvml
 
 from lora_tui.cli import main
 from lora_tui.core.hardware import detect as hardware
+from tests.helpers.fake_nvml import GIB, FakeGpu, FakeMig, FakeNvml
 
 
 @pytest.fixture

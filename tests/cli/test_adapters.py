@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from adapter_fakes import fake_adapter
 
 from lora_tui.cli import main
+from tests.helpers import FAKE_TRAINER
+from tests.helpers.adapter_fakes import fake_adapter
 
 
 def test_list_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -164,7 +165,7 @@ def test_merge_refuses_a_run_that_is_still_training(tmp_path: Path, capsys: pyte
 
     from lora_tui.core import runs
 
-    fake = Path(__file__).resolve().parents[1] / "fakes" / "fake_trainer.py"
+    fake = FAKE_TRAINER
     run = fake_adapter(tmp_path / "run", losses=[1.0])  # a stale adapter from an earlier end
     proc = subprocess.Popen([sys.executable, str(fake), str(run), "--steps", "1000", "--interval", "0.02"],
                             stdout=subprocess.DEVNULL, start_new_session=True)

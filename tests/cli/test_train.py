@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from lora_tui.cli import main
+from tests.helpers import FAKE_TRAINER
 
 GUIDE_COMMANDS = [
     "--model google/gemma-3-1b-it --lora-r 16 --lora-alpha 32 --lora-dropout 0.05 --learning-rate 5e-5",
@@ -216,7 +217,7 @@ def test_resume_of_a_run_that_reached_its_max_steps_refused(tmp_path: Path, monk
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     from lora_tui.core import launcher
 
-    fake = Path(__file__).resolve().parents[1] / "fakes" / "fake_trainer.py"
+    fake = FAKE_TRAINER
     out = tmp_path / "run"
     subprocess.run([sys.executable, str(fake), str(out), "--steps", "4", "--interval", "0", "--save-every", "2"],
                    check=True, stdout=subprocess.DEVNULL)
@@ -230,7 +231,7 @@ def test_resume_of_a_run_that_reached_its_max_steps_refused(tmp_path: Path, monk
 # ---- nothing lost: --overwrite, special files, unusable outputs, disk space, two writers ---------------
 
 
-FAKE = Path(__file__).resolve().parents[1] / "fakes" / "fake_trainer.py"
+FAKE = FAKE_TRAINER
 
 
 @pytest.fixture

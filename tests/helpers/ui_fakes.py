@@ -15,7 +15,7 @@ from lora_tui.core.resolve import ResolvedPlan
 
 GIB = 1024**3
 ROOT = Path(__file__).resolve().parents[2]
-FAKE_TRAINER = ROOT / "tests" / "fakes" / "fake_trainer.py"
+FAKE_TRAINER = ROOT / "tests" / "helpers" / "fake_trainer.py"
 
 
 def hardware(gpu_gib: int | None) -> HardwareReport:
@@ -55,7 +55,7 @@ class Launched:
 
 
 class FakeLauncher:
-    """Starts tests/fakes/fake_trainer.py in the plan's output directory; remembers every call."""
+    """Starts tests/helpers/fake_trainer.py in the plan's output directory; remembers every call."""
 
     def __init__(self, *extra: str) -> None:
         self.extra = list(extra)

@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import ui_fakes as fakes
-import waits
 from rich.text import Text
 from textual.widgets import Button, Input, Select, Static
 
 from lora_tui.core.plan import TrainingPlan
 from lora_tui.ui.app import make_app
 from lora_tui.ui.screens import data as data_screen
+from tests.helpers import ui_fakes as fakes
+from tests.helpers import waits
 
 
 def local_model(folder: Path) -> Path:

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import probe_ids
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from lora_tui.errors import UserError
 from lora_tui.inference import merge as merge_mod
 from lora_tui.inference.merge_plan import CUDA_CONTEXT_BYTES, plan_merge
 from lora_tui.inference.session import AdapterSession
+from tests.helpers.adapter_fixtures import probe_ids
 
 GIB = 1024**3
 

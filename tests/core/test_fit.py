@@ -4,12 +4,12 @@ more than a capacity cut, the cuts undone when 16-bit cannot fit, and 4-bit load
 from __future__ import annotations
 
 import pytest
-from memory_models import GEMMA_3_1B
 
 from lora_tui.core.fit import fit_to_vram, shorter_sequence
 from lora_tui.core.memory import GIB, plan_estimate
 from lora_tui.core.models.modules import LinearKind, ModelInventory, load_inventory
 from lora_tui.core.plan import TrainingPlan
+from tests.helpers.memory_models import GEMMA_3_1B
 
 ALL7 = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 

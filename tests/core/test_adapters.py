@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from adapter_fakes import fake_adapter, write_safetensors
 
 from lora_tui.core import adapters as ca
 from lora_tui.core import runs
 from lora_tui.errors import UserError
+from tests.helpers.adapter_fakes import fake_adapter, write_safetensors
 
 
 @pytest.fixture()

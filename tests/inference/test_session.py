@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import build_tiny_base, probe_ids, train_adapter
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from lora_tui.errors import UserError
 from lora_tui.inference.session import AdapterSession, GenerationSettings, resolve_base
+from tests.helpers.adapter_fixtures import build_tiny_base, probe_ids, train_adapter
 
 GREEDY = GenerationSettings(max_new_tokens=8)
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import ui_fakes as fakes
-import waits
 from textual.widgets import Log, Static
 
 from lora_tui.core import run_files, runs
 from lora_tui.core.plan import TrainingPlan
 from lora_tui.core.run_files import MetricsRecord
 from lora_tui.ui.app import make_app
+from tests.helpers import ui_fakes as fakes
+from tests.helpers import waits
 
 
 def text_of(app, selector: str) -> str:

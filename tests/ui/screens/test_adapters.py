@@ -6,12 +6,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from adapter_fakes import fake_adapter
 from textual.widgets import DataTable, Static
 
 from lora_tui.inference.session import AdapterSession, GenerationSettings
 from lora_tui.ui.app import make_app
 from lora_tui.ui.screens.adapters import AdaptersScreen
+from tests.helpers.adapter_fakes import fake_adapter
 
 
 def text_of(screen: AdaptersScreen, selector: str) -> str:

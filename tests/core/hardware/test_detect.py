@@ -8,10 +8,10 @@ import sys
 
 import pynvml
 import pytest
-from fakes.fake_nvml import GIB, FakeGpu, FakeMig, FakeNvml
 
 from lora_tui.core.hardware import detect as hardware
 from lora_tui.core.hardware.detect import GpuInfo, HardwareReport, detect_hardware, query_gpus, resource_tier_for
+from tests.helpers.fake_nvml import GIB, FakeGpu, FakeMig, FakeNvml
 
 NO_ENV: dict[str, str] = {}
 """An environment without CUDA_VISIBLE_DEVICES."""

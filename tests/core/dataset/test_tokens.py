@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from data.dataset_files import write_jsonl
 
 from lora_tui.core.dataset.encode import Encoder
 from lora_tui.core.dataset.preview import preview
@@ -17,6 +16,7 @@ from lora_tui.core.dataset.template import FALLBACK_TEMPLATE, ChatTemplate, load
 from lora_tui.core.dataset.tokens import TokenCounter, summarise
 from lora_tui.core.recommend import _seq_length
 from lora_tui.train.demo import CHAT_TEMPLATE
+from tests.helpers.dataset_files import write_jsonl
 
 DEMO_TEMPLATE = CHAT_TEMPLATE
 """The demo model's chat template (it marks the assistant's text with {% generation %})."""

@@ -131,7 +131,7 @@ SCHEMA_LINE = {"Dolly": "  schema      Dolly (prompt=instruction,input=context,r
 @pytest.mark.parametrize("schema", sorted(SCHEMA_LINE))
 def test_the_issues_three_refused_files_are_recognised(schema: str, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    from data.dataset_files import RECORDS, write_csv, write_jsonl
+    from tests.helpers.dataset_files import RECORDS, write_csv, write_jsonl
 
     path = (write_csv(tmp_path / "d.csv", RECORDS[schema]) if schema == "question/answer"
             else write_jsonl(tmp_path / "d.jsonl", RECORDS[schema]))

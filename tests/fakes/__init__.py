@@ -1,1 +1,0 @@
-"""Test utilities: fakes standing in for heavy processes."""
