@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from lora_tui import __version__
 from lora_tui.errors import UserError
@@ -23,7 +24,7 @@ SUBCOMMANDS: tuple[str, ...] = ("hw", "inspect", "recommend", "plan", "train", "
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is our one-line error with exit status 2."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UserError(f"{self.prog}: {message}")
 
 

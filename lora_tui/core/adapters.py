@@ -361,11 +361,9 @@ def _lora_math(info: AdapterInfo) -> tuple[dict[str, Any] | None, str | None]:
     """Per-layer parameter math from core.lora_math, or (None, why not)."""
     if not info.base_model or not info.r or info.lora_alpha is None:
         return None, "the adapter config does not name a base model and rank"
-    try:
-        from lora_tui.core.lora_math import compute_lora_math
-        from lora_tui.core.models.modules import load_inventory
-    except ImportError as exc:
-        return None, f"per-layer math unavailable in this build ({exc})"
+    from lora_tui.core.lora_math import compute_lora_math
+    from lora_tui.core.models.modules import load_inventory
+
     try:
         inventory = load_inventory(info.base_model)
         result = compute_lora_math(inventory, r=info.r, lora_alpha=info.lora_alpha,

@@ -194,7 +194,8 @@ def _remove_stale_merges(out: Path) -> None:
 def _merge_into(adapter: Path, base_dir: Path, tmp: Path, plan: MergePlan, report: Progress) -> None:
     quiet_libraries()
     report(f"loading base {base_dir.name} ({plan.dtype}) on {plan.device}", 0.1)
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=TORCH_DTYPES[plan.dtype]).to(plan.device)
+    model: Any = AutoModelForCausalLM.from_pretrained(base_dir, dtype=TORCH_DTYPES[plan.dtype])
+    model = model.to(plan.device)
     report(f"loading adapter {adapter.name}", 0.35)
     try:
         peft_model = PeftModel.from_pretrained(model, adapter, is_trainable=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,11 +90,9 @@ def trained_in_4bit(adapter: str | Path) -> bool:
     return False
 
 
-def _demo_dir() -> Path | None:
-    try:
-        from lora_tui.train.demo import ensure_demo_model
-    except ImportError:
-        return None
+def _demo_dir() -> Path:
+    from lora_tui.train.demo import ensure_demo_model
+
     return Path(ensure_demo_model())
 
 
@@ -196,7 +194,7 @@ class AdapterSession:
             self.tokenizers[None] = AutoTokenizer.from_pretrained(self.base_dir)
 
     @classmethod
-    def for_adapters(cls, paths: list[str | Path], *, base: str | None = None, device: str = "auto",
+    def for_adapters(cls, paths: Sequence[str | Path], *, base: str | None = None, device: str = "auto",
                      dtype: str | None = None) -> AdapterSession:
         """Load the shared base of `paths` once and every adapter onto it (UserError if bases differ)."""
         bases = [(Path(p), resolve_base(p, base)) for p in paths]
@@ -210,8 +208,8 @@ class AdapterSession:
             raise UserError("these adapters were trained on the base in different precisions (4-bit and 16-bit); "
                             "compare adapters trained the same way, or try each on its own")
         session = cls(first_base, device=device, dtype=dtype, four_bit=four_bit.pop())
-        for path in paths:
-            session.add(path)
+        for adapter in paths:
+            session.add(adapter)
         return session
 
     # ---- adapters -------------------------------------------------------------------------------------

@@ -98,6 +98,8 @@ class RunCallback(TrainerCallback):
                 **kwargs: Any) -> TrainerControl:
         if not self.is_main:
             return control
+        if args.output_dir is None:
+            return control
         ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if ckpt.is_dir():
             runs.mark_checkpoint_complete(ckpt, state.global_step)

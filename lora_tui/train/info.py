@@ -180,7 +180,7 @@ class MemoryProbe:
 
         probe = self
 
-        class _MemoryCallback(TrainerCallback):  # type: ignore[misc]
+        class _MemoryCallback(TrainerCallback):
             def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
                 sample = probe.sample()
                 if probe.first is None and state.global_step >= FIRST_STEPS and sample is not None:

@@ -128,7 +128,9 @@ def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, prec
         ddp_find_unused_parameters=False if world_size > 1 else None, dataloader_num_workers=0,
         use_cpu=not torch.cuda.is_available() and not torch.backends.mps.is_available(),
     )
-    lora = LoraConfig(r=plan.lora_r, lora_alpha=plan.lora_alpha, lora_dropout=plan.lora_dropout,
+    # PEFT annotates lora_alpha as int but computes alpha / r in floats: a float alpha (2.5 x r) works as written
+    lora = LoraConfig(r=plan.lora_r, lora_alpha=plan.lora_alpha,  # type: ignore[arg-type]
+                      lora_dropout=plan.lora_dropout,
                       target_modules=plan.target_modules[0] if plan.target_modules == ["all-linear"]
                       else list(plan.target_modules), use_rslora=plan.use_rslora, use_dora=plan.use_dora,
                       bias="none", task_type="CAUSAL_LM")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import NoReturn
 
 from lora_tui.errors import UserError
 
@@ -11,7 +12,7 @@ from lora_tui.errors import UserError
 class _Parser(argparse.ArgumentParser):
     """argparse whose usage errors are our one-line UserError."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UserError(message)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -65,8 +63,8 @@ class HelpScreen(ModalScreen[None]):
     """The LoRA parameters explained; Escape or F1 closes it."""
 
     BINDINGS = [
-        Binding("escape", "dismiss", "Close", tooltip="Close the help", id="help-close"),
-        Binding("f1", "dismiss", "Close", show=False, id="help-close-f1"),
+        Binding("escape", "close", "Close", tooltip="Close the help", id="help-close"),
+        Binding("f1", "close", "Close", show=False, id="help-close-f1"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -75,6 +73,6 @@ class HelpScreen(ModalScreen[None]):
             yield Markdown(HELP_TEXT, id="help-text")
         yield Footer()
 
-    def action_dismiss(self, result: Any = None) -> None:  # type: ignore[override]
+    def action_close(self) -> None:
         """Close the help."""
         self.dismiss(None)
