@@ -1,4 +1,4 @@
-"""`lora-tui runs [list [ROOT]] | show RUN | stop RUN | logs RUN [-f]`: the runs on this machine."""
+"""`lora-tui runs [list [ROOT]] | show RUN | stop RUN | logs RUN [-f] | diagnose RUN`: the runs on this machine."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     logs = actions.add_parser("logs", help="print run.log")
     logs.add_argument("run", help="run directory")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the run ends")
+    diag = actions.add_parser("diagnose", help="the troubleshooting symptoms in a run's metrics, with remedies")
+    diag.add_argument("run", help="run directory")
+    diag.add_argument("--json", action="store_true", help="print JSON: {symptoms: [{key, title, evidence, remedies}]}")
     p.set_defaults(func=run, action=None, root=None, json=False)
 
 
@@ -78,7 +81,24 @@ def run(args: argparse.Namespace) -> int:
         return _show(path, args.json)
     if action == "stop":
         return _stop(path)
+    if action == "diagnose":
+        return _diagnose(path, args.json)
     return _logs(path, args.follow)
+
+
+def _diagnose(path: Path, as_json: bool) -> int:
+    """What the monitor's troubleshooting shows, for a run directory: silent (exit 0) when nothing is wrong."""
+    from lora_tui.core.symptoms import diagnose_run, symptom_dict
+
+    found = diagnose_run(path)
+    if as_json:
+        print(json.dumps({"symptoms": [symptom_dict(s) for s in found]}, indent=2))
+        return 0
+    for symptom in found:
+        print(f"{symptom.title}: {symptom.evidence}")
+        for remedy in symptom.remedies:
+            print(f"  - {remedy.description}  [{remedy.source}]")
+    return 0
 
 
 def _list(root: str | None, as_json: bool) -> int:
@@ -120,8 +140,13 @@ def _show(path: Path, as_json: bool) -> int:
     if info is None and (path / runs.INFO_FILE).exists():
         print(f"\n{runs.INFO_FILE} is unreadable or damaged (the run may have been killed while writing it)")
     if info is not None:
-        print(f"\nfinal loss {info.final_loss}, best loss {info.best_loss}, "
+        from lora_tui.core.adapter_report import adapter_choice_line
+
+        print(f"\nfinal loss {info.final_loss}, best loss {info.best_loss}, best eval loss {info.best_eval_loss}, "
               f"tokens seen {info.tokens_seen}, steps {info.steps}")
+        chosen = adapter_choice_line(info.adapter_step, info.adapter_kept, info.adapter_eval_loss)
+        if chosen:
+            print(f"adapter: {chosen}")
     line = _memory(path, info)
     if line:
         print(f"memory: {line}")

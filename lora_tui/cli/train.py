@@ -166,7 +166,10 @@ def _print_summary(run_dir: Path, status: Any) -> None:
               + (f" (best {best:.4f})" if best is not None else "") + (f" in {took:.0f} s" if took else ""))
     quoted, merged = shlex.quote(str(run_dir)), shlex.quote(f"{run_dir}-merged")
     if runs.is_adapter_dir(run_dir):
-        print(f"  adapter: {run_dir}")
+        from lora_tui.core.adapter_report import adapter_choice_line
+
+        chosen = adapter_choice_line(info.adapter_step, info.adapter_kept, info.adapter_eval_loss) if info else None
+        print(f"  adapter: {run_dir}" + (f" ({chosen})" if chosen else ""))
         print(f"  next: lora-tui adapters try {quoted} --prompt \"...\"   |   "
               f"lora-tui adapters merge {quoted} --output {merged}")
     if status is not None and status.state in ("stopped", "failed", "oom"):

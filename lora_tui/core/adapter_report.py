@@ -77,6 +77,9 @@ def training_summary(info: dict[str, Any]) -> list[str]:
     shown = [f"{k.replace('_', ' ')} {v:.4f}" for k, v in losses if isinstance(v, (int, float))]
     if shown:
         out.append("loss: " + ", ".join(shown))
+    chosen = adapter_choice_line(info.get("adapter_step"), info.get("adapter_kept"), info.get("adapter_eval_loss"))
+    if chosen:
+        out.append(f"adapter: {chosen}")
     memory = info.get("memory") or {}
     line = memory_line(memory.get("estimate"), memory.get("measured"))
     if line:
@@ -85,3 +88,12 @@ def training_summary(info: dict[str, Any]) -> list[str]:
     if versions:
         out.append("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     return out
+
+
+def adapter_choice_line(step: int | None, kept: str | None, eval_loss: float | None) -> str | None:
+    """Which checkpoint a run's final adapter is, in one line ("step 40, the lowest eval loss 1.2345"), or None."""
+    if step is None:
+        return None
+    if kept == "best" and eval_loss is not None:
+        return f"step {step}, the lowest eval loss {eval_loss:.4f} (--keep best)"
+    return f"step {step}, the last one" + (" (--keep last)" if kept == "last" else "")

@@ -29,6 +29,9 @@ PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 """Allowed values of `precision`: auto picks bf16 where the device supports it, else fp16 on CUDA (fp32 for model
 families that overflow in fp16, such as Gemma 2 and 3) or fp32; `core.precision.choose_precision` decides."""
 
+KEEP = ("best", "last")
+"""Allowed values of `keep`: the checkpoint with the lowest eval loss, or the last one."""
+
 SOURCES = ("given", "config", "recommended", "default")
 """Where a setting's value came from: a flag, a run file, the advisor, or the guide's defaults table."""
 
@@ -77,6 +80,10 @@ class TrainingPlan:
     """Random seed for initialisation, shuffling and dropout."""
     eval_split: float = 0.0
     """Fraction of the examples held out for evaluation, in [0, 0.5]; 0 disables evaluation."""
+    keep: str = "best"
+    """Which checkpoint the run's final adapter is, with an evaluation split: best (lowest eval loss) or last."""
+    early_stopping: int = 0
+    """Stop after this many evaluations without a lower eval loss (needs an evaluation split); 0 never stops early."""
     use_rslora: bool = False
     """Rank-stabilised LoRA: scale by alpha / sqrt(r) instead of alpha / r."""
     use_dora: bool = False
@@ -135,6 +142,11 @@ class TrainingPlan:
         _check(_is_num(self.eval_split) and 0 <= self.eval_split <= 0.5, "eval_split",
                f"must be in [0, 0.5], got {_shown(self.eval_split)}")
         _check(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}")
+        _check(self.keep in KEEP, "keep", f"must be one of {', '.join(KEEP)}, got {_shown(self.keep)}")
+        _check(_is_int(self.early_stopping) and 0 <= self.early_stopping <= 1000, "early_stopping",
+               f"must be a whole number from 0 (off) to 1000 evaluations, got {_shown(self.early_stopping)}")
+        _check(self.early_stopping == 0 or self.eval_split > 0, "early_stopping",
+               "needs an evaluation split to watch (--eval-split > 0)")
         _check(not (self.load_in_4bit and self.use_dora), "load_in_4bit",
                "cannot be combined with DoRA (--use-dora): lora-tui trains DoRA on 16-bit weights only; "
                "turn one of them off")

@@ -186,6 +186,12 @@ class TrainingInfo:
     """Last evaluation loss."""
     best_eval_loss: float | None = None
     """Lowest evaluation loss."""
+    adapter_step: int | None = None
+    """The step of the checkpoint the run's final adapter is."""
+    adapter_kept: str | None = None
+    """Why that one: `best` (the lowest eval loss, --keep best) or `last`."""
+    adapter_eval_loss: float | None = None
+    """The eval loss of the final adapter's checkpoint, when it was chosen as the best."""
     memory: MemoryCheck | None = None
     """The memory estimate against the measured peak."""
     attempts: list[dict[str, Any]] | None = None

@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from lora_tui.core.advice import Remedy, Symptom, _apply_rule, _describe, remedies_for
 from lora_tui.core.models.inventory import ModelInventory
@@ -278,3 +280,26 @@ def _title(key: str) -> str:
 
 def _symptom(key: str, evidence: str, plan: TrainingPlan, inventory: ModelInventory | None) -> Symptom:
     return Symptom(key, _title(key), evidence, tuple(remedies(key, plan, inventory)))
+
+
+def diagnose_run(run_dir: Path) -> list[Symptom]:
+    """`diagnose` over a run directory as it is now (live or finished): its one metrics history, its status and
+    the plan in its run.toml (the defaults when that is unreadable)."""
+    from lora_tui.core import run_files, runs
+    from lora_tui.core.plan import load_run_file
+    from lora_tui.errors import UserError
+
+    records, _ = run_files.read_metrics(run_dir)
+    try:
+        settings, _sources = load_run_file(run_dir / runs.RUN_FILE)
+        plan = TrainingPlan.from_dict(settings)
+    except UserError:
+        plan = TrainingPlan()
+    return diagnose(records, status=runs.read_status(run_dir), plan=plan)
+
+
+def symptom_dict(symptom: Symptom) -> dict[str, Any]:
+    """The JSON form `lora-tui runs diagnose --json` prints."""
+    return {"key": symptom.key, "title": symptom.title, "evidence": symptom.evidence,
+            "remedies": [{"description": r.description, "changes": r.changes, "source": r.source}
+                         for r in symptom.remedies]}

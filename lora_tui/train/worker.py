@@ -91,7 +91,7 @@ def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, prec
     """Load model, tokenizer and data; return the SFTTrainer and facts for training_info.json."""
     import torch
     from peft import LoraConfig
-    from transformers import AutoTokenizer, PrinterCallback
+    from transformers import AutoTokenizer, EarlyStoppingCallback, PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
     quiet_libraries()
@@ -112,6 +112,7 @@ def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, prec
                             gradient_checkpointing=plan.gradient_checkpointing)
     assistant_only = data_stats["loss_on"] == "assistant turns"  # the labels train/data.py built say so
     _, world_size = world()
+    watch = eval_ds is not None and (plan.keep == "best" or plan.early_stopping > 0)
     config = SFTConfig(
         output_dir=str(run_dir / runs.CHECKPOINTS_DIR),
         learning_rate=plan.learning_rate, num_train_epochs=plan.num_train_epochs, max_steps=plan.max_steps,
@@ -124,6 +125,8 @@ def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, prec
         logging_steps=plan.logging_steps, save_strategy="steps", save_steps=plan.save_steps,
         save_total_limit=plan.save_total_limit, eval_strategy="steps" if eval_ds is not None else "no",
         eval_steps=plan.save_steps if eval_ds is not None else None, report_to="none", disable_tqdm=True,
+        # the best checkpoint (lowest eval loss) is kept through checkpoint rotation and loaded at the end
+        load_best_model_at_end=watch, metric_for_best_model="eval_loss" if watch else None, greater_is_better=False,
         ddp_backend=None if torch.cuda.is_available() or world_size == 1 else "gloo",
         ddp_find_unused_parameters=False if world_size > 1 else None, dataloader_num_workers=0,
         use_cpu=not torch.cuda.is_available() and not torch.backends.mps.is_available(),
@@ -134,13 +137,26 @@ def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, prec
                       target_modules=plan.target_modules[0] if plan.target_modules == ["all-linear"]
                       else list(plan.target_modules), use_rslora=plan.use_rslora, use_dora=plan.use_dora,
                       bias="none", task_type="CAUSAL_LM")
+    stopper = [EarlyStoppingCallback(early_stopping_patience=plan.early_stopping)] \
+        if eval_ds is not None and plan.early_stopping > 0 else []
     trainer = SFTTrainer(model=model, args=config, train_dataset=train_ds, eval_dataset=eval_ds,
                          processing_class=tokenizer, peft_config=lora,
-                         callbacks=[callback, *extra_callbacks])
+                         callbacks=[callback, *stopper, *extra_callbacks])
     trainer.remove_callback(PrinterCallback)  # RunCallback prints one readable line per logging step
     facts = {"base_model_path": model_path, "data": data_stats, "assistant_only_loss": assistant_only,
              "precision": precision, "world_size": world_size, "load_in_4bit": plan.load_in_4bit}
     return trainer, facts
+
+
+def _adapter_choice(trainer: Any, plan: TrainingPlan) -> dict[str, Any]:
+    """Which step the final adapter is: the best checkpoint by eval loss when the Trainer loaded it, else the last."""
+    best = trainer.state.best_model_checkpoint
+    if best and trainer.args.load_best_model_at_end:
+        step = runs.checkpoint_step(Path(best))
+        print(f"lora-tui: the final adapter is {Path(best).name}, the lowest eval loss "
+              f"({trainer.state.best_metric:.4f}); --keep last keeps the last step instead", flush=True)
+        return {"adapter_step": step, "adapter_eval_loss": trainer.state.best_metric, "adapter_kept": "best"}
+    return {"adapter_step": int(trainer.state.global_step), "adapter_eval_loss": None, "adapter_kept": "last"}
 
 
 def _apply_next(plan: TrainingPlan, changes: dict[str, Any]) -> TrainingPlan:
@@ -324,7 +340,8 @@ def _attempt(run_dir: Path, plan: TrainingPlan, sources: dict[str, str], launch:
         facts["train_seconds"] = round(time.time() - loop_started, 3)
         if is_main:
             resume_mod.save_final_adapter(trainer.model, trainer.processing_class, run_dir)
-            result["adapter_step"] = int(trainer.state.global_step)
+            facts.update(_adapter_choice(trainer, plan))
+            result["adapter_step"] = facts["adapter_step"]
         result["state"] = "stopped" if callback.stopped else "finished"
     except Exception as exc:  # noqa: BLE001 - every failure becomes a status, the traceback goes to run.log
         if disk_full(exc, run_dir):

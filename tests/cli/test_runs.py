@@ -159,3 +159,30 @@ def test_stop_never_signals_a_process_that_reused_a_dead_runs_pid(tmp_path: Path
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_diagnose_names_the_symptom_and_is_silent_on_a_healthy_run(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import math
+
+    from tests.helpers.run_dirs import recorded_run
+
+    flat = recorded_run(tmp_path / "flat", [2.3 + 0.001 * (i % 2) for i in range(40)], max_steps=100)
+    assert main(["runs", "diagnose", str(flat)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Loss is not falling: ") and "[guide, troubleshooting" in out
+    assert main(["runs", "diagnose", str(flat), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [s["key"] for s in doc["symptoms"]] == ["loss_not_falling"]
+    assert set(doc["symptoms"][0]["remedies"][0]) == {"description", "changes", "source"}
+    healthy = recorded_run(tmp_path / "ok", [1.5 + 0.7 * math.exp(-i / 10) for i in range(60)], max_steps=60)
+    assert main(["runs", "diagnose", str(healthy)]) == 0
+    assert capsys.readouterr().out == ""
+    nan = recorded_run(tmp_path / "nan", [2.0, 1.9, math.nan], max_steps=10)
+    assert main(["runs", "diagnose", str(nan), "--json"]) == 0
+    assert [s["key"] for s in json.loads(capsys.readouterr().out)["symptoms"]] == ["non_finite"]
+
+
+def test_diagnose_on_a_directory_that_is_no_run_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["runs", "diagnose", str(tmp_path)]) == 2
+    assert "not a run directory" in capsys.readouterr().err

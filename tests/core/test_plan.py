@@ -95,3 +95,14 @@ def test_fmt_value(value: object, text: str) -> None:
     from lora_tui.core.plan import fmt_value
 
     assert fmt_value(value) == text
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"keep": "worst"}, r"`keep` \(--keep\) must be one of best, last"),
+    ({"early_stopping": -1}, r"`early_stopping` \(--early-stopping\) must be a whole number from 0"),
+    ({"early_stopping": 3}, r"needs an evaluation split to watch \(--eval-split > 0\)"),
+])
+def test_keep_and_early_stopping_are_validated(changes: dict, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        TrainingPlan(**changes)
+    assert TrainingPlan(eval_split=0.1, early_stopping=3, keep="last").early_stopping == 3
