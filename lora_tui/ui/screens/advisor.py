@@ -32,6 +32,10 @@ EDITABLE: tuple[tuple[str, str], ...] = (
     ("target_modules", "targets"),
     ("gradient_checkpointing", "grad checkpointing"),
     ("load_in_4bit", "4-bit base (QLoRA)"),
+    ("eval_split", "eval split"),
+    ("save_steps", "save+eval every"),
+    ("keep", "keep (best/last)"),
+    ("early_stopping", "early stopping"),
 )
 """The settings shown on the advisor, (plan field, label), in the order a person reads them."""
 
