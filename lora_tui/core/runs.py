@@ -103,8 +103,12 @@ class RunStatus:
         if self.state not in LIVE_STATES:
             return self.state
         locked = run_lock.probe(self.run_dir) if self.run_dir is not None else None
-        if locked is not None:
-            return self.state if locked else "lost"
+        if locked is not None and self.run_dir is not None:
+            if locked:
+                return self.state
+            # the run may have ended between this status being read and its lock being probed: read it again
+            now = read_status(self.run_dir)
+            return now.state if now is not None and now.state not in LIVE_STATES else "lost"
         if self.pid is not None and not self.process_is_ours():
             return "lost"
         return self.state

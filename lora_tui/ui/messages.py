@@ -66,6 +66,8 @@ class ModelChecked(Message):
     """Why (or why not), in one line."""
     inventory: ModelInventory | None
     """The model's module inventory, when it could be loaded."""
+    data_report: DatasetReport | None = None
+    """The data measured again with this model's tokenizer, when the wizard's report was another model's."""
 
 
 @dataclass

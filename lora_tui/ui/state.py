@@ -38,6 +38,8 @@ class WizardState:
     """The HardwareReport, once detected."""
     data_report: DatasetReport | None = None
     """The DatasetReport of the chosen data, once inspected."""
+    data_model: str | None = None
+    """The model whose tokenizer measured `data_report` (a new model's plan needs the data measured again)."""
     inventory: ModelInventory | None = None
     """The chosen model's ModelInventory, once loaded."""
     style: str = "standard"
@@ -125,9 +127,9 @@ class WizardState:
         return self._resolve(given)
 
     def set_inputs(self, **inputs: Any) -> TrainingPlan:
-        """Replace hardware, data_report, inventory or style, and resolve again."""
+        """Replace hardware, data_report (and data_model), inventory or style, and resolve again."""
         for name, value in inputs.items():
-            if name not in ("hardware", "data_report", "inventory", "style"):
+            if name not in ("hardware", "data_report", "data_model", "inventory", "style"):
                 raise TypeError(f"not an input: {name}")
             setattr(self, name, value)
         try:

@@ -299,3 +299,16 @@ def test_without_a_lock_file_the_pid_and_its_start_time_decide(tmp_path: Path) -
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_a_run_that_ends_between_reading_its_status_and_probing_its_lock_is_not_lost(tmp_path: Path) -> None:
+    from lora_tui.core import run_lock
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / run_lock.LOCK_FILE).touch()  # a lock file nobody holds: the worker has exited
+    runs.write_status(run, runs.RunStatus(state="running", pid=None))
+    seen = runs.read_status(run)
+    assert seen is not None and seen.effective_state() == "lost"  # running, lock free: it died
+    runs.write_status(run, runs.RunStatus(state="finished", pid=None))  # ...unless it wrote its end meanwhile
+    assert seen.state == "running" and seen.effective_state() == "finished"

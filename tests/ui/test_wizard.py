@@ -238,3 +238,24 @@ async def test_line_editing_keys_stay_in_the_input(tmp_path: Path, key: str) -> 
         await pilot.press("ctrl+b")
         await settle(pilot, app)
         assert type(app.screen).__name__ == "DataScreen"
+
+
+async def test_a_new_model_measures_the_data_again_with_its_own_tokenizer(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("LORA_TUI_CACHE", str(cache))
+    write_tokenizer(cache / "demo-model")  # the demo's tokenizer is built: the Data step measures with it
+    app = make_app(hardware_probe=fakes.probe(8), gpu_query=fakes.gpu_query(8), launcher=fakes.FakeLauncher(),
+                   runs_root=tmp_path / "runs", gpu_interval=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        await next_step(pilot, app)
+        assert app.state.data_report.token_stats is not None and app.state.data_model == "demo"
+        assert app.state.sources["max_seq_length"] == "recommended" and app.state.plan.max_seq_length < 1024
+        await next_step(pilot, app)
+        app.screen.query_one("#model", Input).value = "Llama-3.2-3B"  # its tokenizer is not on this machine
+        await pilot.click("#model")
+        await pilot.press("enter")
+        await settle(pilot, app)
+        assert app.state.data_model == "Llama-3.2-3B" and app.state.data_report.token_stats is None
+        assert app.state.plan.max_seq_length == 1024  # what `lora-tui train --model Llama-3.2-3B` plans too

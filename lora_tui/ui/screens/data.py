@@ -248,7 +248,8 @@ class DataScreen(WizardScreen):
         """Show the report and keep the file in the plan."""
         report = message.report
         is_sample = Path(message.path).resolve() == SAMPLE_DATA_PATH.resolve()
-        self.state.set_inputs(data_report=report)
+        measured_for = self._inspected[1] if self._inspected is not None else self.state.plan.model
+        self.state.set_inputs(data_report=report, data_model=measured_for)
         self.state.update(data=None if is_sample else message.path)
         if self._inspected is not None and self._inspected[0] == message.path:
             self._inspected = (message.path, *self._token_key())  # the lengths are compared with the plan's below

@@ -82,7 +82,14 @@ class TaskScreen(WizardScreen):
             inventory = load_inventory(model)
         except UserError as exc:
             inventory, reason = None, str(exc)
-        self.post_message(ModelChecked(model, available, reason, inventory))
+        report = None
+        if inventory is not None and self.state.data_report is not None and self.state.data_model != model:
+            from lora_tui.core.dataset.report import inspect_for_model
+
+            # token lengths (and so max_seq_length) are this model's tokenizer's, as `lora-tui train` measures them
+            report = inspect_for_model(self.state.data_path, model, max_seq_length=self.state.plan.max_seq_length,
+                                       columns=self.state.plan.columns)
+        self.post_message(ModelChecked(model, available, reason, inventory, report))
 
     def on_model_checked(self, message: ModelChecked) -> None:
         """Show availability; keep the model and inventory when it could be loaded."""
@@ -92,6 +99,8 @@ class TaskScreen(WizardScreen):
             self.state.set_inputs(inventory=None)
             return
         inv = message.inventory
+        if message.data_report is not None:
+            self.state.set_inputs(data_report=message.data_report, data_model=message.model)
         self.state.set_inputs(inventory=inv)
         if message.model != self.state.plan.model:
             self.state.update(model=message.model)
