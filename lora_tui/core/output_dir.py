@@ -45,7 +45,7 @@ _OWN_SUFFIXES = (".model", ".tiktoken")
 
 def _is_own(name: str, kind: str) -> bool:
     """Whether a top-level entry of a run (or merge output) directory is one lora-tui writes."""
-    if name.startswith("."):  # temporary files of atomic writes (.status.json.XXXX), saving directories
+    if name.startswith("."):  # temporary files of atomic writes (.status.json.tmp1a2b), saving directories
         name = name[1:]
         return any(name.startswith(known + ".") for known in _RUN_NAMES | _MERGE_NAMES) \
             or name.startswith(("adapter-saving-", "lora_tui"))
