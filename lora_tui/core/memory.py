@@ -26,7 +26,7 @@ import functools
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from lora_tui.core.activations import DTYPE_BYTES, expert_weight_bytes, is_moe, layer_activation_bytes
 from lora_tui.core.lora_math import compute_lora_math, peft_moe_targets
@@ -346,54 +346,16 @@ def _fused_head_part(inv: ModelInventory, tokens: int, *, dtype: str, device: st
 
 
 def plan_estimate(inv: ModelInventory, plan: TrainingPlan, vram_bytes: int | None = None, *,
-                  hardware: HardwareReport | None = None, loss: str | None = None,
-                  lengths: TokenLengths | None = None, seq_len: int | None = None) -> MemoryEstimate:
+                  hardware: HardwareReport | None = None, loss: str | None = None) -> MemoryEstimate:
     """The estimate for a TrainingPlan's settings, in the precision the training process will use on the planned
     device (`core.precision.planned_precision`), with the loss path `lora-tui train` takes (or `loss`) and, with
-    4-bit loading, the adapters in bf16 as TRL casts them.
-
-    With the data's measured token `lengths` the batch is the worst padded one (every example padded to the
-    longest, cut at max_seq_length) and the settings carry the typical batch's total (at the median length) and
-    a `seq_basis` saying which is which; without them every example is taken as max_seq_length tokens, the worst
-    case, and `seq_basis` says so."""
-    if lengths is not None:
-        return _with_lengths(inv, plan, vram_bytes, lengths, hardware=hardware, loss=loss)
+    4-bit loading, the adapters in bf16 as TRL casts them."""
     precision = planned_precision(plan.precision, inv.model_type, vram_bytes, hardware)
     est = estimate_memory(
         inv, lora_r=plan.lora_r, target_modules=plan.target_modules, batch_size=plan.per_device_train_batch_size,
-        seq_len=seq_len or plan.max_seq_length, dtype=precision.dtype,
-        gradient_checkpointing=plan.gradient_checkpointing,
+        seq_len=plan.max_seq_length, dtype=precision.dtype, gradient_checkpointing=plan.gradient_checkpointing,
         lora_dropout=plan.lora_dropout, use_dora=plan.use_dora, load_in_4bit=plan.load_in_4bit,
         adapter_dtype=QLORA_ADAPTER_DTYPE if plan.load_in_4bit else "fp32", vram_bytes=vram_bytes,
         loss=loss or runner_loss_impl(), device="cpu" if precision.device == "cpu" else "cuda")
-    basis = (f"every example taken as {seq_len} tokens" if seq_len else
-             f"every example taken as max_seq_length {plan.max_seq_length} tokens (no measured lengths: a worst case)")
     return dataclasses.replace(est, settings={**est.settings, "precision_reason": precision.reason,
-                                              "planned_device": precision.device, "seq_basis": basis})
-
-
-class TokenLengths(Protocol):
-    """What the estimate reads of a dataset's measured token lengths (core.dataset.tokens.TokenStats has it)."""
-
-    @property
-    def median(self) -> int:
-        """Median length in tokens."""
-
-    @property
-    def max(self) -> int:
-        """Longest example in tokens."""
-
-
-def _with_lengths(inv: ModelInventory, plan: TrainingPlan, vram_bytes: int | None, lengths: TokenLengths, *,
-                  hardware: HardwareReport | None, loss: str | None) -> MemoryEstimate:
-    """The worst padded batch's estimate, with the typical batch's total beside it in the settings."""
-    worst_len = max(1, min(plan.max_seq_length, lengths.max))
-    typical_len = max(1, min(plan.max_seq_length, lengths.median))
-    worst = plan_estimate(inv, plan, vram_bytes, hardware=hardware, loss=loss, seq_len=worst_len)
-    typical = plan_estimate(inv, plan, vram_bytes, hardware=hardware, loss=loss, seq_len=typical_len)
-    cut = f", cut to max_seq_length {plan.max_seq_length}" if lengths.max > plan.max_seq_length else ""
-    basis = (f"worst padded batch: every example padded to the longest ({lengths.max} tokens{cut}); a typical "
-             f"batch (median {lengths.median} tokens) needs {typical.total_bytes / GIB:.2f} GiB")
-    return dataclasses.replace(worst, settings={**worst.settings, "seq_basis": basis,
-                                                "typical_seq_len": typical_len,
-                                                "typical_total_bytes": typical.total_bytes})
+                                              "planned_device": precision.device})

@@ -263,23 +263,3 @@ def test_four_bit_head_slice_and_fp32_residual() -> None:
     assert est.part("logits").bytes == 30 * 32 * 2 + 32 * 8 * 2 + 30 * (8 * 8 + 48)
     plain = estimate_memory(TINY, lora_r=2, target_modules=["q_proj"], batch_size=3, seq_len=10)
     assert est.part("activations").bytes > plain.part("activations").bytes  # the residual stream is fp32
-
-
-def test_measured_lengths_estimate_the_worst_padded_batch_and_name_the_typical_one() -> None:
-    from types import SimpleNamespace
-
-    from lora_tui.core.memory import plan_estimate
-    from lora_tui.core.models.modules import load_inventory
-    from lora_tui.core.plan import TrainingPlan
-
-    inv = load_inventory("gemma-3-1b-it")
-    plan = TrainingPlan(model="gemma-3-1b-it", max_seq_length=1024, per_device_train_batch_size=2)
-    bound = plan_estimate(inv, plan, int(8e9))
-    assert bound.settings["seq_len"] == 1024 and "no measured lengths: a worst case" in bound.settings["seq_basis"]
-    measured = plan_estimate(inv, plan, int(8e9), lengths=SimpleNamespace(median=200, max=600))
-    typical = plan_estimate(inv, plan, int(8e9), seq_len=200)
-    assert measured.settings["seq_len"] == 600 and measured.total_bytes < bound.total_bytes
-    assert measured.settings["typical_total_bytes"] == typical.total_bytes < measured.total_bytes
-    assert measured.settings["seq_basis"].startswith("worst padded batch: every example padded to the longest (600")
-    cut = plan_estimate(inv, plan, int(8e9), lengths=SimpleNamespace(median=300, max=5000))
-    assert cut.settings["seq_len"] == 1024 and "cut to max_seq_length 1024" in cut.settings["seq_basis"]

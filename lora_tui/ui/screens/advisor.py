@@ -202,8 +202,7 @@ class AdvisorScreen(WizardScreen):
         from lora_tui.core.memory import plan_estimate
 
         vram = self.state.vram_bytes
-        report = self.state.data_report
-        est = plan_estimate(inv, plan, vram, lengths=report.token_stats if report is not None else None)
+        est = plan_estimate(inv, plan, vram)
         table = self.query_one("#memory", DataTable)
         table.clear()
         for part in est.parts:
@@ -215,7 +214,6 @@ class AdvisorScreen(WizardScreen):
         else:
             verdict.append("  (no GPU: the CPU run's memory)", style="dim")
         verdict.append(f"\n{est.settings.get('precision_reason', '')}", style="dim")
-        verdict.append(f"\n{est.settings.get('seq_basis', '')}", style="dim")
         self.query_one("#verdict", Static).update(verdict)
         self._fit_changes = {}
         remedies = Text()
