@@ -314,6 +314,17 @@ def finite(values: Iterable[float | None]) -> list[float]:
     return [float(v) for v in values if v is not None and math.isfinite(v)]
 
 
+def best_eval(records: Iterable[MetricsRecord]) -> tuple[int, float] | None:
+    """(step, eval loss) of the lowest finite eval loss among `records` (the first such step on a tie), or None
+    when no evaluation has run. The monitor's best-step mark, `runs list` and the Runs screen all read this."""
+    best: tuple[int, float] | None = None
+    for record in records:
+        value = record.eval_loss
+        if value is not None and math.isfinite(value) and (best is None or value < best[1]):
+            best = (record.step, float(value))
+    return best
+
+
 # ---- the tolerant reader --------------------------------------------------------------------------------
 
 

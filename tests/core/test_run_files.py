@@ -78,6 +78,14 @@ def test_finite_leaves_out_missing_and_non_finite_values() -> None:
     assert run_files.finite([1, None, 2.5, math.nan, math.inf, -0.5]) == [1.0, 2.5, -0.5]
 
 
+def test_best_eval_is_the_lowest_finite_eval_loss_and_its_step() -> None:
+    records = [MetricsRecord(step=10, loss=2.0), MetricsRecord(step=20, eval_loss=1.8),
+               MetricsRecord(step=30, eval_loss=math.nan), MetricsRecord(step=40, eval_loss=1.5),
+               MetricsRecord(step=50, eval_loss=1.5), MetricsRecord(step=60, eval_loss=1.7)]
+    assert run_files.best_eval(records) == (40, 1.5)
+    assert run_files.best_eval([MetricsRecord(step=5, loss=1.0)]) is None
+
+
 # ---- launch.json and training_info.json --------------------------------------------------------------
 
 
