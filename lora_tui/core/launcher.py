@@ -157,7 +157,8 @@ def check_for_launch(resolved: ResolvedPlan, *, resume: bool = False, overwrite:
         warnings += _check_space(plan, inventory)
     return ResolvedRun(plan=plan, sources=dict(resolved.sources), reasons=dict(resolved.reasons), mode=mode,
                        data_report=report.to_dict() | {"examples": report.examples},
-                       memory=_memory(inventory, plan, inputs.vram_bytes), inventory=inventory,
+                       memory=_memory(inventory, plan, inputs.vram_bytes, report.token_stats),
+                       inventory=inventory,
                        model_available=available, warnings=warnings, auto_oom_retry=auto_oom_retry,
                        notes=list(resolved.notes), target_pattern=resolved.target_pattern, resume_from=resume_from)
 
@@ -246,11 +247,11 @@ def _check_space(plan: TrainingPlan, inventory: Any) -> list[str]:
     return [warning] if warning else []
 
 
-def _memory(inventory: Any, plan: TrainingPlan, vram: int | None) -> dict[str, Any] | None:
+def _memory(inventory: Any, plan: TrainingPlan, vram: int | None, lengths: Any) -> dict[str, Any] | None:
     from lora_tui.core.memory import plan_estimate
 
     try:
-        return plan_estimate(inventory, plan, vram).to_dict()
+        return plan_estimate(inventory, plan, vram, lengths=lengths).to_dict()
     except (UserError, ValueError):
         return None
 

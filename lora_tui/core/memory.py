@@ -16,7 +16,9 @@ Peak = W + S + A + T + O (docs/memory.md has the method, sources and the calibra
   fused LM head that scores tokens in tiles and never builds the logits (`fused`); a plain Transformers loop, label
   smoothing or a custom loss builds them (`full`: 12 B per logit).
 - O, overhead: CUDA context and allocator fragmentation: 0.75 GiB + 8% of the rest (docs/memory.md,
-  "The overhead term": 0.5-1 GB + 5-10%).
+  "The overhead term": 0.5-1 GB + 5-10%). On the CPU there is no CUDA context; instead the run's resident set
+  grows by a measured fixed cost of the CPU runtime (`CPU_RUNTIME_FIXED`), and with 4-bit loading by the weights
+  bitsandbytes reads at full precision before quantising them (`CPU_4BIT_LOAD_COPY`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import functools
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lora_tui.core.activations import DTYPE_BYTES, expert_weight_bytes, is_moe, layer_activation_bytes
 from lora_tui.core.lora_math import compute_lora_math, peft_moe_targets
@@ -88,6 +90,17 @@ OVERHEAD_FIXED = 0.75 * GIB
 
 OVERHEAD_FRACTION = 0.08
 """Allocator fragmentation as a share of everything else (docs/memory.md, "The overhead term": 5-10%)."""
+
+CPU_RUNTIME_FIXED = 150 * 1024 * 1024
+"""What a CPU training run's resident set grows by beyond the tensors the other parts count (kernel workspaces,
+per-thread allocator arenas, the Trainer's state). Measured for this project with torch 2.13 (CPU build): peak
+resident-set growth minus the estimated parts was 151 MiB on the demo model and 154 MiB on a 77M-parameter
+Llama (batch 1-2, 75-token batches, 3-4 steps); docs/memory.md, "Estimated against measured"."""
+
+CPU_4BIT_LOAD_COPY = True
+"""On the CPU, bitsandbytes' 4-bit loading reads each weight at full precision before quantising it, and the freed
+pages stay in the process (glibc keeps them): measured, the peak exceeded the other parts by the full-precision
+weights (296 MiB on the 77M Llama) plus the CPU runtime's fixed cost. On CUDA the copies are per tensor and freed."""
 
 TIGHT_FRACTION = 0.85
 """An estimate above 85% of VRAM is `tight`: other processes, the display or a long batch can tip it over."""
@@ -203,18 +216,31 @@ def estimate_memory(inv: ModelInventory, *, lora_r: int, target_modules: list[st
         _logits_part(inv, batch_size, seq_len, loss, dtype=dtype, device=device, head_fp32=upcast),
     ]
     subtotal = sum(p.bytes for p in parts)
-    if device == "cpu":  # no CUDA context on the CPU: the allocator's share only
+    if device == "cpu":  # no CUDA context on the CPU: its runtime's measured fixed cost instead
         overhead = int(OVERHEAD_FRACTION * subtotal)
         parts.append(MemoryPart("overhead", "Allocator fragmentation (CPU)", overhead,
                                 f"{OVERHEAD_FRACTION:.0%} x {fmt_gib(subtotal)} (no CUDA context on the CPU)"))
+        parts.extend(_cpu_parts(inv, load_in_4bit, dtype))
     else:
         overhead = int(OVERHEAD_FIXED + OVERHEAD_FRACTION * subtotal)
         parts.append(MemoryPart("overhead", "CUDA context and fragmentation", overhead,
                                 f"{fmt_gib(OVERHEAD_FIXED)} + {OVERHEAD_FRACTION:.0%} x {fmt_gib(subtotal)}"))
-    total = subtotal + overhead
+    total = sum(p.bytes for p in parts)
     return MemoryEstimate(parts=tuple(parts), total_bytes=total, vram_bytes=vram_bytes,
                           verdict=verdict_for(total, vram_bytes),
                           headroom_bytes=None if vram_bytes is None else vram_bytes - total, settings=settings)
+
+
+def _cpu_parts(inv: ModelInventory, load_in_4bit: bool, dtype: str) -> list[MemoryPart]:
+    """The CPU run's fixed runtime cost, and with 4-bit loading the full-precision weights read before quantising
+    (both measured: `CPU_RUNTIME_FIXED`, `CPU_4BIT_LOAD_COPY`)."""
+    parts = [MemoryPart("cpu_runtime", "CPU runtime (measured fixed cost)", CPU_RUNTIME_FIXED,
+                        "kernel workspaces and per-thread allocator arenas (torch CPU build, measured)")]
+    if load_in_4bit and CPU_4BIT_LOAD_COPY:
+        c = DTYPE_BYTES[dtype]
+        parts.append(MemoryPart("cpu_4bit_load", "Weights read before quantising (CPU)", inv.total_params * c,
+                                f"{inv.total_params:,} params x {c} B ({dtype}), pages the allocator keeps"))
+    return parts
 
 
 def _validate(s: dict[str, Any]) -> None:
@@ -346,16 +372,54 @@ def _fused_head_part(inv: ModelInventory, tokens: int, *, dtype: str, device: st
 
 
 def plan_estimate(inv: ModelInventory, plan: TrainingPlan, vram_bytes: int | None = None, *,
-                  hardware: HardwareReport | None = None, loss: str | None = None) -> MemoryEstimate:
+                  hardware: HardwareReport | None = None, loss: str | None = None,
+                  lengths: TokenLengths | None = None, seq_len: int | None = None) -> MemoryEstimate:
     """The estimate for a TrainingPlan's settings, in the precision the training process will use on the planned
     device (`core.precision.planned_precision`), with the loss path `lora-tui train` takes (or `loss`) and, with
-    4-bit loading, the adapters in bf16 as TRL casts them."""
+    4-bit loading, the adapters in bf16 as TRL casts them.
+
+    With the data's measured token `lengths` the batch is the worst padded one (every example padded to the
+    longest, cut at max_seq_length) and the settings carry the typical batch's total (at the median length) and
+    a `seq_basis` saying which is which; without them every example is taken as max_seq_length tokens, the worst
+    case, and `seq_basis` says so."""
+    if lengths is not None:
+        return _with_lengths(inv, plan, vram_bytes, lengths, hardware=hardware, loss=loss)
     precision = planned_precision(plan.precision, inv.model_type, vram_bytes, hardware)
     est = estimate_memory(
         inv, lora_r=plan.lora_r, target_modules=plan.target_modules, batch_size=plan.per_device_train_batch_size,
-        seq_len=plan.max_seq_length, dtype=precision.dtype, gradient_checkpointing=plan.gradient_checkpointing,
+        seq_len=seq_len or plan.max_seq_length, dtype=precision.dtype,
+        gradient_checkpointing=plan.gradient_checkpointing,
         lora_dropout=plan.lora_dropout, use_dora=plan.use_dora, load_in_4bit=plan.load_in_4bit,
         adapter_dtype=QLORA_ADAPTER_DTYPE if plan.load_in_4bit else "fp32", vram_bytes=vram_bytes,
         loss=loss or runner_loss_impl(), device="cpu" if precision.device == "cpu" else "cuda")
+    basis = (f"every example taken as {seq_len} tokens" if seq_len else
+             f"every example taken as max_seq_length {plan.max_seq_length} tokens (no measured lengths: a worst case)")
     return dataclasses.replace(est, settings={**est.settings, "precision_reason": precision.reason,
-                                              "planned_device": precision.device})
+                                              "planned_device": precision.device, "seq_basis": basis})
+
+
+class TokenLengths(Protocol):
+    """What the estimate reads of a dataset's measured token lengths (core.dataset.tokens.TokenStats has it)."""
+
+    @property
+    def median(self) -> int:
+        """Median length in tokens."""
+
+    @property
+    def max(self) -> int:
+        """Longest example in tokens."""
+
+
+def _with_lengths(inv: ModelInventory, plan: TrainingPlan, vram_bytes: int | None, lengths: TokenLengths, *,
+                  hardware: HardwareReport | None, loss: str | None) -> MemoryEstimate:
+    """The worst padded batch's estimate, with the typical batch's total beside it in the settings."""
+    worst_len = max(1, min(plan.max_seq_length, lengths.max))
+    typical_len = max(1, min(plan.max_seq_length, lengths.median))
+    worst = plan_estimate(inv, plan, vram_bytes, hardware=hardware, loss=loss, seq_len=worst_len)
+    typical = plan_estimate(inv, plan, vram_bytes, hardware=hardware, loss=loss, seq_len=typical_len)
+    cut = f", cut to max_seq_length {plan.max_seq_length}" if lengths.max > plan.max_seq_length else ""
+    basis = (f"worst padded batch: every example padded to the longest ({lengths.max} tokens{cut}); a typical "
+             f"batch (median {lengths.median} tokens) needs {typical.total_bytes / GIB:.2f} GiB")
+    return dataclasses.replace(worst, settings={**worst.settings, "seq_basis": basis,
+                                                "typical_seq_len": typical_len,
+                                                "typical_total_bytes": typical.total_bytes})

@@ -6,6 +6,7 @@ import pytest
 
 from lora_tui.core.activations import layer_activation_bytes
 from lora_tui.core.memory import (
+    CPU_RUNTIME_FIXED,
     GIB,
     OVERHEAD_FIXED,
     OVERHEAD_FRACTION,
@@ -185,8 +186,21 @@ def test_fused_head_by_hand() -> None:
     cpu = estimate_memory(TINY, lora_r=2, target_modules=["q_proj"], batch_size=3, seq_len=10, loss="fused",
                           dtype="fp32", device="cpu")
     assert cpu.part("logits").bytes == 30 * 32 * 8 * 4 + 30 * (8 * 12 + 48)
-    # on the CPU there is no CUDA context: the overhead is the fragmentation share only
-    assert cpu.part("overhead").bytes == int(OVERHEAD_FRACTION * sum(p.bytes for p in cpu.parts[:-1]))
+    # on the CPU there is no CUDA context: the fragmentation share, then the CPU runtime's measured fixed cost
+    tensors = sum(p.bytes for p in cpu.parts if p.key not in ("overhead", "cpu_runtime"))
+    assert cpu.part("overhead").bytes == int(OVERHEAD_FRACTION * tensors)
+    assert cpu.part("cpu_runtime").bytes == CPU_RUNTIME_FIXED
+    assert cpu.total_bytes == tensors + int(OVERHEAD_FRACTION * tensors) + CPU_RUNTIME_FIXED
+    assert [p.key for p in cpu.parts].count("cpu_4bit_load") == 0
+
+
+def test_cpu_4bit_counts_the_weights_read_before_quantising() -> None:
+    # bitsandbytes on the CPU reads every weight at the run's precision (fp32 there) before quantising it
+    est = estimate_memory(TINY, lora_r=2, target_modules=["q_proj"], batch_size=1, seq_len=10, dtype="fp32",
+                          device="cpu", load_in_4bit=True)
+    assert est.part("cpu_4bit_load").bytes == TINY.total_params * 4
+    cuda = estimate_memory(TINY, lora_r=2, target_modules=["q_proj"], batch_size=1, seq_len=10, load_in_4bit=True)
+    assert {"cpu_runtime", "cpu_4bit_load"}.isdisjoint(p.key for p in cuda.parts)
 
 
 def test_fused_head_tiles_cap_at_4096_tokens_by_32768_entries() -> None:
@@ -263,3 +277,23 @@ def test_four_bit_head_slice_and_fp32_residual() -> None:
     assert est.part("logits").bytes == 30 * 32 * 2 + 32 * 8 * 2 + 30 * (8 * 8 + 48)
     plain = estimate_memory(TINY, lora_r=2, target_modules=["q_proj"], batch_size=3, seq_len=10)
     assert est.part("activations").bytes > plain.part("activations").bytes  # the residual stream is fp32
+
+
+def test_measured_lengths_estimate_the_worst_padded_batch_and_name_the_typical_one() -> None:
+    from types import SimpleNamespace
+
+    from lora_tui.core.memory import plan_estimate
+    from lora_tui.core.models.modules import load_inventory
+    from lora_tui.core.plan import TrainingPlan
+
+    inv = load_inventory("gemma-3-1b-it")
+    plan = TrainingPlan(model="gemma-3-1b-it", max_seq_length=1024, per_device_train_batch_size=2)
+    bound = plan_estimate(inv, plan, int(8e9))
+    assert bound.settings["seq_len"] == 1024 and "no measured lengths: a worst case" in bound.settings["seq_basis"]
+    measured = plan_estimate(inv, plan, int(8e9), lengths=SimpleNamespace(median=200, max=600))
+    typical = plan_estimate(inv, plan, int(8e9), seq_len=200)
+    assert measured.settings["seq_len"] == 600 and measured.total_bytes < bound.total_bytes
+    assert measured.settings["typical_total_bytes"] == typical.total_bytes < measured.total_bytes
+    assert measured.settings["seq_basis"].startswith("worst padded batch: every example padded to the longest (600")
+    cut = plan_estimate(inv, plan, int(8e9), lengths=SimpleNamespace(median=300, max=5000))
+    assert cut.settings["seq_len"] == 1024 and "cut to max_seq_length 1024" in cut.settings["seq_basis"]

@@ -35,7 +35,11 @@ def test_demo_trains_in_4bit_and_the_adapter_loads_onto_the_4bit_base(demo_model
         == "Frozen base weights (4-bit)"
     assert measured["device"] == "cpu" and measured["peak_rss_growth_bytes"] > 0
     assert measured["first_steps"]["steps"] == 3
-    assert 0 < info["memory"]["measured_over_estimate"] < 10
+    # the estimate is of the worst padded batch the data makes; on the CPU it counts the runtime's measured fixed cost
+    # and the fp32 weights bitsandbytes reads before quantising (measured here: ratio 1.33)
+    assert estimate["settings"]["seq_len"] < 128 and "worst padded batch" in estimate["settings"]["seq_basis"]
+    assert {"cpu_runtime", "cpu_4bit_load"} <= {part["key"] for part in estimate["parts"]}
+    assert 0.5 < info["memory"]["measured_over_estimate"] < 2.5
     # status.json has the peak as of the end of training (saving the adapter comes after it)
     assert 0 < status.extra["memory"]["peak_rss_growth_bytes"] <= measured["peak_rss_growth_bytes"]
 
