@@ -46,16 +46,9 @@ def _run_dir(text: str) -> Path:
 
 
 def _summary(path: Path) -> dict[str, object]:
-    from lora_tui.core import run_files, runs
+    from lora_tui.core.run_summary import summarize
 
-    status = runs.read_status(path)
-    records, _ = run_files.read_metrics(path)
-    losses = [r.loss for r in records if r.loss is not None]
-    return {"run": str(path), "state": status.effective_state() if status else "unknown",
-            "step": status.step if status else 0, "max_steps": status.max_steps if status else None,
-            "last_loss": losses[-1] if losses else None, "error": status.error if status else None,
-            "last_checkpoint": status.last_checkpoint if status else None,
-            "started_at": status.started_at if status else None}
+    return summarize(path).to_dict()
 
 
 def _readable_status(path: Path) -> None:
@@ -108,18 +101,22 @@ def _list(root: str | None, as_json: bool) -> int:
     base = Path(root).expanduser() if root else output_root()
     if root and not base.is_dir():
         raise UserError(f"{root}: no such directory")
-    rows = [_summary(p) for p in runs.iter_run_dirs(base)]
+    from lora_tui.core.run_summary import best_eval_text, summarize
+
+    found = [summarize(p) for p in runs.iter_run_dirs(base)]
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps([s.to_dict() for s in found], indent=2))
         return 0
-    if not rows:
+    if not found:
         print(f"no runs under {base}")
         return 0
-    print(f"{'state':9s} {'step':>11s} {'loss':>8s}  run")
-    for r in rows:
-        step = f"{r['step']}/{r['max_steps']}" if r["max_steps"] else str(r["step"])
-        loss = f"{r['last_loss']:.4f}" if isinstance(r["last_loss"], float) else "-"
-        print(f"{r['state']!s:9s} {step:>11s} {loss:>8s}  {r['run']}")
+    print(f"runs under {base}:")
+    print(f"{'state':9s} {'step':>11s} {'loss':>8s} {'best eval @ step':>16s}  run")
+    for s in found:
+        step = f"{s.step}/{s.max_steps}" if s.max_steps else str(s.step)
+        loss = f"{s.last_loss:.4f}" if s.last_loss is not None else "-"
+        name = Path(s.run).relative_to(base) if Path(s.run).is_relative_to(base) else s.run
+        print(f"{s.state:9s} {step:>11s} {loss:>8s} {best_eval_text(s):>16s}  {name}")
     return 0
 
 
@@ -133,8 +130,10 @@ def _show(path: Path, as_json: bool) -> int:
         print(json.dumps({**summary, "training_info": training}, indent=2, default=str))
         return 0
     for key, value in summary.items():
-        if value is not None:
+        if value is not None and key not in ("best_eval_loss", "best_eval_step"):
             print(f"{key:16s} {value}")
+    if isinstance(summary["best_eval_loss"], float):
+        print(f"best eval loss {summary['best_eval_loss']:.4f} at step {summary['best_eval_step']}")
     if (path / runs.RUN_FILE).is_file():
         print("\n" + (path / runs.RUN_FILE).read_text(encoding="utf-8").rstrip())
     if info is None and (path / runs.INFO_FILE).exists():

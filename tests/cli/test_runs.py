@@ -153,7 +153,7 @@ def test_stop_never_signals_a_process_that_reused_a_dead_runs_pid(tmp_path: Path
         assert main(["runs", "stop", str(run_dir)]) == 2
         assert "not running (state lost)" in capsys.readouterr().err
         assert main(["runs", "list", str(tmp_path)]) == 0
-        assert capsys.readouterr().out.splitlines()[1].startswith("lost")
+        assert capsys.readouterr().out.splitlines()[2].startswith("lost")
         time.sleep(0.2)
         assert sleeper.poll() is None
     finally:
@@ -186,3 +186,42 @@ def test_diagnose_names_the_symptom_and_is_silent_on_a_healthy_run(tmp_path: Pat
 def test_diagnose_on_a_directory_that_is_no_run_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["runs", "diagnose", str(tmp_path)]) == 2
     assert "not a run directory" in capsys.readouterr().err
+
+
+def test_list_and_show_give_the_best_eval_loss_and_its_step(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.helpers.run_dirs import recorded_run
+
+    recorded_run(tmp_path / "evaluated", [2.0, 1.8, 1.6, 1.5, 1.4, 1.3], evals={2: 1.9, 4: 1.7, 6: 1.75})
+    recorded_run(tmp_path / "no-eval", [2.0, 1.9])
+    assert main(["runs", "list", str(tmp_path), "--json"]) == 0
+    rows = {Path(r["run"]).name: r for r in json.loads(capsys.readouterr().out)}
+    assert (rows["evaluated"]["best_eval_loss"], rows["evaluated"]["best_eval_step"]) == (1.7, 4)
+    assert rows["evaluated"]["last_loss"] == 1.3
+    assert (rows["no-eval"]["best_eval_loss"], rows["no-eval"]["best_eval_step"]) == (None, None)
+    assert main(["runs", "list", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "best eval @ step" in lines[1]
+    evaluated = next(line for line in lines if line.endswith("  evaluated"))
+    assert "1.7000 @ 4" in evaluated and "1.3000" in evaluated
+    assert max(len(line) for line in lines[1:]) <= 80
+    assert main(["runs", "show", str(tmp_path / "evaluated")]) == 0
+    assert "best eval loss 1.7000 at step 4" in capsys.readouterr().out
+
+
+def test_the_summary_keeps_one_history_across_a_resume(tmp_path: Path) -> None:
+    """A resume from checkpoint-2 discards the first attempt's steps 3-4 (their eval 1.0 and loss 0.5 included)."""
+    from lora_tui.core.run_summary import summarize
+    from tests.helpers.run_dirs import recorded_run
+
+    run = recorded_run(tmp_path / "resumed", [2.0, 1.8, 1.0, 0.5], evals={2: 1.9, 4: 1.0}, state="running")
+    run_files.mark_superseded(run, 2, "checkpoint-2")
+    summary = summarize(run)
+    assert (summary.best_eval_loss, summary.best_eval_step, summary.last_loss) == (1.9, 2, 1.8)
+    with run_files.open_metrics(run) as fh:
+        run_files.append_metrics(fh, run_files.MetricsRecord(step=3, loss=1.6, eval_loss=1.5))
+        fh.write('{"step": 4, "loss": 1.')  # a line still being written is not read
+    summary = summarize(run)
+    assert (summary.best_eval_loss, summary.best_eval_step, summary.last_loss) == (1.5, 3, 1.6)
+    full, _ = run_files.read_metrics(run)  # the full reader agrees
+    assert run_files.best_eval(full) == (3, 1.5) and full[-1].loss == 1.6

@@ -1,9 +1,12 @@
-"""Step 5, Review and launch: the equivalent command line, the run file, the output directory, launch."""
+"""Step 5, Review and launch: the equivalent command line, the run file, the output directory, the evaluation
+split, launch."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -15,6 +18,7 @@ from lora_tui.core import runs
 from lora_tui.core.plan import TrainingPlan
 from lora_tui.core.resolve import ResolvedPlan
 from lora_tui.errors import UserError
+from lora_tui.ui.field_errors import field_message
 from lora_tui.ui.format import display_path, fmt_value
 from lora_tui.ui.messages import RunLaunched
 from lora_tui.ui.screens.base import WizardScreen
@@ -23,6 +27,21 @@ SUMMARY_FIELDS = ("model", "task", "lora_r", "lora_alpha", "lora_dropout", "targ
                   "per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs",
                   "max_seq_length", "max_steps")
 """Plan fields listed in the review summary."""
+
+
+def held_out(examples: int, split: float) -> int:
+    """Examples the evaluation split holds out of `examples`: ceil(examples x split), as the training process's
+    `train_test_split` takes them (none below 4 examples, where it keeps them all for training)."""
+    return math.ceil(examples * split) if split > 0 and examples >= 4 else 0
+
+
+def eval_split_text(split: float, examples: int | None, reason: str | None) -> str:
+    """"5% (12 of 240 examples held out)", or "none: ..." saying why no split is held out."""
+    if split <= 0:
+        return f"none: {reason or 'turned off (set it above 0 to evaluate)'}"
+    if examples is None:
+        return f"{split:.1%} of the examples (the data is not measured yet)"
+    return f"{split:.1%} ({held_out(examples, split)} of {examples} examples held out)"
 
 
 class ReviewScreen(WizardScreen):
@@ -39,6 +58,9 @@ class ReviewScreen(WizardScreen):
         """Summary, command line, output directory and run file fields, buttons."""
         with VerticalScroll(id="body"):
             yield Static("", id="review-summary")
+            yield Static("Evaluation split (fraction held out, e.g. 0.05; 0 = off)", classes="label")
+            yield Input("", id="review-eval-split")
+            yield Static("", id="review-eval-status")
             yield Static("Equivalent command (ctrl+y copies it):", classes="label")
             yield Static("", id="review-cmd")
             yield Static("Output directory", classes="label")
@@ -59,25 +81,51 @@ class ReviewScreen(WizardScreen):
         plan = self.state.plan
         self.query_one("#output", Input).value = plan.output
         self.query_one("#runfile", Input).value = str(Path(plan.output).with_suffix(".toml"))
+        self.query_one("#review-eval-split", Input).value = fmt_value(plan.eval_split)
         self._show_plan()
         self._check_output()
 
     def _show_plan(self) -> None:
         plan = self.state.plan
-        text = Text()
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(justify="right", style="bold", no_wrap=True)
+        grid.add_column(ratio=1, overflow="fold")  # a long value wraps in its own column
         for name in SUMMARY_FIELDS:
             value = getattr(plan, name)
             source = "you" if self.state.sources.get(name) == "given" else self.state.sources.get(name, "default")
-            text.append(f"{name:>28} ", style="bold")
-            text.append(fmt_value(value) if value is not None else "-")
-            text.append(f"  ({source})\n", style="dim")
-        text.append(f"{'data':>28} ", style="bold")
-        text.append(display_path(self.state.data_path))
-        text.append("  (built-in sample)\n" if self.state.plan.data is None else "\n", style="dim")
-        text.append(f"{'effective batch':>28} ", style="bold")
-        text.append(f"{plan.effective_batch_size}\n")
-        self.query_one("#review-summary", Static).update(text)
+            grid.add_row(name, Text.assemble(fmt_value(value) if value is not None else "-", (f"  ({source})", "dim")))
+        sample = "  (built-in sample)" if self.state.plan.data is None else ""
+        grid.add_row("data", Text.assemble(display_path(self.state.data_path), (sample, "dim")))
+        grid.add_row("effective batch", str(plan.effective_batch_size))
+        self.query_one("#review-summary", Static).update(grid)
         self.query_one("#review-cmd", Static).update(self.command_line())
+        self._show_eval()
+
+    def _show_eval(self) -> None:
+        """What the evaluation split holds out, and what the run keeps and stops on because of it."""
+        plan, state = self.state.plan, self.state
+        examples = state.data_report.examples if state.data_report is not None else None
+        reason = state.reasons.get("eval_split") if "eval_split" not in state.edited else None
+        text = Text(eval_split_text(plan.eval_split, examples, reason))
+        if plan.eval_split > 0:
+            stop = f"after {plan.early_stopping} evaluations without improvement" if plan.early_stopping else "never"
+            text.append(f"\nevaluated every {plan.save_steps} steps; keeps the {plan.keep} checkpoint; stops early: "
+                        f"{stop}", style="dim")
+        self.query_one("#review-eval-status", Static).update(text)
+
+    @on(Input.Changed, "#review-eval-split")
+    def _eval_split_changed(self, event: Input.Changed) -> None:
+        try:
+            value = TrainingPlan.parse_field("eval_split", event.value)
+            if value != self.state.plan.eval_split:
+                self.state.update(eval_split=value)
+        except UserError as exc:
+            event.input.add_class("-invalid")
+            self.show_error(field_message(str(exc)))
+            return
+        event.input.remove_class("-invalid")
+        self.clear_error()
+        self._show_plan()
 
     def command_line(self) -> str:
         """`lora-tui train ...` reproducing the plan (settings equal to the defaults left out)."""

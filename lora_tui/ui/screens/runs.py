@@ -1,25 +1,49 @@
-"""The runs found under the output root, with their state; open one's monitor (re-attach to a live run)."""
+"""The runs found under the output root, with their state and best eval loss; open one's monitor (re-attach to a
+live run). The table fits the screen: its last column (the run's name) wraps instead of being cut."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 
 from lora_tui.core import runs
-from lora_tui.ui.messages import RunsListed
+from lora_tui.core.run_summary import RunSummary, best_eval_text, summarize
 from lora_tui.ui.screens.base import AppScreen
+from lora_tui.ui.widgets.fit_table import fill_fitted
+
+HEADER = ("state", "step", "best eval @ step", "started", "checkpoint", "run")
+"""The Runs table's columns; the run's name last, where a long one wraps."""
 
 
 def list_runs(root: Path) -> list[tuple[Path, runs.RunStatus | None]]:
     """Every run under `root` with its status, most recently started first."""
     found = [(path, runs.read_status(path)) for path in runs.iter_run_dirs(root)]
     return sorted(found, key=lambda item: -(item[1].started_at or 0) if item[1] else 0)
+
+
+@dataclass
+class RunsSummarized(Message):
+    """The runs under the output root, read: (directory, status, summary) per run, newest first."""
+
+    rows: list[tuple[Path, runs.RunStatus | None, RunSummary]]
+
+
+def _cells(root: Path, path: Path, status: runs.RunStatus | None, summary: RunSummary) -> list[str]:
+    name = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    state = status.effective_state() if status else ("adapter" if runs.is_adapter_dir(path) else "-")
+    step = f"{status.step}/{status.max_steps or '?'}" if status else "-"
+    started = time.strftime("%m-%d %H:%M", time.localtime(status.started_at)) \
+        if status and status.started_at else "-"
+    ckpt = Path(status.last_checkpoint).name if status and status.last_checkpoint else "-"
+    return [state, step, best_eval_text(summary), started, ckpt, name]
 
 
 class RunsScreen(AppScreen):
@@ -39,9 +63,12 @@ class RunsScreen(AppScreen):
             yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self._rows: list[tuple[Path, runs.RunStatus | None, RunSummary]] = []
+
     def on_mount(self) -> None:
-        """Set up the table and list the runs."""
-        self.query_one("#runs-table", DataTable).add_columns("run", "state", "step", "started", "checkpoint")
+        """List the runs."""
         self.action_refresh()
 
     def on_screen_resume(self) -> None:
@@ -57,24 +84,28 @@ class RunsScreen(AppScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="runs")
     def scan(self, root: Path) -> None:
-        """Find the runs (a directory walk)."""
-        self.post_message(RunsListed(list_runs(root)))
+        """Find the runs (a directory walk) and read each one's summary (its metrics' best eval loss)."""
+        self.post_message(RunsSummarized([(path, status, summarize(path, status))
+                                          for path, status in list_runs(root)]))
 
-    def on_runs_listed(self, message: RunsListed) -> None:
+    def on_runs_summarized(self, message: RunsSummarized) -> None:
         """Fill the table."""
-        root = self.tui.runs_root
-        table = self.query_one("#runs-table", DataTable)
-        table.clear()
-        for path, status in message.rows:
-            name = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-            state = status.effective_state() if status else ("adapter" if runs.is_adapter_dir(path) else "-")
-            step = f"{status.step}/{status.max_steps or '?'}" if status else "-"
-            started = time.strftime("%Y-%m-%d %H:%M", time.localtime(status.started_at)) \
-                if status and status.started_at else "-"
-            ckpt = (status.last_checkpoint or "-") if status else "-"
-            table.add_row(name, state, step, started, ckpt, key=str(path))
+        self._rows = message.rows
+        self._fill()
         if not message.rows:
-            self.query_one("#runs-title", Static).update(f"No runs under {root} yet: launch one from the wizard.")
+            self.query_one("#runs-title", Static).update(f"No runs under {self.tui.runs_root} yet: launch one from "
+                                                         "the wizard.")
+
+    def _fill(self) -> None:
+        root = self.tui.runs_root
+        rows = [(str(path), _cells(root, path, status, summary)) for path, status, summary in self._rows]
+        table = self.query_one("#runs-table", DataTable)
+        fill_fitted(table, HEADER, rows, width=self.query_one("#body").size.width or self.size.width)
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Fit the table to the new width."""
+        if self._rows:
+            self._fill()
 
     def action_open(self) -> None:
         """Open the selected run's monitor."""
