@@ -35,6 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="compute precision (default auto: what `lora-tui train` picks for this model on the planned "
                    "GPU, or fp32 on the CPU)")
     add_loss_flag(p)
+    from lora_tui.core.sources import ADVICE
+
+    p.add_argument("--advice", choices=ADVICE, default="guide",
+                   help="the targets when --target-modules is not given: guide (default): the guide's standard "
+                   "pattern, q/k/v/o; practice: all linear projections, as current LoRA practice")
     p.add_argument("--vram-gb", type=gb_size, metavar="G", help="GPU memory in GB (default: the detected GPU)")
     p.add_argument("--json", action="store_true", help="print JSON (trainable_params, total_params, modules, "
                    "memory)")
@@ -49,6 +54,10 @@ def _plan(args: argparse.Namespace, inv: Any) -> tuple[Any, bool]:
     from lora_tui.core.targets import pattern_modules
 
     given = given_values(args, PLAN_FIELDS)
+    if PATTERN not in given and "target_modules" not in given and getattr(args, "advice", "guide") == "practice":
+        from lora_tui.core.tables import practice
+
+        given[PATTERN] = practice().style.pattern
     if PATTERN in given:
         given["target_modules"] = pattern_modules(given.pop(PATTERN), inv)[0]
     alpha_default = "lora_alpha" not in given

@@ -15,9 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "recommend",
-        help="recommend LoRA settings from the guide's tables, with a reason for each",
+        help="recommend LoRA settings from the guide's tables (or current practice), with a reason for each",
         description="Recommend r, alpha, dropout, learning rate, batch, accumulation, targets and more from the "
-        "guide's task, data-size and resource tables, naming the table row behind each value.",
+        "guide's task, data-size and resource tables (--advice guide, the default) or from current LoRA practice "
+        "(--advice practice), naming the exact source behind each value and the other style's value where they "
+        "differ.",
     )
     p.add_argument("--task", choices=["chat", "domain", "code", "style"], help="the guide's task preset")
     size = p.add_mutually_exclusive_group()
@@ -27,6 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="usable GPU memory in GB (default: the smallest detected GPU; none on CPU)")
     p.add_argument("--cpu", action="store_true", help="plan for CPU/MPS: ignore any detected GPU")
     p.add_argument("--model", metavar="M", help="preset, local directory or hub id: check the memory estimate")
+    from lora_tui.core.sources import ADVICE
+
+    p.add_argument("--advice", default="guide", choices=ADVICE,
+                   help="guide: the guide's tables, exactly (default); practice: current LoRA practice (about 2e-4, "
+                   "all linear projections, 1-3 epochs; r, alpha and dropout as the guide)")
     p.add_argument("--style", default="standard", choices=["conservative", "standard", "aggressive"],
                    help="alpha/r style (default: standard, alpha = 2r)")
     p.add_argument("--load-in-4bit", action="store_true",
@@ -73,11 +80,13 @@ def run(args: argparse.Namespace) -> int:
 
         inventory = load_inventory(args.model)
     rec = recommend(task=args.task, examples=args.examples, vram_bytes=vram, inventory=inventory,
-                    style=args.style, data_report=report, loss=args.loss_impl, load_in_4bit=args.load_in_4bit)
+                    style=args.style, data_report=report, loss=args.loss_impl, load_in_4bit=args.load_in_4bit,
+                    advice=args.advice)
     if args.json:
         out: dict[str, Any] = rec.to_dict()
         out["inputs"] = {"task": args.task, "examples": args.examples if report is None else report.examples,
-                         "vram_bytes": vram, "model": args.model, "style": args.style}
+                         "vram_bytes": vram, "vram_source": vram_text, "model": args.model, "style": args.style,
+                         "advice": args.advice}
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return 0
     _print_human(rec, args, vram_text, report)
@@ -93,14 +102,15 @@ def _print_human(rec: Any, args: argparse.Namespace, vram_text: str, report: Any
     width = max(60, min(shutil.get_terminal_size((100, 24)).columns, 120))
     examples = report.examples if report is not None else args.examples
     print(f"Inputs: task {args.task or '(none)'}, examples {examples if examples is not None else '(unknown)'}, "
-          f"VRAM {vram_text}" + (f", model {args.model}" if args.model else ""))
+          f"VRAM {vram_text}" + (f", model {args.model}" if args.model else "") + f"; advice {args.advice}")
     print()
     for key, value in rec.values.items():
-        print(f"{flag_for(key):32} {fmt_value(value)}")
+        print(f"{flag_for(key):32} {fmt_value(value):24} [{rec.citations[key].kind.value}]")
         print(textwrap.fill(rec.reasons[key], width=width, initial_indent="    ", subsequent_indent="    "))
     from lora_tui.cli.plan import fit_line
 
     for step in rec.fit_steps:
         print(f"memory fit: {fit_line(step)}")
-    for note in rec.notes:
+    notes = [*rec.notes, *(["Pass --vram-gb to plan for a GPU."] if rec.tiers.get("resource") is None else [])]
+    for note in notes:
         print(textwrap.fill(f"note: {note}", width=width, subsequent_indent="      "))

@@ -57,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
     resolved = launcher.resolve_run(given_settings(args), config=args.config, resume=args.resume,
                                     overwrite=args.overwrite, dry_run=args.dry_run,
                                     auto_oom_retry=args.auto_oom_retry, vram_bytes=vram)
+    memory = getattr(resolved, "memory", None)
+    if memory is not None:  # where the VRAM figure came from, in the dry run and the run's launch.json
+        memory["vram_source"] = ("--vram-gb" if vram is not None else
+                                 "detected GPU" if memory.get("vram_bytes") else "none")
     for warning in resolved.warnings:
         print(f"lora-tui: warning: {warning}", file=sys.stderr)
     if args.dry_run:
@@ -97,8 +101,6 @@ def render_dry_run(resolved: Any) -> str:
                              target_modules=list(plan.target_modules), use_dora=plan.use_dora,
                              use_rslora=plan.use_rslora)
     memory = dict(resolved.memory) if resolved.memory else None
-    if memory is not None:
-        memory.setdefault("vram_source", "detected" if memory.get("vram_bytes") else "none")
     lines.append(render_plan(resolved.inventory, math, memory, alpha_default=False, plan=plan))
     if not resolved.model_available:
         lines += ["", "Warning: the model's weights are not on this machine; a real run will need them."]

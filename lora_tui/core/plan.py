@@ -23,6 +23,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from lora_tui.core.sources import ADVICE
 from lora_tui.errors import UserError
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -33,7 +34,7 @@ KEEP = ("best", "last")
 """Allowed values of `keep`: the checkpoint with the lowest eval loss, or the last one."""
 
 SOURCES = ("given", "config", "recommended", "default")
-"""Where a setting's value came from: a flag, a run file, the advisor, or the guide's defaults table."""
+"""Where a setting's value came from: a flag, a run file, the advisor, or TrainingPlan's default."""
 
 
 @dataclass
@@ -52,6 +53,9 @@ class TrainingPlan:
     RUNS_ROOT/MODEL, MODEL-2, ...; RUNS_ROOT is $LORA_TUI_RUNS or ./runs)."""
     task: str | None = None
     """The guide's task preset this plan started from (chat, domain, code, style), if any."""
+    advice: str = "guide"
+    """Which advice fills the settings not given: guide (the guide's tables, exactly) or practice (current LoRA
+    practice: about 2e-4, all linear projections, 1-3 epochs; r, alpha and dropout as the guide)."""
     lora_r: int = 16
     """LoRA rank r: the inner dimension of the low-rank update B @ A."""
     lora_alpha: float = 32
@@ -142,6 +146,7 @@ class TrainingPlan:
         _check(_is_num(self.eval_split) and 0 <= self.eval_split <= 0.5, "eval_split",
                f"must be in [0, 0.5], got {_shown(self.eval_split)}")
         _check(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}")
+        _check(self.advice in ADVICE, "advice", f"must be one of {', '.join(ADVICE)}, got {_shown(self.advice)}")
         _check(self.keep in KEEP, "keep", f"must be one of {', '.join(KEEP)}, got {_shown(self.keep)}")
         _check(_is_int(self.early_stopping) and 0 <= self.early_stopping <= 1000, "early_stopping",
                f"must be a whole number from 0 (off) to 1000 evaluations, got {_shown(self.early_stopping)}")

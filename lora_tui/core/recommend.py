@@ -1,26 +1,31 @@
-"""Inputs (task, data size, VRAM, model) -> every training setting, each with the guide row it came from.
+"""Inputs (task, data size, VRAM, model, advice style) -> every training setting, each with its exact source.
 
-Precedence, applied setting by setting (the README repeats this):
+Two advice styles (`core.sources.ADVICE`): `guide` (the default) applies the guide's tables exactly; `practice`
+keeps the guide's r, alpha and dropout logic and takes current LoRA practice for the learning rate, the target
+modules and the epochs (`core.advice_styles`). Both are computed; where they differ, the reason of the chosen one
+gives the other's value. Precedence, applied setting by setting (the README repeats this):
 
-1. Start from the guide's defaults table (the training script's defaults).
-2. The task table (chat / domain / code / style) sets r, dropout, learning rate, epochs and the target-module
-   pattern. It is the most specific statement of intent, so where it and the data-size table disagree on the
-   learning rate or r, the task wins -- with one exception, below.
-3. The data-size table fills in whatever the task table leaves open (everything it covers when no task is
-   given) and guards against overfitting: with fewer than 1K examples r is capped at the small row's value and
-   dropout raised to at least its value.
-4. The resource table is a hard limit: it caps r and fixes batch x accumulation (16 in every row of the guide).
-   Without a GPU the resource table does not apply and the defaults row's batch and accumulation are used.
+1. Start from the starting values (`[defaults]` of guide.toml): the guide's training script where it states a
+   default, else lora-tui's own default, cited as such.
+2. The task preset (chat / domain / code / style) sets r, dropout and the learning rate; its worked example, where
+   the guide has one, the epochs (the presets pass none); its target pattern. Where the task and the data-size
+   table disagree on r or dropout, the task wins -- except step 3.
+3. The data-size table fills what the task leaves open (everything when no task is given). Below 1K examples it
+   guards against overfitting (r capped at the small row's value, dropout raised to at least its value) and its
+   learning rate applies, since the task's low rate barely moves an adapter in the few steps small data gives.
+4. The resource table fixes batch x accumulation (16 in every row of the guide); without a GPU lora-tui's own 2 x 8.
+   It caps r -- without a model. With a model and VRAM its r is advisory: the memory estimate decides, and the
+   reason gives both numbers (r is a weak memory lever).
 5. alpha = ratio x r for the chosen alpha/r style (standard: 2.0, as in every row of every table).
-6. A model preset may set a value the guide's tables cannot know (the built-in 4M-parameter demo model needs a
-   larger learning rate than the guide's 1B-parameter figures); the reason names the preset and what the tables
-   said.
+6. A model preset may set a value the tables cannot know (the 4M-parameter demo model's learning rate); the
+   reason names the preset and what the tables said.
 7. With a model and a VRAM figure, the memory estimate checks the result (`lora_tui.core.memory_advice`):
    dropout 0 where PEFT adapts fused experts, gradient checkpointing only when the run needs it, and while it does
    not fit the guide's out-of-memory remedies that are needed (`lora_tui.core.fit`), or 4-bit loading when 16-bit
    cannot fit.
 
-Where the tables agree, their value is used exactly and the reason says they agree.
+Every value has a `Citation` (`core.sources`): a guide table row, a worked example, the guide's script, a guide
+remedy, common practice, or lora-tui's own rule. Where the tables agree, the reason says so.
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from lora_tui.core import advice_styles as styles
 from lora_tui.core.models.modules import ModelInventory
 from lora_tui.core.plan import TrainingPlan, fmt_value
+from lora_tui.core.sources import ADVICE, Citation, SourceKind
 from lora_tui.core.tables import Band, Guide, Row, Task, guide
 from lora_tui.core.targets import map_targets
 from lora_tui.errors import UserError
@@ -85,58 +92,101 @@ class DataFacts(Protocol):
 
 @dataclass
 class Recommendation:
-    """Recommended values for every setting, each with its reason."""
+    """Recommended values for every setting, each with its reason and its source."""
 
     values: dict[str, Any]
     """TrainingPlan field -> value."""
     reasons: dict[str, str]
-    """TrainingPlan field -> why, naming the guide table and row (and how conflicts were settled)."""
+    """TrainingPlan field -> why, naming the exact source (and how conflicts were settled)."""
     notes: list[str] = field(default_factory=list)
     """Anything else the user should know (missing inputs, tiers used)."""
     tiers: dict[str, str | None] = field(default_factory=dict)
     """task, data-size and resource rows used (None where the input was not known)."""
     fit_steps: list[dict[str, Any]] = field(default_factory=list)
     """Memory remedies applied to make the plan fit (description, changes, total_bytes)."""
+    advice: str = "guide"
+    """The advice style the values follow: guide or practice."""
+    citations: dict[str, Citation] = field(default_factory=dict)
+    """TrainingPlan field -> the kind and place of its source."""
+    other: dict[str, Any] = field(default_factory=dict)
+    """TrainingPlan field -> the other advice style's value, where it differs (before the memory fit)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form: `values` and `reasons` keyed by setting name, plus notes, tiers and fit steps."""
-        return {"values": self.values, "reasons": self.reasons, "notes": self.notes, "tiers": self.tiers,
-                "fit_steps": self.fit_steps}
+        """JSON form: `values`, `reasons` and `citations` keyed by setting name, plus the advice style, the other
+        style's differing values, notes, tiers and fit steps."""
+        return {"values": self.values, "reasons": self.reasons, "advice": self.advice,
+                "citations": {k: c.to_dict() for k, c in self.citations.items()}, "other": self.other,
+                "notes": self.notes, "tiers": self.tiers, "fit_steps": self.fit_steps}
 
     def plan(self, **overrides: Any) -> TrainingPlan:
         """A TrainingPlan with these values (and any overrides)."""
         return TrainingPlan(**{**self.values, **overrides})
 
 
-def _cite(row: Row, key: str) -> str:
-    return f"{row.cite()}: {key} = {fmt_value(row.settings[key])}"
+@dataclass
+class _Draft:
+    """One advice style's values, reasons and citations while they are worked out."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
+    cites: dict[str, Citation] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def set(self, key: str, value: Any, cite: Citation, reason: str | None = None) -> None:
+        """A value, its citation and its reason (by default: the citation and the value)."""
+        self.values[key], self.cites[key] = value, cite
+        self.reasons[key] = reason if reason is not None else f"{cite.where}: {key} = {fmt_value(value)}"
 
 
-def _pick(key: str, g: Guide, task: Row | None, data: Band | None) -> tuple[Any, str]:
-    """Value and reason for a setting the task and data-size tables both may give (task first)."""
+@dataclass(frozen=True)
+class _Inputs:
+    """The validated inputs and the guide rows they select."""
+
+    g: Guide
+    task: Task | None
+    data: Band | None
+    res: Band | None
+    ratio: float
+    style: str
+    examples: int | None
+    vram_bytes: int | None
+    inventory: ModelInventory | None
+    data_report: DataFacts | None
+    load_in_4bit: bool
+    loss: str | None
+
+
+def _row_cite(row: Row) -> Citation:
+    return Citation(SourceKind.GUIDE_TABLE, row.cite())
+
+
+def _pick(key: str, x: _Inputs, d: _Draft) -> None:
+    """A setting the task and data-size tables both may give (task first), else the starting value."""
+    task, data = x.task, x.data
     t = task.settings.get(key) if task is not None else None
-    d = data.settings.get(key) if data is not None else None
+    v = data.settings.get(key) if data is not None else None
     if task is not None and t is not None:
-        if data is None or d is None:
-            return t, _cite(task, key)
-        if t == d:
-            return t, f"{_cite(task, key)}; the {data.cite()} agrees"
-        return t, f"{_cite(task, key)} (the {data.cite()} says {fmt_value(d)}; the task preset takes precedence)"
-    if data is not None and d is not None:
-        return d, _cite(data, key)
-    return g.defaults.settings[key], _cite(g.defaults, key)
+        d.set(key, t, _row_cite(task))
+        if data is not None and v is not None:
+            d.reasons[key] += (f"; {data.cite()} agrees" if t == v else
+                               f" ({data.cite()} says {fmt_value(v)}; the task preset takes precedence)")
+    elif data is not None and v is not None:
+        d.set(key, v, _row_cite(data))
+    else:
+        d.set(key, x.g.defaults.settings[key], x.g.default_cites[key])
 
 
 def _seq_length(data: DataFacts | None, inventory: ModelInventory | None, default: int) -> tuple[int, str]:
     """max_seq_length from the measured token lengths: the longest example when it is at most twice the 95th
     percentile (nothing is cut), else the 95th percentile (a few outliers should not size every batch's memory);
-    rounded up to a multiple of SEQ_MULTIPLE and capped by the model's context. Without token statistics, the
-    defaults table's value."""
+    rounded up to a multiple of SEQ_MULTIPLE and capped by the model's context. Without token statistics,
+    lora-tui's own default."""
     limit = inventory.max_position_embeddings if inventory and inventory.max_position_embeddings else None
     stats = data.token_stats if data is not None else None
     if stats is None:
         length = default
-        reason = f"defaults table: max_seq_length = {default} (no token statistics for the data)"
+        reason = (f"lora-tui's own default: max_seq_length = {default} (the guide states no sequence length; no "
+                  "token statistics for the data)")
     else:
         if stats.max <= 2 * stats.p95:
             target, why = stats.max, f"the longest example is {stats.max:,} tokens (95th percentile {stats.p95:,})"
@@ -164,12 +214,41 @@ def recommend(
     data_report: DataFacts | None = None,
     loss: str | None = None,
     load_in_4bit: bool = False,
+    advice: str = "guide",
 ) -> Recommendation:
     """Recommend every setting in SETTINGS; see the module docstring for the precedence (one step each).
 
-    `loss` is the loss path the memory estimate assumes (`memory.LOSS_IMPLS`; default: what `lora-tui train` runs);
-    `load_in_4bit` plans a QLoRA run from the start.
+    `advice` is the style (guide or practice); `loss` is the loss path the memory estimate assumes
+    (`memory.LOSS_IMPLS`; default: what `lora-tui train` runs); `load_in_4bit` plans a QLoRA run from the start.
     """
+    if advice not in ADVICE:
+        raise UserError(f"--advice {advice}: unknown; choose one of {', '.join(ADVICE)}")
+    x = _inputs(task, examples, vram_bytes, inventory, style, data_report, loss, load_in_4bit)
+    d = _advise(x, advice)
+    other_advice = next(a for a in ADVICE if a != advice)
+    o = _advise(x, other_advice)
+    other = {k: o.values[k] for k in SETTINGS if o.values[k] != d.values[k]}
+    for key, value in other.items():
+        said = "the guide says" if other_advice == "guide" else "common LoRA practice gives"
+        d.reasons[key] += f"; {said} {fmt_value(value)} ({o.cites[key].where})"
+    rec = Recommendation(
+        values={k: d.values[k] for k in SETTINGS}, reasons={k: d.reasons[k] for k in SETTINGS}, notes=d.notes,
+        tiers={"task": task, "data_size": x.data.key if x.data else None, "resource": x.res.key if x.res else None},
+        advice=advice, citations={k: d.cites[k] for k in SETTINGS}, other=other)
+    if inventory is not None and vram_bytes is not None:
+        _fit(rec, inventory, vram_bytes, loss, data_report)
+    elif inventory is not None:
+        from lora_tui.core.memory_advice import expert_dropout
+
+        before = dict(rec.values)
+        expert_dropout(rec.values, rec.reasons, inventory)
+        _cite_changes(rec, before, "PEFT's limits on fused experts")
+    return rec
+
+
+def _inputs(task: str | None, examples: int | None, vram_bytes: int | None, inventory: ModelInventory | None,
+            style: str, data_report: DataFacts | None, loss: str | None, load_in_4bit: bool) -> _Inputs:
+    """The inputs checked (UserError naming the flag) and the guide rows they select."""
     g = guide()
     if task is not None and task not in g.tasks:
         raise UserError(f"--task {task}: unknown task; choose one of {', '.join(g.tasks)}")
@@ -182,93 +261,85 @@ def recommend(
         examples = data_report.examples
     if examples is not None and examples < 0:
         raise UserError(f"--examples must be >= 0, got {examples}")
-    task_row = g.tasks[task] if task else None
-    data_row = g.data_size_row(examples) if examples is not None else None
-    res_row = g.resource_row(vram_bytes) if vram_bytes is not None else None
-    values: dict[str, Any] = {}
-    reasons: dict[str, str] = {}
-    notes: list[str] = []
-
-    for key in ("lora_r", "lora_dropout", "learning_rate", "num_train_epochs"):
-        values[key], reasons[key] = _pick(key, g, task_row, data_row)
-    _guard_small_data(values, reasons, g, task_row, data_row)
-    _apply_resources(values, reasons, notes, g, res_row)
-    alpha = values["lora_r"] * ratio
-    values["lora_alpha"] = int(alpha) if float(alpha).is_integer() else alpha
-    reasons["lora_alpha"] = (f"alpha/r style '{style}' (ratio {ratio:g}): alpha = {ratio:g} x r = "
-                             f"{fmt_value(values['lora_alpha'])}; every row of the guide's tables uses alpha = 2r")
-    _choose_targets(values, reasons, g, task_row, inventory)
-    _fill_defaults(values, reasons, g, vram_bytes)
-    values["load_in_4bit"] = load_in_4bit
-    reasons["load_in_4bit"] = ("on: as set (--load-in-4bit)" if load_in_4bit else
-                               "off: 16-bit LoRA" + ("" if inventory is not None and vram_bytes is not None else
-                                                     " (no model and VRAM known to check the memory against)"))
-    values["eval_split"], reasons["eval_split"] = _eval_split(examples)
-    values["max_seq_length"], reasons["max_seq_length"] = _seq_length(
-        data_report, inventory, g.defaults.settings["max_seq_length"])
-
-    _apply_model_preset(values, reasons, inventory)
-    rec = Recommendation(
-        values={k: values[k] for k in SETTINGS},
-        reasons={k: reasons[k] for k in SETTINGS},
-        notes=notes,
-        tiers={"task": task, "data_size": data_row.key if data_row else None,
-               "resource": res_row.key if res_row else None},
-    )
-    if inventory is not None and vram_bytes is not None:
-        _fit(rec, inventory, vram_bytes, loss, data_report)
-    elif inventory is not None:
-        from lora_tui.core.memory_advice import expert_dropout
-
-        expert_dropout(rec.values, rec.reasons, inventory)
-    return rec
+    return _Inputs(g, g.tasks[task] if task else None, g.data_size_row(examples) if examples is not None else None,
+                   g.resource_row(vram_bytes) if vram_bytes is not None else None, ratio, style, examples,
+                   vram_bytes, inventory, data_report, load_in_4bit, loss)
 
 
-def _guard_small_data(values: dict[str, Any], reasons: dict[str, str], g: Guide, task_row: Row | None,
-                      data_row: Band | None) -> None:
-    """Step 3: with fewer than 1K examples, cap r and raise dropout to the small-data row's values."""
-    if data_row is None or task_row is None or data_row.key != g.data_sizes[0].key:
+def _advise(x: _Inputs, advice: str) -> _Draft:
+    """One advice style's values, reasons and citations, before the memory fit (steps 1-6)."""
+    d = _Draft()
+    for key in ("lora_r", "lora_dropout", "learning_rate"):
+        _pick(key, x, d)
+    _task_learning_rate(x, d)
+    _guard_small_data(x, d)
+    d.set("num_train_epochs", *(styles.practice_epochs(x.data) if advice == "practice" else
+                                styles.guide_epochs(x.g, x.task)))
+    pattern, cite, why = styles.practice_pattern() if advice == "practice" else styles.guide_pattern(x.g, x.task)
+    targets, mapped = map_targets(list(x.g.patterns[pattern].modules), x.inventory)
+    d.set("target_modules", targets, cite, f"target-module pattern '{pattern}': {why}{mapped}")
+    _batch(x, d)
+    _fill_defaults(x, d)
+    _resource_rank(x, d)
+    alpha = d.values["lora_r"] * x.ratio
+    d.set("lora_alpha", int(alpha) if float(alpha).is_integer() else alpha,
+          Citation(SourceKind.GUIDE_TABLE, f"the guide's alpha section, style '{x.style}' (ratio {x.ratio:g})"),
+          f"the guide's alpha section, style '{x.style}' (ratio {x.ratio:g}): alpha = {x.ratio:g} x r = "
+          f"{fmt_value(alpha)}; every row of the guide's tables uses alpha = 2r")
+    if advice == "practice":
+        d.set("learning_rate", *styles.practice_learning_rate(d.values["lora_r"], x.data))
+    _apply_model_preset(d, x.inventory)
+    return d
+
+
+def _task_learning_rate(x: _Inputs, d: _Draft) -> None:
+    """Where the task's worked example uses another rate than its preset, say which one is taken and why."""
+    if x.task is None:
         return
-    r_cap, drop_min = data_row.settings["lora_r"], data_row.settings["lora_dropout"]
-    if values["lora_r"] > r_cap:
-        reasons["lora_r"] = (f"{_cite(task_row, 'lora_r')}, capped at {r_cap} by the {data_row.cite()} "
-                             "(a small dataset overfits a large adapter)")
-        values["lora_r"] = r_cap
-    if values["lora_dropout"] < drop_min:
-        reasons["lora_dropout"] = (f"{_cite(task_row, 'lora_dropout')}, raised to {fmt_value(drop_min)} by the "
-                                   f"{data_row.cite()} (a small dataset needs more regularisation)")
-        values["lora_dropout"] = drop_min
-
-
-def _apply_resources(values: dict[str, Any], reasons: dict[str, str], notes: list[str], g: Guide,
-                     res_row: Row | None) -> None:
-    """Step 4: the resource table caps r and fixes batch x accumulation; without a GPU the defaults' 2 x 8."""
-    if res_row is None:
-        for key in ("per_device_train_batch_size", "gradient_accumulation_steps"):
-            values[key] = g.defaults.settings[key]
-            reasons[key] = _cite(g.defaults, key) + " (no GPU VRAM known, so the resource table does not apply)"
-        notes.append("No GPU VRAM known: r is not capped by the resource table and batch x accumulation is the "
-                     "defaults row's 2 x 8. Pass --vram-gb to plan for a GPU.")
+    example = x.g.example_for(x.task.key)
+    if example is None or d.cites["learning_rate"].where != x.task.cite():
         return
-    r_cap = res_row.settings["lora_r"]
-    if values["lora_r"] > r_cap:
-        reasons["lora_r"] = f"{res_row.cite()} caps r at {r_cap} (was {values['lora_r']}: {reasons['lora_r']})"
-        values["lora_r"] = r_cap
-    elif values["lora_r"] == r_cap:
-        reasons["lora_r"] += f"; the {res_row.cite()} agrees"
+    rate = example.settings.get("learning_rate")
+    if rate is not None and rate != d.values["learning_rate"]:
+        batch = example.settings.get("per_device_train_batch_size")
+        d.reasons["learning_rate"] += (f"; {example.cite()} uses {fmt_value(rate)}"
+                                       + (f" with batch {batch}" if batch else "")
+                                       + ": the preset is taken, as the guide's stated recommendation for the task")
+
+
+def _guard_small_data(x: _Inputs, d: _Draft) -> None:
+    """Step 3: below 1K examples with a task, cap r, raise dropout, and take the small-data row's learning rate."""
+    small, task = x.data, x.task
+    if small is None or task is None or small.key != x.g.data_sizes[0].key:
+        return
+    r_cap, drop_min, rate = (small.settings[k] for k in ("lora_r", "lora_dropout", "learning_rate"))
+    if d.values["lora_r"] > r_cap:
+        d.set("lora_r", r_cap, _row_cite(small), f"{task.cite()}: lora_r = {d.values['lora_r']}, capped at "
+                                                  f"{r_cap} by {small.cite()} (a small dataset overfits a "
+                                                  "large adapter)")
+    if d.values["lora_dropout"] < drop_min:
+        d.set("lora_dropout", drop_min, _row_cite(small),
+              f"{task.cite()}: lora_dropout = {fmt_value(d.values['lora_dropout'])}, raised to {fmt_value(drop_min)} "
+              f"by {small.cite()} (a small dataset needs more regularisation)")
+    if d.values["learning_rate"] != rate:
+        d.set("learning_rate", rate, _row_cite(small),
+              f"{small.cite()}: learning_rate = {fmt_value(rate)}: below 1K examples the small-data row's rate "
+              f"applies ({task.cite()} says {fmt_value(d.values['learning_rate'])}, which barely moves an "
+              "adapter in the few steps a small dataset gives)")
+
+
+def _batch(x: _Inputs, d: _Draft) -> None:
+    """Step 4's batch x accumulation: the resource row's; without a GPU lora-tui's own 2 x 8."""
     for key in ("per_device_train_batch_size", "gradient_accumulation_steps"):
-        values[key], reasons[key] = res_row.settings[key], _cite(res_row, key)
-    reasons["per_device_train_batch_size"] += " (effective batch 16, as in every resource row)"
-
-
-def _choose_targets(values: dict[str, Any], reasons: dict[str, str], g: Guide, task_row: Task | None,
-                    inventory: ModelInventory | None) -> None:
-    """Step 2's target pattern (the task's, else standard), mapped onto the model's modules."""
-    pattern = g.patterns[task_row.pattern if task_row else "standard"]
-    targets, mapped_note = map_targets(list(pattern.modules), inventory)
-    values["target_modules"] = targets
-    origin = f"{task_row.cite()}" if task_row else "the guide's recommended default"
-    reasons["target_modules"] = f"target-module pattern '{pattern.key}' ({origin}): {pattern.why}{mapped_note}"
+        if x.res is None:
+            d.set(key, x.g.defaults.settings[key], x.g.default_cites[key])
+        else:
+            d.set(key, x.res.settings[key], _row_cite(x.res))
+    if x.res is None:
+        d.notes.append("No GPU VRAM known: r is not capped by the resource table and batch x accumulation is "
+                       "lora-tui's own 2 x 8 (the guide's 8-16 GB row).")
+    else:
+        d.reasons["per_device_train_batch_size"] += " (effective batch 16, as in every resource row)"
 
 
 def _eval_split(examples: int | None) -> tuple[float, str]:
@@ -286,30 +357,84 @@ def _eval_split(examples: int | None) -> tuple[float, str]:
                    "and keep the best checkpoint")
 
 
-def _fill_defaults(values: dict[str, Any], reasons: dict[str, str], g: Guide, vram_bytes: int | None) -> None:
-    """Step 1's defaults for warmup and weight decay; gradient checkpointing on for GPU runs."""
+def _fill_defaults(x: _Inputs, d: _Draft) -> None:
+    """Step 1's warmup and weight decay, lora-tui's gradient checkpointing, evaluation split, sequence length and
+    4-bit loading."""
+    g = x.g
     for key in ("warmup_ratio", "weight_decay"):
-        values[key], reasons[key] = g.defaults.settings[key], _cite(g.defaults, key)
-    values["gradient_checkpointing"] = vram_bytes is not None
-    reasons["gradient_checkpointing"] = (
-        "on for GPU training, as LLaMA-Factory, axolotl and Unsloth do: activations shrink to the layer inputs "
-        "for about 30% more time (the guide lists it among its out-of-memory remedies)"
-        if vram_bytes is not None else
-        "off without a GPU: system RAM is rarely the limit, and recomputing activations costs about 30% time")
-    reasons["warmup_ratio"] += (f" (the guide's script uses {g.guide_warmup_ratio:g}; its slow-convergence remedy "
-                                "lowers it to 0.1, which lora-tui starts from)")
+        d.set(key, g.defaults.settings[key], g.default_cites[key])
+    own = Citation(SourceKind.LORA_TUI, "lora-tui's own rule")
+    d.set("gradient_checkpointing", x.vram_bytes is not None, own,
+          "lora-tui's own rule: on for GPU training, as LLaMA-Factory, axolotl and Unsloth do: activations shrink to "
+          "the layer inputs for about 30% more time (the guide lists it among its out-of-memory remedies)"
+          if x.vram_bytes is not None else
+          "lora-tui's own rule: off without a GPU: system RAM is rarely the limit, and recomputing activations costs "
+          "about 30% time")
+    if x.load_in_4bit:
+        d.set("load_in_4bit", True, Citation(SourceKind.YOURS, "--load-in-4bit"), "on: as set (--load-in-4bit)")
+    else:
+        d.set("load_in_4bit", False, own, "off: 16-bit LoRA" + (
+            "" if x.inventory is not None and x.vram_bytes is not None else
+            " (no model and VRAM known to check the memory against)"))
+    share, why = _eval_split(x.examples)
+    d.set("eval_split", share, own, why)
+    length, why = _seq_length(x.data_report, x.inventory, g.defaults.settings["max_seq_length"])
+    seq_cite = g.default_cites["max_seq_length"] if x.data_report is None or x.data_report.token_stats is None \
+        else Citation(SourceKind.LORA_TUI, "lora-tui's own rule: the measured token lengths")
+    d.set("max_seq_length", length, seq_cite, why)
 
 
-def _apply_model_preset(values: dict[str, Any], reasons: dict[str, str], inventory: ModelInventory | None) -> None:
-    """Apply a model preset's own settings (`recommend` in presets/models/NAME.json), explaining each."""
+def _resource_rank(x: _Inputs, d: _Draft) -> None:
+    """Step 4's r: capped by the resource row without a model; with a model and VRAM the memory estimate decides."""
+    row = x.res
+    if row is None:
+        return
+    cap, r, before = row.settings["lora_r"], d.values["lora_r"], d.reasons["lora_r"]
+    if r == cap:
+        d.reasons["lora_r"] += f"; {row.cite()} agrees"
+        return
+    if r < cap:
+        return
+    if x.inventory is None:
+        d.set("lora_r", cap, _row_cite(row), f"{row.cite()} caps r at {cap} (was {r}: {before})")
+        return
+    from lora_tui.core.memory import plan_estimate
+    from lora_tui.core.units import fmt_gib
+
+    inventory = x.inventory
+
+    def need(rank: int) -> Any:
+        plan = TrainingPlan(**{**d.values, "lora_r": rank, "lora_alpha": rank * x.ratio})
+        return plan_estimate(inventory, plan, x.vram_bytes, loss=x.loss)
+
+    at_r, at_cap = need(r), need(cap)
+    vram = f"{fmt_gib(x.vram_bytes or 0)} ({(x.vram_bytes or 0) / 1e9:g} GB)"
+    said = (f"{row.cite()} caps r at {cap}; with gradient checkpointing, at r {r} this model needs "
+            f"{fmt_gib(at_r.total_bytes)} of {vram}, {at_r.verdict.replace('_', ' ')}; at r {cap} "
+            f"{fmt_gib(at_cap.total_bytes)}")
+    if at_r.verdict != "will_not_fit":
+        d.reasons["lora_r"] = f"{before}; {said}, so r {r} is kept (with a model the memory estimate decides)"
+    else:
+        d.set("lora_r", cap, _row_cite(row), f"{said}, so the cap applies (was {r}: {before})")
+
+
+def _apply_model_preset(d: _Draft, inventory: ModelInventory | None) -> None:
+    """Step 6: a model preset's own settings (`recommend` in presets/models/NAME.json), explaining each."""
     if inventory is None:
         return
     for key, spec in (inventory.extra.get("recommend") or {}).items():
-        if key not in values:
+        if key not in d.values:
             raise ValueError(f"model preset {inventory.model_id}: unknown setting {key!r}")
-        reasons[key] = (f"model preset '{inventory.model_id}': {key} = {fmt_value(spec['value'])}: {spec['why']} "
-                        f"(the guide's tables said {fmt_value(values[key])}: {reasons[key]})")
-        values[key] = spec["value"]
+        d.set(key, spec["value"], Citation(SourceKind.LORA_TUI, f"lora-tui's model preset '{inventory.model_id}'"),
+              f"model preset '{inventory.model_id}': {key} = {fmt_value(spec['value'])}: {spec['why']} "
+              f"(the guide's tables said {fmt_value(d.values[key])}: {d.reasons[key]})")
+
+
+def _cite_changes(rec: Recommendation, before: dict[str, Any], why: str) -> None:
+    """Values the memory steps changed are lora-tui's (the estimate's), not the tables'."""
+    for key, value in before.items():
+        if rec.values[key] != value:
+            rec.citations[key] = Citation(SourceKind.LORA_TUI, f"lora-tui's own rule: {why}")
 
 
 def _fit(rec: Recommendation, inventory: ModelInventory, vram_bytes: int, loss: str | None,
@@ -318,4 +443,6 @@ def _fit(rec: Recommendation, inventory: ModelInventory, vram_bytes: int, loss: 
     from lora_tui.core.memory_advice import advise_memory
 
     seq = data.token_stats if data is not None else None
+    before = dict(rec.values)
     rec.fit_steps = advise_memory(rec.values, rec.reasons, rec.notes, inventory, vram_bytes, loss=loss, seq=seq)
+    _cite_changes(rec, before, "the memory estimate")

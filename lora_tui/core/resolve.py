@@ -94,8 +94,9 @@ def resolve(given: Mapping[str, Any], inputs: PlanInputs, *, config: Mapping[str
         if unknown:
             raise UserError(f"{label} settings: unknown setting(s) {', '.join(unknown)}")
     task = person.get("task", layers["config"].get("task"))
+    advice = person.get("advice", layers["config"].get("advice", TrainingPlan.advice))
     rec = recommend(task=task, vram_bytes=inputs.vram_bytes, inventory=inputs.inventory, style=inputs.style,
-                    data_report=inputs.data_report)
+                    data_report=inputs.data_report, advice=advice)
     values, sources = _merge(layers["given"], layers["config"], rec.values)
     reasons = {k: v for k, v in rec.reasons.items() if sources[k] == "recommended"}
     if pattern is not None and sources["target_modules"] not in ("given", "config"):

@@ -1,7 +1,7 @@
 """The guide's tables (lora_tui/presets/guide.toml), loaded once and validated.
 
 Every value the advisor recommends is traceable to a row here; `Row.cite()` gives the words a reason uses,
-e.g. "data-size table, row '< 1K examples'".
+e.g. "the guide's data-size table, row '< 1K examples'".
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ else:  # pragma: no cover
 
 from lora_tui.core.paths import PRESETS_DIR
 from lora_tui.core.plan import TrainingPlan, fmt_value
+from lora_tui.core.sources import TOML_KINDS, Citation
 
 GUIDE_FILE = PRESETS_DIR / "guide.toml"
-PRACTICE_FILE = PRESETS_DIR / "practice.toml"
-"""Remedies beyond the guide (current LoRA practice), always shown as such."""
 """The data file holding the guide's tables."""
+PRACTICE_FILE = PRESETS_DIR / "practice.toml"
+"""Current LoRA practice beyond the guide (remedies, the `practice` advice style, the guide's errata), always
+shown as such."""
 
 GB = 1_000_000_000
 """Bytes in a gigabyte as the resource table counts them (decimal, as GPU vendors label cards)."""
@@ -45,8 +47,8 @@ class Row:
     """The settings the row fixes, keyed by TrainingPlan field name."""
 
     def cite(self) -> str:
-        """Short citation used in reasons: `<table> table, row '<label>'`."""
-        return f"{self.table} table, row '{self.label}'"
+        """Short citation used in reasons: `the guide's <table> table, row '<label>'`."""
+        return f"the guide's {self.table} table, row '{self.label}'"
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class Task(Row):
     """What kind of fine-tune the task is for."""
     pattern: str = "standard"
     """Key of the target-module pattern the task uses."""
+    pattern_cite: Citation | None = None
+    """Where the task's pattern comes from (the guide's task presets name no modules)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,24 @@ class Band(Row):
     def contains(self, value: float) -> bool:
         """Whether `value` falls in [low, high)."""
         return value >= self.low and (self.high is None or value < self.high)
+
+
+@dataclass(frozen=True)
+class Example:
+    """One of the guide's worked examples: the settings its command line passes."""
+
+    key: str
+    """example1, example2, ..."""
+    section: str
+    """The guide's section holding it."""
+    task: str | None
+    """The task preset it illustrates, if any."""
+    settings: dict[str, Any] = field(default_factory=dict, hash=False)
+    """The settings its command line passes, keyed by TrainingPlan field name."""
+
+    def cite(self) -> str:
+        """Citation used in reasons: `the guide's worked example (<section>)`."""
+        return f"the guide's worked example ({self.section})"
 
 
 @dataclass(frozen=True)
@@ -147,8 +169,14 @@ class Guide:
     """alpha/r styles, lowest ratio first."""
     troubles: dict[str, Trouble]
     """Troubleshooting entries by key."""
-    guide_warmup_ratio: float
-    """The warmup ratio of the guide's script (lora-tui's default is lower; see guide.toml)."""
+    default_cites: dict[str, Citation]
+    """Where each starting value (`defaults`) comes from: the script, a remedy, or lora-tui's own default."""
+    examples: tuple[Example, ...]
+    """The worked examples, in the guide's order."""
+
+    def example_for(self, task: str | None) -> Example | None:
+        """The worked example illustrating a task preset, if the guide has one."""
+        return next((e for e in self.examples if task is not None and e.task == task), None)
 
     def data_size_row(self, examples: int) -> Band:
         """The data-size tier holding `examples`."""
@@ -197,11 +225,17 @@ def parse_guide(doc: dict[str, Any]) -> Guide:
     d = doc["defaults"]
     defaults = Row("defaults", "defaults", d["title"], d["why"], _settings(d, "defaults"))
     TrainingPlan(**defaults.settings)  # the defaults must form a valid plan
+    cites = {k: _citation(c, f"defaults.cite.{k}") for k, c in d.get("cite", {}).items()}
+    if set(cites) != set(defaults.settings):
+        raise ValueError(f"defaults.cite must cite every starting value: {sorted(set(defaults.settings) ^ set(cites))}")
     tasks = {
         key: Task("task", key, t["title"], t["why"], _settings(t, f"tasks.{key}"), what=t["what"],
-                  pattern=t["pattern"])
+                  pattern=t["pattern"], pattern_cite=_citation({"kind": t["pattern_source"], "where": t["pattern_why"]},
+                                                               f"tasks.{key}"))
         for key, t in doc["tasks"].items()
     }
+    examples = tuple(Example(e["key"], e["section"], e.get("task"), _settings(e, f"worked_examples.{e['key']}"))
+                     for e in doc.get("worked_examples", []))
     patterns = {k: Pattern(k, p["title"], tuple(p["modules"]), p["why"]) for k, p in doc["patterns"].items()}
     for task in tasks.values():
         if task.pattern not in patterns:
@@ -218,8 +252,16 @@ def parse_guide(doc: dict[str, Any]) -> Guide:
         patterns=patterns,
         alpha_styles=styles,
         troubles=troubles,
-        guide_warmup_ratio=float(d.get("notes", {}).get("guide_warmup_ratio", 0.3)),
+        default_cites=cites,
+        examples=examples,
     )
+
+
+def _citation(entry: dict[str, Any], where: str) -> Citation:
+    """A `{kind, where}` table as a Citation (ValueError naming the entry for an unknown kind)."""
+    if entry.get("kind") not in TOML_KINDS or not entry.get("where"):
+        raise ValueError(f"{where}: a citation needs a kind ({', '.join(TOML_KINDS)}) and a where")
+    return Citation(TOML_KINDS[entry["kind"]], str(entry["where"]))
 
 
 def _rules(entry: dict[str, Any], table: str) -> tuple[RemedyRule, ...]:
@@ -233,13 +275,59 @@ def _rules(entry: dict[str, Any], table: str) -> tuple[RemedyRule, ...]:
 
 
 @dataclass(frozen=True)
+class PracticeStyle:
+    """The `practice` advice style: current LoRA practice for the learning rate, targets and epochs."""
+
+    sources: str
+    """Who practises it, as a reason names them."""
+    learning_rate: float
+    """The rate at `reference_r`."""
+    reference_r: int
+    """The r at which `learning_rate` applies (scaled by sqrt(reference_r / r))."""
+    large_data_factor: float
+    """Multiplies the rate above 10K examples."""
+    min_learning_rate: float
+    """The rate is kept at or above this."""
+    max_learning_rate: float
+    """... and at or below this."""
+    lr_why: str
+    """How the rate is scaled, in words."""
+    pattern: str
+    """The target-module pattern (all linear projections)."""
+    pattern_why: str
+    """Why, with the evidence."""
+    epochs: dict[str, float]
+    """Epochs by data-size tier key, and `unknown`."""
+    epochs_why: str
+    """Why 1-3 epochs."""
+
+
+@dataclass(frozen=True)
+class Erratum:
+    """One point where the guide is wrong or out of date, with its evidence."""
+
+    setting: str
+    """The TrainingPlan field it is about."""
+    title: str
+    """The point, briefly."""
+    guide: str
+    """What the guide says."""
+    truth: str
+    """What is true instead, and the evidence."""
+
+
+@dataclass(frozen=True)
 class Practice:
-    """Remedies beyond the guide (presets/practice.toml)."""
+    """Current practice beyond the guide (presets/practice.toml)."""
 
     troubles: dict[str, Trouble]
     """Symptoms the guide does not list, with their remedies."""
     first: dict[str, tuple[RemedyRule, ...]]
     """Remedies offered before the guide's own, by the guide's symptom key."""
+    style: PracticeStyle
+    """The `practice` advice style."""
+    errata: tuple[Erratum, ...]
+    """Where the guide is wrong or out of date."""
 
 
 @lru_cache(maxsize=1)
@@ -255,7 +343,18 @@ def practice(path: Path = PRACTICE_FILE) -> Practice:
     if clash or unknown:
         raise ValueError(f"{path.name}: symptom keys {sorted(clash | unknown)} clash with or are missing "
                          "from the guide's")
-    return Practice(troubles=troubles, first=first)
+    s = doc["advice_practice"]
+    style = PracticeStyle(s["sources"], float(s["learning_rate"]), int(s["reference_r"]),
+                          float(s["large_data_factor"]), float(s["min_learning_rate"]), float(s["max_learning_rate"]),
+                          s["lr_why"], s["pattern"], s["pattern_why"],
+                          {k: float(v) for k, v in s["epochs"].items()}, s["epochs_why"])
+    if style.pattern not in guide().patterns or set(style.epochs) != {*(b.key for b in guide().data_sizes), "unknown"}:
+        raise ValueError(f"{path.name}: [advice_practice] needs a guide pattern and epochs for every data-size tier")
+    errata = tuple(Erratum(e["setting"], e["title"], e["guide"], e["truth"]) for e in doc.get("guide_errata", []))
+    bad = [e.setting for e in errata if e.setting not in _PLAN_FIELDS]
+    if bad:
+        raise ValueError(f"{path.name}: guide_errata name unknown settings {bad}")
+    return Practice(troubles=troubles, first=first, style=style, errata=errata)
 
 
 @lru_cache(maxsize=1)

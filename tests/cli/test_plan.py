@@ -53,6 +53,24 @@ def test_human_output_has_table_totals_scaling_and_memory(capsys: pytest.Capture
     assert "of 24.0 GB (--vram-gb): fits" in out
 
 
+def test_advice_practice_defaults_the_targets_to_all_linear_projections(capsys: pytest.CaptureFixture[str]) -> None:
+    names = [m["name"] for m in _json(capsys, "--model", "smollm2-135m", "--advice", "practice")["modules"]]
+    assert names == SEVEN.split(",")
+    guide = [m["name"] for m in _json(capsys, "--model", "smollm2-135m")["modules"]]
+    assert guide == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    given = _json(capsys, "--model", "smollm2-135m", "--advice", "practice", "--target-modules", "q_proj,v_proj")
+    assert [m["name"] for m in given["modules"]] == ["q_proj", "v_proj"]  # a given list wins
+
+
+def test_vram_label_says_where_the_figure_came_from(capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _json(capsys, "--model", "demo", "--vram-gb", "12")["memory"]["vram_source"] == "--vram-gb"
+    monkeypatch.setattr(hardware, "detect_hardware", lambda: SimpleNamespace(usable_vram_bytes=8 * 10**9))
+    assert main(["plan", "--model", "demo"]) == 0
+    out = capsys.readouterr().out
+    assert "of 8.0 GB (detected GPU)" in out and "--vram-gb" not in out
+
+
 def test_alpha_defaults_to_two_r_and_says_so(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", "--model", "demo", "--lora-r", "8"]) == 0
     assert "alpha=16 (default: 2 x r, the guide's standard)" in capsys.readouterr().out

@@ -73,7 +73,7 @@ def test_dry_run_text_has_sources_math_and_memory(capsys: pytest.CaptureFixture[
     assert main(["train", "--model", "demo", "--lora-r", "4", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "lora_r                       4                        given" in out
-    assert "recommended  (data-size table" in out
+    assert "recommended  (the guide's data-size table" in out
     assert re.search(r"^q_proj +256 -> 256 +4 ", out, re.M)
     # the demo preset's own targets: the guide's maximum pattern, with its reason
     assert re.search(r"^down_proj +768 -> 256 +4 ", out, re.M)

@@ -29,6 +29,7 @@ from lora_tui.errors import UserError
         ({"target_modules": []}, r"`target_modules`"),
         ({"target_modules": ["all-linear", "q_proj"]}, r"'all-linear' cannot be combined"),
         ({"lora_r": True}, r"`lora_r`"),
+        ({"advice": "gut"}, r"`advice` \(--advice\) must be one of guide, practice, got 'gut'"),
     ],
 )
 def test_validation_names_the_field_and_flag(changes: dict, message: str) -> None:

@@ -56,3 +56,33 @@ def test_rank_above_the_narrowest_targeted_layer_is_refused(tmp_path: Path) -> N
     with pytest.raises(UserError, match=r"`lora_r` \(--lora-r\) 65 is larger than the narrowest targeted layer "
                                         r"\(k_proj, 256 -> 64\); use at most 64"):
         resolve({"lora_r": 65}, inputs)
+
+
+def test_small_data_keeps_its_rate_unless_the_person_set_one(tmp_path: Path) -> None:
+    resolved = resolve({"task": "code"}, _inputs(200, tmp_path))
+    assert resolved.plan.learning_rate == 1e-4 and resolved.sources["learning_rate"] == "recommended"
+    assert resolved.reasons["learning_rate"].startswith("the guide's data-size table, row '< 1K examples'")
+    given = resolve({"task": "code", "learning_rate": 3e-5}, _inputs(200, tmp_path))
+    assert given.plan.learning_rate == 3e-5 and given.sources["learning_rate"] == "given"
+
+
+@pytest.mark.parametrize("layer", ["given", "config"])
+def test_the_advice_style_reaches_the_recommendation_and_is_recorded(layer: str, tmp_path: Path) -> None:
+    values = {"advice": "practice", "task": "chat"}
+    resolved = (resolve(values, _inputs(5000, tmp_path)) if layer == "given" else
+                resolve({}, _inputs(5000, tmp_path), config=values))
+    plan = resolved.plan
+    assert plan.advice == "practice" and resolved.sources["advice"] == layer
+    assert plan.learning_rate == 2e-4 and plan.num_train_epochs == 2
+    assert plan.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    assert "the guide says 5e-5" in resolved.reasons["learning_rate"]
+    assert 'advice = "practice"' in plan.to_toml(resolved.sources)
+    assert "--advice practice" in plan.command_line()
+    default = resolve({"task": "chat"}, _inputs(5000, tmp_path))
+    assert default.plan.advice == "guide" and default.sources["advice"] == "default"
+    assert default.plan.learning_rate == 5e-5
+
+
+def test_an_unknown_advice_is_refused_naming_the_flag(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"--advice gut: unknown; choose one of guide, practice"):
+        resolve({"advice": "gut"}, _inputs(5000, tmp_path))

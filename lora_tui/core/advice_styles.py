@@ -1,0 +1,65 @@
+"""The values where the two advice styles differ: the learning rate, the target pattern and the epochs.
+
+`guide` applies the guide's tables exactly (`core.recommend` has the precedence); `practice` keeps the guide's
+r, alpha and dropout logic and takes current LoRA practice (presets/practice.toml, `[advice_practice]`) for the
+three settings the guide is out of date on. Each function returns the value, its Citation (short: the other
+style's reason quotes it) and the full reason.
+"""
+
+from __future__ import annotations
+
+import math
+
+from lora_tui.core.plan import fmt_value
+from lora_tui.core.sources import Citation, SourceKind
+from lora_tui.core.tables import Band, Guide, Task, practice
+
+
+def practice_learning_rate(r: int, data: Band | None) -> tuple[float, Citation, str]:
+    """About 2e-4, scaled for r (x sqrt(reference r / r)) and for data above 10K examples, rounded to one digit
+    and kept within the style's bounds."""
+    p = practice().style
+    large = data is not None and data.key == "large"
+    raw = p.learning_rate * math.sqrt(p.reference_r / r) * (p.large_data_factor if large else 1.0)
+    lr = min(p.max_learning_rate, max(p.min_learning_rate, float(f"{raw:.0e}")))
+    scaled = (f"{fmt_value(p.learning_rate)} x sqrt({p.reference_r}/{r})"
+              + (f" x {p.large_data_factor:g} ({data.label if data else ''})" if large else "")
+              + f" = {fmt_value(float(f'{raw:.2g}'))} -> {fmt_value(lr)}")
+    cite = Citation(SourceKind.PRACTICE, f"common LoRA practice ({p.sources}), scaled by lora-tui: {scaled}")
+    return lr, cite, f"{cite.where}; {p.lr_why}"
+
+
+def practice_epochs(data: Band | None) -> tuple[float, Citation, str]:
+    """1-3 epochs by data size (3 when the size is unknown)."""
+    p = practice().style
+    key = data.key if data is not None else "unknown"
+    size = f"{data.label}" if data is not None else "data size unknown"
+    cite = Citation(SourceKind.PRACTICE, f"common LoRA practice: {fmt_value(p.epochs[key])} epoch(s) for {size}")
+    return p.epochs[key], cite, f"{cite.where}; {p.epochs_why}"
+
+
+def practice_pattern() -> tuple[str, Citation, str]:
+    """All linear projections (the guide's maximum pattern)."""
+    p = practice().style
+    cite = Citation(SourceKind.PRACTICE, "common LoRA practice: all linear projections")
+    return p.pattern, cite, f"common LoRA practice: {p.pattern_why}"
+
+
+def guide_pattern(g: Guide, task: Task | None) -> tuple[str, Citation, str]:
+    """The task's pattern (with where its choice comes from), else the guide's recommended standard pattern."""
+    if task is not None and task.pattern_cite is not None:
+        cite = Citation(task.pattern_cite.kind, f"{task.cite()}: the '{task.pattern}' pattern")
+        return task.pattern, cite, f"{task.cite()}: {task.pattern_cite.where}"
+    cite = Citation(SourceKind.GUIDE_TABLE, "the guide's target-module section: the 'standard' pattern")
+    return "standard", cite, f"{cite.where}, the one it recommends"
+
+
+def guide_epochs(g: Guide, task: Task | None) -> tuple[float, Citation, str]:
+    """The epochs of the task's worked example (the task presets pass none), else lora-tui's default."""
+    example = g.example_for(task.key if task else None)
+    if example is not None and "num_train_epochs" in example.settings:
+        epochs = example.settings["num_train_epochs"]
+        cite = Citation(SourceKind.GUIDE_EXAMPLE, f"{example.cite()}: --epochs {fmt_value(epochs)}")
+        return epochs, cite, f"{cite.where} (the task preset passes no epochs)"
+    cite, epochs = g.default_cites["num_train_epochs"], g.defaults.settings["num_train_epochs"]
+    return epochs, cite, f"{cite.where}: num_train_epochs = {fmt_value(epochs)}"
