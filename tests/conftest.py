@@ -34,6 +34,8 @@ Isolation, for every test:
   built once per session, never in the user's home.
 - Runs default to a per-test temporary directory.
 - Hugging Face libraries are told to stay offline.
+- The TUI starts no background demo build (`LORA_TUI_PREBUILD=0`); the demo tokenizer is still built, once per
+  session, when a test needs it.
 Subprocesses started by tests inherit these variables.
 """
 
@@ -55,6 +57,7 @@ _OFFLINE = {
     "TOKENIZERS_PARALLELISM": "false",
     "TRANSFORMERS_VERBOSITY": "error",
     "PYTHONUNBUFFERED": "1",
+    "LORA_TUI_PREBUILD": "0",
 }
 
 

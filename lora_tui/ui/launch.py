@@ -53,7 +53,10 @@ def run_tui(argv: list[str]) -> int:
         raise UserError(f"--runs-root {args.runs_root}: exists and is not a directory")
     if args.monitor is not None and not args.monitor.is_dir():
         raise UserError(f"--monitor {args.monitor}: no such run directory")
+    from lora_tui.core.demo_assets import start_prebuild
     from lora_tui.ui.app import make_app
+
+    start_prebuild()  # the demo tokenizer and model, in the background, while the person reads the first screens
 
     app = make_app(runs_root=args.runs_root, start="runs" if args.runs or args.monitor else "hardware",
                    open_run=args.monitor)

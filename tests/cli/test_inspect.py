@@ -207,12 +207,22 @@ def test_model_flag_measures_through_the_chat_template_and_shows_trained_spans(
 
 def test_model_not_on_this_machine_is_said(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LORA_TUI_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     path = _write(tmp_path / "d.jsonl", [json.dumps(GOOD)])
-    assert main(["inspect", str(path), "--model", "demo", "--show", "2"]) == 0
+    assert main(["inspect", str(path), "--model", "Qwen/Qwen2.5-0.5B-Instruct", "--show", "2"]) == 0
     out = capsys.readouterr().out
     assert "token statistics need the model's tokenizer on this machine" in out
-    assert "No preview: demo's tokenizer is not on this machine" in out
+    assert "No preview: Qwen/Qwen2.5-0.5B-Instruct's tokenizer is not on this machine" in out
+
+
+def test_the_demo_tokenizer_is_built_on_first_need(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LORA_TUI_CACHE", str(tmp_path / "cache"))
+    path = _write(tmp_path / "d.jsonl", [json.dumps(GOOD)])
+    assert main(["inspect", str(path), "--model", "demo", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)["token_stats"]
+    assert stats["max"] > 0 and stats["over_max"] == 0
+    assert (tmp_path / "cache" / "demo-tokenizer" / "tokenizer.json").is_file()
 
 
 def _hangs_not(argv: list[str]) -> subprocess.CompletedProcess[str]:

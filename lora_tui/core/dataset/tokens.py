@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lora_tui.core.dataset.encode import Encoded, Encoder
+from lora_tui.core.demo_assets import PREBUILD_LOG, build_demo_tokenizer
 from lora_tui.core.paths import cache_dir
 from lora_tui.errors import UserError
 
@@ -103,11 +104,11 @@ class TokenStats:
 def find_tokenizer_file(spec: str | Path) -> Path:
     """The tokenizer.json of a directory, a file path, `demo` (once built), or a hub id in the local HF cache."""
     if str(spec).strip().lower() == "demo":
-        demo = cache_dir() / "demo-model" / "tokenizer.json"
-        if demo.is_file():
+        demo = build_demo_tokenizer()
+        if demo is not None:
             return demo
-        raise UserError("--tokenizer demo: the demo model is not built yet; `lora-tui train --model demo` "
-                        "builds it")
+        raise UserError(f"--tokenizer demo: building the demo tokenizer failed; see {cache_dir() / PREBUILD_LOG} "
+                        "or run `python -m lora_tui.train.prebuild --tokenizer-only`")
     path = Path(spec).expanduser()
     if path.is_file():
         return path
@@ -127,8 +128,8 @@ def find_tokenizer_file(spec: str | Path) -> Path:
 def local_tokenizer(model: str) -> Path | None:
     """The tokenizer.json of `model` when it is on this machine, else None (never downloads).
 
-    `demo` is the demo model's directory in the cache once built; a local directory is used as it is; a preset
-    name or hub id is looked up in the Hugging Face cache.
+    `demo` is the demo model's tokenizer, built on first need (a second; `core.demo_assets`); a local directory
+    is used as it is; a preset name or hub id is looked up in the Hugging Face cache.
     """
     from lora_tui.core.models.modules import preset
 

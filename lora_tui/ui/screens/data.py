@@ -22,7 +22,8 @@ from textual.widget import Widget
 from textual.widgets import Button, DirectoryTree, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from lora_tui.core.paths import SAMPLE_DATA_PATH
+from lora_tui.core.demo_assets import PREBUILD_LOG, demo_tokenizer_file
+from lora_tui.core.paths import SAMPLE_DATA_PATH, cache_dir
 from lora_tui.errors import UserError
 from lora_tui.ui.format import display_path, fmt_bytes
 from lora_tui.ui.messages import DataInspected
@@ -206,7 +207,10 @@ class DataScreen(WizardScreen):
             self.show_error("Data: type a file path, or press ctrl+d for the built-in sample")
             return
         self.clear_error()
-        self.query_one("#data-summary", Static).update(Text(f"Inspecting {path}… (Escape cancels)", style="dim"))
+        doing = f"Inspecting {path}"
+        if self.state.plan.model.strip().lower() == "demo" and demo_tokenizer_file() is None:
+            doing += " and building the demo tokenizer (once, a few seconds)"
+        self.query_one("#data-summary", Static).update(Text(f"{doing}… (Escape cancels)", style="dim"))
         self._inspected = (path, *self._token_key())
         self._stop_deadline()
         self._inspecting = self.inspect(path, *self._token_key())
@@ -291,7 +295,8 @@ class DataScreen(WizardScreen):
             rows.append(("Loss on", f"{stats.trained_token_share:.0%} of the tokens"))
         else:
             model = self.state.plan.model
-            how = ("it is built with the demo model, on the first run" if model.strip().lower() == "demo"
+            how = (f"building the demo tokenizer failed; see {display_path(cache_dir() / PREBUILD_LOG)}"
+                   if model.strip().lower() == "demo"
                    else "download the model, or choose a local directory with tokenizer.json")
             rows.append(("Tokens", f"not measured: `{model}`'s tokenizer is not on this machine ({how})"))
         for label, value in rows:

@@ -472,12 +472,12 @@ def test_sample_dataset_is_generated_and_clean() -> None:
     assert any("ココ" in a for a in answers) and any("Koko" in a for a in answers)
 
 
-def test_demo_tokenizer_is_found_once_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_tokenizer_is_built_on_first_need_then_the_models_own_is_used(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from lora_tui.core.dataset.tokens import find_tokenizer_file
 
     monkeypatch.setenv("LORA_TUI_CACHE", str(tmp_path))
-    with pytest.raises(UserError, match="--tokenizer demo: the demo model is not built yet"):
-        find_tokenizer_file("demo")
+    assert find_tokenizer_file("demo") == tmp_path / "demo-tokenizer" / "tokenizer.json"
     (tmp_path / "demo-model").mkdir()
     (tmp_path / "demo-model" / "tokenizer.json").write_text("{}")
     assert find_tokenizer_file("demo") == tmp_path / "demo-model" / "tokenizer.json"
