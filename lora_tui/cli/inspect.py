@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--show must be >= 0, got {args.show}")
     tokenizer = _tokenizer(args)
     report = inspect_dataset(args.file, tokenizer=tokenizer, max_seq_length=args.max_seq_length,
-                             max_issues=args.max_errors, columns=args.columns)
+                             max_issues=args.max_errors, columns=args.columns, progress=_progress_line())
     previews: list[Any] = []
     template = ""
     if args.show and tokenizer is not None and report.examples:
@@ -192,3 +192,12 @@ def _preview_dict(example: Any) -> dict[str, Any]:
     return {"where": example.where, "tokens": example.tokens, "trained_tokens": example.trained_tokens,
             "problem": example.problem,
             "segments": [{"text": s.text, "trained": s.trained, "cut": s.cut} for s in example.segments]}
+
+
+def _progress_line() -> Any:
+    """How far the reading is, on stderr, when stderr is a terminal (a log or a pipe gets the report only)."""
+    if not sys.stderr.isatty():
+        return None
+    from lora_tui.cli.adapters import ProgressLine
+
+    return ProgressLine()

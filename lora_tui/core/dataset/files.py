@@ -18,7 +18,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from lora_tui.core.dataset.readers import EXTENSIONS, RawRecord, Source, read_arrow_files, read_records
+from lora_tui.core.dataset.readers import (
+    EXTENSIONS,
+    LINE_FORMATS,
+    Cursor,
+    RawRecord,
+    Source,
+    read_arrow_files,
+    read_records,
+)
 from lora_tui.errors import UserError
 
 _SHARD = re.compile(r"^(?P<split>[A-Za-z_]+)[-_.]\d+[-_]of[-_]\d+\.", re.IGNORECASE)
@@ -48,7 +56,8 @@ def open_source(path: Path | str) -> Source:
     fmt = _format(path)
     _check_openable(path)
     notes: list[str] = []
-    return Source(fmt, read_records(path, fmt, notes), os.stat(path).st_size, notes)
+    cursor = Cursor() if fmt in LINE_FORMATS else None  # a whole-file reader would say 0% until its end
+    return Source(fmt, read_records(path, fmt, notes, cursor), os.stat(path).st_size, notes, cursor)
 
 
 def _stat(path: Path) -> int:
@@ -135,16 +144,19 @@ def _open_files(label: str, files: list[Path], notes: list[str]) -> Source:
     if len(files) > 1:
         notes.append(f"{len(files)} {fmt} files, read in name order ({files[0].name} … {files[-1].name})")
     size = sum(os.stat(f).st_size for f in files)
-    return Source(fmt, _chain(files, fmt, notes), size, notes)
+    cursor = Cursor()
+    return Source(fmt, _chain(files, fmt, notes, cursor), size, notes, cursor)
 
 
-def _chain(files: list[Path], fmt: str, notes: list[str]) -> Iterator[RawRecord]:
-    """The records of each file in turn, tagged with their file."""
+def _chain(files: list[Path], fmt: str, notes: list[str], cursor: Cursor) -> Iterator[RawRecord]:
+    """The records of each file in turn, tagged with their file; `cursor` counts the files finished (and the
+    position in the open one, for line-based formats)."""
     for file in files:
         _check_openable(file)
         name = str(file)
-        for rec in read_records(file, fmt, notes):
+        for rec in read_records(file, fmt, notes, cursor):
             yield RawRecord(rec.line, rec.row, rec.value, rec.problem, name)
+        cursor.done_with(os.stat(file).st_size)
 
 
 def _open_arrow_dir(path: Path) -> Source:

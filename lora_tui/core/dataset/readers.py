@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from lora_tui.errors import UserError
 
@@ -71,6 +71,37 @@ class RawRecord:
     """The file it is in, when the data is several files (shards, a glob); None for a single file."""
 
 
+LINE_FORMATS = ("jsonl", "csv", "tsv")
+"""Formats read line by line, whose readers tell a `Cursor` their position."""
+
+
+class Cursor:
+    """How many bytes of a source have been read: the files finished plus the position in the open one (text
+    formats only; a Parquet or Arrow reader does not say, and its source has no cursor)."""
+
+    def __init__(self) -> None:
+        self.finished = 0
+        """Bytes of the files read to their end."""
+        self._open: IO[bytes] | None = None
+
+    def reading(self, fh: IO[bytes]) -> None:
+        """The file now being read."""
+        self._open = fh
+
+    def done_with(self, size: int) -> None:
+        """The open file was read to its end; it held `size` bytes."""
+        self.finished += size
+        self._open = None
+
+    def position(self) -> int:
+        """Bytes read so far (the open file's buffered position: a little ahead, never behind)."""
+        fh = self._open
+        try:
+            return self.finished + (fh.tell() if fh is not None and not fh.closed else 0)
+        except (OSError, ValueError):
+            return self.finished
+
+
 @dataclass
 class Source:
     """An opened data source: its format, notes about how it is read, and its records."""
@@ -83,20 +114,23 @@ class Source:
     """Size on disk in bytes (a directory: the sum of its files)."""
     notes: list[str] = field(default_factory=list)
     """Remarks on how the source is read (accepted variants, split chosen)."""
+    cursor: Cursor | None = None
+    """How far the reading is, in bytes of `bytes` (line-based formats); None where the reader cannot tell."""
 
 
 EXTENSIONS = _EXTENSIONS
 """File extension -> format name, for every data file format read."""
 
 
-def read_records(path: Path, fmt: str, notes: list[str]) -> Iterator[RawRecord]:
-    """The records of one data file of format `fmt` (a key of the values of EXTENSIONS)."""
+def read_records(path: Path, fmt: str, notes: list[str], cursor: Cursor | None = None) -> Iterator[RawRecord]:
+    """The records of one data file of format `fmt` (a key of the values of EXTENSIONS); a line-based reader
+    tells `cursor` where it is."""
     if fmt == "jsonl":
-        return _read_jsonl(path)
+        return _read_jsonl(path, cursor)
     if fmt == "json":
         return _read_json(path, path.stat().st_size, notes)
     if fmt in ("csv", "tsv"):
-        return _read_csv(path, "\t" if fmt == "tsv" else ",")
+        return _read_csv(path, "\t" if fmt == "tsv" else ",", cursor)
     return _read_parquet(path)
 
 
@@ -124,9 +158,11 @@ def _decode_line(raw: bytes, line_no: int) -> tuple[str | None, str | None]:
         return None, f"undecodable bytes: byte 0x{bad} at column {col} is not UTF-8; save the file as UTF-8"
 
 
-def _read_jsonl(path: Path) -> Iterator[RawRecord]:
+def _read_jsonl(path: Path, cursor: Cursor | None = None) -> Iterator[RawRecord]:
     """One JSON value per line; blank lines skipped; BOM and CRLF accepted."""
     with path.open("rb") as fh:
+        if cursor is not None:
+            cursor.reading(fh)
         problem = _binary_problem(fh.read(SNIFF_BYTES))
         if problem:
             yield RawRecord(None, None, problem=problem)
@@ -271,9 +307,11 @@ def _find_key_value(text: str, key: str) -> int:
     return len(text)
 
 
-def _read_csv(path: Path, delimiter: str) -> Iterator[RawRecord]:
+def _read_csv(path: Path, delimiter: str, cursor: Cursor | None = None) -> Iterator[RawRecord]:
     """Rows as dicts keyed by the header; each record's line is the physical line where its row starts."""
     with path.open("rb") as fh:
+        if cursor is not None:
+            cursor.reading(fh)
         problem = _binary_problem(fh.read(SNIFF_BYTES))
         if problem:
             yield RawRecord(None, None, problem=problem)

@@ -25,11 +25,12 @@ from lora_tui.core import paths
 from lora_tui.core.dataset.encode import Failed
 from lora_tui.core.dataset.files import open_source
 from lora_tui.core.dataset.mapping import ColumnMap, parse_columns
-from lora_tui.core.dataset.readers import RawRecord
+from lora_tui.core.dataset.readers import RawRecord, Source
 from lora_tui.core.dataset.scan import DETECT_RECORDS, Scanner, location
 from lora_tui.core.dataset.shapes import SHAPES, shape_of
 from lora_tui.core.dataset.template import FALLBACK_TEMPLATE
 from lora_tui.core.dataset.tokens import TokenCounter, TokenStats, find_tokenizer_file
+from lora_tui.core.progress import ProgressTracker, Report
 from lora_tui.core.tables import describe_size_tier
 from lora_tui.core.tables import size_tier as _table_size_tier
 from lora_tui.errors import UserError
@@ -56,6 +57,10 @@ SIZE_TIERS = ("small", "medium", "large")
 
 STOP_CHECK_EVERY = 256
 """Records between two checks of `inspect_dataset`'s `stop` (a cancelled inspection ends this soon)."""
+
+
+PROGRESS_INTERVAL_S = 0.1
+"""Shortest time between two progress events of an inspection."""
 
 
 class InspectionCancelled(Exception):
@@ -192,13 +197,16 @@ def inspect_dataset(
     max_issues: int = 50,
     columns: str | ColumnMap | None = None,
     stop: Callable[[], bool] | None = None,
+    progress: Report | None = None,
 ) -> DatasetReport:
     """Stream through a data path, validate every record and measure it.
 
     `tokenizer` is a directory with tokenizer.json, a tokenizer.json file, or a hub id already in the local
     cache (never downloaded). `columns` maps fields to roles for data in no known schema. `stop` is polled every
-    few hundred records; InspectionCancelled when it returns True. Raises UserError for a missing path, an
-    unsupported format or a tokenizer that is not available; problems inside the file are issues, not raised.
+    few hundred records; InspectionCancelled when it returns True. `progress` is told how far the reading is
+    (`core.progress.Progress` events: bytes of the file for line-based formats, else elapsed time). Raises
+    UserError for a missing path, an unsupported format or a tokenizer that is not available; problems inside the
+    file are issues, not raised.
     """
     if max_issues < 0:
         raise UserError(f"--max-errors must be >= 0, got {max_issues}")
@@ -211,7 +219,8 @@ def inspect_dataset(
     source = open_source(path)
     scanner = Scanner(source, label, mapping)
     tally = _Tally(label, max_issues)
-    examples = tally.valid(scanner, stop)
+    tracker = _tracker(progress, source, tokenizing=counter is not None)
+    examples = tally.valid(scanner, stop, tracker, source)
     if counter is None:
         for _ in examples:
             pass
@@ -225,6 +234,9 @@ def inspect_dataset(
             counter.add(item, functools.partial(location, label, raw))
     if tally.examples == 0 and tally.count == 0:
         tally.count, tally.issues = 1, [DatasetIssue(label, None, None, "no examples: the file holds no records")]
+    if tracker is not None:
+        tracker.advance(done=source.bytes if source.cursor is not None else tally.examples)
+        tracker.finish()
     shape = _one_shape(tally.shapes)
     if counter is not None:
         counter.used_template = shape in ("messages", "chat_prompt_completion")
@@ -238,6 +250,19 @@ def inspect_dataset(
         schema=scanner.schema.name if scanner.schema is not None else scanner.refusal.name if scanner.refusal
         else None, columns=str(shown) if shown is not None else None, fields=scanner.fields,
     )
+
+
+def _tracker(progress: Report | None, source: Source, *, tokenizing: bool) -> ProgressTracker | None:
+    """The progress of reading `source` (bytes when its reader tells its position, else records)."""
+    if progress is None:
+        return None
+    tracker = ProgressTracker(progress, heartbeat=0, min_interval=PROGRESS_INTERVAL_S)
+    stage = "reading and tokenizing the data" if tokenizing else "reading the data"
+    if source.cursor is not None:
+        tracker.stage(stage, total=source.bytes, unit="bytes")
+    else:
+        tracker.stage(stage, unit="records")
+    return tracker
 
 
 def _one_shape(shapes: set[str]) -> str | None:
@@ -264,14 +289,20 @@ class _Tally:
         if len(self.issues) < self.max_issues:
             self.issues.append(DatasetIssue(raw.file or self.label, raw.line, raw.row, problem))
 
-    def valid(self, scanner: Scanner, stop: Callable[[], bool] | None) -> Iterator[tuple[RawRecord, dict[str, Any]]]:
-        """The valid examples (tagged with their raw record); problems are counted on the way."""
+    def valid(self, scanner: Scanner, stop: Callable[[], bool] | None, tracker: ProgressTracker | None = None,
+              source: Source | None = None) -> Iterator[tuple[RawRecord, dict[str, Any]]]:
+        """The valid examples (tagged with their raw record); problems are counted on the way, and every
+        STOP_CHECK_EVERY records `stop` is asked and `tracker` told how far the reading is."""
         seen = 0
         shapes = self.shapes
+        cursor = source.cursor if source is not None else None
         for raw, example, problem in scanner:
             seen += 1
-            if stop is not None and seen % STOP_CHECK_EVERY == 0 and stop():
-                raise InspectionCancelled
+            if seen % STOP_CHECK_EVERY == 0:
+                if stop is not None and stop():
+                    raise InspectionCancelled
+                if tracker is not None:
+                    tracker.advance(done=cursor.position() if cursor is not None else seen)
             if problem is not None:
                 self.issue(raw, problem)
                 continue
@@ -282,14 +313,14 @@ class _Tally:
 
 
 def inspect_for_model(path: str | Path, model: str, *, max_seq_length: int | None = None, max_issues: int = 50,
-                      columns: str | ColumnMap | None = None, stop: Callable[[], bool] | None = None
-                      ) -> DatasetReport:
+                      columns: str | ColumnMap | None = None, stop: Callable[[], bool] | None = None,
+                      progress: Report | None = None) -> DatasetReport:
     """`inspect_dataset` with `model`'s tokenizer when it is on this machine (token lengths measured through its
     chat template), else without: what `inspect --model`, the wizard's Data step and `lora-tui train` plan from."""
     from lora_tui.core.dataset.tokens import local_tokenizer
 
     return inspect_dataset(path, tokenizer=local_tokenizer(model), max_seq_length=max_seq_length,
-                           max_issues=max_issues, columns=columns, stop=stop)
+                           max_issues=max_issues, columns=columns, stop=stop, progress=progress)
 
 
 def _token_notes(counter: TokenCounter | None, shape: str | None) -> list[str]:

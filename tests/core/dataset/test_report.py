@@ -481,3 +481,57 @@ def test_demo_tokenizer_is_built_on_first_need_then_the_models_own_is_used(
     (tmp_path / "demo-model").mkdir()
     (tmp_path / "demo-model" / "tokenizer.json").write_text("{}")
     assert find_tokenizer_file("demo") == tmp_path / "demo-model" / "tokenizer.json"
+
+
+# ---- progress ------------------------------------------------------------------------------------------
+
+
+def _chats(n: int) -> list[dict[str, Any]]:
+    return [{"messages": [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": "an answer"}]}
+            for i in range(n)]
+
+
+@pytest.fixture
+def every_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Progress events are not thinned out in time (the files here are read in milliseconds)."""
+    from lora_tui.core.dataset import report
+
+    monkeypatch.setattr(report, "PROGRESS_INTERVAL_S", 0.0)
+
+
+@pytest.mark.usefixtures("every_event")
+def test_inspection_tells_how_many_bytes_of_a_line_file_are_read(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "chats.jsonl", _chats(3000))
+    events: list[Any] = []
+    report = inspect_dataset(path, progress=events.append, max_seq_length=64)
+    assert report.examples == 3000
+    size = path.stat().st_size
+    assert events[0].stage == "reading the data" and events[0].total == size and events[0].unit == "bytes"
+    running = [e for e in events if not e.final]
+    assert [e.done for e in running] == sorted(e.done for e in running) and running[-1].done > 0
+    assert all(e.done <= size for e in running)
+    assert len(running) >= 3000 // 256
+    assert events[-1].final and not events[-1].cancelled and events[-1].done == size
+    assert sum(e.final for e in events) == 1
+
+
+@pytest.mark.usefixtures("every_event")
+def test_shards_are_counted_file_by_file_and_whole_file_formats_by_records(tmp_path: Path) -> None:
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for i in range(3):
+        write_parquet(shards / f"train-0000{i}-of-00003.parquet", _chats(400))
+    events: list[Any] = []
+    inspect_dataset(shards, progress=events.append)
+    total = sum(f.stat().st_size for f in shards.iterdir())
+    assert events[0].total == total and events[0].unit == "bytes"
+    # 1,200 records, 400 a shard, told every 256 (after the stage's first event): the shards finished so far
+    first, second = (path.stat().st_size for path in sorted(shards.iterdir())[:2])
+    done = [e.done for e in events if not e.final]
+    assert done[:5] == [0, 0, first, first, first + second]
+    assert events[-1].final and events[-1].done == total
+
+    one = write_parquet(tmp_path / "one.parquet", _chats(600))
+    events = []
+    inspect_dataset(one, progress=events.append)
+    assert events[0].total is None and events[0].unit == "records"

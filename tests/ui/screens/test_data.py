@@ -162,3 +162,29 @@ async def test_a_slow_inspection_can_be_cancelled_and_times_out(tmp_path: Path,
         await pilot.press("ctrl+n")
         await waits.settle(pilot)
         assert app.screen.STEP == "task"
+
+
+async def test_the_summary_tells_how_far_a_long_inspection_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lora_tui.core.dataset import report
+
+    monkeypatch.setattr(report, "PROGRESS_INTERVAL_S", 0.0)
+    shown: list[str] = []
+    original = data_screen.DataScreen._show_progress
+
+    def recording(self: Any, path: str, event: Any) -> None:
+        original(self, path, event)
+        if self._inspecting is not None:
+            shown.append(str(self.query_one("#data-summary", Static).render()))
+
+    monkeypatch.setattr(data_screen.DataScreen, "_show_progress", recording)
+    rows = [{"messages": [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": "answer"}]}
+            for i in range(2000)]
+    data = tmp_path / "chat.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    size = f"of {data.stat().st_size / 1024:.1f} KiB"
+    app = app_at_data(tmp_path, model=str(local_model(tmp_path / "model")), data=str(data))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await waits.settle(pilot)
+        assert shown and all(f"Inspecting {data}: reading and tokenizing the data: " in s for s in shown)
+        assert any(size in s for s in shown)
+        assert "Examples  2,000" in str(app.screen.query_one("#data-summary", Static).render())
