@@ -126,13 +126,16 @@ def follow(run_dir: Path, proc: Any, *, poll_s: float = 0.2, offset: int = 0) ->
     Returns 0 when the run finished, 130 after a Ctrl-C, 1 otherwise.
     """
     from lora_tui.core import launcher, runs
+    from lora_tui.core.demo_progress import BuildPrinter
     from lora_tui.core.follow import RunFollower
 
     interrupted = False
     follower = RunFollower(run_dir, every_line=True, log_offset=offset)
+    build = BuildPrinter.for_run(run_dir)  # the demo model's build progress, while the run waits for it
     while True:
         try:
             follower.copy_log(sys.stdout)
+            build.tick(sys.stdout)
             if proc.poll() is not None:
                 follower.copy_log(sys.stdout, final=True)
                 break

@@ -74,9 +74,14 @@ class RunFollower:
             raise ValueError("`max_chunk_bytes` must be positive")
 
     def poll(self) -> Poll:
-        """Read what is new: log lines, metrics records and the status."""
+        """Read what is new: metrics records and the status, then the log lines.
+
+        The log is read last: the trainer writes a step's status and metrics before its log line, so a log
+        read after them has reached the step they report (but for a line printed at that very instant), and a
+        progress bar drawn from them does not run ahead of the log shown with it."""
+        metrics, status = self.read_metrics(), self.read_status()
         lines, skipped = self.read_log()
-        return Poll(lines=lines, skipped_lines=skipped, metrics=self.read_metrics(), status=self.read_status())
+        return Poll(lines=lines, skipped_lines=skipped, metrics=metrics, status=status)
 
     def read_metrics(self) -> list[run_files.MetricsRecord]:
         """Metrics records appended since the last read."""

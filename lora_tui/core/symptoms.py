@@ -15,6 +15,11 @@ symptoms, checked in this order:
 A trend symptom is raised only when its condition holds at `confirm` consecutive logged steps, and cleared the
 same way, so it does not flap. Every threshold lives in `Thresholds`. Remedies come from the guide's
 troubleshooting (presets/guide.toml) and, labelled as beyond the guide, from presets/practice.toml.
+
+Overfitting leads with early stopping (practice.toml's `[[first_remedies]]`): with the best checkpoint kept it
+cannot make the adapter worse, it saves the epochs that only memorise, and it is the one remedy whose effect on
+this run is known (stop near the best eval step), while the guide's dropout, learning-rate and rank changes alter
+the fit and must be compared on a new run. It is offered only to a run without it, with an evaluation split.
 """
 
 from __future__ import annotations
@@ -253,11 +258,23 @@ def _trend_symptoms(trend: _LossTrend, planned: int | None, t: Thresholds) -> di
     return {}
 
 
+def _early_stopping(changes: dict[str, Any], plan: TrainingPlan) -> dict[str, Any]:
+    """Early stopping is offered only to a run without it (one that has it keeps its own patience), with the
+    evaluation split it watches: the advisor's share of the data when the run held none out."""
+    from lora_tui.core.recommend import EVAL_SHARE
+
+    if not changes or plan.early_stopping > 0:
+        return {}
+    return changes if plan.eval_split > 0 else {**changes, "eval_split": EVAL_SHARE}
+
+
 def _beyond(key: str, rules: Sequence[RemedyRule], plan: TrainingPlan, inventory: ModelInventory | None
             ) -> list[Remedy]:
     out = []
     for i, rule in enumerate(rules, start=1):
         changes = _apply_rule(rule, plan, inventory)
+        if rule.setting == "early_stopping":
+            changes = _early_stopping(changes, plan)
         if changes:
             out.append(Remedy(key=f"{key}.practice{i}", description=f"{_describe(plan, changes)} ({rule.why})",
                               changes=changes, source=f"beyond the guide: current LoRA practice ({rule.example})"))
@@ -271,6 +288,20 @@ def remedies(key: str, plan: TrainingPlan, inventory: ModelInventory | None = No
     if key in extra.troubles:
         return _beyond(key, extra.troubles[key].remedies, plan, inventory)
     return _beyond(key, extra.first.get(key, ()), plan, inventory) + remedies_for(key, plan, inventory)
+
+
+def is_beyond_the_guide(remedy: Remedy) -> bool:
+    """True for a remedy from current practice rather than the guide's troubleshooting."""
+    return remedy.source.startswith("beyond the guide")
+
+
+def remedy_reason(remedy: Remedy, plan: TrainingPlan) -> str:
+    """Why a remedy helps: its description without the changes (which name `lora-tui train` flags), for a
+    screen that names the changes in its own words."""
+    head = _describe(plan, remedy.changes)
+    text = remedy.description[len(head):] if remedy.description.startswith(head) else remedy.description
+    text = text.strip()
+    return text[1:-1] if text.startswith("(") and text.endswith(")") else text
 
 
 def _title(key: str) -> str:

@@ -25,10 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lora_tui.core.demo_progress import DEMO_DIR_NAME, PROGRESS_FILE, write_progress
 from lora_tui.core.models.modules import demo_config
 
-DEMO_DIR_NAME = "demo-model"
-"""Directory name of the demo model under the cache root."""
 BUILD_MARKER = "lora_tui_demo.json"
 """Written last into the demo model directory: build settings and the pre-training loss."""
 BUILD_VERSION = 3
@@ -147,8 +146,16 @@ def _pretrain_token_stream(tokenizer: Any) -> list[int]:
     return ids
 
 
-def pretrain(model: Any, tokenizer: Any, *, steps: int = PRETRAIN_STEPS) -> list[float]:
-    """Deterministic short pre-training on generated text; returns the loss of every step."""
+PROGRESS_EVERY_S = 0.5
+"""Most seconds between two writes of the build's progress file (the first and the last step are always written)."""
+
+
+def pretrain(model: Any, tokenizer: Any, *, steps: int = PRETRAIN_STEPS, progress_dir: Path | None = None
+             ) -> list[float]:
+    """Deterministic short pre-training on generated text; returns the loss of every step.
+
+    With `progress_dir` (the build directory) the step, the total and the seconds so far are kept in its
+    progress file (`lora_tui.core.demo_progress`), which the monitor and `lora-tui train` show."""
     import torch
 
     torch.manual_seed(0)
@@ -163,7 +170,10 @@ def pretrain(model: Any, tokenizer: Any, *, steps: int = PRETRAIN_STEPS) -> list
     gen = torch.Generator().manual_seed(0)
     model.train()
     losses: list[float] = []
-    for _ in range(steps):
+    started = last_written = time.monotonic()
+    if progress_dir is not None:
+        write_progress(progress_dir, stage="pretraining", step=0, total=steps)
+    for step in range(1, steps + 1):
         batch = data[torch.randint(0, n_seq, (PRETRAIN_BATCH,), generator=gen)]
         logits = model(input_ids=batch).logits[:, :-1].reshape(-1, model.config.vocab_size)
         loss = torch.nn.functional.cross_entropy(logits, batch[:, 1:].reshape(-1),
@@ -174,6 +184,10 @@ def pretrain(model: Any, tokenizer: Any, *, steps: int = PRETRAIN_STEPS) -> list
         sched.step()
         optim.zero_grad(set_to_none=True)
         losses.append(float(loss.detach()))
+        now = time.monotonic()
+        if progress_dir is not None and (now - last_written >= PROGRESS_EVERY_S or step == steps):
+            write_progress(progress_dir, stage="pretraining", step=step, total=steps, elapsed=now - started)
+            last_written = now
     model.eval()
     return losses
 
@@ -184,12 +198,14 @@ def build_demo_model(out_dir: Path, *, steps: int = PRETRAIN_STEPS) -> dict[str,
     from transformers import LlamaConfig, LlamaForCausalLM
 
     started = time.time()
+    write_progress(out_dir, stage="tokenizer", total=steps)
     cfg_dict = demo_config()
     tokenizer = build_tokenizer(int(cfg_dict["vocab_size"]))
     torch.manual_seed(0)
     config = LlamaConfig(**{k: v for k, v in cfg_dict.items() if k not in ("architectures", "model_type")})
     model = LlamaForCausalLM(config)
-    losses = pretrain(model, tokenizer, steps=steps) if steps > 0 else []
+    losses = pretrain(model, tokenizer, steps=steps, progress_dir=out_dir) if steps > 0 else []
+    write_progress(out_dir, stage="saving", step=steps, total=steps)
     model.generation_config.pad_token_id = 0
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
@@ -202,4 +218,5 @@ def build_demo_model(out_dir: Path, *, steps: int = PRETRAIN_STEPS) -> dict[str,
         "build_seconds": round(time.time() - started, 1),
     }
     (out_dir / BUILD_MARKER).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    (out_dir / PROGRESS_FILE).unlink(missing_ok=True)  # the build is complete: nothing of it stays in the model
     return info

@@ -98,7 +98,32 @@ def test_overfitting_from_eval_loss() -> None:
     found = diagnose(_stream(losses, evals))
     assert [s.key for s in found] == ["overfitting"]
     assert "eval loss rose from its best 1.9000 (step 20) to 2.2000 (step 40)" in found[0].evidence
-    assert found[0].changes == {"lora_dropout": 0.1}
+    # early stopping leads (beyond the guide), with the evaluation split it needs; then the guide's own
+    assert found[0].changes == {"early_stopping": 3, "eval_split": 0.05}
+    assert found[0].remedies[0].source.startswith("beyond the guide")
+    assert [r.changes for r in found[0].remedies[1:]] == [{"lora_dropout": 0.1}, {"learning_rate": 3e-5},
+                                                          {"lora_r": 8, "lora_alpha": 16}]
+
+
+@pytest.mark.parametrize(("plan", "first"), [
+    (TrainingPlan(eval_split=0.1), {"early_stopping": 3}),  # the run's own split is kept
+    (TrainingPlan(eval_split=0.1, early_stopping=5), {"lora_dropout": 0.1}),  # it has early stopping: not again
+])
+def test_the_early_stopping_remedy_fits_the_plan(plan: TrainingPlan, first: dict[str, object]) -> None:
+    found = remedies("overfitting", plan)
+    assert found[0].changes == first
+    assert all("early_stopping" not in r.changes for r in found[1:])
+
+
+def test_the_early_stopping_remedy_makes_a_valid_plan_and_says_why() -> None:
+    from lora_tui.core.symptoms import remedy_reason
+
+    plan = TrainingPlan()
+    remedy = remedies("overfitting", plan)[0]
+    changed = TrainingPlan.from_dict({**plan.to_dict(), **remedy.changes})  # validates: early stopping has a split
+    assert (changed.early_stopping, changed.eval_split) == (3, 0.05) and isinstance(changed.early_stopping, int)
+    assert remedy.description.startswith("--early-stopping 0 -> 3, --eval-split 0 -> 0.05 (")  # the CLI's flags
+    assert remedy_reason(remedy, plan).startswith("Stop once the eval loss has not improved for 3 evaluations")
 
 
 def test_one_eval_bump_is_not_overfitting() -> None:

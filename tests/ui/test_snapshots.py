@@ -86,10 +86,50 @@ def test_monitor_finished(snap_compare, workdir: Path, size: tuple[int, int]) ->
     async def until_summary(pilot) -> None:
         await waits.wait_until(pilot, lambda: "Adapter:" in str(pilot.app.screen.query_one("#mon-summary").render()),
                                10, "the summary")
-        pilot.app.screen.query_one("#mon-log").scroll_end(animate=False)
-        await pilot.wait_for_scheduled_animations()
+        await pilot.wait_for_scheduled_animations()  # the log pane keeps to its end by itself
 
     assert snap_compare(app_for(None, start="runs", open_run=run), terminal_size=size, run_before=until_summary)
+
+
+def overfitting_run(root: Path) -> Path:
+    """A finished run whose eval loss rose after step 15, with run.log lines longer than the log pane."""
+    run = root / "overfit-run"
+    run.mkdir(parents=True)
+    (run / runs.RUN_FILE).write_text(TrainingPlan(output=str(run), eval_split=0.05).to_toml(), encoding="utf-8")
+    evals = {10: 1.6, 15: 1.5, 20: 1.6, 25: 1.7, 30: 1.8}
+    with open(run / runs.METRICS_FILE, "w", encoding="utf-8") as fh:
+        for i in range(1, 31):
+            rec = {"step": i, "epoch": i / 15, "loss": round(2.0 - 0.05 * i, 4), "learning_rate": 5e-5,
+                   "grad_norm": 0.6778, "tokens_per_second": 1234.0}
+            if i in evals:
+                rec["eval_loss"] = evals[i]
+            fh.write(json.dumps(rec) + "\n")
+    (run / runs.LOG_FILE).write_text("".join(
+        f"step {i}/30  epoch {i / 15:.2f}  loss {2.0 - 0.05 * i:.4f}  grad norm 0.6778  lr 4.87e-5  1,234 tok/s\n"
+        for i in range(1, 31)), encoding="utf-8")
+    (run / "adapter_config.json").write_text("{}", encoding="utf-8")
+    (run / "adapter_model.safetensors").write_bytes(b"x")
+    runs.write_status(run, runs.RunStatus(state="finished", started_at=1000.0, ended_at=1125.0, step=30,
+                                          max_steps=30, adapter_dir="."))
+    return run
+
+
+@pytest.mark.parametrize(("size", "presses"), [((80, 24), []), ((80, 24), ["d"]), ((120, 40), [])])
+def test_monitor_advice_and_summary(snap_compare, workdir: Path, size: tuple[int, int], presses: list[str]) -> None:
+    """Advice and summary both shown: at 80x24 in one line each (or in full after `d`, scrolling), the log keeps
+    its lines, wrapped, with the last one at the bottom; the best eval step is marked on the chart."""
+    run = overfitting_run(Path("runs"))
+
+    async def until_advice(pilot) -> None:
+        screen = pilot.app.screen
+        await waits.wait_until(pilot, lambda: "Adapter:" in str(screen.query_one("#mon-summary").render())
+                               and screen.symptoms, 10, "the summary and the advice")
+        for key in presses:
+            await pilot.press(key)
+        await waits.settle(pilot)
+        await pilot.wait_for_scheduled_animations()
+
+    assert snap_compare(app_for(None, start="runs", open_run=run), terminal_size=size, run_before=until_advice)
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -113,3 +153,18 @@ def test_wizard_step(snap_compare, workdir: Path, size: tuple[int, int], step: s
 
     app = app_for(8, plan=TrainingPlan(data="chats.jsonl", output="runs/lora-run"))
     assert snap_compare(app, terminal_size=size, run_before=go)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_adapters(snap_compare, workdir: Path, size: tuple[int, int]) -> None:
+    from tests.helpers.adapter_fakes import fake_adapter
+
+    fake_adapter(Path("runs") / "chat-adapter-with-a-long-descriptive-name", losses=[2.0, 1.5, 1.25])
+    fake_adapter(Path("runs") / "failed-run", state="failed", weights=False)
+
+    async def go(pilot) -> None:
+        await _wait(pilot)
+        await pilot.press("ctrl+a")
+        await _wait(pilot)
+
+    assert snap_compare(app_for(None, start="runs"), terminal_size=size, run_before=go)

@@ -2,7 +2,11 @@
 
 Everything comes from the run directory's files (run.log, metrics.jsonl, status.json, run.toml), read
 incrementally by a `RunFollower` in a thread worker on a timer, so a run writing thousands of log lines a second
-costs one message per poll and the log pane never holds more than LOG_LINES_KEPT lines.
+costs one message per poll and the log pane never holds more than LOG_LINES_KEPT lines. Before a demo run's
+first step the same worker reads how far the demo model's build has got (`core.demo_progress`).
+
+The log pane wraps long lines and keeps to its end (`WrappedLog`). The advice and the summary are shown in
+full on a tall screen and in one line each on a short one (`d` switches), so at 80x24 the log keeps its lines.
 """
 
 from __future__ import annotations
@@ -17,30 +21,41 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Header, Log, ProgressBar, Sparkline, Static
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.widgets import Footer, Header, ProgressBar, Sparkline, Static
 
-from lora_tui.core import follow, runs
+from lora_tui.core import demo_progress, follow, runs
+from lora_tui.core.demo_progress import BuildProgress
 from lora_tui.core.paths import cache_dir
 from lora_tui.core.plan import TrainingPlan, load_run_file
-from lora_tui.core.run_files import MetricsRecord, finite, one_history
+from lora_tui.core.run_files import MetricsRecord, best_eval, finite, one_history
 from lora_tui.errors import UserError
-from lora_tui.ui.format import display_path, fmt_bytes, fmt_metric, fmt_value
+from lora_tui.ui.format import display_path, fmt_bytes, fmt_metric
 from lora_tui.ui.messages import GpusSampled, RunLaunched, RunPolled
+from lora_tui.ui.screens import monitor_text as words
 from lora_tui.ui.screens.base import AppScreen
-from lora_tui.ui.widgets.chart import LineChart, Series
+from lora_tui.ui.screens.monitor_text import STATE_STYLE
+from lora_tui.ui.widgets.chart import LineChart, Mark, Series
+from lora_tui.ui.widgets.wrapped_log import WrappedLog
 
-STATE_STYLE = {"running": "bold green", "starting": "bold", "finished": "bold cyan", "stopped": "bold yellow",
-               "failed": "bold red", "oom": "bold red", "lost": "bold red"}
-"""Colour of each run state."""
+SHORT_HEIGHT = 32
+"""Below this many rows the advice and the summary are shown in one line each (until `d` is pressed)."""
+LOG_MIN_ROWS = 6
+"""Rows the log pane keeps below the advice and the summary on a narrow screen (4 lines and its border)."""
 
 
 def demo_model_building() -> bool:
     """True while a training process builds the demo model (its temporary build directory is in the cache)."""
-    try:
-        return any(p.is_dir() for p in cache_dir().glob(".demo-model.*"))
-    except OSError:
-        return False
+    return bool(demo_progress.build_dirs())
+
+
+class BuildPolled(Message):
+    """How far the demo model's build has got (None: no build under way)."""
+
+    def __init__(self, progress: BuildProgress | None) -> None:
+        super().__init__()
+        self.progress = progress
 
 
 class MonitorScreen(AppScreen):
@@ -50,8 +65,13 @@ class MonitorScreen(AppScreen):
         Binding("s", "stop", "Stop", tooltip="Save a checkpoint and stop at the next step", id="stop"),
         Binding("r", "resume", "Resume", tooltip="Continue a stopped run from its last checkpoint", id="resume"),
         Binding("a", "apply", "Apply remedy", tooltip="Make a new run configuration from the remedy", id="apply"),
+        Binding("o", "open_adapter", "Adapter", tooltip="Open this run's adapter on the Adapters screen",
+                id="open-adapter"),
+        Binding("d", "toggle_details", "Details", tooltip="Show the advice and the summary in full, or in one line "
+                "each (the log gets the room)", id="details"),
         Binding("escape", "app.back", "Back", tooltip="Leave the monitor (the run keeps going)", id="leave"),
     ]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (SHORT_HEIGHT, "-tall")]
 
     def __init__(self, run_dir: Path) -> None:
         super().__init__()
@@ -65,6 +85,8 @@ class MonitorScreen(AppScreen):
         """The latest status.json."""
         self.symptoms: list[Any] = []
         """What `core.symptoms.diagnose` sees in the metrics now."""
+        self.build: BuildProgress | None = None
+        """The demo model's build progress, while the run waits for it."""
         self._lock = threading.Lock()
         self._plan: TrainingPlan | None = None
 
@@ -84,10 +106,11 @@ class MonitorScreen(AppScreen):
                 with Horizontal(classes="spark-row"):
                     yield Static("grad", classes="spark-label", id="gn-label")
                     yield Sparkline([], id="gn-spark")
-                yield Static("", id="mon-gpu")
-                yield Static("", id="mon-advice")
-                yield Static("", id="mon-summary")
-            yield Log(max_lines=follow.LOG_LINES_KEPT, id="mon-log", auto_scroll=True)
+                yield Static("", id="mon-gpu", classes="-blank")
+                with VerticalScroll(id="mon-notes"):
+                    for name in ("mon-advice", "mon-advice-brief", "mon-summary", "mon-summary-brief"):
+                        yield Static("", id=name, classes="-blank")
+            yield WrappedLog(max_lines=follow.LOG_LINES_KEPT, id="mon-log")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -109,8 +132,20 @@ class MonitorScreen(AppScreen):
             return
         try:
             self.post_message(RunPolled(self.follower.poll()))
+            if self._waits_for_demo():
+                self.post_message(BuildPolled(demo_progress.current_build()))
+            elif self.build is not None:
+                self.post_message(BuildPolled(None))
         finally:
             self._lock.release()
+
+    def _waits_for_demo(self) -> bool:
+        """True while no step has been logged by a run of the demo model that is starting or running."""
+        if self.metrics:
+            return False
+        state = self.status.effective_state() if self.status is not None else "starting"
+        plan = self.plan()
+        return state in ("starting", "running") and plan is not None and plan.model.strip().lower() == "demo"
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="gpus")
     def sample_gpus(self) -> None:
@@ -134,7 +169,7 @@ class MonitorScreen(AppScreen):
         """Append the log, extend the curves, refresh progress, advice and summary."""
         poll = message.poll
         if poll.lines:
-            self.query_one("#mon-log", Log).write_lines(poll.lines)
+            self.query_one("#mon-log", WrappedLog).write_lines(poll.lines)
         if poll.metrics:
             self.metrics = one_history([*self.metrics, *poll.metrics])  # a resume drops the discarded steps
             self._show_curves()
@@ -144,18 +179,45 @@ class MonitorScreen(AppScreen):
             self._show_progress()
             self._diagnose()
             self._show_summary()
+            self.call_after_refresh(self._fit_notes)
+
+    def on_resize(self) -> None:
+        """A new terminal size: the advice and the summary get what the log can spare."""
+        self.call_after_refresh(self._fit_notes)
+
+    def _fit_notes(self) -> None:
+        """On a narrow (stacked) layout, the advice and the summary scroll in what is left above the log's
+        LOG_MIN_ROWS rows, however tall the status lines above them are; side by side they take the column."""
+        if not self.is_attached:  # the screen was left before this ran
+            return
+        notes = self.query_one("#mon-notes", VerticalScroll)
+        if not self.has_class("-narrow"):
+            limit = None
+        else:
+            left = self.query_one("#mon-left", Vertical)
+            above = sum(w.outer_size.height for w in left.children if w.display and w is not notes)
+            limit = max(1, self.query_one("#mon-main").size.height - above - LOG_MIN_ROWS)
+        current = notes.styles.max_height
+        if (current.value if current is not None else None) != limit:
+            notes.styles.max_height = limit
+
+    def on_build_polled(self, message: BuildPolled) -> None:
+        """Show how far the demo model's build has got (or that it is done)."""
+        if message.progress != self.build:
+            self.build = message.progress
+            self._show_progress()
 
     def on_gpus_sampled(self, message: GpusSampled) -> None:
         """Show each GPU's memory and utilisation."""
         if not message.gpus:
-            self.query_one("#mon-gpu", Static).update(Text(f"GPU: none ({message.status})", style="dim"))
+            self._put("#mon-gpu", Text(f"GPU: none ({message.status})", style="dim"))
             return
         parts = []
         for gpu in message.gpus:
             util = getattr(gpu, "utilization_pct", None)
             parts.append(f"GPU{gpu.index} {fmt_bytes(gpu.used_bytes)}/{fmt_bytes(gpu.total_bytes)}"
                          + ("" if util is None else f" {util}%"))
-        self.query_one("#mon-gpu", Static).update("  ".join(parts))
+        self._put("#mon-gpu", "  ".join(parts))
 
     def on_run_launched(self, message: RunLaunched) -> None:
         """The run was resumed: keep following the same directory."""
@@ -164,12 +226,16 @@ class MonitorScreen(AppScreen):
     # ---- views ------------------------------------------------------------------------------------------
 
     def _show_curves(self) -> None:
-        train = tuple(finite(m.loss for m in self.metrics))
-        evals = tuple(finite(m.eval_loss for m in self.metrics))
-        data = [Series("train", train, "bold cyan")]
+        train = [(m.step, m.loss) for m in self.metrics if m.loss is not None and math.isfinite(m.loss)]
+        evals = [(m.step, m.eval_loss) for m in self.metrics
+                 if m.eval_loss is not None and math.isfinite(m.eval_loss)]
+        data = [Series("train", tuple(v for _, v in train), "bold cyan", steps=tuple(s for s, _ in train))]
         if evals:
-            data.append(Series("eval", evals, "bold magenta"))
-        self.query_one("#loss-chart", LineChart).data = tuple(data)
+            data.append(Series("eval", tuple(v for _, v in evals), "bold magenta", steps=tuple(s for s, _ in evals)))
+        chart = self.query_one("#loss-chart", LineChart)
+        chart.data = tuple(data)
+        best = best_eval(self.metrics)
+        chart.mark = Mark(best[0], best[1], words.best_eval_text(best)) if best is not None else None
         for key, values, label in (("lr", finite(m.learning_rate for m in self.metrics), "lr"),
                                    ("gn", finite(m.grad_norm for m in self.metrics), "grad")):
             self.query_one(f"#{key}-spark", Sparkline).data = values[-200:]
@@ -183,7 +249,24 @@ class MonitorScreen(AppScreen):
         max_steps = status.max_steps if status else None
         state = status.effective_state() if status else "waiting"
         bar = self.query_one("#mon-progress", ProgressBar)
-        bar.update(total=max_steps or None, progress=step)
+        if self.build is not None and not self.metrics:  # the run waits for the demo model: the build's progress
+            bar.update(total=self.build.total if self.build.stage == "pretraining" else None, progress=self.build.step)
+            self.query_one("#mon-progress-text", Static).update(self.build.describe())
+        else:
+            bar.update(total=max_steps or None, progress=step)
+            self.query_one("#mon-progress-text", Static).update(self._step_text(step, max_steps, last, state))
+        head = Text.assemble(("Run ", "bold"), str(self.run_dir), "  ", (state, STATE_STYLE.get(state, "bold")))
+        if status and status.pid and state in ("running", "starting"):
+            head.append(f"  pid {status.pid}", style="dim")
+        if status and status.error:
+            head.append(f"\n{status.error}", style="red")
+        memory = self._memory_text()
+        if memory:
+            head.append(f"\nmemory: {memory}", style="dim")
+        self.query_one("#mon-status", Static).update(head)
+
+    def _step_text(self, step: int, max_steps: int | None, last: MetricsRecord, state: str) -> Text:
+        """`step 37/69 · epoch 1.62 · 1,234 tok/s · 1m02s · ETA 0m55s`."""
         text = Text()
         text.append(f"step {step}/{max_steps or '?'}")
         if last.epoch is not None and math.isfinite(last.epoch):
@@ -195,16 +278,7 @@ class MonitorScreen(AppScreen):
         if state in ("running", "starting"):
             eta = follow.eta_seconds(step, max_steps, elapsed)
             text.append(f" · ETA {follow.format_duration(eta)}")
-        self.query_one("#mon-progress-text", Static).update(text)
-        head = Text.assemble(("Run ", "bold"), str(self.run_dir), "  ", (state, STATE_STYLE.get(state, "bold")))
-        if status and status.pid and state in ("running", "starting"):
-            head.append(f"  pid {status.pid}", style="dim")
-        if status and status.error:
-            head.append(f"\n{status.error}", style="red")
-        memory = self._memory_text()
-        if memory:
-            head.append(f"\nmemory: {memory}", style="dim")
-        self.query_one("#mon-status", Static).update(head)
+        return text
 
     def _memory_text(self) -> str | None:
         """Estimated against measured peak memory, once the run has measured it (status.json's `memory`)."""
@@ -227,49 +301,59 @@ class MonitorScreen(AppScreen):
     def _diagnose(self) -> None:
         from lora_tui.core.symptoms import diagnose
 
-        self.symptoms = diagnose(self.metrics, status=self.status, plan=self.plan())
-        text = Text()
-        for symptom in self.symptoms:
-            text.append(f"⚠ {symptom.title}: ", style="bold yellow")
-            text.append(f"{symptom.evidence}\n")
-            if symptom.remedies:
-                text.append(f"  remedy: {symptom.remedies[0].description}  (a: new run with it)\n", style="italic")
-        self.query_one("#mon-advice", Static).update(text)
+        plan = self.plan()
+        self.symptoms = diagnose(self.metrics, status=self.status, plan=plan)
+        self._put("#mon-advice", words.advice_text(self.symptoms, plan))
+        self._put("#mon-advice-brief", words.advice_brief(self.symptoms, plan))
 
     def _show_summary(self) -> None:
         status = self.status
         if status is None or status.effective_state() not in (*runs.FINAL_STATES, "lost"):
-            self.query_one("#mon-summary", Static).update(self._waiting_note())
+            self._put("#mon-summary", self._waiting_note())
+            self._put("#mon-summary-brief", self._waiting_note(brief=True))
             return
-        losses = finite(m.loss for m in self.metrics)
-        evals = finite(m.eval_loss for m in self.metrics)
-        text = Text()
-        text.append(f"Run {status.effective_state()}", style=STATE_STYLE.get(status.effective_state(), "bold"))
-        text.append(f" after {status.step} steps in {follow.format_duration(self._elapsed())}\n")
-        if losses:
-            text.append(f"final loss {losses[-1]:.4f} · best loss {min(losses):.4f}")
-            if evals:
-                text.append(f" · best eval loss {min(evals):.4f}")
-            text.append("\n")
-        adapter = display_path(self.adapter_path() or "") if self.adapter_path() else None
-        if adapter is not None:
-            text.append("Adapter: ", style="bold")
-            text.append(f"{adapter}\n")
-            text.append(f"Next: `lora-tui adapters show {adapter}` explains it, "
-                        f"`lora-tui adapters try {adapter}` answers with it.\n", style="dim")
-        if status.effective_state() != "finished" and status.last_checkpoint:
-            text.append(f"Last checkpoint: {status.last_checkpoint} (r resumes from it)\n")
-        self.query_one("#mon-summary", Static).update(text)
+        outcome = self.outcome()
+        self._put("#mon-summary", words.summary_text(outcome))
+        self._put("#mon-summary-brief", words.summary_brief(outcome))
 
-    def _waiting_note(self) -> Text:
-        """While no step has been logged yet: what the starting process is doing."""
+    def _put(self, selector: str, text: Text | str) -> None:
+        """Show text in a Static; an empty one takes no row (class `-blank`)."""
+        widget = self.query_one(selector, Static)
+        widget.update(text)
+        widget.set_class(not str(text).strip(), "-blank")
+
+    def outcome(self) -> words.RunOutcome:
+        """What the end-of-run summary says (once the status is final)."""
+        from lora_tui.core.run_files import read_training_info
+
+        status = self.status or runs.RunStatus()
+        losses = finite(m.loss for m in self.metrics)
+        adapter = self.adapter_path()
+        info = read_training_info(self.run_dir) if adapter is not None else None
+        adapter_from = None
+        if info is not None and info.adapter_step is not None:
+            lowest = info.adapter_kept == "best" and info.adapter_eval_loss is not None
+            adapter_from = (f"step {info.adapter_step}, the lowest eval loss {info.adapter_eval_loss:.4f}" if lowest
+                            else f"step {info.adapter_step}, the last one")
+        return words.RunOutcome(
+            state=status.effective_state(), steps=status.step, elapsed=follow.format_duration(self._elapsed()),
+            final_loss=losses[-1] if losses else None, best_loss=min(losses) if losses else None,
+            best_eval=best_eval(self.metrics), adapter=display_path(adapter) if adapter is not None else None,
+            adapter_from=adapter_from, checkpoint=status.last_checkpoint)
+
+    def _waiting_note(self, *, brief: bool = False) -> Text:
+        """While no step has been logged yet: what the starting process is doing (in one line with `brief`)."""
         if self.metrics or self.status is None or self.status.effective_state() not in ("starting", "running"):
             return Text("")
         plan = self.plan()
+        building = plan is not None and plan.model.strip().lower() == "demo" and demo_model_building()
+        if brief:
+            what = "building the demo model (once per machine)" if building else "loading torch and the model"
+            return Text(f"Starting: {what}; the first loss follows the first optimizer step.", style="dim")
         text = Text("Starting: the training process loads torch, transformers and the model", style="dim")
-        if plan is not None and plan.model.strip().lower() == "demo" and demo_model_building():
-            text.append(f"; first, it builds the demo model in {cache_dir()} (once per machine, a few minutes "
-                        "on a CPU)", style="dim")
+        if building:
+            text.append(f"; first, it builds the demo model in {cache_dir()} (once per machine, a minute or two "
+                        "on a CPU; its progress is in the bar above)", style="dim")
         text.append(". The first loss appears after the first optimizer step.", style="dim")
         return text
 
@@ -324,5 +408,38 @@ class MonitorScreen(AppScreen):
         if not changes:
             self.notify("No remedy to apply.", severity="warning")
             return
-        shown = ", ".join(f"{name} {fmt_value(value)}" for name, value in changes.items())
+        shown = words.describe_changes(changes, self.plan())
         self.tui.review_with(changes, reason=f"{reason}: {shown}", base=self.plan())
+
+    def details_shown(self) -> bool:
+        """True when the advice and the summary are shown in full (tall screens, or after `d`)."""
+        if self.has_class("-expanded") or self.has_class("-collapsed"):
+            return self.has_class("-expanded")
+        return not self.has_class("-short")
+
+    def action_toggle_details(self) -> None:
+        """Show the advice and the summary in full, or in one line each."""
+        full = not self.details_shown()
+        self.set_class(full, "-expanded")
+        self.set_class(not full, "-collapsed")
+        self.call_after_refresh(self._fit_notes)
+
+    async def action_open_adapter(self) -> None:
+        """Open the Adapters screen with this run's adapter selected (to read it, try it, merge it)."""
+        from textual.widgets import DataTable
+
+        from lora_tui.ui.screens.adapters import AdaptersScreen
+
+        adapter = self.adapter_path()
+        if adapter is None:
+            self.notify("No adapter yet: it is written when the run ends (or at a stop).", severity="warning")
+            return
+        screen = AdaptersScreen(runs_root=self.tui.runs_root)
+        await self.tui.push_screen(screen)
+        table = screen.query_one("#adapter-list", DataTable)
+        for index, (path, info) in enumerate(screen.adapters.items()):
+            if Path(info.run_dir).resolve() == self.run_dir.resolve() or Path(path).resolve() == adapter:
+                table.move_cursor(row=index)
+                return
+        screen.set_status(f"This run is outside the runs root {display_path(self.tui.runs_root)}, which the "
+                          "Adapters screen lists.", error=True)
