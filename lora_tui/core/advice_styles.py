@@ -3,7 +3,7 @@
 `guide` applies the guide's tables exactly (`core.recommend` has the precedence); `practice` keeps the guide's
 r, alpha and dropout logic and takes current LoRA practice (presets/practice.toml, `[advice_practice]`) for the
 three settings the guide is out of date on. Each function returns the value, its Citation (short: the other
-style's reason quotes it) and the full reason.
+style's reason quotes it; for practice, after the words "common LoRA practice") and the full reason.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ def practice_learning_rate(r: int, data: Band | None) -> tuple[float, Citation, 
     scaled = (f"{fmt_value(p.learning_rate)} x sqrt({p.reference_r}/{r})"
               + (f" x {p.large_data_factor:g} ({data.label if data else ''})" if large else "")
               + f" = {fmt_value(float(f'{raw:.2g}'))} -> {fmt_value(lr)}")
-    cite = Citation(SourceKind.PRACTICE, f"common LoRA practice ({p.sources}), scaled by lora-tui: {scaled}")
-    return lr, cite, f"{cite.where}; {p.lr_why}"
+    cite = Citation(SourceKind.PRACTICE, f"{p.sources}; scaled by lora-tui: {scaled}")
+    return lr, cite, f"common LoRA practice ({cite.where}); {p.lr_why}"
 
 
 def practice_epochs(data: Band | None) -> tuple[float, Citation, str]:
@@ -34,14 +34,14 @@ def practice_epochs(data: Band | None) -> tuple[float, Citation, str]:
     p = practice().style
     key = data.key if data is not None else "unknown"
     size = f"{data.label}" if data is not None else "data size unknown"
-    cite = Citation(SourceKind.PRACTICE, f"common LoRA practice: {fmt_value(p.epochs[key])} epoch(s) for {size}")
-    return p.epochs[key], cite, f"{cite.where}; {p.epochs_why}"
+    cite = Citation(SourceKind.PRACTICE, f"{fmt_value(p.epochs[key])} epoch(s) for {size}")
+    return p.epochs[key], cite, f"common LoRA practice: {cite.where}; {p.epochs_why}"
 
 
 def practice_pattern() -> tuple[str, Citation, str]:
     """All linear projections (the guide's maximum pattern)."""
     p = practice().style
-    cite = Citation(SourceKind.PRACTICE, "common LoRA practice: all linear projections")
+    cite = Citation(SourceKind.PRACTICE, "all linear projections: QLoRA, Unsloth, LLaMA-Factory")
     return p.pattern, cite, f"common LoRA practice: {p.pattern_why}"
 
 

@@ -1,10 +1,12 @@
-"""Step 4, Advisor: recommended settings with reasons, each editable; the per-layer LoRA math and the memory
-estimate update live as r, alpha or the targets change."""
+"""Step 4, Advisor: recommended settings with reasons, each editable; which advice fills them (the guide's tables
+or current LoRA practice); the per-layer LoRA math and the memory estimate update live as r, alpha or the targets
+change."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -42,6 +44,9 @@ EDITABLE: tuple[tuple[str, str], ...] = (
 STYLES = ("conservative", "standard", "aggressive")
 """The guide's alpha/r styles."""
 
+ADVICE_LABELS = (("guide", "the guide's tables"), ("practice", "current LoRA practice"))
+"""The advice styles (`core.sources.ADVICE`) as the Advisor's switch names them."""
+
 VERDICT_STYLE = {"fits": "bold green", "tight": "bold yellow", "will_not_fit": "bold red", "unknown": "bold"}
 """How each memory verdict is coloured."""
 
@@ -65,6 +70,10 @@ class AdvisorScreen(WizardScreen):
         with VerticalScroll(id="body"):
             with Horizontal(id="advisor-cols"):
                 with Vertical(classes="column", id="settings"):
+                    with RadioSet(id="advisor-advice", tooltip="Which advice fills the settings you leave alone; "
+                                  "each reason shows the other's value where they differ"):
+                        for key, label in ADVICE_LABELS:
+                            yield RadioButton(label, value=self.state.plan.advice == key, name=key)
                     with RadioSet(id="style"):
                         for key in STYLES:
                             yield RadioButton(f"{key}", value=self.state.style == key, name=key)
@@ -79,7 +88,7 @@ class AdvisorScreen(WizardScreen):
                     yield Static("", id="scaling")
                     yield DataTable(id="layers", cursor_type="none", zebra_stripes=True)
                     yield Static("", id="totals")
-                    yield DataTable(id="memory", cursor_type="none", zebra_stripes=True)
+                    yield Static("", id="memory")
                     yield Static("", id="verdict")
                     yield Static("", id="remedies")
 
@@ -88,7 +97,6 @@ class AdvisorScreen(WizardScreen):
         super().on_mount()
         self.query_one("#layers", DataTable).add_columns("module", "in -> out", "layers", "original", "LoRA",
                                                          "share")
-        self.query_one("#memory", DataTable).add_columns("part", "size", "detail")
 
     def on_screen_resume(self) -> None:
         """Show the plan as resolved now (the data, task, model or hardware may have changed)."""
@@ -97,6 +105,9 @@ class AdvisorScreen(WizardScreen):
 
     def _show_plan(self) -> None:
         self.query_one("#notes", Static).update("\n".join(self.state.resolved.notes))
+        for button in self.query("#advisor-advice RadioButton").results(RadioButton):
+            if button.value != (button.name == self.state.plan.advice):
+                button.value = button.name == self.state.plan.advice
         self._fill_inputs()
         self.refresh_figures()
 
@@ -144,6 +155,14 @@ class AdvisorScreen(WizardScreen):
             return
         self.state.set_inputs(style=style)
         self.state.forget("lora_alpha")
+        self._show_plan()
+
+    @on(RadioSet.Changed, "#advisor-advice")
+    def _advice_changed(self, event: RadioSet.Changed) -> None:
+        advice = event.pressed.name or "guide"
+        if advice == self.state.plan.advice:
+            return
+        self.state.update(advice=advice)
         self._show_plan()
 
     def action_reset(self) -> None:
@@ -203,10 +222,7 @@ class AdvisorScreen(WizardScreen):
 
         vram = self.state.vram_bytes
         est = plan_estimate(inv, plan, vram)
-        table = self.query_one("#memory", DataTable)
-        table.clear()
-        for part in est.parts:
-            table.add_row(part.label, fmt_bytes(part.bytes), part.detail)
+        self.query_one("#memory", Static).update(memory_table(est.parts))
         verdict = Text.assemble(("Peak memory ", "bold"), f"≈ {fmt_bytes(est.total_bytes)}")
         if vram:
             verdict.append(f" of {fmt_bytes(vram)}: ")
@@ -225,3 +241,14 @@ class AdvisorScreen(WizardScreen):
                 remedies.append(f"  • {step.description} -> {fmt_bytes(step.estimate.total_bytes)} "
                                 f"({step.estimate.verdict.replace('_', ' ')})\n")
         self.query_one("#remedies", Static).update(remedies)
+
+
+def memory_table(parts: Any) -> Table:
+    """The estimate's parts as a table whose detail column wraps (nothing is cut at 80 or 120 columns)."""
+    table = Table(expand=True, box=None, header_style="bold", padding=(0, 1))
+    table.add_column("part", ratio=3, overflow="fold")
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("detail", ratio=4, overflow="fold")
+    for part in parts:
+        table.add_row(part.label, fmt_bytes(part.bytes), part.detail)
+    return table
