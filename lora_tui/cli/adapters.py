@@ -1,18 +1,26 @@
 """`lora-tui adapters`: list, show, try, compare and merge trained adapters.
 
 list/show read files only (lora_tui.core.adapters); try/compare/merge load the model stack lazily, inside `run`.
+try/compare/merge tell their progress on stderr (one line rewritten in place on a terminal, a line per stage
+otherwise); Ctrl-C stops at the next safe point (the next token; a merge before its final rename), a second
+Ctrl-C at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from lora_tui.core.adapter_report import fmt_number, format_details
+from lora_tui.core.progress import Progress
 from lora_tui.core.units import fmt_decimal_bytes
 from lora_tui.errors import UserError
 
@@ -124,6 +132,59 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- progress and Ctrl-C --------------------------------------------------------------------------------
+
+
+class ProgressLine:
+    """`core.progress` events on stderr: one line rewritten in place on a terminal, else a line per stage."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.paused = False
+        """While True (a live answer table owns the terminal) nothing is written."""
+        self._stage: str | None = None
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        """Wipe the line in place (before something else draws on the terminal)."""
+        with self._lock:
+            if self.tty and self._stage is not None:
+                self.stream.write("\r\033[K")
+                self.stream.flush()
+
+    def __call__(self, event: Progress) -> None:
+        with self._lock:
+            if self.paused:
+                return
+            if self.tty:
+                self.stream.write("\r\033[K" + event.describe() + ("\n" if event.final else ""))
+            elif event.final or event.stage != self._stage:
+                self.stream.write(event.describe() + "\n")
+            self._stage = event.stage
+            self.stream.flush()
+
+
+@contextlib.contextmanager
+def cancel_on_interrupt(cancel: threading.Event, what: str) -> Iterator[None]:
+    """Inside: the first Ctrl-C sets `cancel` (the work stops at its next safe point), a second one interrupts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        print(f"\nlora-tui: stopping {what} at the next safe point (Ctrl-C again to stop at once)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 # ---- try / compare --------------------------------------------------------------------------------------
 
 
@@ -160,25 +221,43 @@ def run_compare(args: argparse.Namespace) -> int:
 
 def _answer_table(args: argparse.Namespace, paths: list[str]) -> int:
     prompts = _prompts(args)
+    from lora_tui.core.progress import ProgressTracker
     from lora_tui.inference.session import AdapterSession, GenerationSettings
 
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                                   system=args.system)
-    print(f"loading the base model and {len(paths)} adapter(s)...", file=sys.stderr)
-    session = AdapterSession.for_adapters(paths, base=args.base, device=args.device)
-    columns: list[tuple[str, str | None]] = [("base", None)] + [(name, name) for name in session.adapters]
-    results = []
-    live = sys.stdout.isatty() and not args.json
-    for prompt in prompts:
-        answers = (_stream_row(session, prompt, columns, settings) if live
-                   else {label: session.answer(prompt, name, settings) for label, name in columns})
-        results.append({"prompt": prompt, "answers": answers})
-        if not live and not args.json:
-            _print_plain(prompt, answers)
+    line = ProgressLine()
+    tracker = ProgressTracker(line)
+    with cancel_on_interrupt(tracker.cancel, "generating"):
+        session = AdapterSession.for_adapters(paths, base=args.base, device=args.device, tracker=tracker)
+        columns: list[tuple[str, str | None]] = [("base", None)] + [(name, name) for name in session.adapters]
+        results = []
+        live = sys.stdout.isatty() and not args.json
+        for prompt in prompts:
+            if tracker.cancel.is_set():
+                break
+            answers = (_stream_row(session, prompt, columns, settings, tracker, line) if live
+                       else _answers(session, prompt, columns, settings, tracker))
+            results.append({"prompt": prompt, "answers": answers})
+            if not live and not args.json:
+                _print_plain(prompt, answers)
+    tracker.finish(cancelled=tracker.cancel.is_set())
     if args.json:
         print(json.dumps({"base": str(session.base_dir), "adapters": {k: str(v) for k, v in session.adapters.items()},
-                          "settings": vars(settings), "results": results}, indent=2, ensure_ascii=False))
-    return 0
+                          "settings": vars(settings), "results": results, "cancelled": tracker.cancel.is_set()},
+                         indent=2, ensure_ascii=False))
+    return 130 if tracker.cancel.is_set() else 0
+
+
+def _answers(session: Any, prompt: str, columns: list[tuple[str, str | None]], settings: Any,
+             tracker: Any) -> dict[str, str]:
+    """Each column's answer in turn (those after a cancel left out)."""
+    answers = {}
+    for label, name in columns:
+        if tracker.cancel.is_set():
+            break
+        answers[label] = session.answer(prompt, name, settings, tracker=tracker)
+    return answers
 
 
 def _print_plain(prompt: str, answers: dict[str, str]) -> None:
@@ -189,8 +268,10 @@ def _print_plain(prompt: str, answers: dict[str, str]) -> None:
     print()
 
 
-def _stream_row(session: Any, prompt: str, columns: list[tuple[str, str | None]], settings: Any) -> dict[str, str]:
-    """Generate each column in turn, redrawing a side-by-side table as tokens arrive (terminal only)."""
+def _stream_row(session: Any, prompt: str, columns: list[tuple[str, str | None]], settings: Any, tracker: Any,
+                line: ProgressLine) -> dict[str, str]:
+    """Generate each column in turn, redrawing a side-by-side table as tokens arrive (terminal only), with the
+    progress as its caption (the stderr line pauses while the table owns the terminal)."""
     from rich.console import Console
     from rich.live import Live
     from rich.table import Table
@@ -198,20 +279,28 @@ def _stream_row(session: Any, prompt: str, columns: list[tuple[str, str | None]]
     texts = {label: "" for label, _ in columns}
 
     def render() -> Table:
-        table = Table(title=prompt, expand=True, show_lines=False)
+        table = Table(title=prompt, expand=True, show_lines=False, caption=tracker.current.describe())
         for label in texts:
             table.add_column(label, ratio=1, overflow="fold")
         table.add_row(*texts.values())
         return table
 
-    with Live(render(), console=Console(), refresh_per_second=12) as live:
-        for label, name in columns:
-            def on_text(piece: str, label: str = label) -> None:
-                texts[label] += piece
-                live.update(render())
+    line.clear()
+    line.paused = True
+    try:
+        with Live(render(), console=Console(), refresh_per_second=12) as live:
+            for label, name in columns:
+                if tracker.cancel.is_set():
+                    break
 
-            texts[label] = session.answer(prompt, name, settings, on_text=on_text)
-            live.update(render())
+                def on_text(piece: str, label: str = label) -> None:
+                    texts[label] += piece
+                    live.update(render())
+
+                texts[label] = session.answer(prompt, name, settings, on_text=on_text, tracker=tracker)
+                live.update(render())
+    finally:
+        line.paused = False
     return texts
 
 
@@ -227,12 +316,16 @@ def run_merge(args: argparse.Namespace) -> int:
     if note:
         print(f"lora-tui: note: {note}", file=sys.stderr)
 
-    def progress(stage: str, fraction: float) -> None:
-        for part in stage.split("; "):
-            print(f"[{fraction:4.0%}] {part}", file=sys.stderr)
+    from lora_tui.core.progress import Cancelled
 
-    result = merge_adapter(args.path, args.output, base=args.base, dtype=args.dtype, device=args.device,
-                           overwrite=args.overwrite, progress=progress)
+    cancel = threading.Event()
+    try:
+        with cancel_on_interrupt(cancel, "the merge"):
+            result = merge_adapter(args.path, args.output, base=args.base, dtype=args.dtype, device=args.device,
+                                   overwrite=args.overwrite, progress=ProgressLine(), cancel=cancel)
+    except Cancelled:
+        print(f"lora-tui: merge cancelled: {args.output} was not written (nothing was replaced)", file=sys.stderr)
+        return 130
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0

@@ -7,6 +7,10 @@ directory that looks like a finished model; a full disk mid-save removes the par
 replaces only a merged model lora-tui wrote (its lora_tui_merge.json marks it; `core.output_dir`), and an
 adapter whose run is still training is refused (`core.adapters.merge_note`).
 
+Progress (`core.progress`): loading the base and the adapter (elapsed time), merging module by module (count and
+time left), saving (bytes written of the expected size, and time left). A cancel request is honoured between
+modules and after each stage up to the final rename, never after it: a cancelled merge leaves nothing behind.
+
 Heavy: imports torch, transformers and peft. Import this module lazily.
 """
 
@@ -15,8 +19,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,14 +32,12 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from lora_tui.core import adapters as core_adapters
 from lora_tui.core import disk, output_dir
 from lora_tui.core.output_dir import MERGE_INFO_FILE
+from lora_tui.core.progress import Cancelled, ProgressTracker, Report
 from lora_tui.core.units import MIB, fmt_bytes
 from lora_tui.errors import UserError
 from lora_tui.inference.merge_plan import DTYPE_BYTES, MergePlan, plan_merge
 from lora_tui.inference.session import TORCH_DTYPES, _has_tokenizer, resolve_base
 from lora_tui.train.quiet import quiet_libraries
-
-Progress = Callable[[str, float], None]
-"""Called with (stage description, fraction done in [0, 1])."""
 
 
 @dataclass
@@ -139,11 +141,15 @@ def merge_adapter(
     dtype: str = "auto",
     device: str = "auto",
     overwrite: bool = False,
-    progress: Progress | None = None,
+    progress: Report | None = None,
+    cancel: threading.Event | None = None,
 ) -> MergeResult:
-    """Merge `adapter` into its base and save model + tokenizer to `output` (atomically renamed into place)."""
+    """Merge `adapter` into its base and save model + tokenizer to `output` (atomically renamed into place).
+
+    `progress` receives the events; setting `cancel` stops the merge (`core.progress.Cancelled`) at its next safe
+    point before the rename, with the partial copy removed."""
     started = time.monotonic()
-    report = progress or (lambda _stage, _fraction: None)
+    tracker = ProgressTracker(progress, cancel)
     a, out = Path(adapter), Path(output)
     core_adapters.read_adapter_config(a)
     core_adapters.read_safetensors_header(a / core_adapters.WEIGHTS_FILE)
@@ -151,7 +157,6 @@ def merge_adapter(
     base_dir, plan = make_plan(a, base=base, dtype=dtype, device=device)
     check_merge_output(out, adapter=a, base_dir=base_dir, overwrite=overwrite)
     disk.check_merge_space(out, _disk_need(plan, a if _has_tokenizer(a) else base_dir))
-    report("; ".join(plan.lines()), 0.05)
     tmp = out.parent / f".{out.name}.merging-{os.getpid()}-{time.time_ns()}"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -161,17 +166,20 @@ def merge_adapter(
         raise UserError(f"--output {output}: cannot create it ({exc.strerror or exc}); "
                         "choose a directory you can write") from None
     try:
-        _merge_into(a, base_dir, tmp, plan, report)
-        report("moving the merged model into place", 0.95)
+        tracker.stage("plan: " + "; ".join(plan.lines()))
+        _merge_into(a, base_dir, tmp, plan, tracker)
+        tracker.check()  # the last point a cancel is taken: after the rename the merge is done
+        tracker.stage("moving the merged model into place")
         _replace_dir(tmp, out)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        tracker.finish(cancelled=isinstance(exc, Cancelled))
         if isinstance(exc, Exception) and disk.is_disk_full(exc, out.parent):
             raise UserError(f"--output {output}: no space left on device while writing the merged model; the "
                             f"partial copy was removed, nothing was replaced; free about "
                             f"{fmt_bytes(_disk_need(plan, base_dir))} and merge again") from None
         raise
-    report("done", 1.0)
+    tracker.finish(f"merged into {out}")
     files = sorted((f.name, f.stat().st_size) for f in out.iterdir() if f.is_file())
     return MergeResult(str(out), str(base_dir), plan, time.monotonic() - started, files, note)
 
@@ -191,12 +199,13 @@ def _remove_stale_merges(out: Path) -> None:
                 shutil.rmtree(stale, ignore_errors=True)
 
 
-def _merge_into(adapter: Path, base_dir: Path, tmp: Path, plan: MergePlan, report: Progress) -> None:
+def _merge_into(adapter: Path, base_dir: Path, tmp: Path, plan: MergePlan, tracker: ProgressTracker) -> None:
     quiet_libraries()
-    report(f"loading base {base_dir.name} ({plan.dtype}) on {plan.device}", 0.1)
+    tracker.stage(f"loading base {base_dir.name} ({plan.dtype}) on {plan.device}")
     model: Any = AutoModelForCausalLM.from_pretrained(base_dir, dtype=TORCH_DTYPES[plan.dtype])
     model = model.to(plan.device)
-    report(f"loading adapter {adapter.name}", 0.35)
+    tracker.check()
+    tracker.stage(f"loading adapter {adapter.name}")
     try:
         peft_model = PeftModel.from_pretrained(model, adapter, is_trainable=False)
     except RuntimeError as exc:
@@ -204,16 +213,62 @@ def _merge_into(adapter: Path, base_dir: Path, tmp: Path, plan: MergePlan, repor
             raise UserError(f"adapter {adapter}: made for a different architecture than base {base_dir}; "
                             "merge it with the base it was trained on (--base)") from None
         raise
-    report("merging: W <- W + scaling x B @ A for every adapted module", 0.5)
-    merged = peft_model.merge_and_unload()
-    report(f"saving the merged model to {tmp.name}", 0.7)
-    merged.save_pretrained(tmp, safe_serialization=True)
+    tracker.check()
+    merged = _merge_modules(peft_model, tracker)
+    tracker.stage(f"saving the merged model to {tmp.name}", plan.weights_bytes, "bytes")
+    with _watch_size(tmp, tracker):
+        merged.save_pretrained(tmp, safe_serialization=True)
+    tracker.check()
     tokenizer_dir = adapter if _has_tokenizer(adapter) else base_dir
     if _has_tokenizer(tokenizer_dir):
         AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(tmp)
     info = {"adapter": str(adapter.resolve()), "base": str(base_dir), "dtype": plan.dtype, "device": plan.device,
             "tokenizer_from": str(tokenizer_dir), "plan": plan.to_dict(), "time": time.time()}
     (tmp / MERGE_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+
+def _merge_modules(peft_model: Any, tracker: ProgressTracker) -> Any:
+    """W <- W + scaling x B @ A in every adapted module, one at a time (counted, cancellable between modules),
+    then the LoRA wrappers removed: what `merge_and_unload` does, with progress."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    layers = [m for m in peft_model.modules() if isinstance(m, BaseTunerLayer)]
+    tracker.stage("merging: W <- W + scaling x B @ A", len(layers), "modules")
+    with torch.no_grad():
+        for layer in layers:
+            tracker.check()
+            layer.merge()
+            tracker.advance()
+    return peft_model.unload()
+
+
+class _watch_size:
+    """While saving: the bytes written under `directory`, told to the tracker every few tenths of a second."""
+
+    def __init__(self, directory: Path, tracker: ProgressTracker, every: float = 0.2) -> None:
+        self.directory, self.tracker, self.every = directory, tracker, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _written(self) -> int:
+        try:
+            return sum(f.stat().st_size for f in self.directory.iterdir() if f.is_file())
+        except OSError:
+            return 0
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            self.tracker.advance(done=min(self._written(), self.tracker.current.total or 0))
+
+    def __enter__(self) -> _watch_size:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        if exc[0] is None:
+            self.tracker.advance(done=self.tracker.current.total or self._written())
 
 
 def _replace_dir(tmp: Path, out: Path) -> None:

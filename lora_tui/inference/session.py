@@ -4,6 +4,10 @@ The base is loaded once; the first adapter wraps it in a PeftModel, later ones a
 and chosen with `set_adapter` (the guide's "managing several adapters"). The base model's own answer is
 produced with the adapter disabled (`with model.disable_adapter():`), so no second copy of the base is needed.
 
+A `core.progress.ProgressTracker` handed in is told each wait: loading the base and each adapter (elapsed time)
+and generating (tokens of the limit, time left at most); its cancel request ends a generation at the next token
+(the answer so far is returned).
+
 Heavy: imports torch, transformers and peft. Import this module lazily.
 """
 
@@ -18,11 +22,12 @@ from typing import Any
 
 import torch
 from peft import PeftModel
-from transformers import AutoModelForCausalLM, AutoTokenizer, TextStreamer
+from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList, TextStreamer
 
 from lora_tui.core import adapters as core_adapters
 from lora_tui.core import runs
 from lora_tui.core.plan import load_run_file
+from lora_tui.core.progress import ProgressTracker
 from lora_tui.errors import UserError
 from lora_tui.train.quiet import quiet_libraries
 
@@ -162,11 +167,23 @@ class _CallbackStreamer(TextStreamer):
             self._on_text(text)
 
 
+class _CountTokens(StoppingCriteria):
+    """Tells the tracker each generated token; stops the generation when a cancel was asked for."""
+
+    def __init__(self, tracker: ProgressTracker, prompt_tokens: int) -> None:
+        self.tracker, self.prompt_tokens = tracker, prompt_tokens
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        self.tracker.advance(done=int(input_ids.shape[1]) - self.prompt_tokens)
+        stop = self.tracker.cancel.is_set()
+        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+
 class AdapterSession:
     """A base model loaded once, with named adapters loaded onto it."""
 
     def __init__(self, base_dir: str | Path, *, device: str = "auto", dtype: str | None = None,
-                 four_bit: bool = False) -> None:
+                 four_bit: bool = False, tracker: ProgressTracker | None = None) -> None:
         self.base_dir = Path(base_dir).resolve()
         self.device = pick_device(device)
         dtype = dtype or ("bf16" if self.device == "cuda" and torch.cuda.is_bf16_supported() else "fp32")
@@ -174,6 +191,9 @@ class AdapterSession:
         self.four_bit = four_bit
         """The base is loaded in 4-bit NF4, as a QLoRA adapter was trained (bitsandbytes places it itself)."""
         quiet_libraries()
+        if tracker is not None:
+            tracker.stage(f"loading base model {self.base_dir.name} ({dtype}{', 4-bit' if four_bit else ''}) on "
+                          f"{self.device}")
         try:
             if four_bit:
                 from lora_tui.train.quant import FourBitUnavailable, load_four_bit_for_inference
@@ -195,7 +215,7 @@ class AdapterSession:
 
     @classmethod
     def for_adapters(cls, paths: Sequence[str | Path], *, base: str | None = None, device: str = "auto",
-                     dtype: str | None = None) -> AdapterSession:
+                     dtype: str | None = None, tracker: ProgressTracker | None = None) -> AdapterSession:
         """Load the shared base of `paths` once and every adapter onto it (UserError if bases differ)."""
         bases = [(Path(p), resolve_base(p, base)) for p in paths]
         first_path, first_base = bases[0]
@@ -207,20 +227,22 @@ class AdapterSession:
         if len(four_bit) > 1:
             raise UserError("these adapters were trained on the base in different precisions (4-bit and 16-bit); "
                             "compare adapters trained the same way, or try each on its own")
-        session = cls(first_base, device=device, dtype=dtype, four_bit=four_bit.pop())
+        session = cls(first_base, device=device, dtype=dtype, four_bit=four_bit.pop(), tracker=tracker)
         for adapter in paths:
-            session.add(adapter)
+            session.add(adapter, tracker=tracker)
         return session
 
     # ---- adapters -------------------------------------------------------------------------------------
 
-    def add(self, path: str | Path, name: str | None = None) -> str:
+    def add(self, path: str | Path, name: str | None = None, *, tracker: ProgressTracker | None = None) -> str:
         """Load an adapter onto the base; returns its name. UserError for damaged or mismatched adapters."""
         p = Path(path).resolve()
         for existing, existing_path in self.adapters.items():
             if existing_path == p:
                 return existing
         name = name or _unique_name(p, self.adapters)
+        if tracker is not None:
+            tracker.stage(f"loading adapter {p.name} onto the base")
         header = self._check_files(p)
         tokenizer = AutoTokenizer.from_pretrained(p) if _has_tokenizer(p) else self.tokenizers.get(None)
         if tokenizer is None:
@@ -313,8 +335,9 @@ class AdapterSession:
         return {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
 
     def answer(self, prompt: str, adapter: str | None, settings: GenerationSettings | None = None,
-               on_text: Callable[[str], None] | None = None) -> str:
-        """Generate one answer; `adapter=None` is the base model alone. `on_text` receives text as it comes."""
+               on_text: Callable[[str], None] | None = None, tracker: ProgressTracker | None = None) -> str:
+        """Generate one answer; `adapter=None` is the base model alone. `on_text` receives text as it comes;
+        `tracker` counts the tokens, and its cancel request ends the answer early (what came so far is returned)."""
         settings = settings or GenerationSettings()
         tok = self.tokenizer_for(adapter)
         inputs = self.encode(prompt, adapter, settings.system)
@@ -328,9 +351,16 @@ class AdapterSession:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         if on_text is not None:
             kwargs["streamer"] = _CallbackStreamer(tok, on_text)
+        prompt_tokens = int(inputs["input_ids"].shape[1])
+        if tracker is not None:
+            tracker.stage(f"generating the {'base model' if adapter is None else adapter}'s answer",
+                          settings.max_new_tokens, "tokens", at_most=True)
+            kwargs["stopping_criteria"] = StoppingCriteriaList([_CountTokens(tracker, prompt_tokens)])
         with torch.inference_mode(), self._using(adapter):
             out = self._model_for(adapter).generate(**inputs, **kwargs)
-        return tok.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        if tracker is not None:
+            tracker.advance(done=int(out.shape[1]) - prompt_tokens)
+        return tok.decode(out[0, prompt_tokens:], skip_special_tokens=True)
 
     def logits(self, input_ids: Any, adapter: str | None) -> Any:
         """Logits of a probe batch with the adapter (or the base alone when None)."""

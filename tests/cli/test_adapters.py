@@ -46,8 +46,33 @@ def test_try_plain_output(adapter_pair: tuple[Path, Path], capsys: pytest.Captur
     rc = main(["adapters", "try", str(adapter_pair[0]), "--prompt", "hello", "--prompt", "world",
                "--max-new-tokens", "6", "--device", "cpu"])
     assert rc == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert out.count("=== ") == 2 and out.count("--- base") == 2 and out.count("--- chat") == 2
+    # not a terminal: one progress line per stage on stderr, in order
+    stages = [line.split(":")[0].split(" (")[0] for line in captured.err.splitlines()]
+    assert stages[0].startswith("loading base model ") and stages[1] == "loading adapter chat onto the base…"
+    assert stages[2:6] == ["generating the base model's answer", "generating the chat's answer"] * 2
+    assert "tokens" in captured.err.splitlines()[2] and len(stages) == 7  # and the final line
+
+
+def test_progress_line_rewrites_one_line_on_a_terminal() -> None:
+    import io
+
+    from lora_tui.cli.adapters import ProgressLine
+    from lora_tui.core.progress import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Tty()
+    line = ProgressLine(stream)
+    line(Progress("merging", 1, 4, "modules", 1.0))
+    line(Progress("merging", 2, 4, "modules", 2.0))
+    line(Progress("merged into out", elapsed=3.0, final=True))
+    assert stream.getvalue() == ("\r\033[Kmerging: 1/4 modules, about 3s left\r\033[Kmerging: 2/4 modules, about "
+                                 "2s left\r\033[Kmerged into out (3s)\n")
 
 
 def test_compare_json_matches_session(adapter_pair: tuple[Path, Path], tmp_path: Path,
@@ -77,6 +102,10 @@ def test_merge_cli(adapter_pair: tuple[Path, Path], tmp_path: Path, capsys: pyte
                  "--device", "cpu"]) == 0
     captured = capsys.readouterr()
     assert "merging on the CPU (requested)" in captured.err and "AutoModelForCausalLM.from_pretrained" in captured.out
+    err = captured.err.splitlines()
+    assert [line.split(" ")[0] for line in err] == ["plan:", "loading", "loading", "merging:", "saving", "moving",
+                                                   "merged"]
+    assert err[3].startswith("merging: W <- W + scaling x B @ A: 0/") and err[-1].startswith(f"merged into {out} (")
     assert main(["adapters", "merge", str(adapter_pair[0]), "--output", str(out)]) == 2
     assert "directory is not empty" in capsys.readouterr().err
 
@@ -180,3 +209,20 @@ def test_merge_refuses_a_run_that_is_still_training(tmp_path: Path, capsys: pyte
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_the_first_ctrl_c_asks_to_stop_and_the_second_interrupts(capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+    import signal
+    import threading
+
+    from lora_tui.cli.adapters import cancel_on_interrupt
+
+    cancel = threading.Event()
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt), cancel_on_interrupt(cancel, "the merge"):
+        os.kill(os.getpid(), signal.SIGINT)
+        assert cancel.is_set()
+        os.kill(os.getpid(), signal.SIGINT)
+    assert "stopping the merge at the next safe point" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is before

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from lora_tui.core.progress import Cancelled, Progress
 from lora_tui.errors import UserError
 from lora_tui.inference import merge as merge_mod
 from lora_tui.inference.merge_plan import CUDA_CONTEXT_BYTES, plan_merge
@@ -54,7 +56,7 @@ def test_merged_logits_equal_base_plus_adapter(adapter_pair: tuple[Path, Path], 
     adapter = adapter_pair[1]
     stages: list[str] = []
     result = merge_mod.merge_adapter(adapter, tmp_path / "merged", dtype="fp32", device="cpu",
-                                     progress=lambda stage, _f: stages.append(stage))
+                                     progress=lambda event: stages.append(event.stage))
     out = Path(result.output)
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
     assert result.plan.device == "cpu" and "merging on the CPU (requested)" in stages[0]
@@ -143,16 +145,16 @@ def test_merge_output_that_cannot_be_created_is_a_user_error(adapter_pair: tuple
 
 
 def test_interrupted_merge_leaves_nothing_complete(adapter_pair: tuple[Path, Path], tmp_path: Path) -> None:
-    def interrupt(stage: str, _fraction: float) -> None:
-        if stage.startswith("saving"):
+    def interrupt(event: Progress) -> None:
+        if event.stage.startswith("saving") and not event.final:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         merge_mod.merge_adapter(adapter_pair[0], tmp_path / "merged", dtype="fp32", device="cpu", progress=interrupt)
     assert list(tmp_path.iterdir()) == []
 
-    def fail_after_save(stage: str, _fraction: float) -> None:
-        if stage.startswith("moving"):
+    def fail_after_save(event: Progress) -> None:
+        if event.stage.startswith("moving") and not event.final:
             partial = [p for p in tmp_path.iterdir() if p.name.startswith(".merged.merging-")]
             assert len(partial) == 1 and (partial[0] / "model.safetensors").is_file()
             raise OSError("disk full")
@@ -188,3 +190,48 @@ def test_merge_removes_leftovers_of_a_killed_merge(adapter_pair, tmp_path) -> No
     (leftover / "model.safetensors").write_bytes(b"partial")
     merge_mod.merge_adapter(adapter_pair[0], out, device="cpu")
     assert not leftover.exists() and (out / "config.json").is_file()
+
+
+def test_merge_progress_counts_every_module_and_the_bytes_saved(adapter_pair: tuple[Path, Path],
+                                                                tmp_path: Path) -> None:
+    events: list[Progress] = []
+    result = merge_mod.merge_adapter(adapter_pair[1], tmp_path / "merged", dtype="fp32", device="cpu",
+                                     progress=events.append)
+    stages = list(dict.fromkeys(e.stage.split(" ")[0].rstrip(":") for e in events))
+    assert stages == ["plan", "loading", "merging", "saving", "moving", "merged"]
+    merging = [e for e in events if e.stage.startswith("merging")]
+    config = json.loads((adapter_pair[1] / "adapter_config.json").read_text())
+    adapted = 2 * len(config["target_modules"])  # the tiny base has 2 layers; told at the start and the end
+    assert merging[0].done == 0 and merging[-1].done == merging[-1].total == adapted
+    assert merging[-1].unit == "modules" and [e.done for e in merging] == sorted(e.done for e in merging)
+    assert f"{adapted}/{adapted} modules" in merging[-1].describe()
+    saving = [e for e in events if e.stage.startswith("saving")]
+    assert saving[-1].done == saving[-1].total == result.plan.weights_bytes and saving[-1].unit == "bytes"
+    assert events[-1].final and not events[-1].cancelled and sum(e.final for e in events) == 1
+    assert events[-1].stage == f"merged into {tmp_path / 'merged'}"
+
+
+@pytest.mark.parametrize("when", ["merging", "saving"])
+def test_a_cancelled_merge_stops_before_the_rename_and_leaves_nothing(adapter_pair: tuple[Path, Path],
+                                                                       tmp_path: Path, when: str) -> None:
+    import threading
+
+    cancel = threading.Event()
+    events: list[Progress] = []
+
+    def record(event: Progress) -> None:
+        events.append(event)
+        if event.stage.startswith(when):
+            cancel.set()
+
+    earlier = merge_mod.merge_adapter(adapter_pair[0], tmp_path / "merged", dtype="fp32", device="cpu")
+    before = sorted((f.name, f.stat().st_mtime_ns) for f in (tmp_path / "merged").iterdir())
+    with pytest.raises(Cancelled):
+        merge_mod.merge_adapter(adapter_pair[1], tmp_path / "merged", dtype="fp32", device="cpu",
+                                progress=record, cancel=cancel, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["merged"]  # no partial copy beside it
+    assert sorted((f.name, f.stat().st_mtime_ns) for f in Path(earlier.output).iterdir()) == before  # unreplaced
+    assert events[-1].final and events[-1].cancelled and events[-1].describe().endswith(": cancelled")
+    assert not any(e.stage.startswith("moving") for e in events)
+    if when == "merging":  # stopped between modules: the first one was not merged
+        assert max(e.done for e in events if e.stage.startswith("merging")) == 0

@@ -11,6 +11,7 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from lora_tui.core.progress import Progress, ProgressTracker
 from lora_tui.errors import UserError
 from lora_tui.inference.session import AdapterSession, GenerationSettings, resolve_base
 from tests.helpers.adapter_fixtures import build_tiny_base, probe_ids, train_adapter
@@ -53,6 +54,40 @@ def test_answers_are_deterministic_and_streamed(session: AdapterSession) -> None
     assert first == session.answer("hello world", "chat", GREEDY)
     assert "".join(pieces).strip() == first.strip()
     assert first.strip() != ""
+
+
+def test_generation_progress_counts_each_token_and_a_cancel_stops_at_the_next(session: AdapterSession) -> None:
+    import threading
+
+    events: list[Progress] = []
+    settings = GenerationSettings(max_new_tokens=12)
+    tracker = ProgressTracker(events.append, min_interval=0)
+    full = session.answer("hello world", "chat", settings, tracker=tracker)
+    counts = [e.done for e in events]
+    assert counts[0] == 0 and counts == sorted(counts) and 0 < counts[-1] <= 12
+    # one event a token (min_interval 0), then the count generate returned: nothing skipped or counted twice
+    assert counts[:-1] == list(range(len(counts) - 1)) and counts[-1] == counts[-2]
+    assert full == session.answer("hello world", "chat", settings)  # counting changes nothing in the answer
+    assert {e.stage for e in events} == {"generating the chat's answer"} and events[0].total == 12
+    assert all(e.at_most for e in events) and "at most" in events[-2].describe()
+
+    cancel = threading.Event()
+
+    def stop_after_three(event: Progress) -> None:
+        if event.done >= 3:
+            cancel.set()
+
+    stopped = session.answer("hello world", "chat", settings,
+                             tracker=ProgressTracker(stop_after_three, cancel, min_interval=0))
+    assert full.startswith(stopped) and len(stopped) < len(full)  # the same answer, cut after its third token
+
+
+def test_loading_tells_the_base_then_each_adapter(adapter_pair: tuple[Path, Path]) -> None:
+    events: list[Progress] = []
+    AdapterSession.for_adapters(list(adapter_pair), device="cpu", tracker=ProgressTracker(events.append))
+    stages = list(dict.fromkeys(e.stage for e in events))
+    assert stages[0].startswith("loading base model ") and stages[0].endswith(" on cpu")
+    assert stages[1:] == ["loading adapter chat onto the base", "loading adapter code onto the base"]
 
 
 def test_base_answer_matches_plain_base_model(session: AdapterSession, tiny_base: Path) -> None:

@@ -3,26 +3,44 @@
 One base model stays loaded while you move between adapters of that base (they are added with
 `load_adapter` and chosen with `set_adapter`); a different base replaces it. Loading, generating and merging run
 in thread workers; answers stream into the two panes token by token. The model stack is imported only inside
-those workers.
+those workers. Every wait (loading the base and the adapter, generating, merging) shows a bar with what it is
+doing, how far it is and about how long is left (`core.progress`); ctrl+t stops it where that is safe: an answer
+at its next token, a merge before its final rename (nothing is written then).
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Static
 
 from lora_tui.core.adapter_report import format_details
 from lora_tui.core.adapters import AdapterInfo, describe_adapter, find_adapters
+from lora_tui.core.progress import Cancelled, Progress, ProgressTracker
 from lora_tui.ui.messages import AdapterDescribed, AdapterStatus, AnswerChunk
 from lora_tui.ui.screens.base import AppScreen
+from lora_tui.ui.widgets.fit_table import fill_fitted
+
+LIST_HEADER = ("State", "r", "alpha", "Loss", "Adapter")
+"""The adapter list's columns; the name last, where a long one wraps."""
+NARROW_LIST = 44
+"""Below this width the list leaves out r and alpha (the details pane shows them), so the name keeps room."""
+
+
+@dataclass
+class ProgressTold(Message):
+    """A worker's progress event (`core.progress.Progress`)."""
+
+    event: Progress
 
 
 class AdaptersScreen(AppScreen):
@@ -33,6 +51,8 @@ class AdaptersScreen(AppScreen):
         Binding("ctrl+r", "refresh", "Refresh", tooltip="Scan the runs root again", id="adapters.refresh"),
         Binding("ctrl+g", "merge", "Merge", tooltip="Merge the selected adapter into its base (sibling directory "
                 "NAME-merged)", id="adapters.merge"),
+        Binding("ctrl+t", "stop", "Stop", tooltip="Stop the answer at its next token, or the merge before it writes "
+                "anything", id="adapters.stop"),
         Binding("escape", "back", "Back", tooltip="Leave the Adapters screen", id="adapters.back"),
         Binding("up", "select(-1)", "Previous adapter", show=False, id="adapters.up"),
         Binding("down", "select(1)", "Next adapter", show=False, id="adapters.down"),
@@ -48,7 +68,10 @@ class AdaptersScreen(AppScreen):
         self.answers: dict[str, str] = {"base": "", "adapter": ""}
         self.session: Any = None
         self.merged: list[str] = []
+        self.progress: list[Progress] = []
+        """Every progress event shown, oldest first (what the bar and its line told)."""
         self._model_lock = threading.Lock()
+        self._cancel = threading.Event()
 
     # ---- layout ---------------------------------------------------------------------------------------
 
@@ -65,13 +88,15 @@ class AdaptersScreen(AppScreen):
                 yield Static("", id="answer-base")
             with Vertical(classes="answer-pane"):
                 yield Static("", id="answer-adapter")
+        with Horizontal(id="adapter-progress-row"):
+            yield ProgressBar(id="adapter-progress", show_eta=False)
+            yield Static("", id="adapter-progress-text")
         yield Static("", id="adapter-status")
         yield Footer()
 
     def on_mount(self) -> None:
         """Fill the list."""
-        table = self.query_one("#adapter-list", DataTable)
-        table.add_columns("Adapter", "State", "r", "alpha", "Loss")
+        self.query_one("#adapter-progress-row").display = False
         self.query_one("#answer-base").border_title = "base model"
         self.query_one("#answer-adapter").border_title = "adapter"
         self.action_refresh()
@@ -85,15 +110,25 @@ class AdaptersScreen(AppScreen):
 
     def action_refresh(self) -> None:
         """Scan the runs root again."""
-        table = self.query_one("#adapter-list", DataTable)
-        table.clear()
         self.adapters = {a.path: a for a in find_adapters(self.runs_root)}
-        for info in self.adapters.values():
-            loss = "-" if info.final_loss is None else f"{info.final_loss:.3f}"
-            table.add_row(info.name, info.state, str(info.r or "-"),
-                          "-" if info.lora_alpha is None else f"{info.lora_alpha:g}", loss, key=info.path)
+        self._fill_list()
         if not self.adapters:
             self.set_status(f"No adapters under {self.runs_root}. Train one first.")
+
+    def _fill_list(self) -> None:
+        table = self.query_one("#adapter-list", DataTable)
+        width = table.size.width or self.size.width * 2 // 5
+        keep = [0, 3, 4] if width < NARROW_LIST else [0, 1, 2, 3, 4]
+        rows = [(info.path, [cells[i] for i in keep]) for info in self.adapters.values()
+                for cells in [[info.state or "-", str(info.r or "-"),
+                               "-" if info.lora_alpha is None else f"{info.lora_alpha:g}",
+                               "-" if info.final_loss is None else f"{info.final_loss:.3f}", info.name]]]
+        fill_fitted(table, [LIST_HEADER[i] for i in keep], rows, width=width)
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Fit the list to the new width."""
+        if self.adapters:
+            self.call_after_refresh(self._fill_list)
 
     def action_back(self) -> None:
         """Return to the previous screen."""
@@ -142,32 +177,45 @@ class AdaptersScreen(AppScreen):
             return
         self.ask(info.path, event.value.strip())
 
+    def _tracker(self) -> ProgressTracker:
+        """A tracker for a new wait: its events come to `on_progress_told`, ctrl+t sets its cancel."""
+        self._cancel = threading.Event()
+        return ProgressTracker(self._tell, self._cancel)
+
     @work(thread=True, exclusive=True, exit_on_error=False, group="adapter-model")
     def ask(self, path: str, prompt: str) -> None:
         """Load the adapter onto the (shared) base if needed, then stream the base and adapter answers."""
         from lora_tui.inference.session import GenerationSettings
 
-        with self._model_lock:
-            name = self._ensure_loaded(path)
-            settings = GenerationSettings(max_new_tokens=self.max_new_tokens)
-            for column, adapter in (("base", None), ("adapter", name)):
-                self.post_message(AnswerChunk(column, "", replace=True))
-                text = self.session.answer(prompt, adapter, settings,
-                                           on_text=lambda t, c=column: self.post_message(AnswerChunk(c, t)))
-                self.post_message(AnswerChunk(column, text, replace=True))
-            self.post_message(AdapterStatus(f"answered with base {self.session.base_dir.name} and adapter {name}"))
+        tracker = self._tracker()
+        try:
+            with self._model_lock:
+                name = self._ensure_loaded(path, tracker)
+                settings = GenerationSettings(max_new_tokens=self.max_new_tokens)
+                for column, adapter in (("base", None), ("adapter", name)):
+                    if tracker.cancel.is_set():
+                        break
+                    self.post_message(AnswerChunk(column, "", replace=True))
+                    text = self.session.answer(prompt, adapter, settings, tracker=tracker,
+                                               on_text=lambda t, c=column: self.post_message(AnswerChunk(c, t)))
+                    self.post_message(AnswerChunk(column, text, replace=True))
+        except BaseException:
+            tracker.finish(cancelled=tracker.cancel.is_set())
+            raise
+        stopped = tracker.cancel.is_set()
+        tracker.finish("answered", cancelled=stopped)
+        self.post_message(AdapterStatus("stopped: the answer so far is shown" if stopped else
+                                        f"answered with base {self.session.base_dir.name} and adapter {name}"))
 
-    def _ensure_loaded(self, path: str) -> str:
+    def _ensure_loaded(self, path: str, tracker: ProgressTracker) -> str:
         """Adapter name in the session; the base is loaded only when it differs from the loaded one."""
         from lora_tui.inference.session import AdapterSession, resolve_base
 
         base_dir = resolve_base(path)
         if self.session is None or self.session.base_dir != base_dir:
-            self.post_message(AdapterStatus(f"loading base model {base_dir}…"))
-            self.session = AdapterSession(base_dir, device=self.device)
-        if Path(path).resolve() not in self.session.adapters.values():
-            self.post_message(AdapterStatus(f"loading adapter {Path(path).name} onto the loaded base…"))
-        return str(self.session.add(path))
+            self.session = None
+            self.session = AdapterSession(base_dir, device=self.device, tracker=tracker)
+        return str(self.session.add(path, tracker=tracker))
 
     def on_answer_chunk(self, message: AnswerChunk) -> None:
         """Append streamed text to its pane."""
@@ -191,16 +239,44 @@ class AdaptersScreen(AppScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="adapter-merge")
     def merge(self, path: str, output: str) -> None:
-        """Plan the memory, merge, save; progress lines go to the status bar."""
+        """Plan the memory, merge, save; the progress goes to the bar."""
         from lora_tui.inference.merge import merge_adapter
 
-        def progress(stage: str, fraction: float) -> None:
-            self.post_message(AdapterStatus(f"merge {fraction:.0%}: {stage}"))
-
-        result = merge_adapter(path, output, device="auto", progress=progress)
+        self._cancel = threading.Event()
+        try:
+            result = merge_adapter(path, output, device="auto", cancel=self._cancel, progress=self._tell)
+        except Cancelled:
+            self.post_message(AdapterStatus(f"merge stopped: nothing was written to {output}"))
+            return
         self.merged.append(result.output)
         self.post_message(AdapterStatus(f"merged into {result.output} ({result.plan.dtype} on {result.plan.device},"
                                         f" {result.seconds:.1f} s)"))
+
+    # ---- progress ---------------------------------------------------------------------------------------
+
+    def _tell(self, event: Progress) -> None:
+        """Hand a worker's progress event to the screen (any thread)."""
+        self.post_message(ProgressTold(event))
+
+    def on_progress_told(self, message: ProgressTold) -> None:
+        """Show what the worker does, how far it is and the time left; the bar goes once the wait is over."""
+        event = message.event
+        self.progress.append(event)
+        row = self.query_one("#adapter-progress-row")
+        row.display = not event.final
+        bar = self.query_one("#adapter-progress", ProgressBar)
+        bar.update(total=event.total, progress=event.done)
+        self.query_one("#adapter-progress-text", Static).update(event.describe())
+        if not event.final:
+            self.set_status("ctrl+t stops it")
+
+    def action_stop(self) -> None:
+        """Stop the answer at its next token, or the merge at its next safe point (before the final rename)."""
+        if self.query_one("#adapter-progress-row").display:
+            self._cancel.set()
+            self.set_status("stopping…")
+        else:
+            self.set_status("Nothing to stop.")
 
     # ---- failures ---------------------------------------------------------------------------------------
 
