@@ -52,7 +52,14 @@ def register(subparsers: Any) -> None:
                         help=f"print N examples as training sees them, trained spans in {TRAINED_OPEN}…"
                              f"{TRAINED_CLOSE}")
     parser.add_argument("--max-errors", type=int, metavar="N", default=50, help="list at most N problems (default 50)")
+    parser.add_argument("--fetch-tokenizer", action="store_true",
+                        help="when --model's tokenizer is not on this machine, fetch its tokenizer files (a few MB, "
+                             "not the weights) from the hub to measure with")
     parser.set_defaults(func=run)
+
+
+_HOW_TO_MEASURE = (": pass --model (a local directory, a cached hub model, or demo), --tokenizer DIR, or "
+                   "--fetch-tokenizer to fetch a hub model's tokenizer files")
 
 
 def _tokenizer(args: argparse.Namespace) -> Any:
@@ -61,9 +68,9 @@ def _tokenizer(args: argparse.Namespace) -> Any:
         return args.tokenizer
     if args.model is None:
         return None
-    from lora_tui.core.dataset.tokens import local_tokenizer
+    from lora_tui.core.dataset.tokens import get_tokenizer, local_tokenizer
 
-    return local_tokenizer(args.model)
+    return get_tokenizer(args.model) if args.fetch_tokenizer else local_tokenizer(args.model)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -134,7 +141,7 @@ def data_lines(data: dict[str, Any] | None) -> list[str]:
 
 def render_report(report: Any) -> str:
     """The human-readable report: a summary block, then one line per problem."""
-    from lora_tui.core.dataset.report import SHAPES
+    from lora_tui.core.dataset.report import NO_TOKENIZER_NOTE, SHAPES
     from lora_tui.core.tables import describe_size_tier
 
     shape = f"{report.shape} ({SHAPES[report.shape]})" if report.shape else "unknown"
@@ -155,7 +162,8 @@ def render_report(report: Any) -> str:
         lines.append(f"  fields      {', '.join(report.fields)}")
     if report.token_stats is not None:
         lines += token_lines(report.token_stats)
-    lines.extend(f"  note        {note}" for note in report.notes)
+    lines.extend(f"  note        {note}{_HOW_TO_MEASURE if note == NO_TOKENIZER_NOTE else ''}"
+                 for note in report.notes)
     if report.issue_count:
         lines.append("")
         lines.append(f"Problems ({report.issue_count:,}):")

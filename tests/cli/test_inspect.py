@@ -225,6 +225,31 @@ def test_the_demo_tokenizer_is_built_on_first_need(tmp_path: Path, capsys: pytes
     assert (tmp_path / "cache" / "demo-tokenizer" / "tokenizer.json").is_file()
 
 
+def test_fetch_tokenizer_measures_a_hub_model_whose_weights_are_not_here(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.helpers.fake_hub import FakeHub, serve
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("LORA_TUI_CACHE", str(tmp_path / "cache"))
+    hub = FakeHub()
+    hub.add_dir("acme/chat-1b", _local_model(tmp_path / "model"))
+    path = _write(tmp_path / "d.jsonl", [json.dumps(GOOD)] * 4)
+    with serve(hub):
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        assert main(["inspect", str(path), "--model", "acme/chat-1b"]) == 0
+        assert "need the model's tokenizer on this machine: pass --model" in capsys.readouterr().out
+        assert main(["inspect", str(path), "--model", "acme/chat-1b", "--fetch-tokenizer", "--json"]) == 0
+        stats = json.loads(capsys.readouterr().out)["token_stats"]
+        assert (stats["median"], stats["trained_token_share"]) == (8, 0.375)
+        hub.files.clear()  # fetched once: found locally from now on, with no flag
+        assert main(["inspect", str(path), "--model", "acme/chat-1b", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["token_stats"]["median"] == 8
+        assert main(["inspect", str(path), "--model", "acme/other", "--fetch-tokenizer"]) == 2
+        assert capsys.readouterr().err.strip() == (
+            "lora-tui: error: acme/other: could not fetch its tokenizer: tokenizer.json: not found")
+
+
 def _hangs_not(argv: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "lora_tui", *argv], capture_output=True, text=True, timeout=60)
 

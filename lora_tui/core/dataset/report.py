@@ -59,6 +59,9 @@ STOP_CHECK_EVERY = 256
 """Records between two checks of `inspect_dataset`'s `stop` (a cancelled inspection ends this soon)."""
 
 
+NO_TOKENIZER_NOTE = "token statistics need the model's tokenizer on this machine"
+"""The note of a report measured without a tokenizer (the CLI adds which flags give it one)."""
+
 PROGRESS_INTERVAL_S = 0.1
 """Shortest time between two progress events of an inspection."""
 
@@ -326,12 +329,11 @@ def inspect_for_model(path: str | Path, model: str, *, max_seq_length: int | Non
 def _token_notes(counter: TokenCounter | None, shape: str | None) -> list[str]:
     """What the reader should know about the token statistics (or their absence)."""
     if counter is None:
-        return ["token statistics need the model's tokenizer on this machine: pass --model (a local directory, "
-                "a cached hub model, or demo once built) or --tokenizer DIR"]
+        return [NO_TOKENIZER_NOTE]
     if shape in ("messages", "chat_prompt_completion") and counter.template.source == FALLBACK_TEMPLATE:
         return ["the model has no chat template: chat examples are rendered with lora-tui's fallback template "
-                "(### User: / ### Assistant: headers, see --show); training uses the same one and saves it with "
-                "the adapter's tokenizer"]
+                "(### User: / ### Assistant: headers, as the preview shows); training uses the same one and saves "
+                "it with the adapter's tokenizer"]
     return []
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from lora_tui.core.dataset.encode import Encoded, Encoder
 from lora_tui.core.demo_assets import PREBUILD_LOG, build_demo_tokenizer
+from lora_tui.core.hub import HubError, fetch_tokenizer, fetched_tokenizer_dir
 from lora_tui.core.paths import cache_dir
 from lora_tui.errors import UserError
 
@@ -121,8 +122,42 @@ def find_tokenizer_file(spec: str | Path) -> Path:
     cached = _hub_cache_tokenizer(str(spec))
     if cached is not None:
         return cached
+    if str(spec).count("/") == 1:
+        fetched = fetched_tokenizer_dir(str(spec)) / "tokenizer.json"
+        if fetched.is_file():
+            return fetched
     raise UserError(f"--tokenizer {spec}: not a local directory and not in the Hugging Face cache; "
-                    "download the model once or pass a directory containing tokenizer.json")
+                    "pass --fetch-tokenizer (a few MB), download the model once, or pass a directory containing "
+                    "tokenizer.json")
+
+
+def hub_repo(model: str) -> str | None:
+    """The hub repository whose tokenizer `model` trains with (a preset's hub id, or the hub id itself); None for
+    `demo` and local paths."""
+    from lora_tui.core.models.modules import preset
+
+    name = model.strip()
+    if not name or name.lower() == "demo" or Path(name).expanduser().exists():
+        return None
+    meta = preset(name)
+    if meta is not None:
+        return str(meta["hub_id"])
+    return name if name.count("/") == 1 and not name.startswith((".", "/", "~")) else None
+
+
+def get_tokenizer(model: str) -> Path:
+    """`model`'s tokenizer.json: the local one, else fetched from the hub (its tokenizer files only, a few MB).
+    UserError saying why when neither works."""
+    found = local_tokenizer(model)
+    if found is not None:
+        return found
+    repo = hub_repo(model)
+    if repo is None:
+        raise UserError(f"{model}: no tokenizer.json there; choose a model directory that has one")
+    try:
+        return fetch_tokenizer(repo)
+    except HubError as exc:
+        raise UserError(f"{repo}: could not fetch its tokenizer: {exc}") from None
 
 
 def local_tokenizer(model: str) -> Path | None:
@@ -131,14 +166,11 @@ def local_tokenizer(model: str) -> Path | None:
     `demo` is the demo model's tokenizer, built on first need (a second; `core.demo_assets`); a local directory
     is used as it is; a preset name or hub id is looked up in the Hugging Face cache.
     """
-    from lora_tui.core.models.modules import preset
-
     name = model.strip()
     if not name:
         return None
-    meta = None if name.lower() == "demo" or Path(name).expanduser().exists() else preset(name)
     try:
-        return find_tokenizer_file(meta["hub_id"] if meta else name)
+        return find_tokenizer_file(hub_repo(name) or name)
     except UserError:
         return None
 

@@ -15,11 +15,11 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lora_tui.core.hub import HubError, hub_file
 from lora_tui.core.models.inventory import LinearKind, ModelInventory
 from lora_tui.core.paths import PRESETS_DIR, cache_dir
 from lora_tui.errors import UserError
@@ -209,17 +209,9 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 def _fetch_hub_config(hub_id: str) -> dict[str, Any] | None:
     """config.json from the hub with a short timeout; None when offline, unreachable or not found."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        return None
-    url = f"https://huggingface.co/{hub_id}/resolve/main/config.json"
-    headers = {"User-Agent": "lora-tui"}
-    if os.environ.get("HF_TOKEN"):
-        headers["Authorization"] = f"Bearer {os.environ['HF_TOKEN']}"
     try:
-        request = urllib.request.Request(url, headers=headers)
-        with urllib.request.urlopen(request, timeout=HUB_TIMEOUT_S) as resp:
-            data = json.loads(resp.read().decode("utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(hub_file(hub_id, "config.json", timeout=HUB_TIMEOUT_S).decode("utf-8"))
+    except (HubError, ValueError):
         return None
     return data if isinstance(data, dict) and "model_type" in data else None
 

@@ -94,6 +94,8 @@ class DataScreen(WizardScreen):
     BINDINGS = [
         Binding("ctrl+o", "browse", "Browse", tooltip="Show or hide the file browser", id="browse"),
         Binding("ctrl+d", "sample", "Sample data", tooltip="Use the built-in sample dataset", id="sample"),
+        Binding("ctrl+t", "fetch_tokenizer", "Get tokenizer", id="fetch-tokenizer",
+                tooltip="Fetch the model's tokenizer files (a few MB, not the weights) to measure the data"),
         Binding("escape", "cancel_inspection", "Cancel", tooltip="Stop the running inspection", id="cancel",
                 show=False),
     ]
@@ -164,6 +166,43 @@ class DataScreen(WizardScreen):
             shown = tuple(examples)
         if not worker.is_cancelled:
             self.post_message(DataInspected(path, report, shown, template))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Get tokenizer is offered only while the model's tokenizer is missing and the hub has it."""
+        if action == "fetch_tokenizer":
+            report = self.state.data_report
+            return report is not None and report.token_stats is None and self._hub_repo() is not None
+        return super().check_action(action, parameters)
+
+    def _hub_repo(self) -> str | None:
+        from lora_tui.core.dataset.tokens import hub_repo
+
+        return hub_repo(self.state.plan.model)
+
+    def action_fetch_tokenizer(self) -> None:
+        """Fetch the model's tokenizer files from the hub, then measure the data with them."""
+        repo = self._hub_repo()
+        if repo is None or self._inspected is None:
+            return
+        self.query_one("#data-summary", Static).update(
+            Text(f"Fetching the tokenizer files of {repo} (a few MB)…", style="dim"))
+        self.fetch_tokenizer(repo, self._inspected[0])
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="tokenizer")
+    def fetch_tokenizer(self, repo: str, path: str) -> None:
+        """The fetch itself, in a thread; a failure is one line on this screen, naming the model."""
+        from lora_tui.core.dataset.tokens import get_tokenizer
+
+        try:
+            get_tokenizer(repo)
+        except UserError as exc:
+            self.app.call_from_thread(self._fetch_failed, str(exc), path)
+            return
+        self.app.call_from_thread(self.choose, path)
+
+    def _fetch_failed(self, why: str, path: str) -> None:
+        self.show_error(f"Tokenizer: {why}")
+        self.choose(path)
 
     def _show_progress(self, path: str, event: Progress) -> None:
         """`Inspecting FILE: reading and tokenizing the data: 4.4 MiB of 5.7 MiB, about 2s left`, while it runs."""
@@ -284,6 +323,7 @@ class DataScreen(WizardScreen):
                                            open_=not detected and bool(report.fields))
         self.query_one("#data-preview", Static).update(preview_text(message.preview, message.template))
         self.query_one("#data-notes", Static).update("\n".join(report.notes))
+        self.refresh_bindings()  # Get tokenizer comes and goes with the token statistics
 
     def _summary(self, report: Any) -> Text:
         from lora_tui.core.tables import describe_size_tier
@@ -307,9 +347,12 @@ class DataScreen(WizardScreen):
             rows.append(("Loss on", f"{stats.trained_token_share:.0%} of the tokens"))
         else:
             model = self.state.plan.model
-            how = (f"building the demo tokenizer failed; see {display_path(cache_dir() / PREBUILD_LOG)}"
-                   if model.strip().lower() == "demo"
-                   else "download the model, or choose a local directory with tokenizer.json")
+            if model.strip().lower() == "demo":
+                how = f"building the demo tokenizer failed; see {display_path(cache_dir() / PREBUILD_LOG)}"
+            elif self._hub_repo() is not None:
+                how = "ctrl+t fetches its tokenizer files, a few MB, not the weights"
+            else:
+                how = "choose a model directory with tokenizer.json on the Task and model step"
             rows.append(("Tokens", f"not measured: `{model}`'s tokenizer is not on this machine ({how})"))
         for label, value in rows:
             text.append(f"{label:>10}  ", style="bold")

@@ -188,3 +188,30 @@ async def test_the_summary_tells_how_far_a_long_inspection_is(tmp_path: Path, mo
         assert shown and all(f"Inspecting {data}: reading and tokenizing the data: " in s for s in shown)
         assert any(size in s for s in shown)
         assert "Examples  2,000" in str(app.screen.query_one("#data-summary", Static).render())
+
+
+async def test_a_hub_models_tokenizer_is_fetched_with_one_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.helpers.fake_hub import FakeHub, serve
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("LORA_TUI_CACHE", str(tmp_path / "cache"))
+    rows = [{"messages": [{"role": "user", "content": "question 1"}, {"role": "assistant", "content": "answer"}]}]
+    data = tmp_path / "chat.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows * 3), encoding="utf-8")
+    hub = FakeHub()
+    hub.add_dir("acme/chat-1b", local_model(tmp_path / "model"))
+    with serve(hub):
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        app = app_at_data(tmp_path, model="acme/chat-1b", data=str(data))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await waits.settle(pilot)
+            summary = str(app.screen.query_one("#data-summary", Static).render())
+            assert "not measured: `acme/chat-1b`'s tokenizer is not on this machine (ctrl+t fetches" in summary
+            assert "--" not in summary + str(app.screen.query_one("#data-notes", Static).render())
+            assert app.screen.check_action("fetch_tokenizer", ()) is True
+            await pilot.press("ctrl+t")
+            await waits.wait_until(pilot, lambda: app.state.data_report is not None
+                              and app.state.data_report.token_stats is not None)
+            assert app.state.data_report.token_stats.median == 8
+            assert app.screen.check_action("fetch_tokenizer", ()) is False
