@@ -296,6 +296,22 @@ _FLAG_NAMES = {
 """Fields whose `lora-tui train` flag is not simply the field name in kebab case (the guide's flag names)."""
 
 
+def held_out(examples: int, split: float) -> int:
+    """Examples an evaluation split holds out of `examples`: ceil(examples x split), as the training process's
+    `datasets.train_test_split` takes them (none below 4 examples, where it keeps them all for training)."""
+    return math.ceil(examples * split) if split > 0 and examples >= 4 else 0
+
+
+def split_for(examples: int, held: int) -> float:
+    """The shortest split fraction (at most 8 decimals) that holds out exactly `held` of `examples`."""
+    for digits in range(2, 9):
+        scale = 10 ** digits
+        share = math.floor(held / examples * scale) / scale
+        if share > 0 and held_out(examples, share) == held:
+            return share
+    return held / examples
+
+
 def flag_for(field_name: str) -> str:
     """The `lora-tui train` flag for a plan field, e.g. `num_train_epochs` -> `--epochs`."""
     return "--" + _FLAG_NAMES.get(field_name, field_name.replace("_", "-"))

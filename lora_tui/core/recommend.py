@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 from lora_tui.core import advice_styles as styles
 from lora_tui.core.models.modules import ModelInventory
-from lora_tui.core.plan import TrainingPlan, fmt_value
+from lora_tui.core.plan import TrainingPlan, fmt_value, split_for
 from lora_tui.core.sources import ADVICE, Citation, SourceKind
 from lora_tui.core.tables import Band, Guide, Row, Task, guide
 from lora_tui.core.targets import map_targets
@@ -351,7 +351,7 @@ def _eval_split(examples: int | None) -> tuple[float, str]:
         return 0.0, (f"{examples} examples: fewer than {EVAL_MIN_EXAMPLES}, so none is held out for evaluation "
                      "(too few to spare, and too few to measure overfitting with)")
     held = min(EVAL_MAX, max(EVAL_MIN, round(EVAL_SHARE * examples)))
-    share = round(held / examples, 4)
+    share = split_for(examples, held)  # exactly `held`, as the training process's split takes them
     return share, (f"beyond the guide: {held} of {examples} examples ({share:.1%}: about {EVAL_SHARE:.0%}, at "
                    f"least {EVAL_MIN}, at most {EVAL_MAX}) held out, chosen by the seed, to measure overfitting "
                    "and keep the best checkpoint")

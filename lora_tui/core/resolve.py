@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lora_tui.core.paths import default_output
-from lora_tui.core.plan import TrainingPlan, fmt_value
+from lora_tui.core.plan import TrainingPlan, fmt_value, held_out
 from lora_tui.core.recommend import recommend
 from lora_tui.core.targets import pattern_modules, pattern_of
 from lora_tui.errors import UserError
@@ -208,7 +208,7 @@ def total_steps(examples: int, *, per_device_train_batch_size: int, gradient_acc
     """Optimizer steps a run takes: `max_steps` when set, else epochs x ceil(train examples / effective batch)."""
     if isinstance(max_steps, int) and max_steps > 0:
         return max_steps
-    train = examples - math.ceil(examples * eval_split) if eval_split else examples
+    train = examples - held_out(examples, eval_split)
     per_epoch = math.ceil(max(train, 1) / (per_device_train_batch_size * gradient_accumulation_steps * num_processes))
     return max(1, math.ceil(per_epoch * float(num_train_epochs)))
 

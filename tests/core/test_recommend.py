@@ -277,3 +277,15 @@ def test_model_preset_settings_override_with_reason() -> None:
     assert rec.values["learning_rate"] == 1e-3
     assert rec.reasons["learning_rate"].startswith("model preset 'x': learning_rate = 0.001: a tiny model")
     assert "the guide's tables said 5e-5" in rec.reasons["learning_rate"]
+
+
+@pytest.mark.parametrize("examples", [100, 101, 333, 360, 999, 1234, 5000, 9999, 10001, 123457])
+def test_the_recommended_split_holds_out_exactly_the_count_its_reason_states(examples: int) -> None:
+    import re
+
+    from lora_tui.core.plan import held_out
+
+    rec = recommend(examples=examples)
+    stated = int(re.search(r"(\d+) of \d+ examples", rec.reasons["eval_split"]).group(1))
+    assert stated == min(500, max(16, round(0.05 * examples)))
+    assert held_out(examples, rec.values["eval_split"]) == stated

@@ -3,7 +3,6 @@ split, launch."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from rich.table import Table
@@ -15,7 +14,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Static
 
 from lora_tui.core import runs
-from lora_tui.core.plan import TrainingPlan
+from lora_tui.core.plan import TrainingPlan, held_out
 from lora_tui.core.resolve import ResolvedPlan
 from lora_tui.errors import UserError
 from lora_tui.ui.field_errors import field_message
@@ -27,12 +26,6 @@ SUMMARY_FIELDS = ("model", "task", "lora_r", "lora_alpha", "lora_dropout", "targ
                   "per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs",
                   "max_seq_length", "max_steps")
 """Plan fields listed in the review summary."""
-
-
-def held_out(examples: int, split: float) -> int:
-    """Examples the evaluation split holds out of `examples`: ceil(examples x split), as the training process's
-    `train_test_split` takes them (none below 4 examples, where it keeps them all for training)."""
-    return math.ceil(examples * split) if split > 0 and examples >= 4 else 0
 
 
 def eval_split_text(split: float, examples: int | None, reason: str | None) -> str:

@@ -9,9 +9,9 @@ import pytest
 from textual.widgets import Input, Static
 
 from lora_tui.core.paths import SAMPLE_DATA_PATH
-from lora_tui.core.plan import TrainingPlan
+from lora_tui.core.plan import TrainingPlan, held_out
 from lora_tui.ui.app import make_app
-from lora_tui.ui.screens.review import eval_split_text, held_out
+from lora_tui.ui.screens.review import eval_split_text
 from tests.helpers import ui_fakes as fakes
 from tests.helpers import waits
 
