@@ -118,11 +118,13 @@ def _finished_with_adapter(run: Path) -> Path:
     return run
 
 
-async def test_the_summary_offers_the_adapters_screen_not_a_command(tmp_path: Path) -> None:
+@pytest.mark.parametrize("others", [0, 1])
+async def test_the_summary_offers_the_adapters_screen_not_a_command(tmp_path: Path, others: int) -> None:
     root = tmp_path / "runs"
     run = _finished_with_adapter(recorded_run(root / "mine", [3.0, 2.5, 2.0]))
-    _finished_with_adapter(recorded_run(root / "newer", [3.0, 2.9]))
-    os.utime(run / runs.STATUS_FILE, (1, 1))  # the newer run is listed first
+    for i in range(others):
+        _finished_with_adapter(recorded_run(root / f"newer-{i}", [3.0, 2.9]))
+    os.utime(run / runs.STATUS_FILE, (1, 1))  # a newer run is listed first
     app = monitor_app(root, run)
     async with app.run_test(size=(120, 40)) as pilot:
         await waits.wait_until(pilot, lambda: "Adapter:" in text_of(app, "#mon-summary"), 10, "the summary")
@@ -135,7 +137,9 @@ async def test_the_summary_offers_the_adapters_screen_not_a_command(tmp_path: Pa
         await pilot.pause(0.2)
         selected = app.screen.selected
         assert selected is not None and Path(selected.run_dir).resolve() == run.resolve()
-        assert len(app.screen.adapters) == 2
+        assert len(app.screen.adapters) == 1 + others
+        await waits.wait_until(pilot, lambda: "Select an adapter" not in str(
+            app.screen.query_one("#adapter-details", Static).render()), 10, "the adapter's details")
 
 
 async def test_o_before_the_adapter_exists_says_so(tmp_path: Path) -> None:
