@@ -91,9 +91,10 @@ def training_summary(info: dict[str, Any]) -> list[str]:
 
 
 def adapter_choice_line(step: int | None, kept: str | None, eval_loss: float | None) -> str | None:
-    """Which checkpoint a run's final adapter is, in one line ("step 40, the lowest eval loss 1.2345"), or None."""
+    """Which checkpoint a run's final adapter is, in one line ("step 40, the lowest eval loss 1.2345 (keep:
+    best)"), or None. The setting is named by its field, not its flag: the TUI shows the line too."""
     if step is None:
         return None
     if kept == "best" and eval_loss is not None:
-        return f"step {step}, the lowest eval loss {eval_loss:.4f} (--keep best)"
-    return f"step {step}, the last one" + (" (--keep last)" if kept == "last" else "")
+        return f"step {step}, the lowest eval loss {eval_loss:.4f} (keep: best)"
+    return f"step {step}, the last one" + (" (keep: last)" if kept == "last" else "")

@@ -230,12 +230,16 @@ class AdaptersScreen(AppScreen):
     # ---- merge ------------------------------------------------------------------------------------------
 
     def action_merge(self) -> None:
-        """Merge the selected adapter into a sibling directory NAME-merged."""
+        """Merge the selected adapter into a new sibling directory NAME-merged (NAME-merged-2, … when that one is
+        taken: the TUI never replaces a directory)."""
+        from lora_tui.core.paths import free_run_dir
+
         info = self.selected
         if info is None or not info.has_adapter:
             self.set_status("Select a loadable adapter to merge.", error=True)
             return
-        self.merge(info.path, str(Path(info.run_dir).with_name(Path(info.run_dir).name + "-merged")))
+        run = Path(info.run_dir)
+        self.merge(info.path, str(free_run_dir(run.parent, run.name + "-merged")))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="adapter-merge")
     def merge(self, path: str, output: str) -> None:

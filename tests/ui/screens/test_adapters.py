@@ -93,6 +93,12 @@ async def test_adapters_screen(adapter_pair: tuple[Path, Path], tmp_path: Path) 
         assert "merged into" in text_of(screen, "#adapter-status")
         merging = [e for e in screen.progress if e.stage.startswith("merging")]
         assert merging[-1].done == merging[-1].total > 0 and screen.progress[-1].final
+        # a second merge never replaces the first: it goes to the next free name
+        await pilot.press("ctrl+g")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert screen.merged == [str(merged), str(root / "code-merged-2")]
+        assert (merged / "model.safetensors").is_file() and "--" not in text_of(screen, "#adapter-status")
 
 
 async def test_a_merge_stopped_with_ctrl_t_writes_nothing(adapter_pair: tuple[Path, Path], tmp_path: Path,
