@@ -144,6 +144,9 @@ def check_for_launch(resolved: ResolvedPlan, *, resume: bool = False, overwrite:
     report = inputs.data_report if inputs.data_report is not None else inspect_data(plan.data, plan.model,
                                                                                    plan.max_seq_length, plan.columns)
     _check_data(report, plan.data)
+    from lora_tui.core.trackers import check_tracker
+
+    check_tracker(plan.report_to)  # a tracker that is not installed: refused before anything is written
     report = report.at(plan.max_seq_length)  # token statistics against the length the run trains with
     inventory, available, warnings = _check_model(plan, inputs.inventory, dry_run)
     from lora_tui.core.dataset.report import truncation_warning

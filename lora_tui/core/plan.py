@@ -33,6 +33,9 @@ families that overflow in fp16, such as Gemma 2 and 3) or fp32; `core.precision.
 KEEP = ("best", "last")
 """Allowed values of `keep`: the checkpoint with the lowest eval loss, or the last one."""
 
+REPORT_TO = ("none", "tensorboard", "wandb", "mlflow", "trackio")
+"""Allowed values of `report_to`: the Trainer's own tracker integrations (`core.trackers` names each one's package)."""
+
 SOURCES = ("given", "config", "recommended", "default")
 """Where a setting's value came from: a flag, a run file, the advisor, or TrainingPlan's default."""
 
@@ -101,6 +104,8 @@ class TrainingPlan:
     of the 16-bit weights' memory; adapters train in the compute precision, and a merge goes into the 16-bit base."""
     logging_steps: int = 1
     """Write a metrics line every this many optimizer steps."""
+    report_to: str = "none"
+    """Also log to a tracker through the Trainer's own integration: none, tensorboard, wandb, mlflow or trackio."""
     save_steps: int = 50
     """Save a checkpoint every this many optimizer steps (and always at the end or on stop)."""
     save_total_limit: int = 3
@@ -147,6 +152,8 @@ class TrainingPlan:
                f"must be in [0, 0.5], got {_shown(self.eval_split)}")
         _check(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}")
         _check(self.advice in ADVICE, "advice", f"must be one of {', '.join(ADVICE)}, got {_shown(self.advice)}")
+        _check(self.report_to in REPORT_TO, "report_to",
+               f"must be one of {', '.join(REPORT_TO)}, got {_shown(self.report_to)}")
         _check(self.keep in KEEP, "keep", f"must be one of {', '.join(KEEP)}, got {_shown(self.keep)}")
         _check(_is_int(self.early_stopping) and 0 <= self.early_stopping <= 1000, "early_stopping",
                f"must be a whole number from 0 (off) to 1000 evaluations, got {_shown(self.early_stopping)}")

@@ -113,6 +113,10 @@ def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, prec
     assistant_only = data_stats["loss_on"] == "assistant turns"  # the labels train/data.py built say so
     _, world_size = world()
     watch = eval_ds is not None and (plan.keep == "best" or plan.early_stopping > 0)
+    from lora_tui.core.trackers import TENSORBOARD_DIR, check_tracker
+
+    check_tracker(plan.report_to)  # a run file edited by hand: the same one line as the launcher's
+    os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(run_dir / TENSORBOARD_DIR))
     config = SFTConfig(
         output_dir=str(run_dir / runs.CHECKPOINTS_DIR),
         learning_rate=plan.learning_rate, num_train_epochs=plan.num_train_epochs, max_steps=plan.max_steps,
@@ -124,7 +128,7 @@ def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, prec
         gradient_checkpointing=plan.gradient_checkpointing, bf16=precision == "bf16", fp16=precision == "fp16",
         logging_steps=plan.logging_steps, save_strategy="steps", save_steps=plan.save_steps,
         save_total_limit=plan.save_total_limit, eval_strategy="steps" if eval_ds is not None else "no",
-        eval_steps=plan.save_steps if eval_ds is not None else None, report_to="none", disable_tqdm=True,
+        eval_steps=plan.save_steps if eval_ds is not None else None, report_to=plan.report_to, disable_tqdm=True,
         # the best checkpoint (lowest eval loss) is kept through checkpoint rotation and loaded at the end
         load_best_model_at_end=watch, metric_for_best_model="eval_loss" if watch else None, greater_is_better=False,
         ddp_backend=None if torch.cuda.is_available() or world_size == 1 else "gloo",
