@@ -176,10 +176,13 @@ def _memory_lines(memory: dict[str, Any], plan: Any) -> list[str]:
     settings = memory.get("settings", {})
     dtype = settings.get("dtype", plan.precision) + (", 4-bit base" if settings.get("load_in_4bit") else "")
     loss = {"fused": "TRL's fused LM head", "full": "full logits"}.get(settings.get("loss", ""), settings.get("loss"))
-    lines = [f"Peak training memory (batch {plan.per_device_train_batch_size}, sequence {plan.max_seq_length}, "
+    seq = settings.get("seq_len", plan.max_seq_length)
+    lines = [f"Peak training memory (batch {plan.per_device_train_batch_size}, sequence {seq}, "
              f"{dtype}, gradient checkpointing {gc}, loss: {loss}):"]
     if settings.get("precision_reason"):
         lines.append(f"  precision: {settings['precision_reason']}")
+    if settings.get("seq_basis"):
+        lines.append(f"  lengths: {settings['seq_basis']}")
     width = max(len(part["label"]) for part in memory["parts"])
     for part in memory["parts"]:
         lines.append(f"  {part['label']:{width}s} {fmt_gib_or_mb(part['bytes']):>10s}  {part['detail']}")

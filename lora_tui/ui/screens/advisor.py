@@ -221,7 +221,8 @@ class AdvisorScreen(WizardScreen):
         from lora_tui.core.memory import plan_estimate
 
         vram = self.state.vram_bytes
-        est = plan_estimate(inv, plan, vram)
+        report = self.state.data_report
+        est = plan_estimate(inv, plan, vram, lengths=report.token_stats if report is not None else None)
         self.query_one("#memory", Static).update(memory_table(est.parts))
         verdict = Text.assemble(("Peak memory ", "bold"), f"≈ {fmt_bytes(est.total_bytes)}")
         if vram:
@@ -230,6 +231,7 @@ class AdvisorScreen(WizardScreen):
         else:
             verdict.append("  (no GPU: the CPU run's memory)", style="dim")
         verdict.append(f"\n{est.settings.get('precision_reason', '')}", style="dim")
+        verdict.append(f"\n{est.settings.get('seq_basis', '')}", style="dim")
         self.query_one("#verdict", Static).update(verdict)
         self._fit_changes = {}
         remedies = Text()
