@@ -22,6 +22,7 @@ from typing import Any
 from lora_tui.core.hub import HubError, hub_file
 from lora_tui.core.models.inventory import LinearKind, ModelInventory
 from lora_tui.core.paths import PRESETS_DIR, cache_dir
+from lora_tui.core.progress import ProgressTracker, Report
 from lora_tui.errors import UserError
 
 # ---- targets -----------------------------------------------------------------------------------------------
@@ -226,12 +227,24 @@ def config_key(config: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:24]
 
 
-def build_inventory(config: dict[str, Any], model_id: str) -> ModelInventory:
-    """A model's inventory from its config: cached in cache_dir()/inventories, else built in a subprocess."""
+def build_inventory(config: dict[str, Any], model_id: str, progress: Report | None = None) -> ModelInventory:
+    """A model's inventory from its config: cached in cache_dir()/inventories, else built in a subprocess (about
+    5 s on 2 cores, most of it importing transformers), told to `progress` as a stage of unknown length."""
     cache = cache_dir() / "inventories" / f"{config_key(config)}.json"
     cached = _read_cached_inventory(cache, model_id)
     if cached is not None:
         return cached
+    tracker = ProgressTracker(progress) if progress is not None else None
+    if tracker is not None:
+        tracker.stage(f"building the module tree of {model_id} on the meta device (once per model, about 5 s)")
+    try:
+        return _build_and_cache(config, model_id, cache)
+    finally:
+        if tracker is not None:
+            tracker.finish()
+
+
+def _build_and_cache(config: dict[str, Any], model_id: str, cache: Path) -> ModelInventory:
     unique = f"{os.getpid()}.{time.monotonic_ns()}"
     cfg_file = cache.with_name(f"{cache.stem}.{unique}.config.json")
     try:
@@ -283,7 +296,7 @@ def _not_found(model: str) -> UserError:
                      "--list-models`), `demo`, or a local path.")
 
 
-def load_inventory(model: str) -> ModelInventory:
+def load_inventory(model: str, progress: Report | None = None) -> ModelInventory:
     """The inventory of a preset (short name or hub id), `demo`, a local directory, or a hub id.
 
     Presets load from their JSON instantly. A local directory or a hub id (local HF cache first, then the hub
@@ -296,16 +309,16 @@ def load_inventory(model: str) -> ModelInventory:
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise UserError(f"model {model!r}: the directory has no config.json.")
-        return build_inventory(_read_config(path / "config.json"), str(path))
+        return build_inventory(_read_config(path / "config.json"), str(path), progress)
     if path.is_file() and path.name.endswith(".json"):
-        return build_inventory(_read_config(path), str(path))
+        return build_inventory(_read_config(path), str(path), progress)
     if model.count("/") == 1 and not model.startswith((".", "/", "~")):
         for snap in _cached_snapshots(model):
             if (snap / "config.json").is_file():
-                return build_inventory(_read_config(snap / "config.json"), model)
+                return build_inventory(_read_config(snap / "config.json"), model, progress)
         config = _fetch_hub_config(model)
         if config is not None:
-            return build_inventory(config, model)
+            return build_inventory(config, model, progress)
     raise _not_found(model)
 
 

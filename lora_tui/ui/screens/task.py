@@ -10,6 +10,7 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Input, RadioButton, RadioSet, Static
 
 from lora_tui.core.plan import parse_target_modules
+from lora_tui.core.progress import Progress
 from lora_tui.core.targets import CUSTOM, pattern_names
 from lora_tui.errors import UserError
 from lora_tui.ui.messages import ModelChecked
@@ -77,9 +78,13 @@ class TaskScreen(WizardScreen):
         """Whether the model is on this machine, and its module inventory."""
         from lora_tui.core.models.modules import is_available_offline, load_inventory
 
+        def progress(event: Progress) -> None:
+            if not event.final:
+                self.app.call_from_thread(self._show_progress, model, event)
+
         available, reason = is_available_offline(model)
         try:
-            inventory = load_inventory(model)
+            inventory = load_inventory(model, progress=progress)
         except UserError as exc:
             inventory, reason = None, str(exc)
         report = None
@@ -88,8 +93,12 @@ class TaskScreen(WizardScreen):
 
             # token lengths (and so max_seq_length) are this model's tokenizer's, as `lora-tui train` measures them
             report = inspect_for_model(self.state.data_path, model, max_seq_length=self.state.plan.max_seq_length,
-                                       columns=self.state.plan.columns)
+                                       columns=self.state.plan.columns, progress=progress)
         self.post_message(ModelChecked(model, available, reason, inventory, report))
+
+    def _show_progress(self, model: str, event: Progress) -> None:
+        """`Checking MODEL: building the module tree … 3s` while the check works (a new model, once)."""
+        self.query_one("#model-status", Static).update(Text(f"Checking {model}: {event.describe()}", style="dim"))
 
     def on_model_checked(self, message: ModelChecked) -> None:
         """Show availability; keep the model and inventory when it could be loaded."""

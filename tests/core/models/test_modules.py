@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -250,3 +251,26 @@ def test_an_unwritable_cache_is_a_user_error(tmp_path: Path, monkeypatch: pytest
     with pytest.raises(UserError, match=r"cannot write to the cache directory .*not-a-dir/inventories .*; set "
                        "LORA_TUI_CACHE to a writable directory"):
         load_inventory(str(tmp_path))
+
+
+def test_building_an_inventory_tells_its_progress_and_a_cached_one_does_not(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time as _time
+
+    cfg = {**_TINY_QWEN2, "vocab_size": 303}
+    (tmp_path / "config.json").write_text(json.dumps(cfg), encoding="utf-8")
+    built = load_inventory("Qwen/Qwen2.5-0.5B").to_dict()
+
+    def slow_builder(cmd: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        _time.sleep(1.2)  # the heartbeat re-tells the stage every 0.5 s meanwhile
+        return subprocess.CompletedProcess(cmd, 0, json.dumps(built) + "\n", "")
+
+    monkeypatch.setattr(modules.subprocess, "run", slow_builder)
+    events: list[Any] = []
+    load_inventory(str(tmp_path), progress=events.append)
+    assert events[0].stage.startswith(f"building the module tree of {tmp_path} on the meta device")
+    assert events[0].total is None and len(events) >= 3 and events[-1].final
+    assert max(e.elapsed for e in events if not e.final) >= 0.5
+    events.clear()
+    load_inventory(str(tmp_path), progress=events.append)
+    assert events == []
