@@ -31,11 +31,12 @@ remedy, common practice, or lora-tui's own rule. Where the tables agree, the rea
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from lora_tui.core import advice_styles as styles
+from lora_tui.core.data_rules import DataFacts, eval_split, seq_length
 from lora_tui.core.models.modules import ModelInventory
-from lora_tui.core.plan import TrainingPlan, fmt_value, split_for
+from lora_tui.core.plan import TrainingPlan, fmt_value
 from lora_tui.core.sources import ADVICE, Citation, SourceKind
 from lora_tui.core.tables import Band, Guide, Row, Task, guide
 from lora_tui.core.targets import map_targets
@@ -47,48 +48,6 @@ SETTINGS = (
     "max_seq_length", "gradient_checkpointing", "eval_split", "load_in_4bit",
 )
 """Every setting a recommendation fills in (TrainingPlan field names)."""
-
-EVAL_MIN_EXAMPLES = 100
-"""Below this many examples no evaluation split is held out: too few to spare, too few to measure with."""
-EVAL_SHARE, EVAL_MIN, EVAL_MAX = 0.05, 16, 500
-"""The held-out split: about 5% of the examples, at least 16 and at most 500."""
-
-SEQ_MULTIPLE = 64
-"""A recommended max_seq_length is a multiple of this (GPU kernels like multiples of 64)."""
-
-MAX_SEQ_LENGTH = 1 << 20
-"""The largest max_seq_length recommended (TrainingPlan's bound)."""
-
-
-class TokenFacts(Protocol):
-    """What the recommendation reads of a dataset's token statistics."""
-
-    @property
-    def p95(self) -> int:
-        """95th-percentile length in tokens."""
-
-    @property
-    def max(self) -> int:
-        """Longest example in tokens."""
-
-    def over(self, length: int) -> int:
-        """How many examples are longer than `length` tokens."""
-
-    def first_longer(self, length: int) -> str | None:
-        """Where the first example longer than `length` tokens is (file:line)."""
-
-
-class DataFacts(Protocol):
-    """What the recommendation reads of a dataset report (core.dataset.report.DatasetReport has it)."""
-
-    @property
-    def examples(self) -> int:
-        """Valid examples."""
-
-    @property
-    def token_stats(self) -> TokenFacts | None:
-        """Token lengths, when measured."""
-
 
 @dataclass
 class Recommendation:
@@ -174,34 +133,6 @@ def _pick(key: str, x: _Inputs, d: _Draft) -> None:
         d.set(key, v, _row_cite(data))
     else:
         d.set(key, x.g.defaults.settings[key], x.g.default_cites[key])
-
-
-def _seq_length(data: DataFacts | None, inventory: ModelInventory | None, default: int) -> tuple[int, str]:
-    """max_seq_length from the measured token lengths: the longest example when it is at most twice the 95th
-    percentile (nothing is cut), else the 95th percentile (a few outliers should not size every batch's memory);
-    rounded up to a multiple of SEQ_MULTIPLE and capped by the model's context. Without token statistics,
-    lora-tui's own default."""
-    limit = inventory.max_position_embeddings if inventory and inventory.max_position_embeddings else None
-    stats = data.token_stats if data is not None else None
-    if stats is None:
-        length = default
-        reason = (f"lora-tui's own default: max_seq_length = {default} (the guide states no sequence length; no "
-                  "token statistics for the data)")
-    else:
-        if stats.max <= 2 * stats.p95:
-            target, why = stats.max, f"the longest example is {stats.max:,} tokens (95th percentile {stats.p95:,})"
-        else:
-            target, why = stats.p95, (f"95% of the examples are at most {stats.p95:,} tokens; the longest "
-                                      f"({stats.max:,}) is more than twice that, so it does not size the run")
-        length = min(MAX_SEQ_LENGTH, max(SEQ_MULTIPLE, -(-target // SEQ_MULTIPLE) * SEQ_MULTIPLE))
-        reason = f"{why}; rounded up to a multiple of {SEQ_MULTIPLE}: {length:,}"
-    if limit and length > limit:
-        length, reason = limit, reason + f"; capped at the model's {limit:,} positions"
-    if stats is not None:
-        over = stats.over(length)
-        reason += ("; no example is cut" if over == 0 else
-                   f"; {over:,} longer example(s) will be cut at the end (first: {stats.first_longer(length)})")
-    return length, reason
 
 
 def recommend(
@@ -342,21 +273,6 @@ def _batch(x: _Inputs, d: _Draft) -> None:
         d.reasons["per_device_train_batch_size"] += " (effective batch 16, as in every resource row)"
 
 
-def _eval_split(examples: int | None) -> tuple[float, str]:
-    """Beyond the guide (which trains without evaluation): hold out about 5% so that overfitting can be seen and
-    the best checkpoint kept, as Unsloth Studio and LLaMA-Factory's val_size do."""
-    if examples is None:
-        return 0.0, "no data size known, so no evaluation split (beyond the guide: lora-tui holds out ~5% of data)"
-    if examples < EVAL_MIN_EXAMPLES:
-        return 0.0, (f"{examples} examples: fewer than {EVAL_MIN_EXAMPLES}, so none is held out for evaluation "
-                     "(too few to spare, and too few to measure overfitting with)")
-    held = min(EVAL_MAX, max(EVAL_MIN, round(EVAL_SHARE * examples)))
-    share = split_for(examples, held)  # exactly `held`, as the training process's split takes them
-    return share, (f"beyond the guide: {held} of {examples} examples ({share:.1%}: about {EVAL_SHARE:.0%}, at "
-                   f"least {EVAL_MIN}, at most {EVAL_MAX}) held out, chosen by the seed, to measure overfitting "
-                   "and keep the best checkpoint")
-
-
 def _fill_defaults(x: _Inputs, d: _Draft) -> None:
     """Step 1's warmup and weight decay, lora-tui's gradient checkpointing, evaluation split, sequence length and
     4-bit loading."""
@@ -376,9 +292,9 @@ def _fill_defaults(x: _Inputs, d: _Draft) -> None:
         d.set("load_in_4bit", False, own, "off: 16-bit LoRA" + (
             "" if x.inventory is not None and x.vram_bytes is not None else
             " (no model and VRAM known to check the memory against)"))
-    share, why = _eval_split(x.examples)
+    share, why = eval_split(x.examples)
     d.set("eval_split", share, own, why)
-    length, why = _seq_length(x.data_report, x.inventory, g.defaults.settings["max_seq_length"])
+    length, why = seq_length(x.data_report, x.inventory, g.defaults.settings["max_seq_length"])
     seq_cite = g.default_cites["max_seq_length"] if x.data_report is None or x.data_report.token_stats is None \
         else Citation(SourceKind.LORA_TUI, "lora-tui's own rule: the measured token lengths")
     d.set("max_seq_length", length, seq_cite, why)

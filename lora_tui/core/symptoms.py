@@ -261,7 +261,7 @@ def _trend_symptoms(trend: _LossTrend, planned: int | None, t: Thresholds) -> di
 def _early_stopping(changes: dict[str, Any], plan: TrainingPlan) -> dict[str, Any]:
     """Early stopping is offered only to a run without it (one that has it keeps its own patience), with the
     evaluation split it watches: the advisor's share of the data when the run held none out."""
-    from lora_tui.core.recommend import EVAL_SHARE
+    from lora_tui.core.data_rules import EVAL_SHARE
 
     if not changes or plan.early_stopping > 0:
         return {}

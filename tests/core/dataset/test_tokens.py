@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
+from lora_tui.core.data_rules import seq_length as _seq_length
 from lora_tui.core.dataset.encode import Encoder
 from lora_tui.core.dataset.preview import preview
 from lora_tui.core.dataset.report import inspect_dataset, truncation_warning
 from lora_tui.core.dataset.template import FALLBACK_TEMPLATE, ChatTemplate, load_template, marked_source
 from lora_tui.core.dataset.tokens import TokenCounter, summarise
-from lora_tui.core.recommend import _seq_length
 from lora_tui.train.demo import CHAT_TEMPLATE
 from tests.helpers.dataset_files import write_jsonl
 
