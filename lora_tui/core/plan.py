@@ -36,6 +36,12 @@ KEEP = ("best", "last")
 REPORT_TO = ("none", "tensorboard", "wandb", "mlflow", "trackio")
 """Allowed values of `report_to`: the Trainer's own tracker integrations (`core.trackers` names each one's package)."""
 
+BATCHING = ("grouped", "random", "padding-free", "packed")
+"""Allowed values of `batching`: how examples become batches. grouped: examples of similar length share a batch
+(padded to its longest); random: any examples share a batch (padded to its longest); padding-free: a batch's
+examples are laid end to end with no padding (FlashAttention on a GPU); packed: examples are packed best-fit into
+sequences of max_seq_length, fewer and fuller batches (FlashAttention on a GPU)."""
+
 SOURCES = ("given", "config", "recommended", "default")
 """Where a setting's value came from: a flag, a run file, the advisor, or TrainingPlan's default."""
 
@@ -112,6 +118,8 @@ class TrainingPlan:
     """Keep at most this many checkpoints (older ones are deleted once a newer one is complete)."""
     num_processes: int = 1
     """Data-parallel processes (one per GPU; CPU runs use gloo)."""
+    batching: str = "grouped"
+    """How examples become batches: grouped (by length, less padding), random, padding-free or packed (GPU)."""
 
     def __post_init__(self) -> None:
         self.target_modules = _normalise_targets(self.target_modules)
@@ -154,6 +162,8 @@ class TrainingPlan:
         _check(self.advice in ADVICE, "advice", f"must be one of {', '.join(ADVICE)}, got {_shown(self.advice)}")
         _check(self.report_to in REPORT_TO, "report_to",
                f"must be one of {', '.join(REPORT_TO)}, got {_shown(self.report_to)}")
+        _check(self.batching in BATCHING, "batching",
+               f"must be one of {', '.join(BATCHING)}, got {_shown(self.batching)}")
         _check(self.keep in KEEP, "keep", f"must be one of {', '.join(KEEP)}, got {_shown(self.keep)}")
         _check(_is_int(self.early_stopping) and 0 <= self.early_stopping <= 1000, "early_stopping",
                f"must be a whole number from 0 (off) to 1000 evaluations, got {_shown(self.early_stopping)}")

@@ -11,11 +11,13 @@ After the merge, the derived rules (each in one function below) run in this orde
 4. with N processes a recommended/default accumulation is divided by N (the effective batch stays);
 5. an output directory not given is the first free `RUNS_ROOT/MODEL`, `MODEL-2`, ...;
 6. a save interval not given makes about `EVALUATIONS` checkpoints (and, with an evaluation split, evaluations,
-   which run at every save) over the run's optimizer steps, so the best one can be kept.
+   which run at every save) over the run's optimizer steps, so the best one can be kept;
+7. batching not given is padding-free on a GPU with FlashAttention installed, else length-grouped.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -105,6 +107,7 @@ def resolve(given: Mapping[str, Any], inputs: PlanInputs, *, config: Mapping[str
     _alpha_follows_given_rank(values, sources, rec.values, reasons)
     _account_for_processes(values, sources, reasons)
     _save_interval(values, sources, reasons, inputs.data_report)
+    _batching(values, sources, reasons, inputs.vram_bytes)
     if "output" not in values:
         values["output"] = str(default_output(str(values.get("model", TrainingPlan.model)), inputs.runs_root))
     plan = TrainingPlan.from_dict(values, where="settings")
@@ -201,6 +204,29 @@ def _save_interval(values: dict[str, Any], sources: dict[str, str], reasons: dic
     evaluated = " and evaluation" if plan_values["eval_split"] else ""
     reasons["save_steps"] = (f"{steps} optimizer steps / {EVALUATIONS} = a checkpoint{evaluated} every {interval} "
                              "steps, so the best one can be kept (beyond the guide)")
+
+
+def flash_attention_installed() -> bool:
+    """True when FlashAttention 2 or 3 is installed (looked up, not imported: core imports no heavy library)."""
+    return any(importlib.util.find_spec(name) is not None for name in ("flash_attn", "flash_attn_interface"))
+
+
+def _batching(values: dict[str, Any], sources: dict[str, str], reasons: dict[str, str],
+              vram_bytes: int | None) -> None:
+    """Rule 7: padding-free batches where FlashAttention can attend within each example of a flat batch (a GPU
+    with flash-attn installed), else length-grouped batches; packing changes what a step is, so only when asked."""
+    if sources.get("batching", "default") != "default":
+        return
+    sources["batching"] = "recommended"
+    if vram_bytes is not None and flash_attention_installed():
+        values["batching"] = "padding-free"
+        reasons["batching"] = ("lora-tui's own rule: FlashAttention is installed, so a batch's examples are laid "
+                               "end to end without padding, the same examples per step as grouped batches")
+        return
+    values["batching"] = "grouped"
+    needs = "FlashAttention (pip install flash-attn)" if vram_bytes is not None else "a GPU with FlashAttention"
+    reasons["batching"] = ("lora-tui's own rule: examples of similar length share a batch, so little of it is "
+                           f"padding; padding-free needs {needs}")
 
 
 def total_steps(examples: int, *, per_device_train_batch_size: int, gradient_accumulation_steps: int,

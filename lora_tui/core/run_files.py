@@ -47,9 +47,13 @@ class MetricsRecord:
     grad_norm: float | None = None
     """Gradient L2 norm before clipping."""
     tokens_seen: int | None = None
-    """Tokens trained on so far, all processes."""
+    """Tokens trained on so far (non-padding), all processes."""
     tokens_per_second: float | None = None
-    """Training throughput since the previous line, tokens per second."""
+    """Useful throughput since the previous line: non-padding tokens per second."""
+    trained_tokens_per_second: float | None = None
+    """Loss-carrying tokens (whose next token is scored) per second since the previous line."""
+    padding_share: float | None = None
+    """Share of the batches' positions since the previous line that were padding, 0 to 1."""
     samples_per_second: float | None = None
     """Training throughput since the previous line, examples per second."""
     elapsed: float | None = None
@@ -122,6 +126,8 @@ class Timings:
     """Seconds from start to end, model loading included."""
     train_loop_seconds: float | None = None
     """Seconds inside the training loop; None when the loop did not finish."""
+    first_step_at: float | None = None
+    """Unix time the first optimizer step of the last attempt ended (time to first step = this - started_at)."""
 
 
 @dataclass
@@ -175,7 +181,13 @@ class TrainingInfo:
     max_steps: int | None = None
     """Optimizer steps planned."""
     tokens_seen: int | None = None
-    """Tokens trained on, all processes."""
+    """Tokens trained on (non-padding), all processes."""
+    trained_tokens: int | None = None
+    """Loss-carrying tokens among them (the positions whose next token was scored)."""
+    tokens_per_second: float | None = None
+    """Useful throughput of the training loop: non-padding tokens per second of train_loop_seconds."""
+    padding_share: float | None = None
+    """Share of all batch positions that were padding, 0 to 1."""
     first_loss: float | None = None
     """First logged training loss."""
     final_loss: float | None = None

@@ -29,6 +29,50 @@ class StopFlag:
         self.signal = signum
 
 
+IGNORE_INDEX = -100
+"""Label of a position that carries no loss."""
+
+
+class TokenTally:
+    """Running token counts of the training batches: padded (the batch's shape), real (non-padding) and trained
+    (positions whose next-token label carries the loss)."""
+
+    def __init__(self) -> None:
+        self.padded = 0
+        """Positions in the batches as shaped (batch x longest), a Python int: shapes need no device read."""
+        self._real: Any = 0
+        self._trained: Any = 0
+
+    def add(self, batch: dict[str, Any]) -> None:
+        """Count one micro-batch (a collated dict with input_ids and labels, attention_mask unless padding-free)."""
+        ids = batch.get("input_ids")
+        if ids is None:
+            return
+        self.padded += int(ids.numel())
+        mask = batch.get("attention_mask")
+        self._real = self._real + (mask.sum() if mask is not None else int(ids.numel()))
+        shifted = batch.get("shift_labels")
+        if shifted is None and batch.get("labels") is not None:
+            shifted = batch["labels"][..., 1:]
+        if shifted is not None:
+            self._trained = self._trained + shifted.ne(IGNORE_INDEX).sum()
+
+    def totals(self, world_size: int = 1) -> tuple[int, int, int]:
+        """(padded, real, trained) so far, summed over every process when `world_size` > 1 (then every rank must
+        call it at the same step, as the Trainer's logging steps are)."""
+        values = [float(self.padded), float(self._real), float(self._trained)]
+        if world_size > 1:
+            import torch
+            import torch.distributed as dist
+
+            device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+            tensor = torch.tensor(values, dtype=torch.float64, device=device)
+            dist.all_reduce(tensor)
+            values = tensor.tolist()
+        padded, real, trained = (int(v) for v in values)
+        return padded, real, trained
+
+
 STATUS_INTERVAL_S = 1.0
 """Least time between two status.json updates while a run trains."""
 
@@ -49,9 +93,15 @@ class RunCallback(TrainerCallback):
         self.eval_losses: list[float] = []
         """Every evaluation loss, in order."""
         self.tokens_seen = 0
-        """Tokens trained on so far (TRL's `num_tokens`, all processes)."""
+        """Non-padding tokens trained on so far, all processes."""
+        self.tally = TokenTally()
+        """The training batches' token counts (lora_tui.train.trainer.LoraTuiTrainer adds to it)."""
+        self.totals = (0, 0, 0)
+        """(padded, real, trained) tokens of every process at the last training log (and the final summary)."""
+        self.first_step_at: float | None = None
+        """Unix time the first optimizer step ended."""
         self._t0 = time.time()
-        self._last_log = (self._t0, 0, 0.0)
+        self._last_log: tuple[float, int, tuple[int, int, int]] = (self._t0, 0, (0, 0, 0))
         self._last_status = 0.0
         self._metrics = run_files.open_metrics(run_dir) if is_main else None
         self._stop_file = run_dir / runs.STOP_FILE
@@ -72,8 +122,15 @@ class RunCallback(TrainerCallback):
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)  # every rank stops at the same step
         return bool(flag.item())
 
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                       **kwargs: Any) -> TrainerControl:
+        self._last_log = (time.time(), state.global_step, self._last_log[2])  # rates leave model loading out
+        return control
+
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                     **kwargs: Any) -> TrainerControl:
+        if self.first_step_at is None:
+            self.first_step_at = time.time()
         if self._stop_requested():
             self.stopped = True
             control.should_save = True
@@ -110,32 +167,44 @@ class RunCallback(TrainerCallback):
 
     def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                logs: dict[str, Any] | None = None, **kwargs: Any) -> TrainerControl:
-        if not logs or not self.is_main or self._metrics is None:
+        if not logs:
             return control
+        counts = None
+        if "loss" in logs or "train_runtime" in logs:  # every rank logs these: each sums the ranks' counts
+            counts = self.totals = self.tally.totals(self.world_size)
         if "loss" not in logs and "eval_loss" not in logs:
             return control  # the end-of-training summary line
-        record = self._record(state, logs)
+        if not self.is_main or self._metrics is None:
+            return control
+        record = self._record(state, logs, counts)
         run_files.append_metrics(self._metrics, record)
         print(log_line(record, state.max_steps), flush=True)
         return control
 
-    def _record(self, state: TrainerState, logs: dict[str, Any]) -> MetricsRecord:
-        """The metrics line for one of the Trainer's log calls (its keys are the Trainer's, not ours)."""
+    def _record(self, state: TrainerState, logs: dict[str, Any],
+                counts: tuple[int, int, int] | None = None) -> MetricsRecord:
+        """The metrics line for one of the Trainer's log calls (its keys are the Trainer's, not ours); `counts` is
+        the tally's (padded, real, trained) token totals at this step."""
         now = time.time()
         record = MetricsRecord(step=state.global_step, epoch=round(float(state.epoch or 0), 4),
                                loss=_number(logs, "loss"), eval_loss=_number(logs, "eval_loss"),
                                learning_rate=_number(logs, "learning_rate"), grad_norm=_number(logs, "grad_norm"))
         if record.loss is not None:
             self.losses.append(record.loss)
-            last_t, last_step, last_tokens = self._last_log
+            last_t, last_step, last = self._last_log
             dt = max(now - last_t, 1e-9)
-            tokens = float(logs.get("num_tokens", 0.0))
-            steps = state.global_step - last_step
-            if tokens:
-                record.tokens_seen = self.tokens_seen = int(tokens)
-                record.tokens_per_second = round((tokens - last_tokens) / dt, 2)
-            record.samples_per_second = round(steps * self._effective_batch / dt, 3)
-            self._last_log = (now, state.global_step, tokens)
+            if not counts or not counts[0]:  # no batches counted (a trainer without the tally): TRL's count
+                tokens = int(float(logs.get("num_tokens", 0.0)))
+                counts = (0, tokens, 0) if tokens else None
+            if counts:
+                padded, real, trained = (now_n - then for now_n, then in zip(counts, last, strict=True))
+                record.tokens_seen = self.tokens_seen = counts[1]
+                record.tokens_per_second = round(real / dt, 2)
+                if counts[0]:
+                    record.trained_tokens_per_second = round(trained / dt, 2)
+                    record.padding_share = round(1 - real / padded, 4) if padded > 0 else None
+            record.samples_per_second = round((state.global_step - last_step) * self._effective_batch / dt, 3)
+            self._last_log = (now, state.global_step, counts or last)
         if record.eval_loss is not None:
             self.eval_losses.append(record.eval_loss)
         record.elapsed = round(now - self._t0, 3)
@@ -167,6 +236,8 @@ def log_line(record: MetricsRecord, max_steps: int | None) -> str:
         parts.append(f"lr {fmt_value(lr)}")
     if record.tokens_per_second is not None:
         parts.append(f"{record.tokens_per_second:,.0f} tok/s")
+    if record.padding_share is not None:
+        parts.append(f"padding {record.padding_share:.0%}")
     return "  ".join(parts)
 
 

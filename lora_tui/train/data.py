@@ -75,11 +75,15 @@ def encode_examples(path: str | Path, tokenizer: Any, columns: str | None = None
 
 
 def load_dataset_for_training(path: str | Path, tokenizer: Any, *, eval_split: float, seed: int,
-                              columns: str | None = None) -> tuple[Any, Any | None, dict[str, Any]]:
-    """(train dataset, eval dataset or None, stats) for the data at `path`, tokenized."""
+                              columns: str | None = None, max_length: int | None = None
+                              ) -> tuple[Any, Any | None, dict[str, Any]]:
+    """(train dataset, eval dataset or None, stats) for the data at `path`, tokenized; each example cut to its
+    first `max_length` tokens, as SFTTrainer would (padding-free batches are not cut by it)."""
     from datasets import Dataset
 
     rows, stats = encode_examples(path, tokenizer, columns)
+    if max_length is not None:
+        rows = {name: [seq[:max_length] for seq in column] for name, column in rows.items()}
     dataset = Dataset.from_dict(rows)
     if eval_split > 0 and len(dataset) >= 4:
         split = dataset.train_test_split(test_size=eval_split, seed=seed)

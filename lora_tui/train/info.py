@@ -58,6 +58,8 @@ def build_info(plan: TrainingPlan, sources: dict[str, str], launch: LaunchInfo, 
     tokens = int(getattr(trainer_state, "num_input_tokens_seen", 0) or 0)
     losses, evals = callback.losses, callback.eval_losses
     ended = time.time()
+    loop = facts.get("train_seconds")
+    padded, real, trained = getattr(callback, "totals", (0, 0, 0))
     return TrainingInfo(
         state=state,
         error=error,
@@ -74,10 +76,13 @@ def build_info(plan: TrainingPlan, sources: dict[str, str], launch: LaunchInfo, 
         hardware=device_facts(),
         versions=library_versions(),
         timings=Timings(started_at=started, ended_at=ended, wall_seconds=round(ended - started, 3),
-                        train_loop_seconds=facts.get("train_seconds")),
+                        train_loop_seconds=loop, first_step_at=getattr(callback, "first_step_at", None)),
         steps=int(getattr(trainer_state, "global_step", 0) or 0),
         max_steps=int(getattr(trainer_state, "max_steps", 0) or 0),
         tokens_seen=tokens or int(getattr(callback, "tokens_seen", 0) or 0),
+        trained_tokens=trained or None,
+        tokens_per_second=round(real / loop, 2) if real and loop else None,
+        padding_share=round(1 - real / padded, 4) if padded else None,
         first_loss=losses[0] if losses else None,
         final_loss=losses[-1] if losses else None,
         best_loss=min(losses) if losses else None,

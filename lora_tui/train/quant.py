@@ -68,20 +68,21 @@ def four_bit_device_map(device: str) -> Any:
 
 
 def load_base_model(model_path: str, precision: str, *, load_in_4bit: bool = False,
-                    gradient_checkpointing: bool = True) -> Any:
+                    gradient_checkpointing: bool = True, attn_implementation: str | None = None) -> Any:
     """The causal LM to train: in the run's precision, or (QLoRA) its linear layers in 4-bit NF4, prepared with
-    PEFT's `prepare_model_for_kbit_training`."""
+    PEFT's `prepare_model_for_kbit_training`; `attn_implementation` None is transformers' default (SDPA)."""
     from transformers import AutoModelForCausalLM
 
     dtype = torch_dtype(precision)
+    attention = {"attn_implementation": attn_implementation} if attn_implementation else {}
     if not load_in_4bit:
-        return AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+        return AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, **attention)
     device = device_kind()
     check_four_bit(device)
     from peft import prepare_model_for_kbit_training
 
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, quantization_config=quantization_config(
-        precision), device_map=four_bit_device_map(device))
+        precision), device_map=four_bit_device_map(device), **attention)
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
 
 

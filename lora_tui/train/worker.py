@@ -92,7 +92,7 @@ def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, prec
     import torch
     from peft import LoraConfig
     from transformers import AutoTokenizer, EarlyStoppingCallback, PrinterCallback
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
     quiet_libraries()
 
@@ -104,12 +104,15 @@ def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, prec
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     data_path = plan.data or str(SAMPLE_DATA_PATH)
-    train_ds, eval_ds, data_stats = load_dataset_for_training(data_path, tokenizer, eval_split=plan.eval_split,
-                                                              seed=plan.seed, columns=plan.columns)
     from lora_tui.train.quant import load_base_model
+    from lora_tui.train.trainer import LoraTuiTrainer, batching_config, flash_attention
 
+    attention = flash_attention(plan.batching)  # before the data and model load: a missing library is one line
+    train_ds, eval_ds, data_stats = load_dataset_for_training(data_path, tokenizer, eval_split=plan.eval_split,
+                                                              seed=plan.seed, columns=plan.columns,
+                                                              max_length=plan.max_seq_length)
     model = load_base_model(model_path, precision, load_in_4bit=plan.load_in_4bit,
-                            gradient_checkpointing=plan.gradient_checkpointing)
+                            gradient_checkpointing=plan.gradient_checkpointing, attn_implementation=attention)
     assistant_only = data_stats["loss_on"] == "assistant turns"  # the labels train/data.py built say so
     _, world_size = world()
     watch = eval_ds is not None and (plan.keep == "best" or plan.early_stopping > 0)
@@ -124,7 +127,7 @@ def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, prec
         per_device_eval_batch_size=plan.per_device_train_batch_size,
         gradient_accumulation_steps=plan.gradient_accumulation_steps,
         warmup_steps=plan.warmup_ratio, weight_decay=plan.weight_decay, seed=plan.seed, data_seed=plan.seed,
-        max_length=plan.max_seq_length, assistant_only_loss=False,  # labels come tokenized
+        **batching_config(plan.batching, plan.max_seq_length), assistant_only_loss=False,  # labels come tokenized
         gradient_checkpointing=plan.gradient_checkpointing, bf16=precision == "bf16", fp16=precision == "fp16",
         logging_steps=plan.logging_steps, save_strategy="steps", save_steps=plan.save_steps,
         save_total_limit=plan.save_total_limit, eval_strategy="steps" if eval_ds is not None else "no",
@@ -143,9 +146,9 @@ def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, prec
                       bias="none", task_type="CAUSAL_LM")
     stopper = [EarlyStoppingCallback(early_stopping_patience=plan.early_stopping)] \
         if eval_ds is not None and plan.early_stopping > 0 else []
-    trainer = SFTTrainer(model=model, args=config, train_dataset=train_ds, eval_dataset=eval_ds,
-                         processing_class=tokenizer, peft_config=lora,
-                         callbacks=[callback, *stopper, *extra_callbacks])
+    trainer = LoraTuiTrainer(model=model, args=config, train_dataset=train_ds, eval_dataset=eval_ds,
+                             processing_class=tokenizer, peft_config=lora, tally=callback.tally,
+                             grouped=plan.batching == "grouped", callbacks=[callback, *stopper, *extra_callbacks])
     trainer.remove_callback(PrinterCallback)  # RunCallback prints one readable line per logging step
     facts = {"base_model_path": model_path, "data": data_stats, "assistant_only_loss": assistant_only,
              "precision": precision, "world_size": world_size, "load_in_4bit": plan.load_in_4bit}

@@ -84,3 +84,34 @@ def test_training_info_is_written_typed_and_read_back(tmp_path: Path) -> None:
     assert back.effective_batch_size == 8 and back.data == {"examples": 40} and back.data_report == {"examples": 40}
     assert back.memory is not None and back.memory.estimate == {"total_bytes": 1_000}
     assert back.timings is not None and back.timings.started_at == 100.0 and (back.timings.wall_seconds or 0) > 0
+
+
+def test_each_line_has_useful_and_trained_tokens_per_second_and_the_padding_share(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    from lora_tui.train import callbacks as callbacks_mod
+    from lora_tui.train.info import build_info
+
+    clock = iter([1000.0, 1000.0, 1002.0, 1004.0, 1005.0])  # construction, train begin, two lines, the info
+    monkeypatch.setattr(callbacks_mod.time, "time", lambda: next(clock))
+    callback = _callback(tmp_path)
+    state = transformers.TrainerState(global_step=0, max_steps=2)
+    callback.on_train_begin(None, state, transformers.TrainerControl())
+    batch = {"input_ids": torch.ones(2, 100, dtype=torch.long),
+             "attention_mask": torch.tensor([[1] * 100, [1] * 60 + [0] * 40]),
+             "labels": torch.tensor([[-100] * 50 + [1] * 50, [-100] * 30 + [1] * 30 + [-100] * 40])}
+    for step in (1, 2):
+        callback.tally.add(batch)  # what LoraTuiTrainer.get_batch_samples does with each micro-batch
+        _log(callback, step, {"loss": 2.0, "num_tokens": 1.0})  # TRL's count is not used when the tally has one
+    _log(callback, 2, {"train_runtime": 4.0})
+    callback.close()
+    first, second = run_files.read_metrics(tmp_path)[0]
+    # per step: 200 positions, 160 real, 80 scored; 2 s between lines
+    assert (first.tokens_seen, first.tokens_per_second, first.trained_tokens_per_second, first.padding_share) == \
+        (160, 80.0, 40.0, 0.2)
+    assert (second.tokens_seen, second.tokens_per_second, second.padding_share) == (320, 80.0, 0.2)
+    assert capsys.readouterr().out.splitlines()[0].endswith("  80 tok/s  padding 20%")
+    info = build_info(TrainingPlan(), {}, LaunchInfo(), {"world_size": 1, "train_seconds": 4.0}, callback, None,
+                      started=1000.0, state="finished", error=None)
+    assert (info.tokens_seen, info.trained_tokens, info.tokens_per_second, info.padding_share) == (320, 160, 80.0, 0.2)

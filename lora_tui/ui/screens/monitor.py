@@ -266,13 +266,15 @@ class MonitorScreen(AppScreen):
         self.query_one("#mon-status", Static).update(head)
 
     def _step_text(self, step: int, max_steps: int | None, last: MetricsRecord, state: str) -> Text:
-        """`step 37/69 · epoch 1.62 · 1,234 tok/s · 1m02s · ETA 0m55s`."""
+        """`step 37/69 · epoch 1.62 · 1,234 tok/s · padding 12% · 1m02s · ETA 0m55s` (tok/s: non-padding tokens)."""
         text = Text()
         text.append(f"step {step}/{max_steps or '?'}")
         if last.epoch is not None and math.isfinite(last.epoch):
             text.append(f" · epoch {last.epoch:.2f}")
         if last.tokens_per_second is not None and math.isfinite(last.tokens_per_second):
             text.append(f" · {last.tokens_per_second:,.0f} tok/s")
+        if last.padding_share is not None and math.isfinite(last.padding_share):
+            text.append(f" · padding {last.padding_share:.0%}")
         elapsed = self._elapsed()
         text.append(f" · {follow.format_duration(elapsed)}")
         if state in ("running", "starting"):
