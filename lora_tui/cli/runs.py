@@ -1,4 +1,5 @@
-"""`lora-tui runs [list [ROOT]] | show RUN | stop RUN | logs RUN [-f] | diagnose RUN`: the runs on this machine."""
+"""`lora-tui runs [list [ROOT]] | show RUN | compare RUN RUN... | stop RUN | logs RUN [-f] | diagnose RUN`: the runs
+on this machine."""
 
 from __future__ import annotations
 
@@ -23,6 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     show = actions.add_parser("show", help="status, settings and last metrics of one run")
     show.add_argument("run", help="run directory")
     show.add_argument("--json", action="store_true", help="print JSON")
+    cmp = actions.add_parser("compare", help="several runs side by side: the settings that differ and the results")
+    cmp.add_argument("runs", nargs="+", metavar="RUN", help="run directories (two or more)")
+    cmp.add_argument("--json", action="store_true",
+                     help="print JSON: {runs: [{run, settings, final_loss, best_eval_loss, best_step, steps, "
+                          "tokens_per_second, wall_seconds, ...}], differences: [setting names]}")
+    cmp.add_argument("--tui", action="store_true", help="open the TUI's Compare view (overlaid loss curves)")
     stop = actions.add_parser("stop", help="ask a run to save and stop at its next step")
     stop.add_argument("run", help="run directory")
     logs = actions.add_parser("logs", help="print run.log")
@@ -68,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     action = args.action or "list"
     if action == "list":
         return _list(args.root, args.json)
+    if action == "compare":
+        return _compare(args.runs, args.json, args.tui)
     path = _run_dir(args.run)
     if action == "show":
         _readable_status(path)
@@ -92,6 +101,36 @@ def _diagnose(path: Path, as_json: bool) -> int:
         for remedy in symptom.remedies:
             print(f"  - {remedy.description}  [{remedy.source}]")
     return 0
+
+
+def _compare(paths: list[str], as_json: bool, tui: bool) -> int:
+    """The runs side by side (`core.compare`): JSON, a table, or the TUI's Compare view."""
+    from lora_tui.core.compare import compare_runs
+
+    comparison = compare_runs(paths)
+    if as_json:
+        print(json.dumps(comparison.to_dict(), indent=2, default=str))
+        return 0
+    if tui:
+        from lora_tui.ui.app import make_app
+
+        app = make_app(start="runs", open_compare=[Path(r.run) for r in comparison.runs])
+        app.run()
+        return int(app.return_code or 0)
+    print(render_comparison(comparison))
+    return 0
+
+
+def render_comparison(comparison: Any) -> str:
+    """The comparison as an aligned text table, then the settings that differ (`lora-tui sweep` prints it too)."""
+    from lora_tui.core.compare import table
+
+    header, rows = table(comparison)
+    widths = [max(len(c) for c in column) for column in zip(header, *rows, strict=True)]
+    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+             .rstrip() for row in (header, *rows)]
+    differ = ", ".join(comparison.differences) or "none (the runs have the same settings)"
+    return "\n".join([*lines, "", f"settings that differ: {differ}"])
 
 
 def _list(root: str | None, as_json: bool) -> int:
@@ -146,10 +185,30 @@ def _show(path: Path, as_json: bool) -> int:
         chosen = adapter_choice_line(info.adapter_step, info.adapter_kept, info.adapter_eval_loss)
         if chosen:
             print(f"adapter: {chosen}")
+        speed = _throughput(info)
+        if speed:
+            print(f"throughput: {speed}")
     line = _memory(path, info)
     if line:
         print(f"memory: {line}")
     return 0
+
+
+def _throughput(info: Any) -> str | None:
+    """`1,234 useful tok/s (non-padding), 600 trained tok/s, padding 12%; first step 5.3 s after the start`."""
+    parts = []
+    loop = info.timings.train_loop_seconds if info.timings is not None else None
+    if info.tokens_per_second:
+        parts.append(f"{info.tokens_per_second:,.0f} useful tok/s (non-padding)")
+    if info.trained_tokens and loop:
+        parts.append(f"{info.trained_tokens / loop:,.0f} trained tok/s (loss-carrying)")
+    if info.padding_share is not None:
+        parts.append(f"padding {info.padding_share:.0%}")
+    text = ", ".join(parts)
+    timings = info.timings
+    if timings is not None and timings.first_step_at is not None and timings.started_at is not None:
+        text += f"{'; ' if text else ''}first step {timings.first_step_at - timings.started_at:.1f} s after the start"
+    return text or None
 
 
 def _memory(path: Path, info: Any) -> str | None:

@@ -17,9 +17,11 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
+from lora_tui import i18n
 from lora_tui.core.paths import output_root, retry_output
 from lora_tui.core.plan import TrainingPlan
 from lora_tui.errors import UserError
+from lora_tui.i18n import N_, _
 from lora_tui.ui.state import WizardState
 
 if TYPE_CHECKING:
@@ -57,13 +59,13 @@ class Launcher(Protocol):
 
 
 WIZARD: tuple[tuple[str, str], ...] = (
-    ("hardware", "Hardware"),
-    ("data", "Data"),
-    ("task", "Task and model"),
-    ("advisor", "Advisor"),
-    ("review", "Review and launch"),
+    ("hardware", N_("Hardware")),
+    ("data", N_("Data")),
+    ("task", N_("Task and model")),
+    ("advisor", N_("Advisor")),
+    ("review", N_("Review and launch")),
 )
-"""The wizard's screens in order: (screen name, title)."""
+"""The wizard's screens in order: (screen name, title in English; `_(title)` shows it)."""
 
 _SCREEN_MODULES = {
     "hardware": ("lora_tui.ui.screens.hardware", "HardwareScreen"),
@@ -109,7 +111,7 @@ class LoraTuiApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "lora-tui"
-    SUB_TITLE = "LoRA fine-tuning, explained"
+    SUB_TITLE = N_("LoRA fine-tuning, explained")
     SCREENS = {name: _lazy_screen(name) for name in _SCREEN_MODULES}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     BINDINGS = [
@@ -123,8 +125,13 @@ class LoraTuiApp(App[None]):
 
     def __init__(self, *, hardware_probe: HardwareProbe, gpu_query: GpuQuery, launcher: Launcher,
                  runs_root: Path, state: WizardState, poll_interval: float = 0.25,
-                 gpu_interval: float = 2.0, start: str = "hardware", open_run: Path | None = None) -> None:
+                 gpu_interval: float = 2.0, start: str = "hardware", open_run: Path | None = None,
+                 open_compare: Sequence[Path] = ()) -> None:
         super().__init__()
+        from lora_tui.ui.screens.base import translate_bindings
+
+        translate_bindings(self)
+        self.sub_title = _(self.SUB_TITLE)
         self.hardware_probe = hardware_probe
         """Returns the HardwareReport; run in a worker."""
         self.gpu_query = gpu_query
@@ -143,6 +150,8 @@ class LoraTuiApp(App[None]):
         """The first screen: a wizard step name or `runs`."""
         self.open_run = open_run
         """A run directory whose monitor opens over the first screen."""
+        self.open_compare_dirs = list(open_compare)
+        """Run directories compared over the first screen (`lora-tui runs compare --tui`)."""
 
     def get_default_screen(self) -> Screen[Any]:
         """The first screen is the bottom of the stack (no blank default screen under it: a faster start)."""
@@ -152,6 +161,8 @@ class LoraTuiApp(App[None]):
         """Open a run's monitor over the first screen when one was asked for."""
         if self.open_run is not None:
             self.open_monitor(self.open_run)
+        if self.open_compare_dirs:
+            self.open_compare(self.open_compare_dirs)
 
     # ---- navigation -------------------------------------------------------------------------------------
 
@@ -232,6 +243,12 @@ class LoraTuiApp(App[None]):
 
         self.push_screen(MonitorScreen(Path(run_dir)))
 
+    def open_compare(self, run_dirs: Sequence[Path]) -> None:
+        """Show several runs side by side, their loss curves overlaid."""
+        from lora_tui.ui.screens.compare import CompareScreen
+
+        self.push_screen(CompareScreen([Path(p) for p in run_dirs]))
+
     def review_with(self, changes: dict[str, Any], *, reason: str, base: TrainingPlan | None = None) -> None:
         """Make a new run configuration from `base` (a run's plan; else the current one) with `changes`, in a
         free `NAME-retry` directory, and show it on the review."""
@@ -239,7 +256,7 @@ class LoraTuiApp(App[None]):
             self.state.start_from(base)
         output = retry_output(self.state.plan.output, self.runs_root)
         self.state.update(**changes, output=str(output))
-        self.notify(reason, title="New run configuration")
+        self.notify(reason, title=_("New run configuration"))
         while len(self.screen_stack) > 2:
             self.pop_screen()
         self.goto("review")
@@ -250,11 +267,47 @@ class LoraTuiApp(App[None]):
         """Command palette entries, "Category: Action"."""
         yield from super().get_system_commands(screen)
         for name, title in WIZARD:
-            yield SystemCommand(f"Wizard: {title}", f"Go to the {title.lower()} step", lambda n=name: self.goto(n))
-        yield SystemCommand("Runs: Show runs", "Runs under the output root; open one's monitor", self.action_runs)
-        yield SystemCommand("Help: LoRA parameters", "r, alpha, dropout, targets, lr, batch", self.action_help)
-        yield SystemCommand("View: Toggle dark/light", "Switch the theme", self.action_toggle_theme)
-        yield SystemCommand("Adapters: Manage adapters", "List, inspect and try adapters", self.action_adapters)
+            yield SystemCommand(_("Wizard: {step}").format(step=_(title)),
+                                _("Go to the {step} step").format(step=_(title).lower()), lambda n=name: self.goto(n))
+        yield SystemCommand(_("Runs: Show runs"), _("Runs under the output root; open one's monitor"),
+                            self.action_runs)
+        yield SystemCommand(_("Help: LoRA parameters"), _("r, alpha, dropout, targets, lr, batch"), self.action_help)
+        yield SystemCommand(_("View: Toggle dark/light"), _("Switch the theme"), self.action_toggle_theme)
+        yield SystemCommand(_("Adapters: Manage adapters"), _("List, inspect and try adapters"),
+                            self.action_adapters)
+        for lang in i18n.LANGUAGES:
+            if lang != i18n.language():
+                name = i18n.LANGUAGE_NAMES[lang]
+                yield SystemCommand(_("Language: {name}").format(name=name),
+                                    _("Show lora-tui in {name} (remembered for the next start)").format(name=name),
+                                    lambda chosen=lang: self.switch_language(chosen))
+
+    def switch_language(self, lang: str) -> None:
+        """Show everything in `lang` from now on and remember it in the settings file: the reasons are resolved
+        again, screens not shown are built again when next shown, the shown ones are composed again."""
+        from lora_tui.ui.screens.base import translate_bindings
+        from lora_tui.ui.settings import save_language
+
+        i18n.set_language(lang)
+        try:
+            save_language(lang)
+        except OSError as exc:
+            self.notify(_("The language is not remembered: {why}").format(why=exc), severity="warning")
+        self.state.set_inputs()  # the reasons, in the new language
+        translate_bindings(self)
+        self.sub_title = _(self.SUB_TITLE)
+        for name in _SCREEN_MODULES:
+            if self.is_screen_installed(name) and self.get_screen(name) not in self.screen_stack:
+                self.uninstall_screen(name)
+        self.run_worker(self._relocalize_stack(), group="language", exclusive=True)
+
+    async def _relocalize_stack(self) -> None:
+        """Compose every shown screen again in the current language."""
+        for shown in list(self.screen_stack):
+            relocalize = getattr(shown, "relocalize", None)
+            if relocalize is not None:
+                await relocalize()
+        self.refresh_bindings()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place worker failures surface (screens forward their workers' events here, since
@@ -274,7 +327,8 @@ class LoraTuiApp(App[None]):
 def make_app(*, hardware_probe: HardwareProbe | None = None, gpu_query: GpuQuery | None = None,
              launcher: Launcher | None = None, runs_root: str | Path | None = None,
              plan: TrainingPlan | None = None, poll_interval: float = 0.25, gpu_interval: float = 2.0,
-             start: str = "hardware", open_run: str | Path | None = None) -> LoraTuiApp:
+             start: str = "hardware", open_run: str | Path | None = None,
+             open_compare: Sequence[str | Path] = ()) -> LoraTuiApp:
     """Build the app with its collaborators; anything not given is the real one."""
     root = Path(runs_root) if runs_root is not None else output_root()
     state = WizardState(runs_root=root)
@@ -290,4 +344,5 @@ def make_app(*, hardware_probe: HardwareProbe | None = None, gpu_query: GpuQuery
         gpu_interval=gpu_interval,
         start=start,
         open_run=Path(open_run) if open_run is not None else None,
+        open_compare=[Path(p) for p in open_compare],
     )

@@ -225,3 +225,40 @@ def test_the_summary_keeps_one_history_across_a_resume(tmp_path: Path) -> None:
     assert (summary.best_eval_loss, summary.best_eval_step, summary.last_loss) == (1.5, 3, 1.6)
     full, _ = run_files.read_metrics(run)  # the full reader agrees
     assert run_files.best_eval(full) == (3, 1.5) and full[-1].loss == 1.6
+
+
+def test_compare_finished_stopped_and_lost_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lora_tui.core.plan import TrainingPlan
+    from tests.helpers.run_dirs import recorded_run
+
+    done = recorded_run(tmp_path / "done", [2.0, 1.5, 1.6], evals={2: 1.55})
+    stopped = recorded_run(tmp_path / "stopped", [2.2, 2.0], state="stopped")
+    (stopped / runs.RUN_FILE).write_text(TrainingPlan(output=str(stopped), lora_r=8, lora_alpha=16,
+                                                      learning_rate=2e-4).to_toml(), encoding="utf-8")
+    lost = recorded_run(tmp_path / "lost", [2.4, 2.3, 2.1], state="running", pid=2**22 + 4321)
+    assert main(["runs", "compare", str(done), str(stopped), str(lost), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["differences"] == ["lora_r", "lora_alpha", "learning_rate"]
+    got = [(Path(r["run"]).name, r["state"], r["final_loss"], r["best_eval_loss"], r["best_step"], r["steps"],
+            r["wall_seconds"]) for r in out["runs"]]
+    assert got == [("done", "finished", 1.6, 1.55, 2, 3, 100.0), ("stopped", "stopped", 2.0, None, None, 2, 100.0),
+                   ("lost", "lost", 2.1, None, None, 3, 100.0)]
+    assert out["runs"][1]["settings"]["lora_r"] == 8 and set(out["runs"][0]) >= {
+        "run", "settings", "final_loss", "best_eval_loss", "best_step", "steps", "tokens_per_second", "wall_seconds"}
+    assert main(["runs", "compare", str(done), str(stopped)]) == 0
+    text = capsys.readouterr().out.splitlines()
+    assert text[0].split()[:5] == ["run", "state", "lora_r", "lora_alpha", "learning_rate"]
+    assert text[1].split()[:8] == ["done", "finished", "16", "32", "5e-5", "1.6000", "1.5000", "1.5500"]
+    assert text[-1] == "settings that differ: lora_r, lora_alpha, learning_rate"
+
+
+def test_compare_refuses_one_run_and_a_directory_that_is_no_run(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.helpers.run_dirs import recorded_run
+
+    done = recorded_run(tmp_path / "done", [2.0])
+    assert main(["runs", "compare", str(done)]) == 2
+    assert capsys.readouterr().err.strip() == "lora-tui: error: compare needs at least two different run directories"
+    assert main(["runs", "compare", str(done), str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"lora-tui: error: {tmp_path}: not a run directory (no status.json or run.toml)"

@@ -45,6 +45,8 @@ class ReviewScreen(WizardScreen):
         Binding("ctrl+l", "launch", "Launch", tooltip="Start training in a background process", id="launch"),
         Binding("ctrl+s", "save", "Save run file", tooltip="Write the run file (TOML)", id="save"),
         Binding("ctrl+y", "copy", "Copy command", tooltip="Copy the command line to the clipboard", id="copy"),
+        Binding("f6", "sweep", "Sweep", tooltip="Run this plan over a grid of settings, one run after another",
+                id="sweep"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -158,6 +160,18 @@ class ReviewScreen(WizardScreen):
         return what
 
     @on(Button.Pressed, "#save-btn")
+    def action_sweep(self) -> None:
+        """Ask for a grid and start a sweep of this plan in the background; then show the runs."""
+        from lora_tui.ui.screens.sweep_dialog import SweepDialog
+
+        def started(result: tuple[Path, int] | None) -> None:
+            if result is not None:
+                self.notify(f"Sweep started in {display_path(result[0])} (pid {result[1]}); its runs appear "
+                            "here as they start, results.csv at the end.", title="Sweep", timeout=10)
+                self.tui.action_runs()
+
+        self.app.push_screen(SweepDialog(self.state.plan, self.tui.runs_root), started)
+
     def action_save(self) -> None:
         """Write the run file; `lora-tui train --config FILE` runs it."""
         path = Path(self.query_one("#runfile", Input).value.strip() or "lora-run.toml").expanduser()

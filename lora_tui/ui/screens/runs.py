@@ -1,5 +1,6 @@
 """The runs found under the output root, with their state and best eval loss; open one's monitor (re-attach to a
-live run). The table fits the screen: its last column (the run's name) wraps instead of being cut."""
+live run); mark several (space) and compare them (c). The table fits the screen: its last column (the run's name)
+wraps instead of being cut."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from lora_tui.core.run_summary import RunSummary, best_eval_text, summarize
 from lora_tui.ui.screens.base import AppScreen
 from lora_tui.ui.widgets.fit_table import fill_fitted
 
+MARK = "● "
+"""Put before a marked run's name."""
 HEADER = ("state", "step", "best eval @ step", "started", "checkpoint", "run")
 """The Runs table's columns; the run's name last, where a long one wraps."""
 
@@ -51,6 +54,9 @@ class RunsScreen(AppScreen):
 
     BINDINGS = [
         Binding("enter", "open", "Open monitor", tooltip="Watch this run (re-attach if it is running)", id="open"),
+        Binding("space", "mark", "Mark", tooltip="Mark this run for comparing (again: unmark)", id="mark"),
+        Binding("c", "compare", "Compare", tooltip="Compare the marked runs: settings, results, overlaid curves",
+                id="compare"),
         Binding("f5", "refresh", "Refresh", tooltip="List the runs again", id="refresh"),
         Binding("escape", "app.back", "Back", tooltip="Back to the wizard", id="runs-back"),
     ]
@@ -66,6 +72,8 @@ class RunsScreen(AppScreen):
     def __init__(self, name: str | None = None) -> None:
         super().__init__(name=name)
         self._rows: list[tuple[Path, runs.RunStatus | None, RunSummary]] = []
+        self.marked: list[str] = []
+        """The run directories marked for comparing, in the order they were marked."""
 
     def on_mount(self) -> None:
         """List the runs."""
@@ -99,6 +107,7 @@ class RunsScreen(AppScreen):
     def _fill(self) -> None:
         root = self.tui.runs_root
         rows = [(str(path), _cells(root, path, status, summary)) for path, status, summary in self._rows]
+        rows = [(key, [*cells[:-1], (MARK if key in self.marked else "") + cells[-1]]) for key, cells in rows]
         table = self.query_one("#runs-table", DataTable)
         fill_fitted(table, HEADER, rows, width=self.query_one("#body").size.width or self.size.width)
 
@@ -106,6 +115,33 @@ class RunsScreen(AppScreen):
         """Fit the table to the new width."""
         if self._rows:
             self._fill()
+
+    def _current(self) -> str | None:
+        table = self.query_one("#runs-table", DataTable)
+        if table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return str(key) if key else None
+
+    def action_mark(self) -> None:
+        """Mark (or unmark) the selected run for comparing."""
+        key = self._current()
+        if key is None:
+            return
+        if key in self.marked:
+            self.marked.remove(key)
+        else:
+            self.marked.append(key)
+        self._fill()
+
+    def action_compare(self) -> None:
+        """Compare the marked runs (at least two)."""
+        live = {str(path) for path, _status, _summary in self._rows}
+        chosen = [key for key in self.marked if key in live]
+        if len(chosen) < 2:
+            self.notify("Mark two or more runs with space, then press c to compare them.", timeout=6)
+            return
+        self.tui.open_compare([Path(key) for key in chosen])
 
     def action_open(self) -> None:
         """Open the selected run's monitor."""

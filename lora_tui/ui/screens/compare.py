@@ -1,0 +1,151 @@
+"""Compare: several runs side by side (`core.compare`, as `lora-tui runs compare`): the settings that differ,
+highlighted, the results of each run, and every run's train and eval loss overlaid on one chart, x in optimizer
+steps or in tokens seen, the loss optionally on a log scale."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Header, Static
+
+from lora_tui.core.compare import ComparedRun, Comparison, compare_runs, table
+from lora_tui.ui.screens.base import AppScreen
+from lora_tui.ui.widgets.overlay_chart import KINDS, Curve, OverlayChart, colour_of
+
+DIFFERS = "bold yellow"
+"""Style of a setting that is not the same in every run."""
+SHOWN = (KINDS, ("train",), ("eval",))
+"""What `e` cycles through: both curves of each run, train only, eval only."""
+
+
+@dataclass
+class ComparisonRead(Message):
+    """The runs, read."""
+
+    comparison: Comparison
+
+
+def curves_of(runs: list[ComparedRun], *, x: str, kinds: tuple[str, ...]) -> tuple[Curve, ...]:
+    """The chart's curves: per run (its colour by position) the kinds asked, x in steps or tokens (points
+    without a token count are left out of a tokens chart)."""
+    out = []
+    for index, run in enumerate(runs):
+        for kind in kinds:
+            points = run.train if kind == "train" else run.eval
+            pairs = [(float(p.step), p.loss) for p in points] if x == "step" else \
+                [(float(p.tokens), p.loss) for p in points if p.tokens is not None]
+            if pairs:
+                out.append(Curve(run.name, kind, tuple(a for a, _ in pairs), tuple(b for _, b in pairs),
+                                 colour_of(index)))
+    return tuple(out)
+
+
+class CompareScreen(AppScreen):
+    """Runs side by side, with their loss curves overlaid."""
+
+    DEFAULT_CSS = """
+    #compare-body { height: 1fr; }
+    #compare-table { height: auto; max-height: 12; }
+    #compare-status { height: 1; color: $text-muted; }
+    """
+    BINDINGS = [
+        Binding("x", "toggle_x", "Steps/tokens", tooltip="x axis in optimizer steps or in tokens seen", id="cmp-x"),
+        Binding("l", "toggle_log", "Log scale", tooltip="Loss on a log scale", id="cmp-log"),
+        Binding("e", "cycle_kinds", "Train/eval", tooltip="Show train and eval, train only, or eval only",
+                id="cmp-kinds"),
+        Binding("f5", "refresh", "Refresh", tooltip="Read the runs again", id="cmp-refresh"),
+        Binding("escape", "app.back", "Back", tooltip="Back to the runs", id="cmp-back"),
+    ]
+
+    def __init__(self, run_dirs: list[Path]) -> None:
+        super().__init__()
+        self.run_dirs = [Path(p) for p in run_dirs]
+        """The runs compared, in this order."""
+        self.comparison: Comparison | None = None
+        """What was read (None until then)."""
+        self.x = "step"
+        """The x axis: step or tokens."""
+        self.log_y = False
+        """Whether the loss is on a log scale."""
+        self.shown = 0
+        """Index into SHOWN."""
+
+    def compose(self) -> ComposeResult:
+        """Title, the table, the chart and a status line."""
+        yield Header(show_clock=False)
+        with Vertical(id="compare-body"):
+            yield Static(f"Comparing {len(self.run_dirs)} runs", id="compare-title")
+            yield DataTable(id="compare-table", cursor_type="row", zebra_stripes=True)
+            yield OverlayChart(id="compare-chart")
+            yield Static("", id="compare-status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Read the runs."""
+        self.action_refresh()
+
+    def action_refresh(self) -> None:
+        """Read the runs again (a live run's curves grow)."""
+        self.load()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="compare")
+    def load(self) -> None:
+        """Read every run's files (a UserError, e.g. a directory that is no run, is shown by the app)."""
+        self.post_message(ComparisonRead(compare_runs(self.run_dirs)))
+
+    def on_comparison_read(self, message: ComparisonRead) -> None:
+        """Fill the table and draw the chart."""
+        self.comparison = message.comparison
+        differ = ", ".join(message.comparison.differences) or "none"
+        self.query_one("#compare-title", Static).update(
+            Text.assemble(f"Comparing {len(message.comparison.runs)} runs · settings that differ: ",
+                          (differ, DIFFERS)))
+        self._fill_table()
+        self._draw()
+
+    def _fill_table(self) -> None:
+        assert self.comparison is not None
+        header, rows = table(self.comparison)
+        differing = set(range(2, 2 + len(self.comparison.differences)))
+        grid = self.query_one("#compare-table", DataTable)
+        grid.clear(columns=True)
+        for i, label in enumerate(header):
+            grid.add_column(Text(label, style=DIFFERS) if i in differing else label, key=f"c{i}")
+        for index, (run, cells) in enumerate(zip(self.comparison.runs, rows, strict=True)):
+            shown = [Text(c, style=DIFFERS) if i in differing else Text(c) for i, c in enumerate(cells)]
+            shown[0] = Text(cells[0], style=f"bold {colour_of(index)}")  # the run in its chart colour
+            grid.add_row(*shown, key=run.run)
+
+    def _draw(self) -> None:
+        if self.comparison is None:
+            return
+        chart = self.query_one("#compare-chart", OverlayChart)
+        kinds = SHOWN[self.shown]
+        chart.curves = curves_of(self.comparison.runs, x=self.x, kinds=kinds)
+        chart.x_label = "steps" if self.x == "step" else "tokens seen"
+        chart.log_y = self.log_y
+        self.query_one("#compare-status", Static).update(
+            f"x: {chart.x_label} (x) · loss: {'log' if self.log_y else 'linear'} scale (l) · "
+            f"showing {' and '.join(kinds)} (e)")
+
+    def action_toggle_x(self) -> None:
+        """x in steps, or in tokens seen."""
+        self.x = "tokens" if self.x == "step" else "step"
+        self._draw()
+
+    def action_toggle_log(self) -> None:
+        """Linear or log loss."""
+        self.log_y = not self.log_y
+        self._draw()
+
+    def action_cycle_kinds(self) -> None:
+        """Both curves, train only, eval only."""
+        self.shown = (self.shown + 1) % len(SHOWN)
+        self._draw()
