@@ -168,3 +168,22 @@ def test_adapters(snap_compare, workdir: Path, size: tuple[int, int]) -> None:
         await _wait(pilot)
 
     assert snap_compare(app_for(None, start="runs"), terminal_size=size, run_before=go)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_compare(snap_compare, workdir: Path, size: tuple[int, int]) -> None:
+    first = finished_run(Path("runs"))
+    second = Path("runs") / "demo-run-r32"
+    second.mkdir(parents=True)
+    (second / runs.RUN_FILE).write_text(TrainingPlan(output=str(second), lora_r=32, lora_alpha=64,
+                                                     learning_rate=2e-4).to_toml(), encoding="utf-8")
+    with open(second / runs.METRICS_FILE, "w", encoding="utf-8") as fh:
+        for i in range(1, 31):
+            rec = {"step": i, "loss": round(0.8 + 2.2 * 0.9**i, 4), "tokens_per_second": 900.0}
+            if i % 10 == 0:
+                rec["eval_loss"] = round(1.0 + 2.2 * 0.9**i, 4)
+            fh.write(json.dumps(rec) + "\n")
+    runs.write_status(second, runs.RunStatus(state="stopped", started_at=2000.0, ended_at=2090.0, step=30,
+                                             max_steps=40))
+    assert snap_compare(app_for(None, start="runs", open_compare=[first, second]), terminal_size=size,
+                        run_before=_wait)

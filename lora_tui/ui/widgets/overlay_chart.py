@@ -114,9 +114,10 @@ def render_overlay(curves: Sequence[Curve], width: int, height: int, *, x_label:
     for run in runs_in_legend:
         mine = [c for c in curves if c.run == run]
         line = Text(" " * (axis_w + 1))
-        for c in mine:
+        line.append(run, style=f"bold {mine[0].colour}")
+        for c in mine:  # `━ train 1.234  ╌ eval 1.345`: the last value of each curve
             last = c.ys[-1] if c.ys else math.nan
-            line.append(f"{'━' if c.kind == 'train' else '╌'} {c.run} {c.kind} {last:.4g}  ", style=c.style)
+            line.append(f"  {'━' if c.kind == 'train' else '╌'} {c.kind} {last:.4g}", style=c.style)
         text.append_text(line)
         text.append("\n")
     text.rstrip()

@@ -59,7 +59,8 @@ async def test_mark_two_runs_and_compare_them(tmp_path: Path) -> None:
             ("r16", "train", (1.0, 2.0, 3.0, 4.0)), ("r16", "eval", (2.0, 4.0)),
             ("r32", "train", (1.0, 2.0, 3.0)), ("r32", "eval", (3.0,))]
         shown = str(render_overlay(chart.curves, 100, 20, x_label=chart.x_label))
-        assert "━ r16 train 1.5" in shown and "╌ r32 eval 1.55" in shown and "(steps)" in shown
+        assert "r16  ━ train 1.5  ╌ eval 1.7" in shown and "r32  ━ train 1.4  ╌ eval 1.55" in shown
+        assert "1 (steps)" in shown
         await pilot.press("e")
         assert {c.kind for c in chart.curves} == {"train"}
         await pilot.press("l")
