@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from lora_tui.core.paths import cache_dir
+from lora_tui.core.paths import cache_dir, staged_dir
 
 HUB_URL = "https://huggingface.co"
 """Where files are fetched from (`$HF_ENDPOINT` overrides it, as in the Hugging Face libraries)."""
@@ -59,23 +59,12 @@ def fetched_tokenizer_dir(repo_id: str) -> Path:
 def fetch_tokenizer(repo_id: str, *, timeout: float = 30.0) -> Path:
     """Fetch `repo_id`'s tokenizer files (a few MB) and return its tokenizer.json; HubError when tokenizer.json
     cannot be had. Written to a temporary directory renamed into place, so a failed fetch leaves nothing."""
-    import shutil
-    import tempfile
-
     target = fetched_tokenizer_dir(repo_id)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with staged_dir(target) as tmp:
         for name in TOKENIZER_FILES:
             try:
                 (tmp / name).write_bytes(hub_file(repo_id, name, timeout=timeout))
             except HubError:
                 if name == TOKENIZER_FILES[0]:
                     raise
-        if target.exists():
-            shutil.rmtree(target, ignore_errors=True)
-        tmp.rename(target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return target / TOKENIZER_FILES[0]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -56,3 +60,20 @@ def retry_output(output: str, root: Path) -> Path:
     """A free directory for another try of the run in `output`: `NAME-retry`, `NAME-retry-2`, …"""
     stem = Path(output).name.rsplit("-retry", 1)[0] + "-retry"
     return free_run_dir(root, stem)
+
+
+@contextlib.contextmanager
+def staged_dir(target: Path) -> Iterator[Path]:
+    """A temporary directory beside `target` to build into; when the block ends normally it replaces `target`
+    (a rename, so a reader sees the old directory or the new one, never half of one); on an exception it is
+    removed and `target` is left as it was."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -16,15 +16,14 @@ import argparse
 import contextlib
 import fcntl
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from lora_tui.core.demo_assets import DEMO_TOKENIZER_DIR, demo_tokenizer_file
 from lora_tui.core.models.modules import demo_config
 from lora_tui.core.paths import cache_dir as default_cache
+from lora_tui.core.paths import staged_dir
 from lora_tui.train import demo
 
 NICE = 10
@@ -44,16 +43,8 @@ def ensure_demo_tokenizer(cache_dir: Path | None = None) -> Path:
         found = demo_tokenizer_file(cache)
         if found is not None:
             return found
-        tmp = Path(tempfile.mkdtemp(prefix=f".{DEMO_TOKENIZER_DIR}.", dir=cache))
-        try:
-            vocab = int(demo_config()["vocab_size"])
-            demo.build_tokenizer(vocab).save_pretrained(tmp)
-            if target.exists():
-                shutil.rmtree(target, ignore_errors=True)
-            tmp.rename(target)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+        with staged_dir(target) as tmp:
+            demo.build_tokenizer(int(demo_config()["vocab_size"])).save_pretrained(tmp)
     return target / "tokenizer.json"
 
 
