@@ -381,8 +381,9 @@ def plan_estimate(inv: ModelInventory, plan: TrainingPlan, vram_bytes: int | Non
     With the data's measured token `lengths` the batch is the worst padded one (every example padded to the
     longest, cut at max_seq_length) and the settings carry the typical batch's total (at the median length) and
     a `seq_basis` saying which is which; without them every example is taken as max_seq_length tokens, the worst
-    case, and `seq_basis` says so."""
-    if lengths is not None:
+    case, and `seq_basis` says so. Packed batches (`batching` packed) fill every row to max_seq_length whatever
+    the lengths; grouped and padding-free batches are at most the worst padded one."""
+    if lengths is not None and plan.batching != "packed":
         return _with_lengths(inv, plan, vram_bytes, lengths, hardware=hardware, loss=loss)
     precision = planned_precision(plan.precision, inv.model_type, vram_bytes, hardware)
     est = estimate_memory(
@@ -393,6 +394,7 @@ def plan_estimate(inv: ModelInventory, plan: TrainingPlan, vram_bytes: int | Non
         adapter_dtype=QLORA_ADAPTER_DTYPE if plan.load_in_4bit else "fp32", vram_bytes=vram_bytes,
         loss=loss or runner_loss_impl(), device="cpu" if precision.device == "cpu" else "cuda")
     basis = (f"every example taken as {seq_len} tokens" if seq_len else
+             f"packed rows of max_seq_length {plan.max_seq_length} tokens" if plan.batching == "packed" else
              f"every example taken as max_seq_length {plan.max_seq_length} tokens (no measured lengths: a worst case)")
     return dataclasses.replace(est, settings={**est.settings, "precision_reason": precision.reason,
                                               "planned_device": precision.device, "seq_basis": basis})

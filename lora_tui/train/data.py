@@ -81,10 +81,22 @@ def load_dataset_for_training(path: str | Path, tokenizer: Any, *, eval_split: f
     first `max_length` tokens, as SFTTrainer would (padding-free batches are not cut by it)."""
     from datasets import Dataset
 
-    rows, stats = encode_examples(path, tokenizer, columns)
-    if max_length is not None:
-        rows = {name: [seq[:max_length] for seq in column] for name, column in rows.items()}
-    dataset = Dataset.from_dict(rows)
+    from lora_tui.train import token_cache
+
+    def tokenize() -> tuple[Any, dict[str, Any]]:
+        rows, stats = encode_examples(path, tokenizer, columns)
+        if max_length is not None:
+            rows = {name: [seq[:max_length] for seq in column] for name, column in rows.items()}
+        return Dataset.from_dict(rows), stats
+
+    entry = token_cache.key(path, backend(tokenizer).to_str(), tokenizer.chat_template, tokenizer.bos_token or "",
+                            tokenizer.eos_token or "", columns, max_length)
+    dataset, stats, reused = token_cache.cached(entry, tokenize)
+    if reused:
+        print("lora-tui: tokenized data reused from the cache (same data files and tokenizer)", flush=True)
+        if stats.get("chat_template"):
+            chat_template(tokenizer)  # a tokenizer without a template gets the fallback, as encoding gave it
+    stats.update(path=str(path), tokenized_from_cache=reused)
     if eval_split > 0 and len(dataset) >= 4:
         split = dataset.train_test_split(test_size=eval_split, seed=seed)
         stats.update(train_examples=len(split["train"]), eval_examples=len(split["test"]))
