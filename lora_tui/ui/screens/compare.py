@@ -7,13 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import Footer, Header, Static
 
 from lora_tui.core.compare import ComparedRun, Comparison, compare_runs, table
 from lora_tui.ui.screens.base import AppScreen
@@ -47,12 +48,28 @@ def curves_of(runs: list[ComparedRun], *, x: str, kinds: tuple[str, ...]) -> tup
     return tuple(out)
 
 
+def settings_table(comparison: Comparison) -> Table:
+    """One row per setting or result, one column per run (in its chart colour): a few runs fit 80 columns, and a
+    long value (a target list) wraps in its cell instead of running off the screen. Differing settings are
+    highlighted."""
+    header, rows = table(comparison)
+    differing = set(header[2:2 + len(comparison.differences)])
+    grid = Table(box=None, pad_edge=False, show_edge=False, expand=True, header_style="bold")
+    grid.add_column("", no_wrap=True, style="bold")
+    for index, run in enumerate(comparison.runs):
+        grid.add_column(Text(run.name, style=f"bold {colour_of(index)}"), overflow="fold", ratio=1)
+    for column, label in enumerate(header[1:], start=1):
+        style = DIFFERS if label in differing else ""
+        grid.add_row(Text(label, style=style), *(Text(cells[column], style=style) for cells in rows))
+    return grid
+
+
 class CompareScreen(AppScreen):
     """Runs side by side, with their loss curves overlaid."""
 
     DEFAULT_CSS = """
     #compare-body { height: 1fr; }
-    #compare-table { height: auto; max-height: 12; }
+    #compare-table-box { height: auto; max-height: 45%; }
     #compare-status { height: 1; color: $text-muted; }
     """
     BINDINGS = [
@@ -82,7 +99,8 @@ class CompareScreen(AppScreen):
         yield Header(show_clock=False)
         with Vertical(id="compare-body"):
             yield Static(f"Comparing {len(self.run_dirs)} runs", id="compare-title")
-            yield DataTable(id="compare-table", cursor_type="row", zebra_stripes=True)
+            with VerticalScroll(id="compare-table-box"):
+                yield Static("", id="compare-table")
             yield OverlayChart(id="compare-chart")
             yield Static("", id="compare-status")
         yield Footer()
@@ -112,16 +130,7 @@ class CompareScreen(AppScreen):
 
     def _fill_table(self) -> None:
         assert self.comparison is not None
-        header, rows = table(self.comparison)
-        differing = set(range(2, 2 + len(self.comparison.differences)))
-        grid = self.query_one("#compare-table", DataTable)
-        grid.clear(columns=True)
-        for i, label in enumerate(header):
-            grid.add_column(Text(label, style=DIFFERS) if i in differing else label, key=f"c{i}")
-        for index, (run, cells) in enumerate(zip(self.comparison.runs, rows, strict=True)):
-            shown = [Text(c, style=DIFFERS) if i in differing else Text(c) for i, c in enumerate(cells)]
-            shown[0] = Text(cells[0], style=f"bold {colour_of(index)}")  # the run in its chart colour
-            grid.add_row(*shown, key=run.run)
+        self.query_one("#compare-table", Static).update(settings_table(self.comparison))
 
     def _draw(self) -> None:
         if self.comparison is None:

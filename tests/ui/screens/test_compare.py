@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Static
 from lora_tui.core import runs
 from lora_tui.core.plan import TrainingPlan
 from lora_tui.ui.app import make_app
-from lora_tui.ui.screens.compare import CompareScreen
+from lora_tui.ui.screens.compare import CompareScreen, settings_table
 from lora_tui.ui.screens.runs import RunsScreen
 from lora_tui.ui.widgets.overlay_chart import OverlayChart, render_overlay
 from tests.helpers import waits
@@ -43,16 +43,23 @@ async def test_mark_two_runs_and_compare_them(tmp_path: Path) -> None:
         await pilot.press("c")
         await waits.wait_until(pilot, lambda: isinstance(app.screen, CompareScreen), 10, "the Compare view")
         screen = app.screen
-        grid = screen.query_one("#compare-table", DataTable)
-        await waits.wait_until(pilot, lambda: grid.row_count == 2, 10, "two rows")
-        header = [str(c.label) for c in grid.ordered_columns]
-        assert header[:5] == ["run", "state", "lora_r", "lora_alpha", "final loss"]
-        assert [str(c) for c in grid.get_row_at(0)][:7] == ["r16", "finished", "16", "32", "1.5000", "1.5000",
-                                                             "1.7000 @ 4"]
-        assert [str(c) for c in grid.get_row_at(1)][:7] == ["r32", "finished", "32", "64", "1.4000", "1.4000",
-                                                             "1.5500 @ 3"]
-        cell = grid.get_row_at(0)[2]
-        assert isinstance(cell, Text) and "yellow" in str(cell.style)  # a setting that differs is highlighted
+        await waits.wait_until(pilot, lambda: screen.comparison is not None, 10, "the runs read")
+        grid = settings_table(screen.comparison)
+        assert [str(c.header) for c in grid.columns] == ["", "r16", "r32"]  # one column per run
+        cells = [list(c._cells) for c in grid.columns]
+        rows = {str(label): [str(v) for v in values] for label, *values in zip(*cells, strict=True)}
+        assert rows["state"] == ["finished", "finished"] and rows["lora_r"] == ["16", "32"]
+        assert rows["lora_alpha"] == ["32", "64"] and rows["final loss"] == ["1.5000", "1.4000"]
+        assert rows["best eval @ step"] == ["1.7000 @ 4", "1.5500 @ 3"]
+        lora_r = next(c for c in grid.columns[1]._cells if str(c) == "16")
+        assert isinstance(lora_r, Text) and "yellow" in str(lora_r.style)  # a setting that differs is highlighted
+        from rich.console import Console
+
+        console = Console(width=40, record=True, color_system=None)
+        console.print(settings_table(screen.comparison))
+        lines = console.export_text().splitlines()
+        assert max(len(line) for line in lines) <= 40  # wraps in its cells rather than running off the screen
+        assert any(line.split() == ["lora_r", "16", "32"] for line in lines)
         assert "settings that differ: lora_r, lora_alpha" in str(screen.query_one("#compare-title", Static).render())
         chart = screen.query_one("#compare-chart", OverlayChart)
         assert [(c.run, c.kind, c.xs) for c in chart.curves] == [
