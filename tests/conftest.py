@@ -58,6 +58,7 @@ _OFFLINE = {
     "TRANSFORMERS_VERBOSITY": "error",
     "PYTHONUNBUFFERED": "1",
     "LORA_TUI_PREBUILD": "0",
+    "LORA_TUI_LANG": "en",  # English output whatever the machine's locale (the Japanese tests choose ja)
 }
 
 

@@ -13,8 +13,18 @@ import sys
 from types import SimpleNamespace
 from typing import Any
 
+from lora_tui.cells import pad
 from lora_tui.core.units import fmt_bytes
 from lora_tui.errors import UserError
+from lora_tui.i18n import N_, _, ngettext
+
+LABEL_CELLS = 12
+"""The width of the report's label column, in terminal cells."""
+
+
+def _row(label: str, value: str) -> str:
+    """`  label       value`: the label (translated) padded to LABEL_CELLS cells."""
+    return f"  {pad(_(label), LABEL_CELLS)}{value}"
 
 TRAINED_OPEN = "⟦"
 """Printed where a trained span (its tokens carry the loss) starts in `--show`."""
@@ -30,36 +40,39 @@ def register(subparsers: Any) -> None:
 
     parser = subparsers.add_parser(
         "inspect",
-        help="validate a dataset and show its schema, size tier, token lengths and what is trained",
-        description=(
+        help=_("validate a dataset and show its schema, size tier, token lengths and what is trained"),
+        description=_(
             "Stream through a data file (JSONL, JSON, CSV/TSV, Parquet), a directory of shards, a glob, or a "
             "datasets save_to_disk directory, validate every record and report what was found. With --model "
             "(or --tokenizer), examples are rendered with the model's chat template and tokenized as training "
             "will. Exit status 2 on problems."
         ),
     )
-    parser.add_argument("file", metavar="FILE", help="data file, directory of shards, glob or save_to_disk directory")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("--model", metavar="M", help="measure with this model's tokenizer and chat template when "
-                        "it is on this machine (demo once built, a cached hub model, a local directory)")
+    parser.add_argument("file", metavar="FILE",
+                        help=_("data file, directory of shards, glob or save_to_disk directory"))
+    parser.add_argument("--json", action="store_true", help=_("print the report as JSON"))
+    parser.add_argument("--model", metavar="M", help=_("measure with this model's tokenizer and chat template when "
+                                                       "it is on this machine (demo once built, a cached hub "
+                                                       "model, a local directory)"))
     parser.add_argument("--tokenizer", metavar="DIR",
-                        help="directory with tokenizer.json (or a hub id already cached), instead of --model")
+                        help=_("directory with tokenizer.json (or a hub id already cached), instead of --model"))
     parser.add_argument("--columns", metavar="MAP",
-                        help=f"map fields for data in no known schema: {COLUMNS_EXAMPLE}")
+                        help=_("map fields for data in no known schema: {example}").format(example=COLUMNS_EXAMPLE))
     parser.add_argument("--max-seq-length", type=int, metavar="N", default=None,
-                        help="sequence length to compare token counts with (default 1024)")
+                        help=_("sequence length to compare token counts with (default 1024)"))
     parser.add_argument("--show", type=int, metavar="N", default=0,
-                        help=f"print N examples as training sees them, trained spans in {TRAINED_OPEN}…"
-                             f"{TRAINED_CLOSE}")
-    parser.add_argument("--max-errors", type=int, metavar="N", default=50, help="list at most N problems (default 50)")
+                        help=_("print N examples as training sees them, trained spans in {open}…{close}").format(
+                            open=TRAINED_OPEN, close=TRAINED_CLOSE))
+    parser.add_argument("--max-errors", type=int, metavar="N", default=50,
+                        help=_("list at most N problems (default 50)"))
     parser.add_argument("--fetch-tokenizer", action="store_true",
-                        help="when --model's tokenizer is not on this machine, fetch its tokenizer files (a few MB, "
-                             "not the weights) from the hub to measure with")
+                        help=_("when --model's tokenizer is not on this machine, fetch its tokenizer files (a few "
+                               "MB, not the weights) from the hub to measure with"))
     parser.set_defaults(func=run)
 
 
-_HOW_TO_MEASURE = (": pass --model (a local directory, a cached hub model, or demo), --tokenizer DIR, or "
-                   "--fetch-tokenizer to fetch a hub model's tokenizer files")
+_HOW_TO_MEASURE = N_(": pass --model (a local directory, a cached hub model, or demo), --tokenizer DIR, or "
+                      "--fetch-tokenizer to fetch a hub model's tokenizer files")
 
 
 def _tokenizer(args: argparse.Namespace) -> Any:
@@ -78,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from lora_tui.core.dataset.report import inspect_dataset
 
     if args.show < 0:
-        raise UserError(f"--show must be >= 0, got {args.show}")
+        raise UserError(_("--show must be >= 0, got {value}").format(value=args.show))
     tokenizer = _tokenizer(args)
     report = inspect_dataset(args.file, tokenizer=tokenizer, max_seq_length=args.max_seq_length,
                              max_issues=args.max_errors, columns=args.columns, progress=_progress_line())
@@ -97,29 +110,32 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(render_report(report))
         if args.show and tokenizer is None:
-            print(f"\nNo preview: {args.model}'s tokenizer is not on this machine" if args.model else
-                  "\nNo preview: pass --model M (its tokenizer on this machine) or --tokenizer DIR")
+            print(_("\nNo preview: {model}'s tokenizer is not on this machine").format(model=args.model)
+                  if args.model else _("\nNo preview: pass --model M (its tokenizer on this machine) or "
+                                       "--tokenizer DIR"))
         elif args.show:
             print(render_previews(previews, template))
     if report.ok:
         return 0
-    noun = "problem" if report.issue_count == 1 else "problems"
-    print(f"lora-tui: error: {report.path} has {report.issue_count} {noun}; fix them and inspect again",
-          file=sys.stderr)
+    print(ngettext("lora-tui: error: {path} has {count} problem; fix them and inspect again",
+                   "lora-tui: error: {path} has {count} problems; fix them and inspect again",
+                   report.issue_count).format(path=report.path, count=report.issue_count), file=sys.stderr)
     return 2
 
 
 def token_lines(stats: Any) -> list[str]:
     """The token statistics as report lines (also `train --dry-run`'s)."""
     lines = [
-        f"  tokens      median {stats.median:,}, p95 {stats.p95:,}, max {stats.max:,}, mean {stats.mean:.1f} "
-        f"({stats.tokenizer})",
-        f"  too long    {stats.over_max:,} of {stats.count:,} longer than max_seq_length {stats.max_seq_length:,}"
-        + (f" (first: {stats.first_over})" if stats.first_over else ""),
-        f"  trained     {stats.trained_token_share:.1%} of the tokens carry the loss",
+        _row(N_("tokens"), _("median {median}, p95 {p95}, max {max}, mean {mean} ({tokenizer})").format(
+            median=f"{stats.median:,}", p95=f"{stats.p95:,}", max=f"{stats.max:,}", mean=f"{stats.mean:.1f}",
+            tokenizer=stats.tokenizer)),
+        _row(N_("too long"), _("{over} of {count} longer than max_seq_length {length}").format(
+            over=f"{stats.over_max:,}", count=f"{stats.count:,}", length=f"{stats.max_seq_length:,}")
+            + (_(" (first: {first})").format(first=stats.first_over) if stats.first_over else "")),
+        _row(N_("trained"), _("{share} of the tokens carry the loss").format(share=f"{stats.trained_token_share:.1%}")),
     ]
     if stats.template:
-        lines.insert(1, f"  template    {stats.template}")
+        lines.insert(1, _row(N_("template"), stats.template))
     return lines
 
 
@@ -127,15 +143,16 @@ def data_lines(data: dict[str, Any] | None) -> list[str]:
     """`train --dry-run`'s lines about the data (a report's `to_dict()`): schema, examples, token statistics."""
     if not data:
         return []
-    schema = data.get("schema") or "none recognised"
+    schema = data.get("schema") or _("none recognised")
     if data.get("columns"):
         schema += f" ({data['columns']})"
-    lines = [f"Data: {data['path']}: {data['examples']:,} examples, {schema}"]
+    lines = [_("Data: {path}: {examples} examples, {schema}").format(path=data["path"],
+                                                                     examples=f"{data['examples']:,}", schema=schema)]
     stats = data.get("token_stats")
     if stats:
         lines += token_lines(SimpleNamespace(**stats))
     else:
-        lines.append("  tokens      not measured: the model's tokenizer is not on this machine")
+        lines.append(_row(N_("tokens"), _("not measured: the model's tokenizer is not on this machine")))
     return lines
 
 
@@ -144,46 +161,49 @@ def render_report(report: Any) -> str:
     from lora_tui.core.dataset.report import NO_TOKENIZER_NOTE, SHAPES
     from lora_tui.core.tables import describe_size_tier
 
-    shape = f"{report.shape} ({SHAPES[report.shape]})" if report.shape else "unknown"
-    schema = report.schema or "none recognised"
+    shape = f"{report.shape} ({_(SHAPES[report.shape])})" if report.shape else _("unknown")
+    schema = report.schema or _("none recognised")
     if report.columns:
         schema += f" ({report.columns})"
-    tier = f"{report.size_tier}: {describe_size_tier(report.size_tier)}" if report.size_tier else "none (no examples)"
+    tier = _("{tier}: {description}").format(tier=report.size_tier, description=describe_size_tier(
+        report.size_tier)) if report.size_tier else _("none (no examples)")
     lines = [
         f"{report.path}",
-        f"  format      {report.file_format}",
-        f"  schema      {schema}",
-        f"  shape       {shape}",
-        f"  examples    {report.examples:,}",
-        f"  size tier   {tier}",
-        f"  size        {fmt_bytes(report.bytes)}",
+        _row(N_("format"), report.file_format),
+        _row(N_("schema"), schema),
+        _row(N_("shape"), shape),
+        _row(N_("examples"), f"{report.examples:,}"),
+        _row(N_("size tier"), tier),
+        _row(N_("size"), fmt_bytes(report.bytes)),
     ]
     if report.schema is None and report.fields:
-        lines.append(f"  fields      {', '.join(report.fields)}")
+        lines.append(_row(N_("fields"), ", ".join(report.fields)))
     if report.token_stats is not None:
         lines += token_lines(report.token_stats)
-    lines.extend(f"  note        {note}{_HOW_TO_MEASURE if note == NO_TOKENIZER_NOTE else ''}"
+    lines.extend(_row(N_("note"), _(note) + (_(_HOW_TO_MEASURE) if note == NO_TOKENIZER_NOTE else ""))
                  for note in report.notes)
     if report.issue_count:
         lines.append("")
-        lines.append(f"Problems ({report.issue_count:,}):")
+        lines.append(_("Problems ({count}):").format(count=f"{report.issue_count:,}"))
         lines.extend(str(issue) for issue in report.issues)
         hidden = report.issue_count - len(report.issues)
         if hidden:
-            lines.append(f"... and {hidden:,} more (raise --max-errors to list them)")
+            lines.append(_("... and {count} more (raise --max-errors to list them)").format(count=f"{hidden:,}"))
     return "\n".join(lines)
 
 
 def render_previews(previews: list[Any], template: str) -> str:
     """The examples as training sees them, trained spans between the marks, the cut marked."""
     if not previews:
-        return "\nNo examples to show"
-    lines = ["", f"Examples as training sees them ({template or 'no chat template: plain text'}; "
-             f"{TRAINED_OPEN}…{TRAINED_CLOSE} carries the loss, {CUT_MARK} is where max_seq_length cuts):"]
+        return _("\nNo examples to show")
+    lines = ["", _("Examples as training sees them ({template}; {open}…{close} carries the loss, {cut} is where "
+                   "max_seq_length cuts):").format(template=template or _("no chat template: plain text"),
+                                                   open=TRAINED_OPEN, close=TRAINED_CLOSE, cut=CUT_MARK)]
     for example in previews:
-        lines.append(f"--- {example.where}: {example.tokens:,} tokens, {example.trained_tokens:,} trained ---")
+        lines.append(_("--- {where}: {tokens} tokens, {trained} trained ---").format(
+            where=example.where, tokens=f"{example.tokens:,}", trained=f"{example.trained_tokens:,}"))
         if example.problem:
-            lines.append(f"(not rendered: {example.problem})")
+            lines.append(_("(not rendered: {why})").format(why=example.problem))
             continue
         out: list[str] = []
         cut = False

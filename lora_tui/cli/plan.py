@@ -6,8 +6,11 @@ import argparse
 import json
 from typing import Any
 
+from lora_tui.cells import pad, rule, table
+from lora_tui.cells import width as cells_width
 from lora_tui.core.units import fmt_gib_or_mb
 from lora_tui.errors import UserError
+from lora_tui.i18n import _
 
 PLAN_FIELDS = ("lora_r", "lora_alpha", "target_modules", "use_dora", "use_rslora", "per_device_train_batch_size",
                "max_seq_length", "gradient_checkpointing", "load_in_4bit")
@@ -21,28 +24,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "plan",
-        help="per-layer LoRA parameter math, adapter size and memory estimate for a model",
-        description="Show, for each targeted module kind, its shape, layer count, original and LoRA parameters, "
-        "the totals PEFT will report, the adapter size, alpha/r scaling and a peak-memory estimate.",
-        epilog="--target-modules also takes a pattern of the guide: minimal, standard or maximum. "
-               "--lora-alpha defaults to 2 x r (the guide's standard).",
+        help=_("per-layer LoRA parameter math, adapter size and memory estimate for a model"),
+        description=_("Show, for each targeted module kind, its shape, layer count, original and LoRA parameters, "
+                      "the totals PEFT will report, the adapter size, alpha/r scaling and a peak-memory estimate."),
+        epilog=_("--target-modules also takes a pattern of the guide: minimal, standard or maximum. "
+                 "--lora-alpha defaults to 2 x r (the guide's standard)."),
     )
-    p.add_argument("--model", metavar="M", help="preset name or hub id (see --list-models), `demo`, a local "
-                   "directory with config.json, or a hub id when the hub is reachable")
-    p.add_argument("--list-models", action="store_true", help="list the preset models and exit")
+    p.add_argument("--model", metavar="M", help=_("preset name or hub id (see --list-models), `demo`, a local "
+                                                  "directory with config.json, or a hub id when the hub is "
+                                                  "reachable"))
+    p.add_argument("--list-models", action="store_true", help=_("list the preset models and exit"))
     add_plan_flags(p, PLAN_FIELDS, defaults=TrainingPlan())
     p.add_argument("--dtype", choices=["auto", "bf16", "fp16", "fp32"], default="auto",
-                   help="compute precision (default auto: what `lora-tui train` picks for this model on the planned "
-                   "GPU, or fp32 on the CPU)")
+                   help=_("compute precision (default auto: what `lora-tui train` picks for this model on the "
+                          "planned GPU, or fp32 on the CPU)"))
     add_loss_flag(p)
     from lora_tui.core.sources import ADVICE
 
     p.add_argument("--advice", choices=ADVICE, default="guide",
-                   help="the targets when --target-modules is not given: guide (default): the guide's standard "
-                   "pattern, q/k/v/o; practice: all linear projections, as current LoRA practice")
-    p.add_argument("--vram-gb", type=gb_size, metavar="G", help="GPU memory in GB (default: the detected GPU)")
-    p.add_argument("--json", action="store_true", help="print JSON (trainable_params, total_params, modules, "
-                   "memory)")
+                   help=_("the targets when --target-modules is not given: guide (default): the guide's standard "
+                          "pattern, q/k/v/o; practice: all linear projections, as current LoRA practice"))
+    p.add_argument("--vram-gb", type=gb_size, metavar="G", help=_("GPU memory in GB (default: the detected GPU)"))
+    p.add_argument("--json", action="store_true", help=_("print JSON (trainable_params, total_params, modules, "
+                                                         "memory)"))
     p.set_defaults(func=run)
 
 
@@ -72,9 +76,9 @@ def add_loss_flag(p: argparse.ArgumentParser) -> None:
     from lora_tui.core.memory import CLI_LOSS_IMPLS, runner_loss_impl
 
     p.add_argument("--loss-impl", choices=CLI_LOSS_IMPLS, default=None,
-                   help="the loss path the memory estimate assumes: fused (TRL's chunked LM head, no full logits) "
-                   "or full (a plain Transformers loop's logits, 12 B each); default: what `lora-tui train` uses "
-                   f"with the installed TRL ({runner_loss_impl()})")
+                   help=_("the loss path the memory estimate assumes: fused (TRL's chunked LM head, no full "
+                          "logits) or full (a plain Transformers loop's logits, 12 B each); default: what `lora-tui "
+                          "train` uses with the installed TRL ({loss})").format(loss=runner_loss_impl()))
 
 
 def _vram(args: argparse.Namespace) -> tuple[int | None, str]:
@@ -84,7 +88,7 @@ def _vram(args: argparse.Namespace) -> tuple[int | None, str]:
     from lora_tui.core.hardware.detect import detect_hardware
 
     vram = detect_hardware().usable_vram_bytes
-    return (vram, "detected GPU") if vram else (None, "no CUDA GPU detected")
+    return (vram, _("detected GPU")) if vram else (None, _("no CUDA GPU detected"))
 
 
 def _memory(inv: Any, plan: Any, vram: int | None, source: str, loss: str | None = None) -> dict[str, Any]:
@@ -108,9 +112,11 @@ def _list_models(as_json: bool) -> int:
     if as_json:
         print(json.dumps([p.__dict__ for p in presets], indent=2))
         return 0
-    print(f"{'name':26s} {'hub id':36s} {'params':>15s}  family")
-    for p in presets:
-        print(f"{p.name:26s} {p.hub_id:36s} {p.params:>15,d}  {p.family}")
+    rows = [[_("name"), _("hub id"), _("params"), _("family")]]
+    rows += [[p.name, p.hub_id, f"{p.params:,d}", p.family] for p in presets]
+    widths = (26, 36, 15)
+    for row in rows:
+        print(f"{pad(row[0], widths[0])} {pad(row[1], widths[1])} {pad(row[2], widths[2], 'right')}  {row[3]}")
     return 0
 
 
@@ -119,8 +125,8 @@ def run(args: argparse.Namespace) -> int:
     if args.list_models:
         return _list_models(args.json)
     if not args.model:
-        raise UserError("plan: --model is required (a preset from `lora-tui plan --list-models`, `demo`, or a "
-                        "local directory with config.json)")
+        raise UserError(_("plan: --model is required (a preset from `lora-tui plan --list-models`, `demo`, or a "
+                          "local directory with config.json)"))
     from lora_tui.core.lora_math import compute_lora_math
     from lora_tui.core.models.modules import load_inventory, unknown_targets_error
 
@@ -144,54 +150,55 @@ def _header(inv: Any) -> str:
     name = inv.extra.get("display_name") or inv.model_id
     hub = inv.extra.get("hub_id")
     where = f" ({hub})" if hub and hub != name else ""
-    return (f"Model: {name}{where}: {inv.model_type}, {inv.num_layers} layers, hidden {inv.hidden_size}, "
-            f"{inv.num_attention_heads} query / {inv.num_key_value_heads} key-value heads x {inv.head_dim}, "
-            f"{inv.total_params:,} params")
+    return _("Model: {name}{where}: {type}, {layers} layers, hidden {hidden}, {heads} query / {kv_heads} key-value "
+             "heads x {head_dim}, {params} params").format(
+                 name=name, where=where, type=inv.model_type, layers=inv.num_layers, hidden=inv.hidden_size,
+                 heads=inv.num_attention_heads, kv_heads=inv.num_key_value_heads, head_dim=inv.head_dim,
+                 params=f"{inv.total_params:,}")
 
 
 def _table(math: Any) -> list[str]:
     """The per-module table with a totals line."""
-    rows = [("module", "in -> out", "layers", "original", "LoRA", "share")]
+    rows = [(_("module"), _("in -> out"), _("layers"), _("original"), "LoRA", _("share"))]
     for r in math.rows:
         shape = f"{r.in_features} -> {r.out_features}" + (f" x{r.experts}" if r.experts > 1 else "")
         rows.append((r.name, shape, str(r.count), f"{r.original_params:,}", f"{r.lora_params:,}",
                      f"{100 * r.share:.2f}%"))
     original = sum(r.original_params for r in math.rows)
-    rows.append(("total", "", "", f"{original:,}", f"{math.trainable_params:,}",
+    rows.append((_("total"), "", "", f"{original:,}", f"{math.trainable_params:,}",
                  f"{100 * math.trainable_params / original:.2f}%" if original else "-"))
-    widths = [max(len(row[i]) for row in rows) for i in range(6)]
-    out = []
-    for i, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1])]
-        cells += [row[j].rjust(widths[j]) for j in range(2, 6)]
-        out.append("  ".join(cells).rstrip())
-        if i == 0 or i == len(rows) - 2:
-            out.append("  ".join("-" * w for w in widths))
-    return out
+    lines = table(rows, "llrrrr")
+    line = rule(rows)
+    return [lines[0], line, *lines[1:-1], line, lines[-1]]
 
 
 def _memory_lines(memory: dict[str, Any], plan: Any) -> list[str]:
     """The memory estimate's parts, total, verdict and fit steps."""
-    gc = "on" if plan.gradient_checkpointing else "off"
+    from lora_tui.core.recommend import verdict_words
+
+    gc = _("on") if plan.gradient_checkpointing else _("off")
     settings = memory.get("settings", {})
-    dtype = settings.get("dtype", plan.precision) + (", 4-bit base" if settings.get("load_in_4bit") else "")
-    loss = {"fused": "TRL's fused LM head", "full": "full logits"}.get(settings.get("loss", ""), settings.get("loss"))
+    dtype = settings.get("dtype", plan.precision) + (_(", 4-bit base") if settings.get("load_in_4bit") else "")
+    loss = {"fused": _("TRL's fused LM head"), "full": _("full logits")}.get(settings.get("loss", ""),
+                                                                           settings.get("loss"))
     seq = settings.get("seq_len", plan.max_seq_length)
-    lines = [f"Peak training memory (batch {plan.per_device_train_batch_size}, sequence {seq}, "
-             f"{dtype}, gradient checkpointing {gc}, loss: {loss}):"]
+    lines = [_("Peak training memory (batch {batch}, sequence {seq}, {dtype}, gradient checkpointing {gc}, loss: "
+               "{loss}):").format(batch=plan.per_device_train_batch_size, seq=seq, dtype=dtype, gc=gc, loss=loss)]
     if settings.get("precision_reason"):
-        lines.append(f"  precision: {settings['precision_reason']}")
+        lines.append(_("  precision: {why}").format(why=settings["precision_reason"]))
     if settings.get("seq_basis"):
-        lines.append(f"  lengths: {settings['seq_basis']}")
-    width = max(len(part["label"]) for part in memory["parts"])
+        lines.append(_("  lengths: {why}").format(why=settings["seq_basis"]))
+    total = _("total")
+    width = max(cells_width(part["label"]) for part in memory["parts"])
     for part in memory["parts"]:
-        lines.append(f"  {part['label']:{width}s} {fmt_gib_or_mb(part['bytes']):>10s}  {part['detail']}")
+        lines.append(f"  {pad(part['label'], width)} {fmt_gib_or_mb(part['bytes']):>10s}  {part['detail']}")
     vram = memory.get("vram_bytes")
-    against = f" of {vram / 1e9:.1f} GB ({memory.get('vram_source')})" if vram else " (no VRAM known)"
-    lines.append(f"  {'total':{width}s} {fmt_gib_or_mb(memory['total_bytes']):>10s}{against}: "
-                 f"{memory['verdict'].replace('_', ' ')}")
+    against = _(" of {gb} GB ({source})").format(gb=f"{vram / 1e9:.1f}", source=memory.get("vram_source")) if vram \
+        else _(" (no VRAM known)")
+    lines.append(f"  {pad(total, width)} {fmt_gib_or_mb(memory['total_bytes']):>10s}{against}: "
+                 f"{verdict_words(memory['verdict'])}")
     for i, step in enumerate(memory.get("fit_steps", []), 1):
-        lines.append(f"  fix {i}: {fit_line(step)}")
+        lines.append(_("  fix {n}: {step}").format(n=i, step=fit_line(step)))
     return lines
 
 
@@ -200,23 +207,27 @@ def fit_line(step: dict[str, Any]) -> str:
     its own figure, such as 4-bit loading, or a note, is shown as it is)."""
     if step.get("kind") in ("four_bit", "tried", "note"):
         return str(step["description"])
-    return f"{step['description']} -> {fmt_gib_or_mb(step['total_bytes'])}, {step['verdict'].replace('_', ' ')}"
+    from lora_tui.core.recommend import verdict_words
+
+    return f"{step['description']} -> {fmt_gib_or_mb(step['total_bytes'])}, {verdict_words(step['verdict'])}"
 
 
 def render_plan(inv: Any, math: Any, memory: dict[str, Any] | None, *, alpha_default: bool, plan: Any) -> str:
     """The human-readable plan."""
-    alpha_note = " (default: 2 x r, the guide's standard)" if alpha_default else ""
+    alpha_note = _(" (default: 2 x r, the guide's standard)") if alpha_default else ""
     formula = "alpha / sqrt(r)" if math.use_rslora else "alpha / r"
     lines = [_header(inv),
-             f"LoRA r={math.r}, alpha={math.lora_alpha:g}{alpha_note}; scaling {formula} = {math.scaling:.3g} "
-             f"({math.scaling_label})" + (", DoRA" if math.use_dora else ""), ""]
+             _("LoRA r={r}, alpha={alpha}{note}; scaling {formula} = {scaling} ({label})").format(
+                 r=math.r, alpha=f"{math.lora_alpha:g}", note=alpha_note, formula=formula,
+                 scaling=f"{math.scaling:.3g}", label=math.scaling_label) + (", DoRA" if math.use_dora else ""), ""]
     lines += _table(math)
-    lines += ["", f"Trainable: {math.trainable_params:,} of {math.total_params:,} parameters "
-                  f"({math.trainable_pct:.3f}%; base model {math.base_params:,})",
-              f"Adapter file: {fmt_gib_or_mb(math.adapter_bytes_fp32)} fp32, "
-              f"{fmt_gib_or_mb(math.adapter_bytes_bf16)} bf16 "
-              f"({math.tensors} tensors, header estimated)"]
-    lines += [f"Note: {note}" for note in math.notes]
+    lines += ["", _("Trainable: {trainable} of {total} parameters ({pct}%; base model {base})").format(
+                  trainable=f"{math.trainable_params:,}", total=f"{math.total_params:,}",
+                  pct=f"{math.trainable_pct:.3f}", base=f"{math.base_params:,}"),
+              _("Adapter file: {fp32} fp32, {bf16} bf16 ({tensors} tensors, header estimated)").format(
+                  fp32=fmt_gib_or_mb(math.adapter_bytes_fp32), bf16=fmt_gib_or_mb(math.adapter_bytes_bf16),
+                  tensors=math.tensors)]
+    lines += [_("Note: {note}").format(note=note) for note in math.notes]
     if memory is not None:
         lines += ["", *_memory_lines(memory, plan)]
     return "\n".join(lines)

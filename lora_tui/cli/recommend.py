@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from lora_tui.errors import UserError
+from lora_tui.i18n import _
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,34 +16,34 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "recommend",
-        help="recommend LoRA settings from the guide's tables (or current practice), with a reason for each",
-        description="Recommend r, alpha, dropout, learning rate, batch, accumulation, targets and more from the "
-        "guide's task, data-size and resource tables (--advice guide, the default) or from current LoRA practice "
-        "(--advice practice), naming the exact source behind each value and the other style's value where they "
-        "differ.",
+        help=_("recommend LoRA settings from the guide's tables (or current practice), with a reason for each"),
+        description=_("Recommend r, alpha, dropout, learning rate, batch, accumulation, targets and more from the "
+                      "guide's task, data-size and resource tables (--advice guide, the default) or from current "
+                      "LoRA practice (--advice practice), naming the exact source behind each value and the other "
+                      "style's value where they differ."),
     )
-    p.add_argument("--task", choices=["chat", "domain", "code", "style"], help="the guide's task preset")
+    p.add_argument("--task", choices=["chat", "domain", "code", "style"], help=_("the guide's task preset"))
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--examples", type=int, metavar="N", help="number of training examples")
-    size.add_argument("--data", metavar="FILE", help="data file to inspect for its size (and token lengths)")
+    size.add_argument("--examples", type=int, metavar="N", help=_("number of training examples"))
+    size.add_argument("--data", metavar="FILE", help=_("data file to inspect for its size (and token lengths)"))
     p.add_argument("--vram-gb", type=gb_size, metavar="G",
-                   help="usable GPU memory in GB (default: the smallest detected GPU; none on CPU)")
-    p.add_argument("--cpu", action="store_true", help="plan for CPU/MPS: ignore any detected GPU")
-    p.add_argument("--model", metavar="M", help="preset, local directory or hub id: check the memory estimate")
+                   help=_("usable GPU memory in GB (default: the smallest detected GPU; none on CPU)"))
+    p.add_argument("--cpu", action="store_true", help=_("plan for CPU/MPS: ignore any detected GPU"))
+    p.add_argument("--model", metavar="M", help=_("preset, local directory or hub id: check the memory estimate"))
     from lora_tui.core.sources import ADVICE
 
     p.add_argument("--advice", default="guide", choices=ADVICE,
-                   help="guide: the guide's tables, exactly (default); practice: current LoRA practice (about 2e-4, "
-                   "all linear projections, 1-3 epochs; r, alpha and dropout as the guide)")
+                   help=_("guide: the guide's tables, exactly (default); practice: current LoRA practice (about "
+                          "2e-4, all linear projections, 1-3 epochs; r, alpha and dropout as the guide)"))
     p.add_argument("--style", default="standard", choices=["conservative", "standard", "aggressive"],
-                   help="alpha/r style (default: standard, alpha = 2r)")
+                   help=_("alpha/r style (default: standard, alpha = 2r)"))
     p.add_argument("--load-in-4bit", action="store_true",
-                   help="plan a QLoRA run: the base model's linear layers in 4-bit NF4 (default: only when 16-bit "
-                   "LoRA does not fit the VRAM and 4-bit does)")
+                   help=_("plan a QLoRA run: the base model's linear layers in 4-bit NF4 (default: only when 16-bit "
+                          "LoRA does not fit the VRAM and 4-bit does)"))
     from lora_tui.cli.plan import add_loss_flag
 
     add_loss_flag(p)
-    p.add_argument("--json", action="store_true", help="print JSON with `values` and `reasons`")
+    p.add_argument("--json", action="store_true", help=_("print JSON with `values` and `reasons`"))
     p.set_defaults(func=run)
 
 
@@ -50,14 +51,14 @@ def _vram_bytes(args: argparse.Namespace) -> tuple[int | None, str]:
     if args.vram_gb is not None:
         return int(args.vram_gb * 1e9), f"{args.vram_gb:g} GB (--vram-gb)"
     if args.cpu:
-        return None, "none (--cpu)"
+        return None, _("none (--cpu)")
     from lora_tui.core.hardware.detect import detect_hardware
 
     hw = detect_hardware()
     vram = hw.usable_vram_bytes
     if vram is None:
-        return None, f"no CUDA GPU ({hw.backend}; {hw.nvml_status})"
-    return vram, f"{vram / 1e9:.1f} GB (smallest detected GPU)"
+        return None, _("no CUDA GPU ({backend}; {status})").format(backend=hw.backend, status=hw.nvml_status)
+    return vram, _("{gb} GB (smallest detected GPU)").format(gb=f"{vram / 1e9:.1f}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
         report = inspect_dataset(args.data)
         if not report.ok:
             first = "\n".join(str(i) for i in report.issues[:5])
-            raise UserError(f"{args.data}: {report.issue_count} invalid record(s); fix them first "
-                            f"(`lora-tui inspect {args.data}` lists all):\n{first}")
+            raise UserError(_("{path}: {count} invalid record(s); fix them first (`lora-tui inspect {path}` lists "
+                              "all):\n{first}").format(path=args.data, count=report.issue_count, first=first))
     vram, vram_text = _vram_bytes(args)
     inventory = None
     if args.model:
@@ -95,22 +96,24 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_human(rec: Any, args: argparse.Namespace, vram_text: str, report: Any) -> None:
     import shutil
-    import textwrap
 
+    from lora_tui.cells import fill, pad
     from lora_tui.core.plan import flag_for, fmt_value
 
     width = max(60, min(shutil.get_terminal_size((100, 24)).columns, 120))
     examples = report.examples if report is not None else args.examples
-    print(f"Inputs: task {args.task or '(none)'}, examples {examples if examples is not None else '(unknown)'}, "
-          f"VRAM {vram_text}" + (f", model {args.model}" if args.model else "") + f"; advice {args.advice}")
+    inputs = _("Inputs: task {task}, examples {examples}, VRAM {vram}, model {model}; advice {advice}") if args.model \
+        else _("Inputs: task {task}, examples {examples}, VRAM {vram}; advice {advice}")
+    print(inputs.format(task=args.task or _("(none)"), examples=examples if examples is not None else _("(unknown)"),
+                        vram=vram_text, model=args.model, advice=args.advice))
     print()
     for key, value in rec.values.items():
-        print(f"{flag_for(key):32} {fmt_value(value):24} [{rec.citations[key].kind.value}]")
-        print(textwrap.fill(rec.reasons[key], width=width, initial_indent="    ", subsequent_indent="    "))
+        print(f"{pad(flag_for(key), 32)} {pad(fmt_value(value), 24)} [{rec.citations[key].kind.words}]")
+        print(fill(rec.reasons[key], width=width, initial_indent="    ", subsequent_indent="    "))
     from lora_tui.cli.plan import fit_line
 
     for step in rec.fit_steps:
-        print(f"memory fit: {fit_line(step)}")
-    notes = [*rec.notes, *(["Pass --vram-gb to plan for a GPU."] if rec.tiers.get("resource") is None else [])]
+        print(_("memory fit: {step}").format(step=fit_line(step)))
+    notes = [*rec.notes, *([_("Pass --vram-gb to plan for a GPU.")] if rec.tiers.get("resource") is None else [])]
     for note in notes:
-        print(textwrap.fill(f"note: {note}", width=width, subsequent_indent="      "))
+        print(fill(_("note: {note}").format(note=note), width=width, subsequent_indent="      "))

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from lora_tui.core.models.inventory import ModelInventory
 from lora_tui.core.plan import split_for
+from lora_tui.i18n import _
 
 EVAL_MIN_EXAMPLES = 100
 """Below this many examples no evaluation split is held out: too few to spare, too few to measure with."""
@@ -61,22 +62,26 @@ def seq_length(data: DataFacts | None, inventory: ModelInventory | None, default
     stats = data.token_stats if data is not None else None
     if stats is None:
         length = default
-        reason = (f"lora-tui's own default: max_seq_length = {default} (the guide states no sequence length; no "
-                  "token statistics for the data)")
+        reason = _("lora-tui's own default: max_seq_length = {default} (the guide states no sequence length; no "
+                   "token statistics for the data)").format(default=default)
     else:
         if stats.max <= 2 * stats.p95:
-            target, why = stats.max, f"the longest example is {stats.max:,} tokens (95th percentile {stats.p95:,})"
+            target, why = stats.max, _("the longest example is {max} tokens (95th percentile {p95})").format(
+                max=f"{stats.max:,}", p95=f"{stats.p95:,}")
         else:
-            target, why = stats.p95, (f"95% of the examples are at most {stats.p95:,} tokens; the longest "
-                                      f"({stats.max:,}) is more than twice that, so it does not size the run")
+            target, why = stats.p95, _("95% of the examples are at most {p95} tokens; the longest ({max}) is more "
+                                       "than twice that, so it does not size the run").format(
+                                           p95=f"{stats.p95:,}", max=f"{stats.max:,}")
         length = min(MAX_SEQ_LENGTH, max(SEQ_MULTIPLE, -(-target // SEQ_MULTIPLE) * SEQ_MULTIPLE))
-        reason = f"{why}; rounded up to a multiple of {SEQ_MULTIPLE}: {length:,}"
+        reason = _("{why}; rounded up to a multiple of {multiple}: {length}").format(
+            why=why, multiple=SEQ_MULTIPLE, length=f"{length:,}")
     if limit and length > limit:
-        length, reason = limit, reason + f"; capped at the model's {limit:,} positions"
+        length, reason = limit, reason + _("; capped at the model's {limit} positions").format(limit=f"{limit:,}")
     if stats is not None:
         over = stats.over(length)
-        reason += ("; no example is cut" if over == 0 else
-                   f"; {over:,} longer example(s) will be cut at the end (first: {stats.first_longer(length)})")
+        reason += (_("; no example is cut") if over == 0 else
+                   _("; {count} longer example(s) will be cut at the end (first: {first})").format(
+                       count=f"{over:,}", first=stats.first_longer(length)))
     return length, reason
 
 
@@ -84,12 +89,15 @@ def eval_split(examples: int | None) -> tuple[float, str]:
     """Beyond the guide (which trains without evaluation): hold out about 5% so that overfitting can be seen and
     the best checkpoint kept, as Unsloth Studio and LLaMA-Factory's val_size do."""
     if examples is None:
-        return 0.0, "no data size known, so no evaluation split (beyond the guide: lora-tui holds out ~5% of data)"
+        return 0.0, _("no data size known, so no evaluation split (beyond the guide: lora-tui holds out ~5% of "
+                      "data)")
     if examples < EVAL_MIN_EXAMPLES:
-        return 0.0, (f"{examples} examples: fewer than {EVAL_MIN_EXAMPLES}, so none is held out for evaluation "
-                     "(too few to spare, and too few to measure overfitting with)")
+        return 0.0, _("{examples} examples: fewer than {minimum}, so none is held out for evaluation (too few to "
+                      "spare, and too few to measure overfitting with)").format(examples=examples,
+                                                                                minimum=EVAL_MIN_EXAMPLES)
     held = min(EVAL_MAX, max(EVAL_MIN, round(EVAL_SHARE * examples)))
     share = split_for(examples, held)  # exactly `held`, as the training process's split takes them
-    return share, (f"beyond the guide: {held} of {examples} examples ({share:.1%}: about {EVAL_SHARE:.0%}, at "
-                   f"least {EVAL_MIN}, at most {EVAL_MAX}) held out, chosen by the seed, to measure overfitting "
-                   "and keep the best checkpoint")
+    return share, _("beyond the guide: {held} of {examples} examples ({share}: about {about}, at least {minimum}, "
+                    "at most {maximum}) held out, chosen by the seed, to measure overfitting and keep the best "
+                    "checkpoint").format(held=held, examples=examples, share=f"{share:.1%}",
+                                         about=f"{EVAL_SHARE:.0%}", minimum=EVAL_MIN, maximum=EVAL_MAX)

@@ -38,9 +38,10 @@ from lora_tui.core.data_rules import DataFacts, eval_split, seq_length
 from lora_tui.core.models.modules import ModelInventory
 from lora_tui.core.plan import TrainingPlan, fmt_value
 from lora_tui.core.sources import ADVICE, Citation, SourceKind
-from lora_tui.core.tables import Band, Guide, Row, Task, guide
+from lora_tui.core.tables import Band, Guide, Row, Task, cited, guide, pattern_name, style_name
 from lora_tui.core.targets import map_targets
 from lora_tui.errors import UserError
+from lora_tui.i18n import _, pgettext
 
 SETTINGS = (
     "lora_r", "lora_alpha", "lora_dropout", "learning_rate", "per_device_train_batch_size",
@@ -94,7 +95,8 @@ class _Draft:
     def set(self, key: str, value: Any, cite: Citation, reason: str | None = None) -> None:
         """A value, its citation and its reason (by default: the citation and the value)."""
         self.values[key], self.cites[key] = value, cite
-        self.reasons[key] = reason if reason is not None else f"{cite.where}: {key} = {fmt_value(value)}"
+        self.reasons[key] = reason if reason is not None else _("{source}: {setting} = {value}").format(
+            source=cite.where, setting=key, value=fmt_value(value))
 
 
 @dataclass(frozen=True)
@@ -127,12 +129,13 @@ def _pick(key: str, x: _Inputs, d: _Draft) -> None:
     if task is not None and t is not None:
         d.set(key, t, _row_cite(task))
         if data is not None and v is not None:
-            d.reasons[key] += (f"; {data.cite()} agrees" if t == v else
-                               f" ({data.cite()} says {fmt_value(v)}; the task preset takes precedence)")
+            d.reasons[key] += (_("; {row} agrees").format(row=data.cite()) if t == v else
+                               _(" ({row} says {value}; the task preset takes precedence)").format(
+                                   row=data.cite(), value=fmt_value(v)))
     elif data is not None and v is not None:
         d.set(key, v, _row_cite(data))
     else:
-        d.set(key, x.g.defaults.settings[key], x.g.default_cites[key])
+        d.set(key, x.g.defaults.settings[key], cited(x.g.default_cites[key]))
 
 
 def recommend(
@@ -153,15 +156,17 @@ def recommend(
     (`memory.LOSS_IMPLS`; default: what `lora-tui train` runs); `load_in_4bit` plans a QLoRA run from the start.
     """
     if advice not in ADVICE:
-        raise UserError(f"--advice {advice}: unknown; choose one of {', '.join(ADVICE)}")
+        raise UserError(_("--advice {advice}: unknown; choose one of {choices}").format(
+            advice=advice, choices=", ".join(ADVICE)))
     x = _inputs(task, examples, vram_bytes, inventory, style, data_report, loss, load_in_4bit)
     d = _advise(x, advice)
     other_advice = next(a for a in ADVICE if a != advice)
     o = _advise(x, other_advice)
     other = {k: o.values[k] for k in SETTINGS if o.values[k] != d.values[k]}
     for key, value in other.items():
-        said = "the guide says" if other_advice == "guide" else "common LoRA practice gives"
-        d.reasons[key] += f"; {said} {fmt_value(value)} ({o.cites[key].where})"
+        said = (_("; the guide says {value} ({source})") if other_advice == "guide" else
+                _("; common LoRA practice gives {value} ({source})"))
+        d.reasons[key] += said.format(value=fmt_value(value), source=o.cites[key].where)
     rec = Recommendation(
         values={k: d.values[k] for k in SETTINGS}, reasons={k: d.reasons[k] for k in SETTINGS}, notes=d.notes,
         tiers={"task": task, "data_size": x.data.key if x.data else None, "resource": x.res.key if x.res else None},
@@ -173,7 +178,7 @@ def recommend(
 
         before = dict(rec.values)
         expert_dropout(rec.values, rec.reasons, inventory)
-        _cite_changes(rec, before, "PEFT's limits on fused experts")
+        _cite_changes(rec, before, _("PEFT's limits on fused experts"))
     return rec
 
 
@@ -182,16 +187,17 @@ def _inputs(task: str | None, examples: int | None, vram_bytes: int | None, inve
     """The inputs checked (UserError naming the flag) and the guide rows they select."""
     g = guide()
     if task is not None and task not in g.tasks:
-        raise UserError(f"--task {task}: unknown task; choose one of {', '.join(g.tasks)}")
+        raise UserError(_("--task {task}: unknown task; choose one of {choices}").format(
+            task=task, choices=", ".join(g.tasks)))
     try:
         ratio = g.alpha_style(style).ratio
     except KeyError:
-        raise UserError(f"--style {style}: unknown; choose one of "
-                        f"{', '.join(s.key for s in g.alpha_styles)}") from None
+        raise UserError(_("--style {style}: unknown; choose one of {choices}").format(
+            style=style, choices=", ".join(s.key for s in g.alpha_styles))) from None
     if examples is None and data_report is not None:
         examples = data_report.examples
     if examples is not None and examples < 0:
-        raise UserError(f"--examples must be >= 0, got {examples}")
+        raise UserError(_("--examples must be >= 0, got {examples}").format(examples=examples))
     return _Inputs(g, g.tasks[task] if task else None, g.data_size_row(examples) if examples is not None else None,
                    g.resource_row(vram_bytes) if vram_bytes is not None else None, ratio, style, examples,
                    vram_bytes, inventory, data_report, load_in_4bit, loss)
@@ -208,15 +214,17 @@ def _advise(x: _Inputs, advice: str) -> _Draft:
                                 styles.guide_epochs(x.g, x.task)))
     pattern, cite, why = styles.practice_pattern() if advice == "practice" else styles.guide_pattern(x.g, x.task)
     targets, mapped = map_targets(list(x.g.patterns[pattern].modules), x.inventory)
-    d.set("target_modules", targets, cite, f"target-module pattern '{pattern}': {why}{mapped}")
+    d.set("target_modules", targets, cite, _("target-module pattern '{pattern}': {why}{mapped}").format(
+        pattern=pattern_name(pattern), why=why, mapped=mapped))
     _batch(x, d)
     _fill_defaults(x, d)
     _resource_rank(x, d)
     alpha = d.values["lora_r"] * x.ratio
-    d.set("lora_alpha", int(alpha) if float(alpha).is_integer() else alpha,
-          Citation(SourceKind.GUIDE_TABLE, f"the guide's alpha section, style '{x.style}' (ratio {x.ratio:g})"),
-          f"the guide's alpha section, style '{x.style}' (ratio {x.ratio:g}): alpha = {x.ratio:g} x r = "
-          f"{fmt_value(alpha)}; every row of the guide's tables uses alpha = 2r")
+    section = _("the guide's alpha section, style '{style}' (ratio {ratio})").format(
+        style=style_name(x.style), ratio=f"{x.ratio:g}")
+    d.set("lora_alpha", int(alpha) if float(alpha).is_integer() else alpha, Citation(SourceKind.GUIDE_TABLE, section),
+          _("{section}: alpha = {ratio} x r = {alpha}; every row of the guide's tables uses alpha = 2r").format(
+              section=section, ratio=f"{x.ratio:g}", alpha=fmt_value(alpha)))
     if advice == "practice":
         d.set("learning_rate", *styles.practice_learning_rate(d.values["lora_r"], x.data))
     _apply_model_preset(d, x.inventory)
@@ -233,9 +241,10 @@ def _task_learning_rate(x: _Inputs, d: _Draft) -> None:
     rate = example.settings.get("learning_rate")
     if rate is not None and rate != d.values["learning_rate"]:
         batch = example.settings.get("per_device_train_batch_size")
-        d.reasons["learning_rate"] += (f"; {example.cite()} uses {fmt_value(rate)}"
-                                       + (f" with batch {batch}" if batch else "")
-                                       + ": the preset is taken, as the guide's stated recommendation for the task")
+        uses = (_("; {example} uses {rate} with batch {batch}: the preset is taken, as the guide's stated "
+                  "recommendation for the task") if batch else
+                _("; {example} uses {rate}: the preset is taken, as the guide's stated recommendation for the task"))
+        d.reasons["learning_rate"] += uses.format(example=example.cite(), rate=fmt_value(rate), batch=batch)
 
 
 def _guard_small_data(x: _Inputs, d: _Draft) -> None:
@@ -245,32 +254,34 @@ def _guard_small_data(x: _Inputs, d: _Draft) -> None:
         return
     r_cap, drop_min, rate = (small.settings[k] for k in ("lora_r", "lora_dropout", "learning_rate"))
     if d.values["lora_r"] > r_cap:
-        d.set("lora_r", r_cap, _row_cite(small), f"{task.cite()}: lora_r = {d.values['lora_r']}, capped at "
-                                                  f"{r_cap} by {small.cite()} (a small dataset overfits a "
-                                                  "large adapter)")
+        d.set("lora_r", r_cap, _row_cite(small), _(
+            "{task}: lora_r = {r}, capped at {cap} by {row} (a small dataset overfits a large adapter)").format(
+                task=task.cite(), r=d.values["lora_r"], cap=r_cap, row=small.cite()))
     if d.values["lora_dropout"] < drop_min:
-        d.set("lora_dropout", drop_min, _row_cite(small),
-              f"{task.cite()}: lora_dropout = {fmt_value(d.values['lora_dropout'])}, raised to {fmt_value(drop_min)} "
-              f"by {small.cite()} (a small dataset needs more regularisation)")
+        d.set("lora_dropout", drop_min, _row_cite(small), _(
+            "{task}: lora_dropout = {dropout}, raised to {minimum} by {row} (a small dataset needs more "
+            "regularisation)").format(task=task.cite(), dropout=fmt_value(d.values["lora_dropout"]),
+                                      minimum=fmt_value(drop_min), row=small.cite()))
     if d.values["learning_rate"] != rate:
-        d.set("learning_rate", rate, _row_cite(small),
-              f"{small.cite()}: learning_rate = {fmt_value(rate)}: below 1K examples the small-data row's rate "
-              f"applies ({task.cite()} says {fmt_value(d.values['learning_rate'])}, which barely moves an "
-              "adapter in the few steps a small dataset gives)")
+        d.set("learning_rate", rate, _row_cite(small), _(
+            "{row}: learning_rate = {rate}: below 1K examples the small-data row's rate applies ({task} says "
+            "{task_rate}, which barely moves an adapter in the few steps a small dataset gives)").format(
+                row=small.cite(), rate=fmt_value(rate), task=task.cite(),
+                task_rate=fmt_value(d.values["learning_rate"])))
 
 
 def _batch(x: _Inputs, d: _Draft) -> None:
     """Step 4's batch x accumulation: the resource row's; without a GPU lora-tui's own 2 x 8."""
     for key in ("per_device_train_batch_size", "gradient_accumulation_steps"):
         if x.res is None:
-            d.set(key, x.g.defaults.settings[key], x.g.default_cites[key])
+            d.set(key, x.g.defaults.settings[key], cited(x.g.default_cites[key]))
         else:
             d.set(key, x.res.settings[key], _row_cite(x.res))
     if x.res is None:
-        d.notes.append("No GPU VRAM known: r is not capped by the resource table and batch x accumulation is "
-                       "lora-tui's own 2 x 8 (the guide's 8-16 GB row).")
+        d.notes.append(_("No GPU VRAM known: r is not capped by the resource table and batch x accumulation is "
+                         "lora-tui's own 2 x 8 (the guide's 8-16 GB row)."))
     else:
-        d.reasons["per_device_train_batch_size"] += " (effective batch 16, as in every resource row)"
+        d.reasons["per_device_train_batch_size"] += _(" (effective batch 16, as in every resource row)")
 
 
 def _fill_defaults(x: _Inputs, d: _Draft) -> None:
@@ -278,25 +289,25 @@ def _fill_defaults(x: _Inputs, d: _Draft) -> None:
     4-bit loading."""
     g = x.g
     for key in ("warmup_ratio", "weight_decay"):
-        d.set(key, g.defaults.settings[key], g.default_cites[key])
-    own = Citation(SourceKind.LORA_TUI, "lora-tui's own rule")
+        d.set(key, g.defaults.settings[key], cited(g.default_cites[key]))
+    own = Citation(SourceKind.LORA_TUI, _("lora-tui's own rule"))
     d.set("gradient_checkpointing", x.vram_bytes is not None, own,
-          "lora-tui's own rule: on for GPU training, as LLaMA-Factory, axolotl and Unsloth do: activations shrink to "
-          "the layer inputs for about 30% more time (the guide lists it among its out-of-memory remedies)"
+          _("lora-tui's own rule: on for GPU training, as LLaMA-Factory, axolotl and Unsloth do: activations shrink "
+            "to the layer inputs for about 30% more time (the guide lists it among its out-of-memory remedies)")
           if x.vram_bytes is not None else
-          "lora-tui's own rule: off without a GPU: system RAM is rarely the limit, and recomputing activations costs "
-          "about 30% time")
+          _("lora-tui's own rule: off without a GPU: system RAM is rarely the limit, and recomputing activations "
+            "costs about 30% time"))
     if x.load_in_4bit:
-        d.set("load_in_4bit", True, Citation(SourceKind.YOURS, "--load-in-4bit"), "on: as set (--load-in-4bit)")
+        d.set("load_in_4bit", True, Citation(SourceKind.YOURS, "--load-in-4bit"), _("on: as set (--load-in-4bit)"))
     else:
-        d.set("load_in_4bit", False, own, "off: 16-bit LoRA" + (
-            "" if x.inventory is not None and x.vram_bytes is not None else
-            " (no model and VRAM known to check the memory against)"))
+        d.set("load_in_4bit", False, own, _("off: 16-bit LoRA") if x.inventory is not None and x.vram_bytes is not
+              None else _("off: 16-bit LoRA (no model and VRAM known to check the memory against)"))
     share, why = eval_split(x.examples)
     d.set("eval_split", share, own, why)
     length, why = seq_length(x.data_report, x.inventory, g.defaults.settings["max_seq_length"])
-    seq_cite = g.default_cites["max_seq_length"] if x.data_report is None or x.data_report.token_stats is None \
-        else Citation(SourceKind.LORA_TUI, "lora-tui's own rule: the measured token lengths")
+    seq_cite = cited(g.default_cites["max_seq_length"]) if x.data_report is None or \
+        x.data_report.token_stats is None \
+        else Citation(SourceKind.LORA_TUI, _("lora-tui's own rule: the measured token lengths"))
     d.set("max_seq_length", length, seq_cite, why)
 
 
@@ -307,12 +318,13 @@ def _resource_rank(x: _Inputs, d: _Draft) -> None:
         return
     cap, r, before = row.settings["lora_r"], d.values["lora_r"], d.reasons["lora_r"]
     if r == cap:
-        d.reasons["lora_r"] += f"; {row.cite()} agrees"
+        d.reasons["lora_r"] += _("; {row} agrees").format(row=row.cite())
         return
     if r < cap:
         return
     if x.inventory is None:
-        d.set("lora_r", cap, _row_cite(row), f"{row.cite()} caps r at {cap} (was {r}: {before})")
+        d.set("lora_r", cap, _row_cite(row), _("{row} caps r at {cap} (was {r}: {before})").format(
+            row=row.cite(), cap=cap, r=r, before=before))
         return
     from lora_tui.core.memory import plan_estimate
     from lora_tui.core.units import fmt_gib
@@ -325,13 +337,16 @@ def _resource_rank(x: _Inputs, d: _Draft) -> None:
 
     at_r, at_cap = need(r), need(cap)
     vram = f"{fmt_gib(x.vram_bytes or 0)} ({(x.vram_bytes or 0) / 1e9:g} GB)"
-    said = (f"{row.cite()} caps r at {cap}; with gradient checkpointing, at r {r} this model needs "
-            f"{fmt_gib(at_r.total_bytes)} of {vram}, {at_r.verdict.replace('_', ' ')}; at r {cap} "
-            f"{fmt_gib(at_cap.total_bytes)}")
+    said = _("{row} caps r at {cap}; with gradient checkpointing, at r {r} this model needs {need} of {vram}, "
+             "{verdict}; at r {cap} {need_at_cap}").format(
+                 row=row.cite(), cap=cap, r=r, need=fmt_gib(at_r.total_bytes), vram=vram,
+                 verdict=verdict_words(at_r.verdict), need_at_cap=fmt_gib(at_cap.total_bytes))
     if at_r.verdict != "will_not_fit":
-        d.reasons["lora_r"] = f"{before}; {said}, so r {r} is kept (with a model the memory estimate decides)"
+        d.reasons["lora_r"] = _("{before}; {said}, so r {r} is kept (with a model the memory estimate "
+                                "decides)").format(before=before, said=said, r=r)
     else:
-        d.set("lora_r", cap, _row_cite(row), f"{said}, so the cap applies (was {r}: {before})")
+        d.set("lora_r", cap, _row_cite(row), _("{said}, so the cap applies (was {r}: {before})").format(
+            said=said, r=r, before=before))
 
 
 def _apply_model_preset(d: _Draft, inventory: ModelInventory | None) -> None:
@@ -341,16 +356,18 @@ def _apply_model_preset(d: _Draft, inventory: ModelInventory | None) -> None:
     for key, spec in (inventory.extra.get("recommend") or {}).items():
         if key not in d.values:
             raise ValueError(f"model preset {inventory.model_id}: unknown setting {key!r}")
-        d.set(key, spec["value"], Citation(SourceKind.LORA_TUI, f"lora-tui's model preset '{inventory.model_id}'"),
-              f"model preset '{inventory.model_id}': {key} = {fmt_value(spec['value'])}: {spec['why']} "
-              f"(the guide's tables said {fmt_value(d.values[key])}: {d.reasons[key]})")
+        d.set(key, spec["value"], Citation(SourceKind.LORA_TUI, _("lora-tui's model preset '{model}'").format(
+            model=inventory.model_id)),
+              _("model preset '{model}': {setting} = {value}: {why} (the guide's tables said {before}: "
+                "{reason})").format(model=inventory.model_id, setting=key, value=fmt_value(spec["value"]),
+                                    why=_(spec["why"]), before=fmt_value(d.values[key]), reason=d.reasons[key]))
 
 
 def _cite_changes(rec: Recommendation, before: dict[str, Any], why: str) -> None:
     """Values the memory steps changed are lora-tui's (the estimate's), not the tables'."""
     for key, value in before.items():
         if rec.values[key] != value:
-            rec.citations[key] = Citation(SourceKind.LORA_TUI, f"lora-tui's own rule: {why}")
+            rec.citations[key] = Citation(SourceKind.LORA_TUI, _("lora-tui's own rule: {why}").format(why=why))
 
 
 def _fit(rec: Recommendation, inventory: ModelInventory, vram_bytes: int, loss: str | None,
@@ -361,4 +378,9 @@ def _fit(rec: Recommendation, inventory: ModelInventory, vram_bytes: int, loss: 
     seq = data.token_stats if data is not None else None
     before = dict(rec.values)
     rec.fit_steps = advise_memory(rec.values, rec.reasons, rec.notes, inventory, vram_bytes, loss=loss, seq=seq)
-    _cite_changes(rec, before, "the memory estimate")
+    _cite_changes(rec, before, _("the memory estimate"))
+
+
+def verdict_words(verdict: str) -> str:
+    """A memory verdict (fits / tight / will_not_fit / unknown) in words: `will not fit` in English."""
+    return pgettext("memory verdict", verdict.replace("_", " "))

@@ -12,11 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from lora_tui.i18n import N_, pgettext
+
 ADVICE = ("guide", "practice")
 """The advice styles: `guide` (the guide's tables, exactly; the default) and `practice` (current LoRA practice)."""
 
-ADVICE_WORDS = {"guide": "the guide", "practice": "common LoRA practice"}
-"""How a reason names each advice style."""
+ADVICE_WORDS = {"guide": N_("the guide"), "practice": N_("common LoRA practice")}
+"""How a reason names each advice style (English; `_()` shows it)."""
 
 
 class SourceKind(str, Enum):
@@ -36,6 +38,11 @@ class SourceKind(str, Enum):
     """lora-tui's own default or rule (the guide does not state the value)."""
     YOURS = "your choice"
     """An option the person chose (e.g. --load-in-4bit)."""
+
+    @property
+    def words(self) -> str:
+        """The kind as a person reads it (the value itself, which JSON holds, in English)."""
+        return pgettext("source kind", self.value)
 
 
 TOML_KINDS = {"script": SourceKind.GUIDE_SCRIPT, "remedy": SourceKind.GUIDE_REMEDY, "lora-tui": SourceKind.LORA_TUI,

@@ -1,7 +1,8 @@
 """The guide's tables (lora_tui/presets/guide.toml), loaded once and validated.
 
 Every value the advisor recommends is traceable to a row here; `Row.cite()` gives the words a reason uses,
-e.g. "the guide's data-size table, row '< 1K examples'".
+e.g. "the guide's data-size table, row '< 1K examples'". The tables hold the English text (the catalogue's msgids,
+since the tables are loaded once); what a person reads is translated when it is shown (`row_label`, `cite`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ else:  # pragma: no cover
 from lora_tui.core.paths import PRESETS_DIR
 from lora_tui.core.plan import TrainingPlan, fmt_value
 from lora_tui.core.sources import TOML_KINDS, Citation
+from lora_tui.i18n import _, pgettext
 
 GUIDE_FILE = PRESETS_DIR / "guide.toml"
 """The data file holding the guide's tables."""
@@ -48,7 +50,8 @@ class Row:
 
     def cite(self) -> str:
         """Short citation used in reasons: `the guide's <table> table, row '<label>'`."""
-        return f"the guide's {self.table} table, row '{self.label}'"
+        return _("the guide's {table} table, row '{label}'").format(table=pgettext("guide table", self.table),
+                                                                    label=_(self.label))
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ class Example:
 
     def cite(self) -> str:
         """Citation used in reasons: `the guide's worked example (<section>)`."""
-        return f"the guide's worked example ({self.section})"
+        return _("the guide's worked example ({section})").format(section=_(self.section))
 
 
 @dataclass(frozen=True)
@@ -364,6 +367,31 @@ def guide(path: Path = GUIDE_FILE) -> Guide:
         return parse_guide(tomllib.load(fh))
 
 
+def row_label(row: Row) -> str:
+    """How the guide labels a row, in the current language (the guide's own Japanese terms)."""
+    return _(row.label)
+
+
+def tier_name(key: str) -> str:
+    """A resource tier's key (low / standard / high) as a person reads it: the key itself in English."""
+    return pgettext("resource tier", key)
+
+
+def style_name(key: str) -> str:
+    """An alpha/r style's key (conservative / standard / aggressive) as a person reads it."""
+    return pgettext("alpha style", key)
+
+
+def pattern_name(key: str) -> str:
+    """A target-module pattern's key (minimal / standard / maximum) as a reason names it: the key in English."""
+    return pgettext("pattern", key)
+
+
+def cited(citation: Citation) -> Citation:
+    """A citation from the preset files (English, loaded once) in the current language."""
+    return Citation(citation.kind, _(citation.where))
+
+
 def size_tier(examples: int) -> str:
     """The data-size tier key (small / medium / large) for a number of examples."""
     return guide().data_size_row(examples).key
@@ -379,27 +407,30 @@ def scaling_label(scaling: float) -> str:
     styles = guide().alpha_styles
     for style in styles:
         if abs(style.ratio - scaling) < 1e-9:
-            return style.key
+            return style_name(style.key)
     if scaling < styles[0].ratio:
-        return f"below {styles[0].key}"
+        return _("below {style}").format(style=style_name(styles[0].key))
     if scaling > styles[-1].ratio:
-        return f"beyond {styles[-1].key}"
+        return _("beyond {style}").format(style=style_name(styles[-1].key))
     lower = max((s for s in styles if s.ratio < scaling), key=lambda s: s.ratio)
     upper = min((s for s in styles if s.ratio > scaling), key=lambda s: s.ratio)
-    return f"between {lower.key} and {upper.key}"
+    return _("between {lower} and {upper}").format(lower=style_name(lower.key), upper=style_name(upper.key))
 
 
 def describe_size_tier(key: str) -> str:
     """What a data-size tier means: its label, the guide's settings for it and why."""
     row = next(b for b in guide().data_sizes if b.key == key)
     st = row.settings
-    return (f"{row.label}: the guide's row uses r {st['lora_r']}, alpha {st['lora_alpha']}, dropout "
-            f"{st['lora_dropout']:g}, lr {fmt_value(st['learning_rate'])}. {row.why}")
+    return _("{label}: the guide's row uses r {r}, alpha {alpha}, dropout {dropout}, lr {lr}. {why}").format(
+        label=row_label(row), r=st["lora_r"], alpha=st["lora_alpha"], dropout=f"{st['lora_dropout']:g}",
+        lr=fmt_value(st["learning_rate"]), why=_(row.why))
 
 
 def describe_resource_tier(key: str) -> str:
     """What a resource tier means: its label and the guide's settings for it."""
     row = next(b for b in guide().resources if b.key == key)
     st = row.settings
-    return (f"{row.label}: the guide's row uses r {st['lora_r']}, alpha {st['lora_alpha']}, batch "
-            f"{st['per_device_train_batch_size']} with {st['gradient_accumulation_steps']} accumulation steps")
+    return _("{label}: the guide's row uses r {r}, alpha {alpha}, batch {batch} with {accumulation} accumulation "
+             "steps").format(label=row_label(row), r=st["lora_r"], alpha=st["lora_alpha"],
+                             batch=st["per_device_train_batch_size"],
+                             accumulation=st["gradient_accumulation_steps"])

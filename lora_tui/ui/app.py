@@ -115,12 +115,13 @@ class LoraTuiApp(App[None]):
     SCREENS = {name: _lazy_screen(name) for name in _SCREEN_MODULES}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     BINDINGS = [
-        Binding("f1", "help", "Help", tooltip="What r, alpha, dropout, targets, lr and batch mean", id="help"),
-        Binding("ctrl+n", "next", "Next", tooltip="Next wizard step", id="next"),
-        Binding("ctrl+b", "previous", "Back", tooltip="Previous wizard step", id="back"),
-        Binding("ctrl+r", "runs", "Runs", tooltip="Runs under the output root", id="runs"),
-        Binding("ctrl+a", "adapters", "Adapters", tooltip="Trained adapters: inspect, try, compare", id="adapters"),
-        Binding("f2", "toggle_theme", "Theme", show=False, tooltip="Switch dark/light", id="theme"),
+        Binding("f1", "help", N_("Help"), tooltip=N_("What r, alpha, dropout, targets, lr and batch mean"), id="help"),
+        Binding("ctrl+n", "next", N_("Next"), tooltip=N_("Next wizard step"), id="next"),
+        Binding("ctrl+b", "previous", N_("Back"), tooltip=N_("Previous wizard step"), id="back"),
+        Binding("ctrl+r", "runs", N_("Runs"), tooltip=N_("Runs under the output root"), id="runs"),
+        Binding("ctrl+a", "adapters", N_("Adapters"), tooltip=N_("Trained adapters: inspect, try, compare"),
+                id="adapters"),
+        Binding("f2", "toggle_theme", N_("Theme"), show=False, tooltip=N_("Switch dark/light"), id="theme"),
     ]
 
     def __init__(self, *, hardware_probe: HardwareProbe, gpu_query: GpuQuery, launcher: Launcher,
@@ -299,6 +300,7 @@ class LoraTuiApp(App[None]):
         for name in _SCREEN_MODULES:
             if self.is_screen_installed(name) and self.get_screen(name) not in self.screen_stack:
                 self.uninstall_screen(name)
+                self._installed_screens[name] = _lazy_screen(name)  # built again, in the new language
         self.run_worker(self._relocalize_stack(), group="language", exclusive=True)
 
     async def _relocalize_stack(self) -> None:

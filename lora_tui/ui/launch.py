@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 from typing import NoReturn
 
+from lora_tui import i18n
 from lora_tui.errors import UserError
+from lora_tui.i18n import _
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,23 +38,35 @@ def tui_argv(argv: list[str]) -> list[str] | None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The TUI's options."""
-    parser = _Parser(prog="lora-tui", description="Open the lora-tui terminal app.")
+    parser = _Parser(prog="lora-tui", description=_("Open the lora-tui terminal app."))
     parser.add_argument("--runs-root", type=Path, default=None,
-                        help="where runs are created and listed (default: $LORA_TUI_RUNS or ./runs)")
-    parser.add_argument("--runs", action="store_true", help="start on the runs list (to re-attach to a run)")
+                        help=_("where runs are created and listed (default: $LORA_TUI_RUNS or ./runs)"))
+    parser.add_argument("--runs", action="store_true", help=_("start on the runs list (to re-attach to a run)"))
     parser.add_argument("--monitor", type=Path, default=None, metavar="RUN_DIR",
-                        help="open the monitor of this run directory")
-    parser.add_argument("--light", action="store_true", help="start in the light theme")
+                        help=_("open the monitor of this run directory"))
+    parser.add_argument("--light", action="store_true", help=_("start in the light theme"))
+    parser.add_argument("--lang", choices=i18n.LANGUAGES, default=None,
+                        help=_("the language of the app (default: $LORA_TUI_LANG, else the language chosen in "
+                               "the app last time, else the locale, else en)"))
     return parser
 
 
-def run_tui(argv: list[str]) -> int:
-    """Run the TUI until the person quits; returns the exit status."""
+def tui_language(flag: str | None) -> str:
+    """The TUI's language: `--lang`, LORA_TUI_LANG, the choice remembered in the settings file, the locale."""
+    from lora_tui.ui.settings import remembered_language
+
+    return i18n.choose_language(flag, remembered=remembered_language())
+
+
+def run_tui(argv: list[str], *, lang: str | None = None) -> int:
+    """Run the TUI until the person quits; returns the exit status. `lang` is `--lang` (taken off `argv`)."""
+    flag, argv = i18n.lang_option(argv)
+    i18n.set_language(tui_language(lang or flag))
     args = build_parser().parse_args(argv)
     if args.runs_root is not None and args.runs_root.exists() and not args.runs_root.is_dir():
-        raise UserError(f"--runs-root {args.runs_root}: exists and is not a directory")
+        raise UserError(_("--runs-root {path}: exists and is not a directory").format(path=args.runs_root))
     if args.monitor is not None and not args.monitor.is_dir():
-        raise UserError(f"--monitor {args.monitor}: no such run directory")
+        raise UserError(_("--monitor {path}: no such run directory").format(path=args.monitor))
     from lora_tui.core.demo_assets import start_prebuild
     from lora_tui.ui.app import make_app
 

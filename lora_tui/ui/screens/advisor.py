@@ -15,36 +15,40 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Input, RadioButton, RadioSet, Static
 
 from lora_tui.core.plan import TrainingPlan, flag_for
+from lora_tui.core.recommend import verdict_words
+from lora_tui.core.tables import style_name
 from lora_tui.errors import UserError
+from lora_tui.i18n import N_, _, pgettext
 from lora_tui.ui.format import fmt_bytes, fmt_count, fmt_value
 from lora_tui.ui.screens.base import WizardScreen
 from lora_tui.ui.state import ADVISED
 
 EDITABLE: tuple[tuple[str, str], ...] = (
-    ("lora_r", "r"),
-    ("lora_alpha", "alpha"),
-    ("lora_dropout", "dropout"),
-    ("learning_rate", "learning rate"),
-    ("per_device_train_batch_size", "batch size"),
-    ("gradient_accumulation_steps", "accumulation"),
-    ("num_train_epochs", "epochs"),
-    ("warmup_ratio", "warmup ratio"),
-    ("weight_decay", "weight decay"),
-    ("max_seq_length", "max seq length"),
-    ("target_modules", "targets"),
-    ("gradient_checkpointing", "grad checkpointing"),
-    ("load_in_4bit", "4-bit base (QLoRA)"),
-    ("eval_split", "eval split"),
-    ("save_steps", "save+eval every"),
-    ("keep", "keep (best/last)"),
-    ("early_stopping", "early stopping"),
+    ("lora_r", N_("r")),
+    ("lora_alpha", N_("alpha")),
+    ("lora_dropout", N_("dropout")),
+    ("learning_rate", N_("learning rate")),
+    ("per_device_train_batch_size", N_("batch size")),
+    ("gradient_accumulation_steps", N_("accumulation")),
+    ("num_train_epochs", N_("epochs")),
+    ("warmup_ratio", N_("warmup ratio")),
+    ("weight_decay", N_("weight decay")),
+    ("max_seq_length", N_("max seq length")),
+    ("target_modules", N_("targets")),
+    ("gradient_checkpointing", N_("grad checkpointing")),
+    ("load_in_4bit", N_("4-bit base (QLoRA)")),
+    ("eval_split", N_("eval split")),
+    ("save_steps", N_("save+eval every")),
+    ("keep", N_("keep (best/last)")),
+    ("early_stopping", N_("early stopping")),
 )
-"""The settings shown on the advisor, (plan field, label), in the order a person reads them."""
+"""The settings shown on the advisor, (plan field, label in English: `_()` shows it), in the order a person
+reads them."""
 
 STYLES = ("conservative", "standard", "aggressive")
 """The guide's alpha/r styles."""
 
-ADVICE_LABELS = (("guide", "the guide's tables"), ("practice", "current LoRA practice"))
+ADVICE_LABELS = (("guide", N_("the guide's tables")), ("practice", N_("current LoRA practice")))
 """The advice styles (`core.sources.ADVICE`) as the Advisor's switch names them."""
 
 VERDICT_STYLE = {"fits": "bold green", "tight": "bold yellow", "will_not_fit": "bold red", "unknown": "bold"}
@@ -56,8 +60,9 @@ class AdvisorScreen(WizardScreen):
 
     STEP = "advisor"
     BINDINGS = [
-        Binding("ctrl+g", "fit", "Fit to VRAM", tooltip="Apply the memory remedies until the plan fits", id="fit"),
-        Binding("ctrl+o", "reset", "Reset to advice", tooltip="Drop your edits, take the recommendation",
+        Binding("ctrl+g", "fit", N_("Fit to VRAM"), tooltip=N_("Apply the memory remedies until the plan fits"),
+                id="fit"),
+        Binding("ctrl+o", "reset", N_("Reset to advice"), tooltip=N_("Drop your edits, take the recommendation"),
                 id="reset"),
     ]
 
@@ -70,16 +75,17 @@ class AdvisorScreen(WizardScreen):
         with VerticalScroll(id="body"):
             with Horizontal(id="advisor-cols"):
                 with Vertical(classes="column", id="settings"):
-                    with RadioSet(id="advisor-advice", tooltip="Which advice fills the settings you leave alone; "
-                                  "each reason shows the other's value where they differ"):
+                    with RadioSet(id="advisor-advice", tooltip=_("Which advice fills the settings you leave alone; "
+                                                                 "each reason shows the other's value where they "
+                                                                 "differ")):
                         for key, label in ADVICE_LABELS:
-                            yield RadioButton(label, value=self.state.plan.advice == key, name=key)
+                            yield RadioButton(_(label), value=self.state.plan.advice == key, name=key)
                     with RadioSet(id="style"):
                         for key in STYLES:
-                            yield RadioButton(f"{key}", value=self.state.style == key, name=key)
+                            yield RadioButton(style_name(key), value=self.state.style == key, name=key)
                     for name, label in EDITABLE:
                         with Horizontal(classes="setting"):
-                            yield Static(label, classes="setting-name")
+                            yield Static(_(label), classes="setting-name")
                             yield Input(fmt_value(getattr(self.state.plan, name)), id=f"set-{name}",
                                         classes="setting-value", tooltip=flag_for(name))
                         yield Static("", id=f"why-{name}", classes="setting-why")
@@ -95,8 +101,8 @@ class AdvisorScreen(WizardScreen):
     def on_mount(self) -> None:
         """Set up the tables."""
         super().on_mount()
-        self.query_one("#layers", DataTable).add_columns("module", "in -> out", "layers", "original", "LoRA",
-                                                         "share")
+        self.query_one("#layers", DataTable).add_columns(_("module"), _("in -> out"), _("layers"), _("original"),
+                                                         "LoRA", _("share"))
 
     def on_screen_resume(self) -> None:
         """Show the plan as resolved now (the data, task, model or hardware may have changed)."""
@@ -126,9 +132,10 @@ class AdvisorScreen(WizardScreen):
 
     def _show_reason(self, name: str) -> None:
         if name in self.state.edited and name not in self.state.reasons:
-            reason = "set by you"
+            reason = _("set by you")
         else:
-            reason = self.state.reasons.get(name, f"{self.state.sources.get(name, 'default')} value")
+            reason = self.state.reasons[name] if name in self.state.reasons else _("{source} value").format(
+                source=pgettext("value source", self.state.sources.get(name, "default")))
         self.query_one(f"#why-{name}", Static).update(Text(reason, style="dim italic"))
 
     @on(Input.Changed, ".setting-value")
@@ -173,7 +180,7 @@ class AdvisorScreen(WizardScreen):
     def action_fit(self) -> None:
         """Apply the memory remedies that make the plan fit the VRAM."""
         if not self._fit_changes:
-            self.notify("Nothing to change: the plan fits (or no GPU memory is known).")
+            self.notify(_("Nothing to change: the plan fits (or no GPU memory is known)."))
             return
         self.state.update(**self._fit_changes)
         self._show_plan()
@@ -184,7 +191,7 @@ class AdvisorScreen(WizardScreen):
         """Recompute the LoRA math and the memory estimate for the current plan (pure, fast core calls)."""
         inv = self.state.inventory
         if inv is None:
-            self.query_one("#scaling", Static).update("No model inventory: choose a model on the Task step.")
+            self.query_one("#scaling", Static).update(_("No model inventory: choose a model on the Task step."))
             return
         plan = self.state.plan
         try:
@@ -201,7 +208,7 @@ class AdvisorScreen(WizardScreen):
                                  use_rslora=plan.use_rslora)
         ratio = "alpha/sqrt(r)" if plan.use_rslora else "alpha/r"
         self.query_one("#scaling", Static).update(Text.assemble(
-            ("Scaling ", "bold"), f"{ratio} = {fmt_value(plan.lora_alpha)}/{plan.lora_r} = {math.scaling:.3g}  ",
+            (_("Scaling "), "bold"), f"{ratio} = {fmt_value(plan.lora_alpha)}/{plan.lora_r} = {math.scaling:.3g}  ",
             (f"({math.scaling_label})", "bold cyan")))
         table = self.query_one("#layers", DataTable)
         table.clear()
@@ -209,11 +216,13 @@ class AdvisorScreen(WizardScreen):
             table.add_row(row.name, f"{row.in_features} -> {row.out_features}", str(row.count),
                           fmt_count(row.original_params), fmt_count(row.lora_params), f"{row.share:.2%}")
         totals = Text.assemble(
-            ("Trainable ", "bold"), f"{math.trainable_params:,} of {math.total_params:,} ",
+            (_("Trainable "), "bold"), _("{trainable} of {total} ").format(
+                trainable=f"{math.trainable_params:,}", total=f"{math.total_params:,}"),
             (f"({math.trainable_pct:.3f}%)", "bold"),
-            f"  adapter file ≈ {fmt_bytes(math.adapter_bytes_fp32)} fp32")
+            _("  adapter file ≈ {size} fp32").format(size=fmt_bytes(math.adapter_bytes_fp32)))
         if math.unmatched:
-            totals.append(f"\nNo module matches: {', '.join(math.unmatched)}", style="bold red")
+            totals.append(_("\nNo module matches: {names}").format(names=", ".join(math.unmatched)),
+                          style="bold red")
         self.query_one("#totals", Static).update(totals)
 
     def _show_memory(self, inv: Any, plan: TrainingPlan) -> None:
@@ -224,12 +233,12 @@ class AdvisorScreen(WizardScreen):
         report = self.state.data_report
         est = plan_estimate(inv, plan, vram, lengths=report.token_stats if report is not None else None)
         self.query_one("#memory", Static).update(memory_table(est.parts))
-        verdict = Text.assemble(("Peak memory ", "bold"), f"≈ {fmt_bytes(est.total_bytes)}")
+        verdict = Text.assemble((_("Peak memory "), "bold"), f"≈ {fmt_bytes(est.total_bytes)}")
         if vram:
-            verdict.append(f" of {fmt_bytes(vram)}: ")
-            verdict.append(est.verdict.replace("_", " "), style=VERDICT_STYLE.get(est.verdict, "bold"))
+            verdict.append(_(" of {vram}: ").format(vram=fmt_bytes(vram)))
+            verdict.append(verdict_words(est.verdict), style=VERDICT_STYLE.get(est.verdict, "bold"))
         else:
-            verdict.append("  (no GPU: the CPU run's memory)", style="dim")
+            verdict.append(_("  (no GPU: the CPU run's memory)"), style="dim")
         verdict.append(f"\n{est.settings.get('precision_reason', '')}", style="dim")
         verdict.append(f"\n{est.settings.get('seq_basis', '')}", style="dim")
         self.query_one("#verdict", Static).update(verdict)
@@ -237,20 +246,20 @@ class AdvisorScreen(WizardScreen):
         remedies = Text()
         if vram and est.verdict == "will_not_fit":
             steps = fit_to_vram(inv, plan, vram)
-            remedies.append("Remedies (ctrl+g applies them):\n", style="bold")
+            remedies.append(_("Remedies (ctrl+g applies them):\n"), style="bold")
             for step in steps:
                 self._fit_changes.update(step.changes)
                 remedies.append(f"  • {step.description} -> {fmt_bytes(step.estimate.total_bytes)} "
-                                f"({step.estimate.verdict.replace('_', ' ')})\n")
+                                f"({verdict_words(step.estimate.verdict)})\n")
         self.query_one("#remedies", Static).update(remedies)
 
 
 def memory_table(parts: Any) -> Table:
     """The estimate's parts as a table whose detail column wraps (nothing is cut at 80 or 120 columns)."""
     table = Table(expand=True, box=None, header_style="bold", padding=(0, 1))
-    table.add_column("part", ratio=3, overflow="fold")
-    table.add_column("size", justify="right", no_wrap=True)
-    table.add_column("detail", ratio=4, overflow="fold")
+    table.add_column(_("part"), ratio=3, overflow="fold")
+    table.add_column(_("size"), justify="right", no_wrap=True)
+    table.add_column(_("detail"), ratio=4, overflow="fold")
     for part in parts:
         table.add_row(part.label, fmt_bytes(part.bytes), part.detail)
     return table

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingsMap
 from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 from textual.worker import Worker
+
+from lora_tui.i18n import _
 
 if TYPE_CHECKING:
     from lora_tui.ui.app import LoraTuiApp
@@ -32,8 +35,24 @@ def collides_with_typing(node: DOMNode, action: str) -> bool:
     return bool(keys) and keys <= LINE_EDITING_KEYS
 
 
+def translate_bindings(node: DOMNode) -> None:
+    """The node's bindings with their descriptions and tooltips in the current language. Its bindings as first
+    seen (the class's, and any the node added itself, such as the app's command palette key) keep the English
+    text, the msgids, so a later switch of language translates from them again."""
+    source: BindingsMap = node.__dict__.setdefault("_english_bindings", node._bindings)
+    node._bindings = BindingsMap.from_keys({
+        key: [dataclasses.replace(b, description=_(b.description) if b.description else "",
+                                  tooltip=_(b.tooltip) if b.tooltip else "") for b in bindings]
+        for key, bindings in source.key_to_bindings.items()})
+
+
 class AppScreen(Screen[Any]):
-    """What every lora-tui screen shares: the app typed, and worker state changes handed to its one handler."""
+    """What every lora-tui screen shares: the app typed, its bindings in the current language, and worker state
+    changes handed to its one handler."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        translate_bindings(self)
 
     @property
     def tui(self) -> LoraTuiApp:
@@ -87,8 +106,17 @@ class WizardScreen(AppScreen):
         for i, (name, title) in enumerate(WIZARD):
             if i:
                 text.append(" › ", style="dim")
-            text.append(f"{i + 1} {title}", style="bold reverse" if name == self.STEP else "dim")
+            text.append(f"{i + 1} {_(title)}", style="bold reverse" if name == self.STEP else "dim")
         return text
+
+    async def relocalize(self) -> None:
+        """Show the step in the current language: compose it again and fill it as when it was first shown."""
+        translate_bindings(self)
+        await self.recompose()
+        self.on_mount()
+        resume = getattr(self, "on_screen_resume", None)
+        if resume is not None:
+            resume()
 
     def show_error(self, message: str) -> None:
         """Show a user error inline (cleared by `clear_error`)."""

@@ -22,10 +22,12 @@ from textual.widget import Widget
 from textual.widgets import Button, DirectoryTree, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from lora_tui.cells import pad
 from lora_tui.core.demo_assets import PREBUILD_LOG, demo_tokenizer_file
 from lora_tui.core.paths import SAMPLE_DATA_PATH, cache_dir
 from lora_tui.core.progress import Progress
 from lora_tui.errors import UserError
+from lora_tui.i18n import N_, _
 from lora_tui.ui.format import display_path, fmt_bytes
 from lora_tui.ui.messages import DataInspected
 from lora_tui.ui.screens.base import WizardScreen
@@ -72,14 +74,15 @@ def preview_text(previews: tuple[Any, ...], template: str) -> Text:
     text = Text()
     if not previews:
         return text
-    text.append(f"Preview ({template or 'plain text, no chat template'}): ", style="bold")
-    text.append("highlighted", style=TRAINED_STYLE)
-    text.append(" text carries the loss\n")
+    text.append(_("Preview ({template}): ").format(template=template or _("plain text, no chat template")),
+                style="bold")
+    text.append(_("highlighted"), style=TRAINED_STYLE)
+    text.append(_(" text carries the loss\n"))
     for example in previews:
-        text.append(f"── {example.where}: {example.tokens:,} tokens, {example.trained_tokens:,} trained\n",
-                    style="bold")
+        text.append(_("── {where}: {tokens} tokens, {trained} trained\n").format(
+            where=example.where, tokens=f"{example.tokens:,}", trained=f"{example.trained_tokens:,}"), style="bold")
         if example.problem:
-            text.append(f"(not rendered: {example.problem})\n", style="red")
+            text.append(_("(not rendered: {why})\n").format(why=example.problem), style="red")
             continue
         for seg in example.segments:
             text.append(seg.text, style=CUT_STYLE if seg.cut else TRAINED_STYLE if seg.trained else CONTEXT_STYLE)
@@ -92,23 +95,23 @@ class DataScreen(WizardScreen):
 
     STEP = "data"
     BINDINGS = [
-        Binding("ctrl+o", "browse", "Browse", tooltip="Show or hide the file browser", id="browse"),
-        Binding("ctrl+d", "sample", "Sample data", tooltip="Use the built-in sample dataset", id="sample"),
-        Binding("ctrl+t", "fetch_tokenizer", "Get tokenizer", id="fetch-tokenizer",
-                tooltip="Fetch the model's tokenizer files (a few MB, not the weights) to measure the data"),
-        Binding("escape", "cancel_inspection", "Cancel", tooltip="Stop the running inspection", id="cancel",
+        Binding("ctrl+o", "browse", N_("Browse"), tooltip=N_("Show or hide the file browser"), id="browse"),
+        Binding("ctrl+d", "sample", N_("Sample data"), tooltip=N_("Use the built-in sample dataset"), id="sample"),
+        Binding("ctrl+t", "fetch_tokenizer", N_("Get tokenizer"), id="fetch-tokenizer",
+                tooltip=N_("Fetch the model's tokenizer files (a few MB, not the weights) to measure the data")),
+        Binding("escape", "cancel_inspection", N_("Cancel"), tooltip=N_("Stop the running inspection"), id="cancel",
                 show=False),
     ]
 
     def compose_body(self) -> ComposeResult:
         """Path field, buttons, browser (hidden), the inspection result, the columns and the preview."""
         with VerticalScroll(id="body"):
-            yield Static("Training data: a JSONL, JSON, CSV, Parquet or Arrow file, or a directory of shards "
-                         "(Enter to inspect)", classes="label")
+            yield Static(_("Training data: a JSONL, JSON, CSV, Parquet or Arrow file, or a directory of shards "
+                           "(Enter to inspect)"), classes="label")
             with Horizontal(classes="row"):
                 yield Input(display_path(self.state.data_path), id="data-path", suggester=PathSuggester())
-                yield Button("Browse", id="browse-btn")
-                yield Button("Sample", id="sample-btn")
+                yield Button(_("Browse"), id="browse-btn")
+                yield Button(_("Sample"), id="sample-btn")
             yield Static("", id="data-summary")
             yield Static("", id="data-issues")
             yield ColumnsPicker(id="data-columns")
@@ -185,7 +188,7 @@ class DataScreen(WizardScreen):
         if repo is None or self._inspected is None:
             return
         self.query_one("#data-summary", Static).update(
-            Text(f"Fetching the tokenizer files of {repo} (a few MB)…", style="dim"))
+            Text(_("Fetching the tokenizer files of {repo} (a few MB)…").format(repo=repo), style="dim"))
         self.fetch_tokenizer(repo, self._inspected[0])
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="tokenizer")
@@ -201,14 +204,15 @@ class DataScreen(WizardScreen):
         self.app.call_from_thread(self.choose, path)
 
     def _fetch_failed(self, why: str, path: str) -> None:
-        self.show_error(f"Tokenizer: {why}")
+        self.show_error(_("Tokenizer: {why}").format(why=why))
         self.choose(path)
 
     def _show_progress(self, path: str, event: Progress) -> None:
         """`Inspecting FILE: reading and tokenizing the data: 4.4 MiB of 5.7 MiB, about 2s left`, while it runs."""
         if self._inspecting is not None and self._inspected is not None and self._inspected[0] == path:
             self.query_one("#data-summary", Static).update(
-                Text(f"Inspecting {path}: {event.describe()} (Escape cancels)", style="dim"))
+                Text(_("Inspecting {path}: {progress} (Escape cancels)").format(path=path, progress=event.describe()),
+                     style="dim"))
 
     @on(Input.Submitted, "#data-path")
     def _submitted(self, event: Input.Submitted) -> None:
@@ -246,7 +250,7 @@ class DataScreen(WizardScreen):
         try:
             self.state.update(columns=event.columns)
         except UserError as exc:
-            self.show_error(f"Columns: {exc}")
+            self.show_error(_("Columns: {why}").format(why=exc))
             return
         if self._inspected is not None:
             self.choose(self._inspected[0])
@@ -255,13 +259,13 @@ class DataScreen(WizardScreen):
         """Inspect `path`; the plan takes it once the inspection comes back."""
         path = os.path.expanduser(path.strip())
         if not path:
-            self.show_error("Data: type a file path, or press ctrl+d for the built-in sample")
+            self.show_error(_("Data: type a file path, or press ctrl+d for the built-in sample"))
             return
         self.clear_error()
-        doing = f"Inspecting {path}"
+        doing = _("Inspecting {path}… (Escape cancels)")
         if self.state.plan.model.strip().lower() == "demo" and demo_tokenizer_file() is None:
-            doing += " and building the demo tokenizer (once, a few seconds)"
-        self.query_one("#data-summary", Static).update(Text(f"{doing}… (Escape cancels)", style="dim"))
+            doing = _("Inspecting {path} and building the demo tokenizer (once, a few seconds)… (Escape cancels)")
+        self.query_one("#data-summary", Static).update(Text(doing.format(path=path), style="dim"))
         self._inspected = (path, *self._token_key())
         self._stop_deadline()
         self._inspecting = self.inspect(path, *self._token_key())
@@ -274,21 +278,23 @@ class DataScreen(WizardScreen):
 
     def _timed_out(self) -> None:
         self._deadline = None
-        self._cancel(f"inspecting took longer than {INSPECT_TIMEOUT_S:.0f} s and was stopped")
+        self._cancel(_("inspecting took longer than {seconds} s and was stopped").format(
+            seconds=f"{INSPECT_TIMEOUT_S:.0f}"))
 
     def action_cancel_inspection(self) -> None:
         """Stop the running inspection (Escape)."""
         if self._inspecting is not None:
-            self._cancel("inspection cancelled")
+            self._cancel(_("inspection cancelled"))
 
     def _cancel(self, why: str) -> None:
         worker, self._inspecting = self._inspecting, None
         if worker is not None:
             worker.cancel()
         self._stop_deadline()
-        path = self._inspected[0] if self._inspected else "the file"
-        self.query_one("#data-summary", Static).update(Text(f"Not inspected: {path}: {why}", style="yellow"))
-        self.show_error(f"Data: {why}; choose another file, or press Enter to try again")
+        path = self._inspected[0] if self._inspected else _("the file")
+        self.query_one("#data-summary", Static).update(Text(_("Not inspected: {path}: {why}").format(
+            path=path, why=why), style="yellow"))
+        self.show_error(_("Data: {why}; choose another file, or press Enter to try again").format(why=why))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """An inspection that failed (a path that is not a data file): say so where the summary was."""
@@ -296,7 +302,7 @@ class DataScreen(WizardScreen):
             self._inspecting = None
             self._stop_deadline()
             if event.state == WorkerState.ERROR:
-                self.query_one("#data-summary", Static).update(Text("Not inspected", style="yellow"))
+                self.query_one("#data-summary", Static).update(Text(_("Not inspected"), style="yellow"))
         super().on_worker_state_changed(event)
 
     def on_data_inspected(self, message: DataInspected) -> None:
@@ -311,51 +317,59 @@ class DataScreen(WizardScreen):
         self.query_one("#data-summary", Static).update(self._summary(report.at(self.state.plan.max_seq_length)))
         issues = Text()
         if report.issue_count:
-            issues.append(f"{report.issue_count} problem(s):\n", style="bold red")
+            issues.append(_("{count} problem(s):\n").format(count=report.issue_count), style="bold red")
             for issue in report.issues:
                 issues.append(f"  {issue}\n", style="red")
             if report.issue_count > len(report.issues):
-                issues.append(f"  … and {report.issue_count - len(report.issues)} more\n", style="red")
+                issues.append(_("  … and {count} more\n").format(count=report.issue_count - len(report.issues)),
+                              style="red")
         self.query_one("#data-issues", Static).update(issues)
         detected = report.schema is not None and report.columns is not None
-        title = f"Columns: {report.schema} ({report.columns})" if detected else "Columns: choose the fields to train on"
+        title = _("Columns: {schema} ({columns})").format(schema=report.schema, columns=report.columns) if detected \
+            else _("Columns: choose the fields to train on")
         self.query_one(ColumnsPicker).show(report.fields, report.columns, title,
                                            open_=not detected and bool(report.fields))
         self.query_one("#data-preview", Static).update(preview_text(message.preview, message.template))
-        self.query_one("#data-notes", Static).update("\n".join(report.notes))
+        self.query_one("#data-notes", Static).update("\n".join(_(note) for note in report.notes))
         self.refresh_bindings()  # Get tokenizer comes and goes with the token statistics
 
     def _summary(self, report: Any) -> Text:
         from lora_tui.core.tables import describe_size_tier
 
         text = Text()
-        text.append("✔ ready\n" if report.ok else "✘ has problems\n", style="bold green" if report.ok else "bold red")
-        schema = f"{report.schema} ({report.columns})" if report.columns else report.schema or "not recognised"
+        text.append(_("✔ ready\n") if report.ok else _("✘ has problems\n"),
+                    style="bold green" if report.ok else "bold red")
+        schema = f"{report.schema} ({report.columns})" if report.columns else report.schema or _("not recognised")
         rows = [
-            ("Format", f"{report.file_format} ({report.shape or 'no valid examples'})"),
-            ("Schema", schema),
-            ("Examples", f"{report.examples:,}"),
-            ("Size tier", f"{report.size_tier}  {describe_size_tier(report.size_tier)}" if report.size_tier else "-"),
-            ("On disk", fmt_bytes(report.bytes)),
+            (_("Format"), f"{report.file_format} ({report.shape or _('no valid examples')})"),
+            (_("Schema"), schema),
+            (_("Examples"), f"{report.examples:,}"),
+            (_("Size tier"), _("{tier}  {description}").format(
+                tier=report.size_tier, description=describe_size_tier(report.size_tier)) if report.size_tier
+             else "-"),
+            (_("On disk"), fmt_bytes(report.bytes)),
         ]
         stats = report.token_stats
         if stats is not None:
-            over = f"{stats.over_max} over {stats.max_seq_length}"
+            over = _("{over} over {length}").format(over=stats.over_max, length=stats.max_seq_length)
             if stats.first_over:
-                over += f" (first: {stats.first_over}; they are cut at the end)"
-            rows.append(("Tokens", f"median {stats.median}, p95 {stats.p95}, max {stats.max}; {over}"))
-            rows.append(("Loss on", f"{stats.trained_token_share:.0%} of the tokens"))
+                over += _(" (first: {first}; they are cut at the end)").format(first=stats.first_over)
+            rows.append((_("Tokens"), _("median {median}, p95 {p95}, max {max}; {over}").format(
+                median=stats.median, p95=stats.p95, max=stats.max, over=over)))
+            rows.append((_("Loss on"), _("{share} of the tokens").format(share=f"{stats.trained_token_share:.0%}")))
         else:
             model = self.state.plan.model
             if model.strip().lower() == "demo":
-                how = f"building the demo tokenizer failed; see {display_path(cache_dir() / PREBUILD_LOG)}"
+                how = _("building the demo tokenizer failed; see {path}").format(
+                    path=display_path(cache_dir() / PREBUILD_LOG))
             elif self._hub_repo() is not None:
-                how = "ctrl+t fetches its tokenizer files, a few MB, not the weights"
+                how = _("ctrl+t fetches its tokenizer files, a few MB, not the weights")
             else:
-                how = "choose a model directory with tokenizer.json on the Task and model step"
-            rows.append(("Tokens", f"not measured: `{model}`'s tokenizer is not on this machine ({how})"))
+                how = _("choose a model directory with tokenizer.json on the Task and model step")
+            rows.append((_("Tokens"), _("not measured: `{model}`'s tokenizer is not on this machine ({how})").format(
+                model=model, how=how)))
         for label, value in rows:
-            text.append(f"{label:>10}  ", style="bold")
+            text.append(f"{pad(label, 10, 'right')}  ", style="bold")
             text.append(f"{value}\n")
         return text
 
@@ -363,11 +377,11 @@ class DataScreen(WizardScreen):
         """Refuse to go on while the inspection runs, or while the chosen file has problems (they would fail the
         run later)."""
         if self._inspecting is not None:
-            self.show_error("Data: still inspecting; wait, or press Escape to cancel")
+            self.show_error(_("Data: still inspecting; wait, or press Escape to cancel"))
             return False
         report = self.state.data_report
         if report is not None and not report.ok:
-            self.show_error(f"Data: {report.issue_count} problem(s) in {report.path}; fix them, choose the columns, "
-                            "or choose another file (ctrl+d: sample)")
+            self.show_error(_("Data: {count} problem(s) in {path}; fix them, choose the columns, or choose another "
+                              "file (ctrl+d: sample)").format(count=report.issue_count, path=report.path))
             return False
         return True

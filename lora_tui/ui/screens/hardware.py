@@ -8,26 +8,30 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
+from textual.timer import Timer
 from textual.widgets import DataTable, Static
 
+from lora_tui.core.tables import tier_name
+from lora_tui.i18n import N_, _
 from lora_tui.ui.format import fmt_bytes
 from lora_tui.ui.messages import GpusSampled, HardwareDetected
 from lora_tui.ui.screens.base import WizardScreen
 
 TIER_TEXT = {
-    "low": "under 8 GB of VRAM: the guide's memory-constrained tier. The advisor keeps r small and uses batch 1 "
-    "with more accumulation steps; expect to target few modules on larger models.",
-    "standard": "8-16 GB of VRAM: the guide's standard tier, room for the usual settings on 1-3B models.",
-    "high": "over 16 GB of VRAM: the guide's high tier. The advisor allows a higher rank and larger batches.",
+    "low": N_("under 8 GB of VRAM: the guide's memory-constrained tier. The advisor keeps r small and uses batch 1 "
+              "with more accumulation steps; expect to target few modules on larger models."),
+    "standard": N_("8-16 GB of VRAM: the guide's standard tier, room for the usual settings on 1-3B models."),
+    "high": N_("over 16 GB of VRAM: the guide's high tier. The advisor allows a higher rank and larger batches."),
 }
-"""What each of the guide's resource tiers means, in a sentence."""
+"""What each of the guide's resource tiers means, in a sentence (English; `_()` shows it)."""
 
 BACKEND_TEXT = {
-    "cpu": "No GPU found: training will run on the CPU. That is fine for the built-in demo model (a few minutes) "
-    "and for trying things out, but real models train one to two orders of magnitude slower than on a GPU. "
-    "The advisor still plans for your data and shows the memory a GPU would need.",
-    "mps": "Apple GPU (MPS): the GPU shares the system's memory, bf16 support depends on the macOS version, and "
-    "some kernels fall back to the CPU. Expect it to be several times slower than a CUDA GPU of similar memory.",
+    "cpu": N_("No GPU found: training will run on the CPU. That is fine for the built-in demo model (a few "
+              "minutes) and for trying things out, but real models train one to two orders of magnitude slower "
+              "than on a GPU. The advisor still plans for your data and shows the memory a GPU would need."),
+    "mps": N_("Apple GPU (MPS): the GPU shares the system's memory, bf16 support depends on the macOS version, "
+              "and some kernels fall back to the CPU. Expect it to be several times slower than a CUDA GPU of "
+              "similar memory."),
 }
 """What a run on a machine without a CUDA GPU means for speed."""
 
@@ -37,10 +41,15 @@ class HardwareScreen(WizardScreen):
 
     STEP = "hardware"
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._sampler: Timer | None = None
+        """The live GPU refresh, started once."""
+
     def compose_body(self) -> ComposeResult:
         """The summary line, the GPU table and the tier explanation."""
         with VerticalScroll(id="body"):
-            yield Static("Detecting hardware…", id="hw-summary")
+            yield Static(_("Detecting hardware…"), id="hw-summary")
             yield DataTable(id="gpus", cursor_type="row", zebra_stripes=True)
             yield Static("", id="hw-tier", classes="explain")
             yield Static("", id="hw-notes", classes="dim")
@@ -49,7 +58,7 @@ class HardwareScreen(WizardScreen):
         """Set up the table and start detection in a worker (NVML can take 100 ms or more)."""
         super().on_mount()
         table = self.query_one("#gpus", DataTable)
-        table.add_columns("GPU", "Name", "Total", "Free", "Used", "Util", "CC")
+        table.add_columns("GPU", _("Name"), _("Total"), _("Free"), _("Used"), _("Util"), "CC")
         table.display = False
         if self.state.hardware is not None:
             self.on_hardware_detected(HardwareDetected(self.state.hardware))
@@ -76,10 +85,10 @@ class HardwareScreen(WizardScreen):
         tier = getattr(report, "resource_tier", None)
         notes = [str(n) for n in getattr(report, "notes", ()) or ()]
         explain = TIER_TEXT.get(tier or "") if report.gpus else ("" if notes else BACKEND_TEXT.get(report.backend))
-        self.query_one("#hw-tier", Static).update(explain or "")
+        self.query_one("#hw-tier", Static).update(_(explain) if explain else "")
         self.query_one("#hw-notes", Static).update("\n".join(notes))
-        if report.gpus and self.tui.gpu_interval > 0:
-            self.set_interval(self.tui.gpu_interval, self.sample_gpus)
+        if report.gpus and self.tui.gpu_interval > 0 and self._sampler is None:
+            self._sampler = self.set_interval(self.tui.gpu_interval, self.sample_gpus)
 
     def on_gpus_sampled(self, message: GpusSampled) -> None:
         """Refresh the table with live figures."""
@@ -89,13 +98,15 @@ class HardwareScreen(WizardScreen):
     def _summary(self, report: Any) -> Text:
         text = Text()
         backend = str(report.backend).upper()
-        text.append(f"Backend: {backend}", style="bold")
+        text.append(_("Backend: {backend}").format(backend=backend), style="bold")
         if report.gpus:
-            text.append(f"   GPUs: {len(report.gpus)}   usable VRAM: {fmt_bytes(report.usable_vram_bytes)}")
+            text.append(_("   GPUs: {count}   usable VRAM: {vram}").format(
+                count=len(report.gpus), vram=fmt_bytes(report.usable_vram_bytes)))
             tier = getattr(report, "resource_tier", None)
             if tier:
-                text.append(f"   tier: {tier}", style="bold")
-        text.append(f"\nCPU cores: {report.cpu_cores}   RAM: {fmt_bytes(report.ram_total_bytes)}")
+                text.append(_("   tier: {tier}").format(tier=tier_name(tier)), style="bold")
+        text.append(_("\nCPU cores: {cores}   RAM: {ram}").format(cores=report.cpu_cores,
+                                                                 ram=fmt_bytes(report.ram_total_bytes)))
         text.append(f"   NVML: {report.nvml_status}", style="dim")
         return text
 

@@ -17,6 +17,7 @@ from lora_tui.core import runs
 from lora_tui.core.plan import TrainingPlan, held_out
 from lora_tui.core.resolve import ResolvedPlan
 from lora_tui.errors import UserError
+from lora_tui.i18n import N_, _, english, pgettext
 from lora_tui.ui.field_errors import field_message
 from lora_tui.ui.format import display_path, fmt_value
 from lora_tui.ui.messages import RunLaunched
@@ -31,10 +32,12 @@ SUMMARY_FIELDS = ("model", "task", "lora_r", "lora_alpha", "lora_dropout", "targ
 def eval_split_text(split: float, examples: int | None, reason: str | None) -> str:
     """"5% (12 of 240 examples held out)", or "none: ..." saying why no split is held out."""
     if split <= 0:
-        return f"none: {reason or 'turned off (set it above 0 to evaluate)'}"
+        return _("none: {why}").format(why=reason or _("turned off (set it above 0 to evaluate)"))
     if examples is None:
-        return f"{split:.1%} of the examples (the data is not measured yet)"
-    return f"{split:.1%} ({held_out(examples, split)} of {examples} examples held out)"
+        return _("{share} of the examples (the data is not measured yet)").format(share=f"{split:.1%}")
+    return _("{share} ({held} of {examples} examples held out)").format(share=f"{split:.1%}",
+                                                                       held=held_out(examples, split),
+                                                                       examples=examples)
 
 
 class ReviewScreen(WizardScreen):
@@ -42,33 +45,34 @@ class ReviewScreen(WizardScreen):
 
     STEP = "review"
     BINDINGS = [
-        Binding("ctrl+l", "launch", "Launch", tooltip="Start training in a background process", id="launch"),
-        Binding("ctrl+s", "save", "Save run file", tooltip="Write the run file (TOML)", id="save"),
-        Binding("ctrl+y", "copy", "Copy command", tooltip="Copy the command line to the clipboard", id="copy"),
-        Binding("f6", "sweep", "Sweep", tooltip="Run this plan over a grid of settings, one run after another",
-                id="sweep"),
+        Binding("ctrl+l", "launch", N_("Launch"), tooltip=N_("Start training in a background process"), id="launch"),
+        Binding("ctrl+s", "save", N_("Save run file"), tooltip=N_("Write the run file (TOML)"), id="save"),
+        Binding("ctrl+y", "copy", N_("Copy command"), tooltip=N_("Copy the command line to the clipboard"),
+                id="copy"),
+        Binding("f6", "sweep", N_("Sweep"), tooltip=N_("Run this plan over a grid of settings, one run after "
+                                                       "another"), id="sweep"),
     ]
 
     def compose_body(self) -> ComposeResult:
         """Summary, command line, output directory and run file fields, buttons."""
         with VerticalScroll(id="body"):
             yield Static("", id="review-summary")
-            yield Static("Evaluation split (fraction held out, e.g. 0.05; 0 = off)", classes="label")
+            yield Static(_("Evaluation split (fraction held out, e.g. 0.05; 0 = off)"), classes="label")
             yield Input("", id="review-eval-split")
             yield Static("", id="review-eval-status")
-            yield Static("Equivalent command (ctrl+y copies it):", classes="label")
+            yield Static(_("Equivalent command (ctrl+y copies it):"), classes="label")
             yield Static("", id="review-cmd")
-            yield Static("Output directory", classes="label")
+            yield Static(_("Output directory"), classes="label")
             yield Input("", id="output")
             yield Static("", id="output-status")
             with Horizontal(classes="row"):
-                yield Checkbox("Overwrite it", id="overwrite")
-                yield Checkbox("Resume its last checkpoint", id="resume")
-            yield Static("Run file", classes="label")
+                yield Checkbox(_("Overwrite it"), id="overwrite")
+                yield Checkbox(_("Resume its last checkpoint"), id="resume")
+            yield Static(_("Run file"), classes="label")
             with Horizontal(classes="row"):
                 yield Input("", id="runfile")
-                yield Button("Save", id="save-btn")
-                yield Button("Launch", id="launch-btn", variant="primary")
+                yield Button(_("Save"), id="save-btn")
+                yield Button(_("Launch"), id="launch-btn", variant="primary")
 
     def on_screen_resume(self) -> None:
         """Show the plan as it is now."""
@@ -87,11 +91,12 @@ class ReviewScreen(WizardScreen):
         grid.add_column(ratio=1, overflow="fold")  # a long value wraps in its own column
         for name in SUMMARY_FIELDS:
             value = getattr(plan, name)
-            source = "you" if self.state.sources.get(name) == "given" else self.state.sources.get(name, "default")
+            source = _("you") if self.state.sources.get(name) == "given" else pgettext(
+                "value source", self.state.sources.get(name, "default"))
             grid.add_row(name, Text.assemble(fmt_value(value) if value is not None else "-", (f"  ({source})", "dim")))
-        sample = "  (built-in sample)" if self.state.plan.data is None else ""
+        sample = _("  (built-in sample)") if self.state.plan.data is None else ""
         grid.add_row("data", Text.assemble(display_path(self.state.data_path), (sample, "dim")))
-        grid.add_row("effective batch", str(plan.effective_batch_size))
+        grid.add_row(_("effective batch"), str(plan.effective_batch_size))
         self.query_one("#review-summary", Static).update(grid)
         self.query_one("#review-cmd", Static).update(self.command_line())
         self._show_eval()
@@ -103,9 +108,10 @@ class ReviewScreen(WizardScreen):
         reason = state.reasons.get("eval_split") if "eval_split" not in state.edited else None
         text = Text(eval_split_text(plan.eval_split, examples, reason))
         if plan.eval_split > 0:
-            stop = f"after {plan.early_stopping} evaluations without improvement" if plan.early_stopping else "never"
-            text.append(f"\nevaluated every {plan.save_steps} steps; keeps the {plan.keep} checkpoint; stops early: "
-                        f"{stop}", style="dim")
+            stop = _("after {count} evaluations without improvement").format(count=plan.early_stopping) \
+                if plan.early_stopping else _("never")
+            text.append(_("\nevaluated every {steps} steps; keeps the {keep} checkpoint; stops early: {stop}").format(
+                steps=plan.save_steps, keep=pgettext("keep", plan.keep), stop=stop), style="dim")
         self.query_one("#review-eval-status", Static).update(text)
 
     @on(Input.Changed, "#review-eval-split")
@@ -154,8 +160,8 @@ class ReviewScreen(WizardScreen):
         except UserError as exc:
             out.update(Text(f"✘ {exc}", style="bold red"))
             return None
-        text = {"new": "✔ a new run directory", "resume": "✔ continues from the last complete checkpoint",
-                "overwrite": "! the directory's contents will be replaced"}[what]
+        text = {"new": _("✔ a new run directory"), "resume": _("✔ continues from the last complete checkpoint"),
+                "overwrite": _("! the directory's contents will be replaced")}[what]
         out.update(Text(text, style="bold yellow" if what == "overwrite" else "bold green"))
         return what
 
@@ -179,30 +185,43 @@ class ReviewScreen(WizardScreen):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(self.state.plan.to_toml(self.state.sources), encoding="utf-8")
         except OSError as exc:
-            self.show_error(f"Run file {path}: cannot write ({exc.strerror}); choose another path")
+            self.show_error(_("Run file {path}: cannot write ({why}); choose another path").format(
+                path=path, why=exc.strerror))
             return
         self.clear_error()
-        self.notify(f"Saved {path}\nRun it with: lora-tui train --config {path}", title="Run file")
+        self.notify(_("Saved {path}\nRun it with: lora-tui train --config {path}").format(path=path),
+                    title=_("Run file"))
 
     def action_copy(self) -> None:
         """Copy the command line to the clipboard (OSC 52: works over SSH in most terminals)."""
         self.app.copy_to_clipboard(self.command_line())
-        self.notify("Command line copied to the clipboard.")
+        self.notify(_("Command line copied to the clipboard."))
 
     @on(Button.Pressed, "#launch-btn")
     def action_launch(self) -> None:
         """Start the run (refused inline when the output directory is in use or the data has problems)."""
         report = self.state.data_report
         if report is not None and not report.ok:
-            self.show_error(f"Data: {report.issue_count} problem(s) in {report.path}; fix them first (Data step)")
+            self.show_error(_("Data: {count} problem(s) in {path}; fix them first (Data step)").format(
+                count=report.issue_count, path=report.path))
             return
         if self._check_output() is None:
-            self.show_error("Output: choose another directory, or tick overwrite/resume")
+            self.show_error(_("Output: choose another directory, or tick overwrite/resume"))
             return
         self.clear_error()
         overwrite, resume = self._choice()
         self.query_one("#launch-btn", Button).disabled = True
-        self.launch(self.state.resolved, overwrite, resume)
+        self.launch(self._resolved_for_run_files(), overwrite, resume)
+
+    def _resolved_for_run_files(self) -> ResolvedPlan:
+        """The plan as resolved here, its reasons in English: run files are the same whatever the language."""
+        from lora_tui.core.resolve import resolve
+        from lora_tui.i18n import language
+
+        if language() == "en":
+            return self.state.resolved
+        with english():
+            return resolve(self.state.given, self.state.inputs())
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="launch")
     def launch(self, resolved: ResolvedPlan, overwrite: bool, resume: bool) -> None:

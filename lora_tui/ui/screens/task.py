@@ -13,6 +13,7 @@ from lora_tui.core.plan import parse_target_modules
 from lora_tui.core.progress import Progress
 from lora_tui.core.targets import CUSTOM, pattern_names
 from lora_tui.errors import UserError
+from lora_tui.i18n import _
 from lora_tui.ui.messages import ModelChecked
 from lora_tui.ui.screens.base import WizardScreen
 
@@ -33,28 +34,28 @@ class TaskScreen(WizardScreen):
         with VerticalScroll(id="body"):
             with Horizontal(id="task-row"):
                 with Vertical(classes="column"):
-                    yield Static("Task", classes="label")
+                    yield Static(_("Task"), classes="label")
                     with RadioSet(id="task"):
-                        yield RadioButton("none (data size and hardware only)", value=self.state.plan.task is None,
-                                          name="")
+                        yield RadioButton(_("none (data size and hardware only)"),
+                                          value=self.state.plan.task is None, name="")
                         for key, task in self._tasks.items():
-                            yield RadioButton(task.label, value=self.state.plan.task == key, name=key)
+                            yield RadioButton(_(task.label), value=self.state.plan.task == key, name=key)
                     yield Static("", id="task-what", classes="explain")
                 with Vertical(classes="column"):
-                    yield Static("Target modules", classes="label")
+                    yield Static(_("Target modules"), classes="label")
                     with RadioSet(id="pattern"):
                         for key in (*pattern_names(), CUSTOM):
-                            title = self._patterns[key].title if key in self._patterns else "Custom"
+                            title = _(self._patterns[key].title) if key in self._patterns else _("Custom")
                             yield RadioButton(title, value=self.state.target_pattern == key, name=key)
                     yield Input(",".join(self.state.plan.target_modules), id="custom-targets",
-                                placeholder="q_proj,v_proj or all-linear")
+                                placeholder=_("q_proj,v_proj or all-linear"))
                     yield Static("", id="pattern-why", classes="explain")
-            yield Static("Base model: `demo`, a preset, a hub id or a local directory (Enter to check)",
+            yield Static(_("Base model: `demo`, a preset, a hub id or a local directory (Enter to check)"),
                          classes="label")
             yield Input(self.state.plan.model, id="model",
                         suggester=SuggestFromList(["demo", *(p.name for p in presets)], case_sensitive=False))
             yield Static("", id="model-status")
-            yield Static("Presets: " + ", ".join(p.name for p in presets), classes="dim")
+            yield Static(_("Presets: {names}").format(names=", ".join(p.name for p in presets)), classes="dim")
 
     def on_mount(self) -> None:
         """Describe the current choices and check the model."""
@@ -98,7 +99,8 @@ class TaskScreen(WizardScreen):
 
     def _show_progress(self, model: str, event: Progress) -> None:
         """`Checking MODEL: building the module tree … 3s` while the check works (a new model, once)."""
-        self.query_one("#model-status", Static).update(Text(f"Checking {model}: {event.describe()}", style="dim"))
+        self.query_one("#model-status", Static).update(Text(_("Checking {model}: {progress}").format(
+            model=model, progress=event.describe()), style="dim"))
 
     def on_model_checked(self, message: ModelChecked) -> None:
         """Show availability; keep the model and inventory when it could be loaded."""
@@ -115,21 +117,21 @@ class TaskScreen(WizardScreen):
             self.state.update(model=message.model)
         self._show_targets()
         text = Text()
-        text.append("✔ available offline" if message.available else "… not on this machine yet",
+        text.append(_("✔ available offline") if message.available else _("… not on this machine yet"),
                     style="bold green" if message.available else "bold yellow")
         text.append(f"  {message.reason}\n", style="dim")
-        text.append(f"{inv.model_type}: {inv.num_layers} layers, hidden {inv.hidden_size}, "
-                    f"{inv.total_params:,} parameters")
+        text.append(_("{type}: {layers} layers, hidden {hidden}, {params} parameters").format(
+            type=inv.model_type, layers=inv.num_layers, hidden=inv.hidden_size, params=f"{inv.total_params:,}"))
         status.update(text)
 
     @on(Input.Submitted, "#model")
     def _model_submitted(self, event: Input.Submitted) -> None:
         model = event.value.strip()
         if not model:
-            self.show_error("Model: type `demo`, a preset name, a hub id or a local directory")
+            self.show_error(_("Model: type `demo`, a preset name, a hub id or a local directory"))
             return
         self.clear_error()
-        self.query_one("#model-status", Static).update(Text(f"Checking {model}…", style="dim"))
+        self.query_one("#model-status", Static).update(Text(_("Checking {model}…").format(model=model), style="dim"))
         self.check_model(model)
 
     @on(RadioSet.Changed, "#task")
@@ -147,7 +149,7 @@ class TaskScreen(WizardScreen):
             try:
                 self.state.choose_pattern(key)
             except UserError as exc:
-                self.show_error(f"Target modules: {exc}")
+                self.show_error(_("Target modules: {why}").format(why=exc))
                 return
             self.clear_error()
             self.query_one("#custom-targets", Input).value = ",".join(self.state.plan.target_modules)
@@ -158,7 +160,7 @@ class TaskScreen(WizardScreen):
         try:
             self.state.update(target_modules=parse_target_modules(event.value))
         except UserError as exc:
-            self.show_error(f"Target modules: {exc}")
+            self.show_error(_("Target modules: {why}").format(why=exc))
             return
         self.clear_error()
         self._select_pattern(self.state.target_pattern)
@@ -171,21 +173,22 @@ class TaskScreen(WizardScreen):
 
     def _describe_task(self) -> None:
         task = self._tasks.get(self.state.plan.task or "")
-        text = f"{task.what}\n{task.why}" if task else "No task preset: settings follow the data size and hardware."
+        text = f"{_(task.what)}\n{_(task.why)}" if task else \
+            _("No task preset: settings follow the data size and hardware.")
         self.query_one("#task-what", Static).update(text)
 
     def _describe_pattern(self, *, custom: bool = False) -> None:
         key = CUSTOM if custom else self.state.target_pattern
         pattern = self._patterns.get(key)
-        why = pattern.why if pattern else "Your own list (Enter to apply): names are matched as PEFT does."
+        why = _(pattern.why) if pattern else _("Your own list (Enter to apply): names are matched as PEFT does.")
         if pattern is not None and list(pattern.modules) != self.state.plan.target_modules:
-            why += f"\nOn this model: {', '.join(self.state.plan.target_modules)}"
+            why += _("\nOn this model: {modules}").format(modules=", ".join(self.state.plan.target_modules))
         self.query_one("#pattern-why", Static).update(why)
         self.query_one("#custom-targets", Input).disabled = key != CUSTOM
 
     def can_leave(self) -> bool:
         """Go on only with a model whose inventory is loaded (the advisor's math needs it)."""
         if self.state.inventory is None:
-            self.show_error("Model: no module inventory yet; type a model and press Enter")
+            self.show_error(_("Model: no module inventory yet; type a model and press Enter"))
             return False
         return True

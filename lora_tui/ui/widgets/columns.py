@@ -16,16 +16,17 @@ from textual.message import Message
 from textual.widgets import Button, Collapsible, Label, Select
 
 from lora_tui.core.dataset.mapping import ROLES
+from lora_tui.i18n import N_, _
 
 ROLE_HELP = {
-    "messages": "messages (chat turns)",
-    "prompt": "prompt",
-    "input": "input (added to the prompt)",
-    "response": "response",
-    "system": "system",
-    "text": "text",
+    "messages": N_("messages (chat turns)"),
+    "prompt": N_("prompt"),
+    "input": N_("input (added to the prompt)"),
+    "response": N_("response"),
+    "system": N_("system"),
+    "text": N_("text"),
 }
-"""What each role's Select is labelled."""
+"""What each role's Select is labelled (English; `_()` shows it)."""
 
 
 def mapping_text(chosen: dict[str, str]) -> str:
@@ -65,14 +66,14 @@ class ColumnsPicker(Vertical):
 
     def compose(self) -> ComposeResult:
         """The role Selects and the two buttons, inside a collapsible section."""
-        with Collapsible(title="Columns", collapsed=True, id="columns-section"):
+        with Collapsible(title=_("Columns"), collapsed=True, id="columns-section"):
             with Grid(id="columns-grid"):
                 for role in ROLES:
-                    yield Label(ROLE_HELP[role], classes="dim")
+                    yield Label(_(ROLE_HELP[role]), classes="dim")
                     yield Select([], prompt="—", id=f"col-{role}", compact=True)
             with Horizontal(classes="row"):
-                yield Button("Use these columns", id="columns-apply")
-                yield Button("Detect", id="columns-auto")
+                yield Button(_("Use these columns"), id="columns-apply")
+                yield Button(_("Detect"), id="columns-auto")
 
     def show(self, fields: Iterable[str], columns: str | None, title: str, *, open_: bool) -> None:
         """Offer `fields`, select the mapping `columns`, title the section; open it when the schema is unknown."""

@@ -1,0 +1,156 @@
+"""The human output of recommend, plan, hw and inspect with `--lang ja`: every message from the catalogue, no
+English but names, columns aligned by cell width; JSON output is the same in every language."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from lora_tui import i18n
+from lora_tui.cells import width
+from lora_tui.cli import main
+from lora_tui.core.hardware import detect as hardware
+from lora_tui.core.paths import SAMPLE_DATA_PATH
+from tests.helpers.fake_nvml import GIB, FakeGpu, FakeNvml
+from tests.helpers.japanese import english_words
+
+
+@pytest.fixture(autouse=True)
+def _fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv(i18n.ENV_VAR, raising=False)
+    for name in i18n.LOCALE_VARS:
+        monkeypatch.delenv(name, raising=False)
+    i18n.missing.clear()
+    yield
+    assert i18n.language() == "en"  # main() leaves the process's language as it found it
+
+
+@pytest.fixture
+def fake_nvml(monkeypatch: pytest.MonkeyPatch) -> FakeNvml:
+    fake = FakeNvml()
+    fake.gpus = [FakeGpu("NVIDIA GeForce RTX 4060", 8 * GIB, used=GIB // 2, cc=(8, 9))]
+    monkeypatch.setattr(hardware, "_load_nvml", lambda: fake)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    return fake
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_recommend_gives_its_reasons_in_japanese(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "--lang", "ja", "recommend", "--task", "chat", "--examples", "5000", "--vram-gb", "12")
+    assert code == 0
+    assert out.startswith("入力: タスク chat、例の数 5000、VRAM 12 GB (--vram-gb)")
+    assert "ガイドの「タスク別推奨設定」の表、行「対話・チャットボット」: lora_r = 16" in out
+    assert "「データサイズ別推奨設定」の表、行「中 (1K-10K)」も同じ値です" in out
+    assert "「リソース制約別推奨設定」の表、行「標準環境 (8-16GB VRAM)」" in out
+    assert "[ガイドの実践例]" in out and "実践的な設定例、例1: 日本語対話特化モデル" in out
+    assert english_words(out) == []
+    assert i18n.missing == set()
+    assert all(width(line) <= 120 for line in out.splitlines())
+
+
+@pytest.mark.parametrize("argv", [
+    ["recommend", "--task", "code", "--examples", "200", "--cpu"],
+    ["recommend", "--examples", "50000", "--vram-gb", "6", "--advice", "practice"],
+    ["plan", "--model", "demo", "--vram-gb", "8"],
+    ["plan", "--list-models"],
+    ["hw"],
+    ["inspect", str(SAMPLE_DATA_PATH)],
+])
+def test_each_command_in_japanese_has_no_untranslated_message(argv: list[str], fake_nvml: FakeNvml,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(capsys, *argv, "--lang", "ja")
+    assert code == 0, err
+    assert i18n.missing == set()
+    later: tuple[str, ...] = ()
+    if argv[0] == "plan" and "--model" in argv:
+        # the memory estimate's parts and the precision's reason come from core/memory.py and core/precision.py;
+        # the model's display name is a name
+        later = (r"(?m)^  (?!精度|系列長|合計|対策).*$", r"  精度: .*", r"  系列長: .*",
+                 r"\(tiny Llama, built locally\)", r"TRL の融合 LM ヘッド")
+    if argv[0] == "hw":
+        later = (r"CPU: [^、]*",)  # the machine's CPU name
+    if "--list-models" in argv:
+        out = out.splitlines()[0]  # the rows are model names and hub ids
+    assert english_words(out, left_for_later=later) == [], out
+
+
+def test_plan_table_columns_align_by_cell_width(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "plan", "--model", "demo", "--lang", "ja")
+    assert code == 0
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("モジュール"))
+    rule, rows = lines[header + 1], lines[header + 2: header + 2 + 7]
+    columns = [width(part) for part in rule.split("  ")]
+    assert columns[0] >= width("モジュール")
+    ends = [sum(columns[:i + 1]) + 2 * i for i in range(len(columns))]
+    for line in [lines[header], *rows]:  # right-aligned columns end where the rule's dashes end
+        if line.startswith("-"):
+            break
+        for end in ends[2:]:
+            assert line[:_chars(line, end)].endswith(("%", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "層",
+                                                     "重み", "LoRA", "割合")), (line, end)
+
+
+def _chars(line: str, cells: int) -> int:
+    """How many characters of `line` fill `cells` cells."""
+    used = 0
+    for i, ch in enumerate(line):
+        if used >= cells:
+            return i
+        used += width(ch)
+    return len(line)
+
+
+def test_hw_columns_align_by_cell_width(fake_nvml: FakeNvml, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "--lang", "ja", "hw")
+    assert code == 0
+    header, row = [line for line in out.splitlines() if line.startswith(("GPU ", "0 "))][:2]
+    assert header.startswith("GPU  名前")
+    for word in ("空き", "CC", "MIG"):
+        at = header.index(word)
+        value_start = _chars(row, width(header[:at]))
+        assert row[value_start - 1] == " " and row[value_start] != " ", (header, row, word)
+
+
+def test_json_output_is_english_whatever_the_language(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["recommend", "--task", "chat", "--examples", "5000", "--vram-gb", "12", "--json"]
+    _, english, _ = _run(capsys, *argv)
+    _, japanese, _ = _run(capsys, "--lang", "ja", *argv)
+    assert japanese == english
+    assert json.loads(japanese)["reasons"]["lora_r"].startswith("the guide's task table")
+
+
+def test_the_variable_and_the_locale_choose_japanese(monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("LANG", "ja_JP.UTF-8")
+    _, out, _ = _run(capsys, "recommend", "--examples", "500", "--cpu")
+    assert "ガイドの「データサイズ別推奨設定」の表、行「小 (< 1K例)」" in out
+    monkeypatch.setenv(i18n.ENV_VAR, "en")
+    _, out, _ = _run(capsys, "recommend", "--examples", "500", "--cpu")
+    assert "the guide's data-size table, row '< 1K examples'" in out
+    _, out, _ = _run(capsys, "recommend", "--examples", "500", "--cpu", "--lang", "ja")
+    assert "小 (< 1K例)" in out
+
+
+def test_user_errors_in_japanese(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "--lang", "ja", "recommend", "--examples", "-3")
+    assert code == 2
+    assert err == "lora-tui: エラー: --examples は 0 以上にしてください（指定値 -3）\n"
+    code, _, err = _run(capsys, "--lang", "ja", "plan")
+    assert code == 2 and err.startswith("lora-tui: エラー: plan: --model が必要です")
+    code, _, err = _run(capsys, "--lang", "fr", "hw")
+    assert code == 2 and err == "lora-tui: error: --lang 'fr': unknown; choose one of en, ja\n"
+
+
+def test_help_is_japanese(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["recommend", "--help", "--lang", "ja"])
+    out = capsys.readouterr().out
+    assert "ガイドのタスクのプリセット" in out and "--lang {en,ja}" in out
