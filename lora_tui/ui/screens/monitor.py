@@ -188,9 +188,10 @@ class MonitorScreen(AppScreen):
     def _fit_notes(self) -> None:
         """On a narrow (stacked) layout, the advice and the summary scroll in what is left above the log's
         LOG_MIN_ROWS rows, however tall the status lines above them are; side by side they take the column."""
-        if not self.is_attached:  # the screen was left before this ran
+        found = self.query("#mon-notes").results(VerticalScroll)
+        notes = next(found, None) if self.is_attached else None
+        if notes is None:  # the screen was left, or is being composed again, before this ran
             return
-        notes = self.query_one("#mon-notes", VerticalScroll)
         if not self.has_class("-narrow"):
             limit = None
         else:

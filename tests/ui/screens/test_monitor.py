@@ -62,8 +62,9 @@ async def test_stop_asks_the_run_to_stop(tmp_path: Path) -> None:
         await waits.wait_until(pilot, lambda: state_of(app) == "running", 30, "the fake run to start")
         await pilot.press("s")
         launcher.wait(20)
-        await waits.wait_until(pilot, lambda: state_of(app) == "stopped", 10, "the monitor to see the stop")
-        assert "stopped" in text_of(app, "#mon-status")
+        # the status file says stopped first (state_of re-reads it), the status line at the next poll
+        await waits.wait_until(pilot, lambda: "stopped" in text_of(app, "#mon-status"), 10, "the monitor to see it")
+        assert state_of(app) == "stopped"
         await waits.wait_until(pilot, lambda: "r resumes" in text_of(app, "#mon-summary"), 10, "the resume hint")
         assert runs.latest_complete_checkpoint(Path(app.state.plan.output)) is not None
 
