@@ -332,6 +332,9 @@ def make_app(*, hardware_probe: HardwareProbe | None = None, gpu_query: GpuQuery
              start: str = "hardware", open_run: str | Path | None = None,
              open_compare: Sequence[str | Path] = ()) -> LoraTuiApp:
     """Build the app with its collaborators; anything not given is the real one."""
+    from lora_tui.ui import cjk_wrap
+
+    cjk_wrap.install()  # Japanese lines break between characters, not only at spaces
     root = Path(runs_root) if runs_root is not None else output_root()
     state = WizardState(runs_root=root)
     if plan is not None:
