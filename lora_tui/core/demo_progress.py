@@ -1,7 +1,7 @@
 """How far the build of the demo model has got, read without torch: for the monitor and `lora-tui train`.
 
 The training process builds the demo model on first use (`lora_tui.train.demo.ensure_demo_model`) in a
-temporary directory `<cache>/.demo-model.XXXX` that is renamed into place when complete. While it builds it keeps
+temporary directory `<cache>/.demo-model.*` that is renamed into place when complete. While it builds it keeps
 `PROGRESS_FILE` in that directory up to date (rewritten atomically: a temporary file renamed over it), so any
 reader sees either the previous state or the new one, never half a file:
 
@@ -23,7 +23,7 @@ from typing import TextIO
 from lora_tui.core.follow import eta_seconds, format_duration
 
 DEMO_DIR_NAME = "demo-model"
-"""Directory name of the demo model under the cache root (its build directories are `.demo-model.XXXX`)."""
+"""Directory name of the demo model under the cache root (its build directories are `.demo-model.*`)."""
 PROGRESS_FILE = "build_progress.json"
 """The progress file in a build directory."""
 STAGES = ("tokenizer", "pretraining", "saving")
@@ -91,7 +91,7 @@ def read_progress(build_dir: Path) -> BuildProgress | None:
 
 
 def build_dirs(cache: Path | None = None) -> list[Path]:
-    """The demo-model builds under way in the cache: `.demo-model.XXXX` directories (not an old build being
+    """The demo-model builds under way in the cache: `.demo-model.*` directories (not an old build being
     deleted)."""
     from lora_tui.core.paths import cache_dir
 
