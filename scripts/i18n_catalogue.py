@@ -38,6 +38,9 @@ CONTEXT_MSGIDS: dict[str, tuple[str, ...]] = {
                     "common LoRA practice", "lora-tui", "your choice"),
     "value source": ("default", "recommended", "given"),
     "keep": ("best", "last"),
+    "run state": ("starting", "running", "finished", "failed", "stopped", "oom", "lost", "unknown", "saved",
+                  "partial"),
+    "run mode": ("new run", "resume run", "overwrite run"),
 }
 """Words shown through `pgettext(context, key)` with a key known only at run time."""
 

@@ -19,49 +19,52 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from lora_tui.cells import table as cell_table
 from lora_tui.core.adapter_report import fmt_number, format_details
 from lora_tui.core.progress import Progress
 from lora_tui.core.units import fmt_decimal_bytes
 from lora_tui.errors import UserError
+from lora_tui.i18n import _, pgettext
 
 
 def register(subparsers: Any) -> None:
     """Add `adapters` and its subcommands."""
-    parser = subparsers.add_parser("adapters", help="list, inspect, try, compare and merge trained adapters",
-                                   description="Work with trained LoRA adapters.")
+    parser = subparsers.add_parser("adapters", help=_("list, inspect, try, compare and merge trained adapters"),
+                                   description=_("Work with trained LoRA adapters."))
     sub = parser.add_subparsers(dest="adapters_command", metavar="ACTION")
     parser.set_defaults(func=lambda args: _usage(parser))
 
-    p = sub.add_parser("list", help="every adapter under ROOT with base, r, alpha, targets, size, loss, status")
-    p.add_argument("root", nargs="?", help="directory to search (default: the output root, $LORA_TUI_RUNS or ./runs)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p = sub.add_parser("list", help=_("every adapter under ROOT with base, r, alpha, targets, size, loss, status"))
+    p.add_argument("root", nargs="?",
+                   help=_("directory to search (default: the output root, $LORA_TUI_RUNS or ./runs)"))
+    p.add_argument("--json", action="store_true", help=_("print JSON instead of a table"))
     p.set_defaults(func=run_list)
 
-    p = sub.add_parser("show", help="an adapter's configuration explained, its files and its training info")
-    p.add_argument("path", help="adapter (or run) directory")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p = sub.add_parser("show", help=_("an adapter's configuration explained, its files and its training info"))
+    p.add_argument("path", help=_("adapter (or run) directory"))
+    p.add_argument("--json", action="store_true", help=_("print JSON"))
     p.set_defaults(func=run_show)
 
-    p = sub.add_parser("try", help="base model and adapter answers side by side")
-    p.add_argument("path", help="adapter directory")
+    p = sub.add_parser("try", help=_("base model and adapter answers side by side"))
+    p.add_argument("path", help=_("adapter directory"))
     _add_generation_flags(p)
     p.set_defaults(func=run_try)
 
-    p = sub.add_parser("compare", help="several adapters of one base, answers side by side (base loaded once)")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="adapter directories (same base model)")
+    p = sub.add_parser("compare", help=_("several adapters of one base, answers side by side (base loaded once)"))
+    p.add_argument("paths", nargs="+", metavar="PATH", help=_("adapter directories (same base model)"))
     _add_generation_flags(p)
     p.set_defaults(func=run_compare)
 
-    p = sub.add_parser("merge", help="merge an adapter into its base and save a standalone model")
-    p.add_argument("path", help="adapter directory")
-    p.add_argument("--output", "-o", required=True, help="directory for the merged model (must be new or empty)")
+    p = sub.add_parser("merge", help=_("merge an adapter into its base and save a standalone model"))
+    p.add_argument("path", help=_("adapter directory"))
+    p.add_argument("--output", "-o", required=True, help=_("directory for the merged model (must be new or empty)"))
     p.add_argument("--dtype", choices=("auto", "bf16", "fp16", "fp32"), default="auto",
-                   help="dtype of the merged weights (default: the base model's own)")
+                   help=_("dtype of the merged weights (default: the base model's own)"))
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="where to merge; auto uses the GPU only when the merge fits in its free memory")
-    p.add_argument("--base", help="base model directory or hub id (default: the adapter's base_model_name_or_path)")
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+                   help=_("where to merge; auto uses the GPU only when the merge fits in its free memory"))
+    p.add_argument("--base", help=_("base model directory or hub id (default: the adapter's base_model_name_or_path)"))
+    p.add_argument("--overwrite", action="store_true", help=_("replace a non-empty --output"))
+    p.add_argument("--json", action="store_true", help=_("print the result as JSON"))
     p.set_defaults(func=run_merge)
 
 
@@ -71,14 +74,14 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _add_generation_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--prompt", action="append", default=[], help="a prompt (repeatable)")
-    p.add_argument("--prompts", help="a file of prompts, one per line (# starts a comment)")
-    p.add_argument("--system", help="system message put before each prompt")
-    p.add_argument("--max-new-tokens", type=int, default=128, help="most tokens per answer (default 128)")
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy and deterministic (default)")
-    p.add_argument("--base", help="base model directory or hub id (default: the adapter's base_model_name_or_path)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto", help="where to run")
-    p.add_argument("--json", action="store_true", help="print the answers as JSON")
+    p.add_argument("--prompt", action="append", default=[], help=_("a prompt (repeatable)"))
+    p.add_argument("--prompts", help=_("a file of prompts, one per line (# starts a comment)"))
+    p.add_argument("--system", help=_("system message put before each prompt"))
+    p.add_argument("--max-new-tokens", type=int, default=128, help=_("most tokens per answer (default 128)"))
+    p.add_argument("--temperature", type=float, default=0.0, help=_("0 = greedy and deterministic (default)"))
+    p.add_argument("--base", help=_("base model directory or hub id (default: the adapter's base_model_name_or_path)"))
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto", help=_("where to run"))
+    p.add_argument("--json", action="store_true", help=_("print the answers as JSON"))
 
 
 # ---- list / show ----------------------------------------------------------------------------------------
@@ -95,25 +98,27 @@ def run_list(args: argparse.Namespace) -> int:
 
     root = Path(args.root) if args.root else output_root()
     if args.root and not root.is_dir():
-        raise UserError(f"{root}: no such directory")
+        raise UserError(_("{path}: no such directory").format(path=root))
     found = find_adapters(root)
     if args.json:
         print(json.dumps({"root": str(root), "adapters": [a.to_dict() for a in found]}, indent=2))
         return 0
     if not found:
-        print(f"No adapters under {root}. Train one with `lora-tui train`.")
+        print(_("No adapters under {root}. Train one with `lora-tui train`.").format(root=root))
         return 0
-    header = ("NAME", "STATE", "BASE", "R", "ALPHA", "TARGETS", "SIZE", "DATE", "LOSS", "CKPTS")
+    header = (_("NAME"), _("STATE"), _("BASE"), "R", "ALPHA", _("TARGETS"), _("SIZE"), _("DATE"), _("LOSS"),
+              _("CKPTS"))
     rows = [header]
     for a in found:
         base = Path(a.base_model).name if a.base_model and Path(a.base_model).is_absolute() else a.base_model
-        targets = ",".join(a.target_modules) if len(a.target_modules) <= 3 else f"{len(a.target_modules)} modules"
-        rows.append((a.name, a.state, base or "-", fmt_number(a.r), fmt_number(a.lora_alpha), targets or "-",
+        targets = ",".join(a.target_modules) if len(a.target_modules) <= 3 else _("{count} modules").format(
+            count=len(a.target_modules))
+        rows.append((a.name, pgettext("run state", a.state), base or "-", fmt_number(a.r), fmt_number(a.lora_alpha),
+                     targets or "-",
                      fmt_decimal_bytes(a.adapter_bytes) if a.adapter_bytes else "-", _date(a.modified),
                      fmt_number(a.final_loss, "{:.4f}"), str(a.checkpoints)))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    for i, row in enumerate(rows):
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for i, line in enumerate(cell_table(rows)):
+        print(line)
         if i > 0:
             for problem in found[i - 1].problems:
                 print(f"    ! {problem}")
@@ -176,7 +181,8 @@ def cancel_on_interrupt(cancel: threading.Event, what: str) -> Iterator[None]:
         if cancel.is_set():
             raise KeyboardInterrupt
         cancel.set()
-        print(f"\nlora-tui: stopping {what} at the next safe point (Ctrl-C again to stop at once)", file=sys.stderr)
+        print("\n" + _("lora-tui: stopping {what} at the next safe point (Ctrl-C again to stop at once)").format(
+            what=what), file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, handler)
     try:
@@ -197,7 +203,7 @@ def _prompts(args: argparse.Namespace) -> list[str]:
         text = read_regular_text(path, f"--prompts {path}", "prompts file")  # a FIFO or device: refused, no hang
         prompts += [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
     if not prompts:
-        raise UserError("give at least one --prompt TEXT or --prompts FILE")
+        raise UserError(_("give at least one --prompt TEXT or --prompts FILE"))
     return prompts
 
 
@@ -209,12 +215,13 @@ def run_try(args: argparse.Namespace) -> int:
 def run_compare(args: argparse.Namespace) -> int:
     """Several adapters on one base, answers side by side."""
     if len(args.paths) < 2:
-        raise UserError("compare needs at least two adapter directories (use `adapters try` for one)")
+        raise UserError(_("compare needs at least two adapter directories (use `adapters try` for one)"))
     seen: dict[Path, str] = {}
     for path in args.paths:
         resolved = Path(path).resolve()
         if resolved in seen:
-            raise UserError(f"compare: {path} is the same adapter as {seen[resolved]}; name each adapter once")
+            raise UserError(_("compare: {path} is the same adapter as {other}; name each adapter once").format(
+                path=path, other=seen[resolved]))
         seen[resolved] = path
     return _answer_table(args, args.paths)
 
@@ -228,9 +235,9 @@ def _answer_table(args: argparse.Namespace, paths: list[str]) -> int:
                                   system=args.system)
     line = ProgressLine()
     tracker = ProgressTracker(line)
-    with cancel_on_interrupt(tracker.cancel, "generating"):
+    with cancel_on_interrupt(tracker.cancel, _("generating")):
         session = AdapterSession.for_adapters(paths, base=args.base, device=args.device, tracker=tracker)
-        columns: list[tuple[str, str | None]] = [("base", None)] + [(name, name) for name in session.adapters]
+        columns: list[tuple[str, str | None]] = [(_("base"), None)] + [(name, name) for name in session.adapters]
         results = []
         live = sys.stdout.isatty() and not args.json
         for prompt in prompts:
@@ -264,7 +271,7 @@ def _print_plain(prompt: str, answers: dict[str, str]) -> None:
     print(f"=== {prompt}")
     for label, text in answers.items():
         print(f"--- {label}")
-        print(text.strip() or "(empty answer)")
+        print(text.strip() or _("(empty answer)"))
     print()
 
 
@@ -276,7 +283,7 @@ def _stream_row(session: Any, prompt: str, columns: list[tuple[str, str | None]]
     from rich.live import Live
     from rich.table import Table
 
-    texts = {label: "" for label, _ in columns}
+    texts = {label: "" for label, _name in columns}
 
     def render() -> Table:
         table = Table(title=prompt, expand=True, show_lines=False, caption=tracker.current.describe())
@@ -314,23 +321,26 @@ def run_merge(args: argparse.Namespace) -> int:
 
     note = merge_note(args.path)  # refuses an adapter whose run still trains
     if note:
-        print(f"lora-tui: note: {note}", file=sys.stderr)
+        print(_("lora-tui: note: {note}").format(note=note), file=sys.stderr)
 
     from lora_tui.core.progress import Cancelled
 
     cancel = threading.Event()
     try:
-        with cancel_on_interrupt(cancel, "the merge"):
+        with cancel_on_interrupt(cancel, _("the merge")):
             result = merge_adapter(args.path, args.output, base=args.base, dtype=args.dtype, device=args.device,
                                    overwrite=args.overwrite, progress=ProgressLine(), cancel=cancel)
     except Cancelled:
-        print(f"lora-tui: merge cancelled: {args.output} was not written (nothing was replaced)", file=sys.stderr)
+        print(_("lora-tui: merge cancelled: {path} was not written (nothing was replaced)").format(path=args.output),
+              file=sys.stderr)
         return 130
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
-    print(f"merged adapter {args.path} with base {result.base} ({result.plan.dtype}, {result.plan.device}) "
-          f"in {result.seconds:.1f} s")
-    print(f"wrote {result.output}: " + ", ".join(f"{n} ({fmt_decimal_bytes(s)})" for n, s in result.files))
-    print(f"load it with AutoModelForCausalLM.from_pretrained({str(result.output)!r})")
+    print(_("merged adapter {path} with base {base} ({dtype}, {device}) in {seconds} s").format(
+        path=args.path, base=result.base, dtype=result.plan.dtype, device=result.plan.device,
+        seconds=f"{result.seconds:.1f}"))
+    print(_("wrote {path}: {files}").format(path=result.output, files=", ".join(
+        f"{n} ({fmt_decimal_bytes(s)})" for n, s in result.files)))
+    print(_("load it with {call}").format(call=f"AutoModelForCausalLM.from_pretrained({str(result.output)!r})"))
     return 0

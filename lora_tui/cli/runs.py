@@ -10,35 +10,46 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lora_tui.cells import pad
+from lora_tui.cells import table as cell_table
+from lora_tui.cells import width as cells_width
 from lora_tui.errors import UserError
+from lora_tui.i18n import N_, _, pgettext
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `runs` subcommand and its actions."""
-    p = sub.add_parser("runs", help="list, show, stop and follow training runs",
-                       description=__doc__.split(":", 1)[1].strip())
+    p = sub.add_parser("runs", help=_("list, show, stop and follow training runs"),
+                       description=_("the runs on this machine."))
     actions = p.add_subparsers(dest="action", metavar="ACTION")
-    ls = actions.add_parser("list", help="runs under ROOT (default: $LORA_TUI_RUNS or ./runs)")
-    ls.add_argument("root", nargs="?", help="directory to search")
-    ls.add_argument("--json", action="store_true", help="print JSON")
-    show = actions.add_parser("show", help="status, settings and last metrics of one run")
-    show.add_argument("run", help="run directory")
-    show.add_argument("--json", action="store_true", help="print JSON")
-    cmp = actions.add_parser("compare", help="several runs side by side: the settings that differ and the results")
-    cmp.add_argument("runs", nargs="+", metavar="RUN", help="run directories (two or more)")
+    ls = actions.add_parser("list", help=_("runs under ROOT (default: $LORA_TUI_RUNS or ./runs)"))
+    ls.add_argument("root", nargs="?", help=_("directory to search"))
+    ls.add_argument("--json", action="store_true", help=_("print JSON"))
+    show = actions.add_parser("show", help=_("status, settings and last metrics of one run"))
+    show.add_argument("run", help=_("run directory"))
+    show.add_argument("--json", action="store_true", help=_("print JSON"))
+    cmp = actions.add_parser("compare", help=_("several runs side by side: the settings that differ and the results"))
+    cmp.add_argument("runs", nargs="+", metavar="RUN", help=_("run directories (two or more)"))
     cmp.add_argument("--json", action="store_true",
-                     help="print JSON: {runs: [{run, settings, final_loss, best_eval_loss, best_step, steps, "
-                          "tokens_per_second, wall_seconds, ...}], differences: [setting names]}")
-    cmp.add_argument("--tui", action="store_true", help="open the TUI's Compare view (overlaid loss curves)")
-    stop = actions.add_parser("stop", help="ask a run to save and stop at its next step")
-    stop.add_argument("run", help="run directory")
-    logs = actions.add_parser("logs", help="print run.log")
-    logs.add_argument("run", help="run directory")
-    logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the run ends")
-    diag = actions.add_parser("diagnose", help="the troubleshooting symptoms in a run's metrics, with remedies")
-    diag.add_argument("run", help="run directory")
-    diag.add_argument("--json", action="store_true", help="print JSON: {symptoms: [{key, title, evidence, remedies}]}")
+                     help=_("print JSON: {{runs: [{{run, settings, final_loss, best_eval_loss, best_step, steps, "
+                            "tokens_per_second, wall_seconds, ...}}], differences: [setting names]}}").format())
+    cmp.add_argument("--tui", action="store_true", help=_("open the TUI's Compare view (overlaid loss curves)"))
+    stop = actions.add_parser("stop", help=_("ask a run to save and stop at its next step"))
+    stop.add_argument("run", help=_("run directory"))
+    logs = actions.add_parser("logs", help=_("print run.log"))
+    logs.add_argument("run", help=_("run directory"))
+    logs.add_argument("-f", "--follow", action="store_true", help=_("keep printing until the run ends"))
+    diag = actions.add_parser("diagnose", help=_("the troubleshooting symptoms in a run's metrics, with remedies"))
+    diag.add_argument("run", help=_("run directory"))
+    diag.add_argument("--json", action="store_true",
+                      help=_("print JSON: {{symptoms: [{{key, title, evidence, remedies}}]}}").format())
     p.set_defaults(func=run, action=None, root=None, json=False)
+
+
+SHOW_LABELS = {"run": N_("run"), "state": N_("state"), "step": N_("step"), "max_steps": N_("max steps"),
+               "last_loss": N_("last loss"), "error": N_("error"), "last_checkpoint": N_("last checkpoint"),
+               "started_at": N_("started at")}
+"""`runs show`'s name for each summary key (the key itself when it has none)."""
 
 
 def _run_dir(text: str) -> Path:
@@ -46,9 +57,9 @@ def _run_dir(text: str) -> Path:
 
     path = Path(text).expanduser()
     if not path.is_dir():
-        raise UserError(f"{text}: no such run directory")
+        raise UserError(_("{path}: no such run directory").format(path=text))
     if not (path / runs.STATUS_FILE).is_file() and not (path / runs.RUN_FILE).is_file():
-        raise UserError(f"{text}: not a run directory (no status.json or run.toml)")
+        raise UserError(_("{path}: not a run directory (no status.json or run.toml)").format(path=text))
     return path
 
 
@@ -64,10 +75,11 @@ def _readable_status(path: Path) -> None:
 
     status_file = path / runs.STATUS_FILE
     if not status_file.exists():
-        raise UserError(f"{path}: no {runs.STATUS_FILE}: the run was never started, or its status file was "
-                        "deleted; its state is unknown")
+        raise UserError(_("{path}: no {file}: the run was never started, or its status file was deleted; its state "
+                          "is unknown").format(path=path, file=runs.STATUS_FILE))
     if runs.read_status(path) is None:
-        raise UserError(f"{status_file}: unreadable or damaged (not a JSON object); the run's state is unknown")
+        raise UserError(_("{path}: unreadable or damaged (not a JSON object); the run's state is unknown").format(
+            path=status_file))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,7 +109,7 @@ def _diagnose(path: Path, as_json: bool) -> int:
         print(json.dumps({"symptoms": [symptom_dict(s) for s in found]}, indent=2))
         return 0
     for symptom in found:
-        print(f"{symptom.title}: {symptom.evidence}")
+        print(_("{title}: {evidence}").format(title=symptom.title, evidence=symptom.evidence))
         for remedy in symptom.remedies:
             print(f"  - {remedy.description}  [{remedy.source}]")
     return 0
@@ -126,11 +138,9 @@ def render_comparison(comparison: Any) -> str:
     from lora_tui.core.compare import table
 
     header, rows = table(comparison)
-    widths = [max(len(c) for c in column) for column in zip(header, *rows, strict=True)]
-    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
-             .rstrip() for row in (header, *rows)]
-    differ = ", ".join(comparison.differences) or "none (the runs have the same settings)"
-    return "\n".join([*lines, "", f"settings that differ: {differ}"])
+    lines = cell_table([header, *rows], "ll" + "r" * (len(header) - 2))
+    differ = ", ".join(comparison.differences) or _("none (the runs have the same settings)")
+    return "\n".join([*lines, "", _("settings that differ: {settings}").format(settings=differ)])
 
 
 def _list(root: str | None, as_json: bool) -> int:
@@ -139,7 +149,7 @@ def _list(root: str | None, as_json: bool) -> int:
 
     base = Path(root).expanduser() if root else output_root()
     if root and not base.is_dir():
-        raise UserError(f"{root}: no such directory")
+        raise UserError(_("{path}: no such directory").format(path=root))
     from lora_tui.core.run_summary import best_eval_text, summarize
 
     found = [summarize(p) for p in runs.iter_run_dirs(base)]
@@ -147,15 +157,19 @@ def _list(root: str | None, as_json: bool) -> int:
         print(json.dumps([s.to_dict() for s in found], indent=2))
         return 0
     if not found:
-        print(f"no runs under {base}")
+        print(_("no runs under {root}").format(root=base))
         return 0
-    print(f"runs under {base}:")
-    print(f"{'state':9s} {'step':>11s} {'loss':>8s} {'best eval @ step':>16s}  run")
+    print(_("runs under {root}:").format(root=base))
+    rows = [[_("state"), _("step"), _("loss"), _("best eval @ step"), _("run")]]
     for s in found:
         step = f"{s.step}/{s.max_steps}" if s.max_steps else str(s.step)
         loss = f"{s.last_loss:.4f}" if s.last_loss is not None else "-"
         name = Path(s.run).relative_to(base) if Path(s.run).is_relative_to(base) else s.run
-        print(f"{s.state:9s} {step:>11s} {loss:>8s} {best_eval_text(s):>16s}  {name}")
+        rows.append([pgettext("run state", s.state), step, loss, best_eval_text(s), str(name)])
+    widths = [max(w, cells_width(label)) for w, label in zip((9, 11, 8, 16), rows[0], strict=False)]
+    for r in rows:  # state 9 cells, step 11, loss 8, best eval 16 (wider when a heading is), then the name
+        print(" ".join([pad(r[0], widths[0]), *(pad(c, w, "right") for c, w in zip(r[1:4], widths[1:],
+                                                                                    strict=True))]) + f"  {r[4]}")
     return 0
 
 
@@ -170,27 +184,32 @@ def _show(path: Path, as_json: bool) -> int:
         return 0
     for key, value in summary.items():
         if value is not None and key not in ("best_eval_loss", "best_eval_step"):
-            print(f"{key:16s} {value}")
+            shown = pgettext("run state", str(value)) if key == "state" else value
+            print(f"{pad(_(SHOW_LABELS[key]) if key in SHOW_LABELS else key, 16)} {shown}")
     if isinstance(summary["best_eval_loss"], float):
-        print(f"best eval loss {summary['best_eval_loss']:.4f} at step {summary['best_eval_step']}")
+        print(_("best eval loss {loss} at step {step}").format(loss=f"{summary['best_eval_loss']:.4f}",
+                                                              step=summary["best_eval_step"]))
     if (path / runs.RUN_FILE).is_file():
         print("\n" + (path / runs.RUN_FILE).read_text(encoding="utf-8").rstrip())
     if info is None and (path / runs.INFO_FILE).exists():
-        print(f"\n{runs.INFO_FILE} is unreadable or damaged (the run may have been killed while writing it)")
+        print("\n" + _("{file} is unreadable or damaged (the run may have been killed while writing it)").format(
+            file=runs.INFO_FILE))
     if info is not None:
         from lora_tui.core.adapter_report import adapter_choice_line
 
-        print(f"\nfinal loss {info.final_loss}, best loss {info.best_loss}, best eval loss {info.best_eval_loss}, "
-              f"tokens seen {info.tokens_seen}, steps {info.steps}")
+        print("\n" + _("final loss {final}, best loss {best}, best eval loss {best_eval}, tokens seen {tokens}, "
+                       "steps {steps}").format(final=info.final_loss, best=info.best_loss,
+                                               best_eval=info.best_eval_loss, tokens=info.tokens_seen,
+                                               steps=info.steps))
         chosen = adapter_choice_line(info.adapter_step, info.adapter_kept, info.adapter_eval_loss)
         if chosen:
-            print(f"adapter: {chosen}")
+            print(_("adapter: {line}").format(line=chosen))
         speed = _throughput(info)
         if speed:
-            print(f"throughput: {speed}")
+            print(_("throughput: {line}").format(line=speed))
     line = _memory(path, info)
     if line:
-        print(f"memory: {line}")
+        print(_("memory: {line}").format(line=line))
     return 0
 
 
@@ -199,15 +218,17 @@ def _throughput(info: Any) -> str | None:
     parts = []
     loop = info.timings.train_loop_seconds if info.timings is not None else None
     if info.tokens_per_second:
-        parts.append(f"{info.tokens_per_second:,.0f} useful tok/s (non-padding)")
+        parts.append(_("{rate} useful tok/s (non-padding)").format(rate=f"{info.tokens_per_second:,.0f}"))
     if info.trained_tokens and loop:
-        parts.append(f"{info.trained_tokens / loop:,.0f} trained tok/s (loss-carrying)")
+        parts.append(_("{rate} trained tok/s (loss-carrying)").format(rate=f"{info.trained_tokens / loop:,.0f}"))
     if info.padding_share is not None:
-        parts.append(f"padding {info.padding_share:.0%}")
-    text = ", ".join(parts)
+        parts.append(_("padding {share}").format(share=f"{info.padding_share:.0%}"))
+    text = _(", ").join(parts)
     timings = info.timings
     if timings is not None and timings.first_step_at is not None and timings.started_at is not None:
-        text += f"{'; ' if text else ''}first step {timings.first_step_at - timings.started_at:.1f} s after the start"
+        first = _("first step {seconds} s after the start").format(
+            seconds=f"{timings.first_step_at - timings.started_at:.1f}")
+        text = _("{throughput}; {first}").format(throughput=text, first=first) if text else first
     return text or None
 
 
@@ -229,12 +250,13 @@ def _stop(path: Path) -> int:
     from lora_tui.core import runs
 
     if runs.request_stop(path):
-        print(f"stop requested: {path} saves a checkpoint and the adapter at its next step")
+        print(_("stop requested: {path} saves a checkpoint and the adapter at its next step").format(path=path))
         return 0
     status = runs.read_status(path)
     if status is None:
         _readable_status(path)
-    raise UserError(f"{path}: not running (state {status.effective_state() if status else 'unknown'})")
+    raise UserError(_("{path}: not running (state {state})").format(
+        path=path, state=pgettext("run state", status.effective_state() if status else "unknown")))
 
 
 def _logs(path: Path, follow: bool, poll_s: float = 0.2) -> int:
@@ -245,7 +267,8 @@ def _logs(path: Path, follow: bool, poll_s: float = 0.2) -> int:
     status = runs.read_status(path)
     live = status is not None and status.effective_state() in runs.LIVE_STATES
     if not (path / runs.LOG_FILE).is_file() and not (follow and live):
-        raise UserError(f"{path}: no {runs.LOG_FILE}: the run has not started (or its log was deleted)")
+        raise UserError(_("{path}: no {file}: the run has not started (or its log was deleted)").format(
+            path=path, file=runs.LOG_FILE))
     follower = RunFollower(path, every_line=True)
     while True:
         follower.copy_log(sys.stdout)

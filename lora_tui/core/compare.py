@@ -19,6 +19,7 @@ from lora_tui.core import run_files, runs
 from lora_tui.core.memory_check import measured_peak
 from lora_tui.core.plan import load_run_file
 from lora_tui.errors import UserError
+from lora_tui.i18n import _, pgettext
 
 IGNORED_SETTINGS = ("output",)
 """Settings never reported as a difference (every run has its own directory)."""
@@ -115,11 +116,11 @@ def compare_runs(paths: Iterable[str | Path]) -> Comparison:
     dirs = [Path(p).expanduser() for p in paths]
     for path in dirs:
         if not path.is_dir():
-            raise UserError(f"{path}: no such run directory")
+            raise UserError(_("{path}: no such run directory").format(path=path))
         if not is_run_dir(path):
-            raise UserError(f"{path}: not a run directory (no status.json or run.toml)")
+            raise UserError(_("{path}: not a run directory (no status.json or run.toml)").format(path=path))
     if len({p.resolve() for p in dirs}) < 2:
-        raise UserError("compare needs at least two different run directories")
+        raise UserError(_("compare needs at least two different run directories"))
     rows = [read_run(p) for p in dirs]
     return Comparison(runs=rows, differences=differences([r.settings for r in rows]))
 
@@ -203,12 +204,13 @@ def table(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of the comparison as text cells: the differing settings, then the numbers."""
     from lora_tui.core.units import fmt_bytes
 
-    header = ["run", "state", *comparison.differences, "final loss", "best loss", "best eval @ step", "steps",
-              "tok/s", "wall s", "peak est.", "peak meas."]
+    header = [_("run"), _("state"), *comparison.differences, _("final loss"), _("best loss"), _("best eval @ step"),
+              _("steps"), _("tok/s"), _("wall s"), _("peak est."), _("peak meas.")]
     rows = []
     for r in comparison.runs:
         best = f"{r.best_eval_loss:.4f} @ {r.best_step}" if r.best_eval_loss is not None else "-"
-        rows.append([r.name, r.state, *(setting_text(r.settings.get(k)) for k in comparison.differences),
+        rows.append([r.name, pgettext("run state", r.state),
+                     *(setting_text(r.settings.get(k)) for k in comparison.differences),
                      number_text(r.final_loss), number_text(r.best_loss), best, str(r.steps),
                      number_text(r.tokens_per_second, 0), number_text(r.wall_seconds, 0),
                      fmt_bytes(r.peak_estimated_bytes) if r.peak_estimated_bytes is not None else "-",

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lora_tui.core.units import fmt_gib
+from lora_tui.i18n import _
 
 
 def measured_peak(measured: Mapping[str, Any] | None) -> int | None:
@@ -39,22 +40,22 @@ def memory_line(estimate: Mapping[str, Any] | None, measured: Mapping[str, Any] 
     peak = measured_peak(measured)
     if not has_total and peak is None:
         return None
-    parts = [f"estimated {fmt_gib(int(total))}" if has_total else "no estimate"]
+    estimated = _("estimated {size}").format(size=fmt_gib(int(total))) if has_total else _("no estimate")
     if peak is None:
-        return parts[0] + " (nothing measured)"
+        return _("{estimate} (nothing measured)").format(estimate=estimated)
     measured = measured or {}
     if "peak_allocated_bytes" in measured:
-        text = f"measured {fmt_gib(peak)} peak allocated"
         reserved = measured.get("peak_reserved_bytes")
-        if isinstance(reserved, int):
-            text += f" ({fmt_gib(reserved)} reserved)"
+        text = _("measured {size} peak allocated ({reserved} reserved)").format(
+            size=fmt_gib(peak), reserved=fmt_gib(reserved)) if isinstance(reserved, int) else \
+            _("measured {size} peak allocated").format(size=fmt_gib(peak))
     else:
-        text = f"measured {fmt_gib(peak)} peak resident-set growth on the CPU"
+        text = _("measured {size} peak resident-set growth on the CPU").format(size=fmt_gib(peak))
     if has_total:
-        text += f" (ratio {peak / total:.2f})"
+        text = _("{measured} (ratio {ratio})").format(measured=text, ratio=f"{peak / total:.2f}")
     first = measured.get("first_steps")
     first_peak = measured_peak(first) if isinstance(first, Mapping) else None
     if first_peak is not None and isinstance(first, Mapping) and first_peak != peak:
-        text += f"; after {first.get('steps', '?')} steps {fmt_gib(first_peak)}"
-    parts.append(text)
-    return ", ".join(parts)
+        text = _("{measured}; after {steps} steps {size}").format(measured=text, steps=first.get("steps", "?"),
+                                                                 size=fmt_gib(first_peak))
+    return _("{estimate}, {measured}").format(estimate=estimated, measured=text)

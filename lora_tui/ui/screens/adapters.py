@@ -26,11 +26,12 @@ from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Stati
 from lora_tui.core.adapter_report import format_details
 from lora_tui.core.adapters import AdapterInfo, describe_adapter, find_adapters
 from lora_tui.core.progress import Cancelled, Progress, ProgressTracker
+from lora_tui.i18n import N_, _, pgettext
 from lora_tui.ui.messages import AdapterDescribed, AdapterStatus, AnswerChunk
 from lora_tui.ui.screens.base import AppScreen
 from lora_tui.ui.widgets.fit_table import fill_fitted
 
-LIST_HEADER = ("State", "r", "alpha", "Loss", "Adapter")
+LIST_HEADER = (N_("State"), "r", "alpha", N_("Loss"), N_("Adapter"))
 """The adapter list's columns; the name last, where a long one wraps."""
 NARROW_LIST = 44
 """Below this width the list leaves out r and alpha (the details pane shows them), so the name keeps room."""
@@ -48,14 +49,14 @@ class AdaptersScreen(AppScreen):
 
     CSS_PATH = "../adapters.tcss"
     BINDINGS = [
-        Binding("ctrl+r", "refresh", "Refresh", tooltip="Scan the runs root again", id="adapters.refresh"),
-        Binding("ctrl+g", "merge", "Merge", tooltip="Merge the selected adapter into its base (sibling directory "
-                "NAME-merged)", id="adapters.merge"),
-        Binding("ctrl+t", "stop", "Stop", tooltip="Stop the answer at its next token, or the merge before it writes "
-                "anything", id="adapters.stop"),
-        Binding("escape", "back", "Back", tooltip="Leave the Adapters screen", id="adapters.back"),
-        Binding("up", "select(-1)", "Previous adapter", show=False, id="adapters.up"),
-        Binding("down", "select(1)", "Next adapter", show=False, id="adapters.down"),
+        Binding("ctrl+r", "refresh", N_("Refresh"), tooltip=N_("Scan the runs root again"), id="adapters.refresh"),
+        Binding("ctrl+g", "merge", N_("Merge"), tooltip=N_("Merge the selected adapter into its base (sibling "
+                                                              "directory NAME-merged)"), id="adapters.merge"),
+        Binding("ctrl+t", "stop", N_("Stop"), tooltip=N_("Stop the answer at its next token, or the merge before it "
+                                                         "writes anything"), id="adapters.stop"),
+        Binding("escape", "back", N_("Back"), tooltip=N_("Leave the Adapters screen"), id="adapters.back"),
+        Binding("up", "select(-1)", N_("Previous adapter"), show=False, id="adapters.up"),
+        Binding("down", "select(1)", N_("Next adapter"), show=False, id="adapters.down"),
     ]
 
     def __init__(self, runs_root: Path, *, max_new_tokens: int = 128, device: str = "auto",
@@ -81,8 +82,8 @@ class AdaptersScreen(AppScreen):
         with Horizontal(id="adapters-top"):
             yield DataTable(id="adapter-list", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="adapter-details-box"):
-                yield Static("Select an adapter.", id="adapter-details")
-        yield Input(placeholder="Ask the base model and the selected adapter (Enter)", id="adapter-prompt")
+                yield Static(_("Select an adapter."), id="adapter-details")
+        yield Input(placeholder=_("Ask the base model and the selected adapter (Enter)"), id="adapter-prompt")
         with Horizontal(id="adapter-answers"):
             with Vertical(classes="answer-pane"):
                 yield Static("", id="answer-base")
@@ -97,8 +98,8 @@ class AdaptersScreen(AppScreen):
     def on_mount(self) -> None:
         """Fill the list."""
         self.query_one("#adapter-progress-row").display = False
-        self.query_one("#answer-base").border_title = "base model"
-        self.query_one("#answer-adapter").border_title = "adapter"
+        self.query_one("#answer-base").border_title = _("base model")
+        self.query_one("#answer-adapter").border_title = _("adapter")
         self.action_refresh()
         self.query_one("#adapter-prompt", Input).focus()  # type a question at once; up/down pick the adapter
 
@@ -113,17 +114,17 @@ class AdaptersScreen(AppScreen):
         self.adapters = {a.path: a for a in find_adapters(self.runs_root)}
         self._fill_list()
         if not self.adapters:
-            self.set_status(f"No adapters under {self.runs_root}. Train one first.")
+            self.set_status(_("No adapters under {root}. Train one first.").format(root=self.runs_root))
 
     def _fill_list(self) -> None:
         table = self.query_one("#adapter-list", DataTable)
         width = table.size.width or self.size.width * 2 // 5
         keep = [0, 3, 4] if width < NARROW_LIST else [0, 1, 2, 3, 4]
         rows = [(info.path, [cells[i] for i in keep]) for info in self.adapters.values()
-                for cells in [[info.state or "-", str(info.r or "-"),
+                for cells in [[pgettext("run state", info.state) if info.state else "-", str(info.r or "-"),
                                "-" if info.lora_alpha is None else f"{info.lora_alpha:g}",
                                "-" if info.final_loss is None else f"{info.final_loss:.3f}", info.name]]]
-        fill_fitted(table, [LIST_HEADER[i] for i in keep], rows, width=width)
+        fill_fitted(table, [_(LIST_HEADER[i]) for i in keep], rows, width=width)
 
     def on_resize(self, event: events.Resize) -> None:
         """Fit the list to the new width."""
@@ -173,7 +174,7 @@ class AdaptersScreen(AppScreen):
         if not event.value.strip():
             return
         if info is None or not info.has_adapter:
-            self.set_status("Select a loadable adapter first (its state shows why it is not).", error=True)
+            self.set_status(_("Select a loadable adapter first (its state shows why it is not)."), error=True)
             return
         self.ask(info.path, event.value.strip())
 
@@ -204,8 +205,9 @@ class AdaptersScreen(AppScreen):
             raise
         stopped = tracker.cancel.is_set()
         tracker.finish("answered", cancelled=stopped)
-        self.post_message(AdapterStatus("stopped: the answer so far is shown" if stopped else
-                                        f"answered with base {self.session.base_dir.name} and adapter {name}"))
+        self.post_message(AdapterStatus(_("stopped: the answer so far is shown") if stopped else
+                                        _("answered with base {base} and adapter {adapter}").format(
+                                            base=self.session.base_dir.name, adapter=name)))
 
     def _ensure_loaded(self, path: str, tracker: ProgressTracker) -> str:
         """Adapter name in the session; the base is loaded only when it differs from the loaded one."""
@@ -236,7 +238,7 @@ class AdaptersScreen(AppScreen):
 
         info = self.selected
         if info is None or not info.has_adapter:
-            self.set_status("Select a loadable adapter to merge.", error=True)
+            self.set_status(_("Select a loadable adapter to merge."), error=True)
             return
         run = Path(info.run_dir)
         self.merge(info.path, str(free_run_dir(run.parent, run.name + "-merged")))
@@ -250,11 +252,11 @@ class AdaptersScreen(AppScreen):
         try:
             result = merge_adapter(path, output, device="auto", cancel=self._cancel, progress=self._tell)
         except Cancelled:
-            self.post_message(AdapterStatus(f"merge stopped: nothing was written to {output}"))
+            self.post_message(AdapterStatus(_("merge stopped: nothing was written to {path}").format(path=output)))
             return
         self.merged.append(result.output)
-        self.post_message(AdapterStatus(f"merged into {result.output} ({result.plan.dtype} on {result.plan.device},"
-                                        f" {result.seconds:.1f} s)"))
+        self.post_message(AdapterStatus(_("merged into {path} ({dtype} on {device}, {seconds} s)").format(
+            path=result.output, dtype=result.plan.dtype, device=result.plan.device, seconds=f"{result.seconds:.1f}")))
 
     # ---- progress ---------------------------------------------------------------------------------------
 
@@ -272,15 +274,15 @@ class AdaptersScreen(AppScreen):
         bar.update(total=event.total, progress=event.done)
         self.query_one("#adapter-progress-text", Static).update(event.describe())
         if not event.final:
-            self.set_status("ctrl+t stops it")
+            self.set_status(_("ctrl+t stops it"))
 
     def action_stop(self) -> None:
         """Stop the answer at its next token, or the merge at its next safe point (before the final rename)."""
         if self.query_one("#adapter-progress-row").display:
             self._cancel.set()
-            self.set_status("stopping…")
+            self.set_status(_("stopping…"))
         else:
-            self.set_status("Nothing to stop.")
+            self.set_status(_("Nothing to stop."))
 
     # ---- failures ---------------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from textual.message import Message
 from textual.widgets import Footer, Header, Static
 
 from lora_tui.core.compare import ComparedRun, Comparison, compare_runs, table
+from lora_tui.i18n import N_, _
 from lora_tui.ui.screens.base import AppScreen
 from lora_tui.ui.widgets.overlay_chart import KINDS, Curve, OverlayChart, colour_of
 
@@ -43,7 +44,7 @@ def curves_of(runs: list[ComparedRun], *, x: str, kinds: tuple[str, ...]) -> tup
             pairs = [(float(p.step), p.loss) for p in points] if x == "step" else \
                 [(float(p.tokens), p.loss) for p in points if p.tokens is not None]
             if pairs:
-                out.append(Curve(run.name, kind, tuple(a for a, _ in pairs), tuple(b for _, b in pairs),
+                out.append(Curve(run.name, kind, tuple(a for a, _b in pairs), tuple(b for _a, b in pairs),
                                  colour_of(index)))
     return tuple(out)
 
@@ -73,12 +74,13 @@ class CompareScreen(AppScreen):
     #compare-status { height: 1; color: $text-muted; }
     """
     BINDINGS = [
-        Binding("x", "toggle_x", "Steps/tokens", tooltip="x axis in optimizer steps or in tokens seen", id="cmp-x"),
-        Binding("l", "toggle_log", "Log scale", tooltip="Loss on a log scale", id="cmp-log"),
-        Binding("e", "cycle_kinds", "Train/eval", tooltip="Show train and eval, train only, or eval only",
+        Binding("x", "toggle_x", N_("Steps/tokens"), tooltip=N_("x axis in optimizer steps or in tokens seen"),
+                id="cmp-x"),
+        Binding("l", "toggle_log", N_("Log scale"), tooltip=N_("Loss on a log scale"), id="cmp-log"),
+        Binding("e", "cycle_kinds", N_("Train/eval"), tooltip=N_("Show train and eval, train only, or eval only"),
                 id="cmp-kinds"),
-        Binding("f5", "refresh", "Refresh", tooltip="Read the runs again", id="cmp-refresh"),
-        Binding("escape", "app.back", "Back", tooltip="Back to the runs", id="cmp-back"),
+        Binding("f5", "refresh", N_("Refresh"), tooltip=N_("Read the runs again"), id="cmp-refresh"),
+        Binding("escape", "app.back", N_("Back"), tooltip=N_("Back to the runs"), id="cmp-back"),
     ]
 
     def __init__(self, run_dirs: list[Path]) -> None:
@@ -98,7 +100,7 @@ class CompareScreen(AppScreen):
         """Title, the table, the chart and a status line."""
         yield Header(show_clock=False)
         with Vertical(id="compare-body"):
-            yield Static(f"Comparing {len(self.run_dirs)} runs", id="compare-title")
+            yield Static(_("Comparing {count} runs").format(count=len(self.run_dirs)), id="compare-title")
             with VerticalScroll(id="compare-table-box"):
                 yield Static("", id="compare-table")
             yield OverlayChart(id="compare-chart")
@@ -121,10 +123,11 @@ class CompareScreen(AppScreen):
     def on_comparison_read(self, message: ComparisonRead) -> None:
         """Fill the table and draw the chart."""
         self.comparison = message.comparison
-        differ = ", ".join(message.comparison.differences) or "none"
-        self.query_one("#compare-title", Static).update(
-            Text.assemble(f"Comparing {len(message.comparison.runs)} runs · settings that differ: ",
-                          (differ, DIFFERS)))
+        differ = _(", ").join(message.comparison.differences) or _("none")
+        title = _("Comparing {count} runs · settings that differ: {settings}").format(
+            count=len(message.comparison.runs), settings="\x00")
+        before, _sep, after = title.partition("\x00")
+        self.query_one("#compare-title", Static).update(Text.assemble(before, (differ, DIFFERS), after))
         self._fill_table()
         self._draw()
 
@@ -138,11 +141,13 @@ class CompareScreen(AppScreen):
         chart = self.query_one("#compare-chart", OverlayChart)
         kinds = SHOWN[self.shown]
         chart.curves = curves_of(self.comparison.runs, x=self.x, kinds=kinds)
-        chart.x_label = "steps" if self.x == "step" else "tokens seen"
+        chart.x_label = _("steps") if self.x == "step" else _("tokens seen")
         chart.log_y = self.log_y
+        shown = {("train", "eval"): _("train and eval"), ("train",): _("train"), ("eval",): _("eval")}[kinds]
+        scale = _("log scale") if self.log_y else _("linear scale")
         self.query_one("#compare-status", Static).update(
-            f"x: {chart.x_label} (x) · loss: {'log' if self.log_y else 'linear'} scale (l) · "
-            f"showing {' and '.join(kinds)} (e)")
+            _("x: {axis} (x) · loss: {scale} (l) · showing {shown} (e)").format(axis=chart.x_label, scale=scale,
+                                                                               shown=shown))
 
     def action_toggle_x(self) -> None:
         """x in steps, or in tokens seen."""

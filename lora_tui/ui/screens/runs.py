@@ -17,12 +17,13 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from lora_tui.core import runs
 from lora_tui.core.run_summary import RunSummary, best_eval_text, summarize
+from lora_tui.i18n import N_, _, pgettext
 from lora_tui.ui.screens.base import AppScreen
 from lora_tui.ui.widgets.fit_table import fill_fitted
 
 MARK = "● "
 """Put before a marked run's name."""
-HEADER = ("state", "step", "best eval @ step", "started", "checkpoint", "run")
+HEADER = (N_("state"), N_("step"), N_("best eval @ step"), N_("started"), N_("checkpoint"), N_("run"))
 """The Runs table's columns; the run's name last, where a long one wraps."""
 
 
@@ -41,7 +42,8 @@ class RunsSummarized(Message):
 
 def _cells(root: Path, path: Path, status: runs.RunStatus | None, summary: RunSummary) -> list[str]:
     name = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-    state = status.effective_state() if status else ("adapter" if runs.is_adapter_dir(path) else "-")
+    state = pgettext("run state", status.effective_state()) if status else (
+        _("adapter") if runs.is_adapter_dir(path) else "-")
     step = f"{status.step}/{status.max_steps or '?'}" if status else "-"
     started = time.strftime("%m-%d %H:%M", time.localtime(status.started_at)) \
         if status and status.started_at else "-"
@@ -53,12 +55,13 @@ class RunsScreen(AppScreen):
     """Runs under the output root; Enter opens a run's monitor."""
 
     BINDINGS = [
-        Binding("enter", "open", "Open monitor", tooltip="Watch this run (re-attach if it is running)", id="open"),
-        Binding("space", "mark", "Mark", tooltip="Mark this run for comparing (again: unmark)", id="mark"),
-        Binding("c", "compare", "Compare", tooltip="Compare the marked runs: settings, results, overlaid curves",
-                id="compare"),
-        Binding("f5", "refresh", "Refresh", tooltip="List the runs again", id="refresh"),
-        Binding("escape", "app.back", "Back", tooltip="Back to the wizard", id="runs-back"),
+        Binding("enter", "open", N_("Open monitor"), tooltip=N_("Watch this run (re-attach if it is running)"),
+                id="open"),
+        Binding("space", "mark", N_("Mark"), tooltip=N_("Mark this run for comparing (again: unmark)"), id="mark"),
+        Binding("c", "compare", N_("Compare"),
+                tooltip=N_("Compare the marked runs: settings, results, overlaid curves"), id="compare"),
+        Binding("f5", "refresh", N_("Refresh"), tooltip=N_("List the runs again"), id="refresh"),
+        Binding("escape", "app.back", N_("Back"), tooltip=N_("Back to the wizard"), id="runs-back"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -87,7 +90,7 @@ class RunsScreen(AppScreen):
     def action_refresh(self) -> None:
         """List the runs again."""
         root = self.tui.runs_root
-        self.query_one("#runs-title", Static).update(f"Runs under {root}")
+        self.query_one("#runs-title", Static).update(_("Runs under {root}").format(root=root))
         self.scan(root)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="runs")
@@ -101,15 +104,16 @@ class RunsScreen(AppScreen):
         self._rows = message.rows
         self._fill()
         if not message.rows:
-            self.query_one("#runs-title", Static).update(f"No runs under {self.tui.runs_root} yet: launch one from "
-                                                         "the wizard.")
+            self.query_one("#runs-title", Static).update(
+                _("No runs under {root} yet: launch one from the wizard.").format(root=self.tui.runs_root))
 
     def _fill(self) -> None:
         root = self.tui.runs_root
         rows = [(str(path), _cells(root, path, status, summary)) for path, status, summary in self._rows]
         rows = [(key, [*cells[:-1], (MARK if key in self.marked else "") + cells[-1]]) for key, cells in rows]
         table = self.query_one("#runs-table", DataTable)
-        fill_fitted(table, HEADER, rows, width=self.query_one("#body").size.width or self.size.width)
+        width = self.query_one("#body").size.width or self.size.width
+        fill_fitted(table, [_(label) for label in HEADER], rows, width=width)
 
     def on_resize(self, event: events.Resize) -> None:
         """Fit the table to the new width."""
@@ -139,7 +143,7 @@ class RunsScreen(AppScreen):
         live = {str(path) for path, _status, _summary in self._rows}
         chosen = [key for key in self.marked if key in live]
         if len(chosen) < 2:
-            self.notify("Mark two or more runs with space, then press c to compare them.", timeout=6)
+            self.notify(_("Mark two or more runs with space, then press c to compare them."), timeout=6)
             return
         self.tui.open_compare([Path(key) for key in chosen])
 

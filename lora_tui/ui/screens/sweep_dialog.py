@@ -14,6 +14,8 @@ from textual.widgets import Input, Static
 from lora_tui.core import sweep
 from lora_tui.core.plan import TrainingPlan
 from lora_tui.errors import UserError
+from lora_tui.i18n import N_, _
+from lora_tui.ui.screens.base import translate_bindings
 
 
 class SweepDialog(ModalScreen[tuple[Path, int] | None]):
@@ -25,10 +27,11 @@ class SweepDialog(ModalScreen[tuple[Path, int] | None]):
                  background: $surface; }
     #sweep-error { color: $error; }
     """
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="sweep-cancel")]
+    BINDINGS = [Binding("escape", "cancel", N_("Cancel"), id="sweep-cancel")]
 
     def __init__(self, plan: TrainingPlan, root: Path) -> None:
         super().__init__()
+        translate_bindings(self)
         self.plan = plan
         """The wizard's plan: every point's settings but the grid's."""
         self.root = root
@@ -37,8 +40,8 @@ class SweepDialog(ModalScreen[tuple[Path, int] | None]):
     def compose(self) -> ComposeResult:
         """The grid's input, a hint and an error line."""
         with Vertical(id="sweep-box"):
-            yield Static("Sweep: this plan over a grid of settings, one run after another (Enter starts it, "
-                         "Esc cancels). Points that cannot fit the GPU are dropped.")
+            yield Static(_("Sweep: this plan over a grid of settings, one run after another (Enter starts it, "
+                           "Esc cancels). Points that cannot fit the GPU are dropped."))
             yield Input(placeholder="lora_r=8,16 learning_rate=5e-5,2e-4", id="sweep-grid")
             yield Static("", id="sweep-error")
 

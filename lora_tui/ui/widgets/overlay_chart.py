@@ -16,6 +16,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from lora_tui.i18n import _
 from lora_tui.ui.widgets.chart import Series, plot
 
 PALETTE = ("cyan", "magenta", "yellow", "green", "red", "blue", "bright_white", "bright_cyan")
@@ -67,7 +68,7 @@ def _series(curves: Sequence[Curve], log_y: bool) -> list[Series]:
                  if math.isfinite(x) and math.isfinite(y) and (y > 0 or not log_y)]
         if pairs:
             out.append(Series(f"{c.run} {c.kind}", tuple(math.log10(y) if log_y else y for _, y in pairs), c.style,
-                              steps=tuple(x for x, _ in pairs)))
+                              steps=tuple(x for x, _y in pairs)))
     return out
 
 
@@ -90,7 +91,8 @@ def render_overlay(curves: Sequence[Curve], width: int, height: int, *, x_label:
     series = _series(curves, log_y)
     ys = [v for s in series for v in s.values]
     if not ys:
-        return Text("no loss values to draw yet" + (" (log scale needs losses above 0)" if log_y else ""),
+        return Text(_("no loss values to draw yet (log scale needs losses above 0)") if log_y else
+                    _("no loss values to draw yet"),
                     style="dim")
     xs = [x for s in series for x in (s.steps or ())]
     lo, hi = min(ys), max(ys)
@@ -110,14 +112,15 @@ def render_overlay(curves: Sequence[Curve], width: int, height: int, *, x_label:
         for bits, style in row:
             text.append(chr(0x2800 + bits), style=style or "")
         text.append("\n")
-    text.append_text(_x_axis(min(xs), max(xs), plot_w, axis_w, x_label + (", log loss" if log_y else "")))
+    axis = _("{axis}, log loss").format(axis=x_label) if log_y else x_label
+    text.append_text(_x_axis(min(xs), max(xs), plot_w, axis_w, axis))
     for run in runs_in_legend:
         mine = [c for c in curves if c.run == run]
         line = Text(" " * (axis_w + 1))
         line.append(run, style=f"bold {mine[0].colour}")
         for c in mine:  # `━ train 1.234  ╌ eval 1.345`: the last value of each curve
             last = c.ys[-1] if c.ys else math.nan
-            line.append(f"  {'━' if c.kind == 'train' else '╌'} {c.kind} {last:.4g}", style=c.style)
+            line.append(f"  {'━' if c.kind == 'train' else '╌'} {_(c.kind)} {last:.4g}", style=c.style)
         text.append_text(line)
         text.append("\n")
     text.rstrip()
