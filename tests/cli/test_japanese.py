@@ -154,3 +154,113 @@ def test_help_is_japanese(capsys: pytest.CaptureFixture[str]) -> None:
         main(["recommend", "--help", "--lang", "ja"])
     out = capsys.readouterr().out
     assert "ガイドのタスクのプリセット" in out and "--lang {en,ja}" in out
+
+
+# ---- part 2: runs, adapters and sweep ------------------------------------------------------------------------
+
+
+def _two_runs(root) -> tuple:
+    from lora_tui.core import runs
+    from lora_tui.core.plan import TrainingPlan
+    from tests.helpers.run_dirs import recorded_run
+
+    done = recorded_run(root / "run_done", [2.0, 1.5, 1.6], evals={2: 1.55})
+    stopped = recorded_run(root / "run_stopped", [2.2, 2.0], state="stopped")
+    (stopped / runs.RUN_FILE).write_text(TrainingPlan(output=str(stopped), lora_r=8, lora_alpha=16,
+                                                      learning_rate=2e-4).to_toml(), encoding="utf-8")
+    return done, stopped
+
+
+def _starts(line: str, words: list[str]) -> list[int]:
+    """The cell where each word of `words` starts in `line`."""
+    return [width(line[:line.index(w)]) for w in words]
+
+
+def test_runs_list_show_and_compare_in_japanese(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    done, stopped = _two_runs(tmp_path)
+    code, out, err = _run(capsys, "--lang", "ja", "runs", "list", str(tmp_path))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"{tmp_path} 以下の実行:"
+    header, rows = lines[1], lines[2:]
+    assert header.split()[:3] == ["状態", "ステップ", "損失"]
+    assert {r.split()[0] for r in rows} == {"完了", "停止"}
+    # right-aligned numbers end where their heading ends, whatever the width of the Japanese state words
+    for row in rows:
+        assert width(row[:row.index(" ", _chars(row, width("状態") + 1))]) >= width("状態")
+        assert _starts(row, [row.split()[-1]])[0] == _starts(header, ["実行"])[0]
+    assert english_words(out) == [] and i18n.missing == set()
+    code, out, err = _run(capsys, "--lang", "ja", "runs", "compare", str(done), str(stopped))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split()[:2] == ["実行", "状態"] and lines[1].split()[:2] == ["run_done", "完了"]
+    assert lines[-1] == "異なる設定: lora_r, lora_alpha, learning_rate"
+    for column in ("lora_r", "最終損失", "最良の損失"):  # each value ends under its right-aligned heading
+        end = width(lines[0][:lines[0].index(column)]) + width(column)
+        for row in lines[1:3]:
+            cut = _chars(row, end)
+            assert row[cut - 1] != " " and (cut == len(row) or row[cut] == " "), (row, column)
+    assert english_words(out) == [] and i18n.missing == set()
+    code, out, err = _run(capsys, "--lang", "ja", "runs", "show", str(done))
+    assert code == 0, err
+    shown = out.split("\n\n# lora-tui run file")[0]  # the run file that follows is the file itself
+    assert "状態" in shown and "完了" in shown and "最良の評価損失 1.5500（ステップ 2）" in shown
+    assert english_words(shown) == [] and i18n.missing == set()
+    _, english, _ = _run(capsys, "runs", "compare", str(done), str(stopped), "--json")
+    _, japanese, _ = _run(capsys, "--lang", "ja", "runs", "compare", str(done), str(stopped), "--json")
+    assert japanese == english
+
+
+def test_runs_errors_in_japanese(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    done, _stopped = _two_runs(tmp_path)
+    code, _, err = _run(capsys, "--lang", "ja", "runs", "compare", str(done))
+    assert code == 2 and err == "lora-tui: エラー: compare には異なる実行のディレクトリが 2 つ以上必要です\n"
+    code, _, err = _run(capsys, "--lang", "ja", "runs", "stop", str(done))
+    assert code == 2 and err == f"lora-tui: エラー: {done}: 実行中ではありません（状態: 完了）\n"
+    code, _, err = _run(capsys, "--lang", "ja", "runs", "show", str(tmp_path / "nope"))
+    assert code == 2 and err == f"lora-tui: エラー: {tmp_path / 'nope'}: 実行のディレクトリがありません\n"
+
+
+def test_adapters_list_and_show_in_japanese(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.helpers.adapter_fakes import fake_adapter
+
+    fake_adapter(tmp_path / "adapter_1", losses=[2.0, 1.5])
+    fake_adapter(tmp_path / "adapter_2", losses=[2.1, 1.7])
+    code, out, err = _run(capsys, "--lang", "ja", "adapters", "list", str(tmp_path))
+    assert code == 0, err
+    header, *rows = out.splitlines()
+    assert header.split()[:3] == ["名前", "状態", "ベース"]
+    for word in ("状態", "ベース", "R", "ALPHA", "サイズ", "損失"):  # each column starts under its heading
+        at = width(header[:header.index(word)])
+        for row in rows:
+            cut = _chars(row, at)
+            assert row[cut - 1] == " " and row[cut] != " ", (row, word)
+    assert {r.split()[1] for r in rows} == {"完了"}
+    assert english_words(out) == [] and i18n.missing == set()
+    code, out, err = _run(capsys, "--lang", "ja", "adapters", "show", str(tmp_path / "adapter_1"))
+    assert code == 0, err
+    assert out.startswith(f"アダプター {tmp_path / 'adapter_1'}\n  状態: 完了")
+    assert "  ファイル:" in out and "  ベースモデル: demo" in out
+    # the file names, the adapter's problems (core/adapters.py) and the versions are names or later
+    later = (r"(?m)^    \S+\s+[\d.]+ \w+$", r"(?m)^  ! .*$", r"バージョン: .*", r"データ: .*")
+    assert english_words(out, left_for_later=later) == [], out
+    assert i18n.missing == set()
+
+
+def test_sweep_dry_run_in_japanese(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "grid.toml"
+    spec.write_text('[plan]\nmodel = "demo"\nmax_steps = 2\n[grid]\nlora_r = [4, 8]\n', encoding="utf-8")
+    code, out, err = _run(capsys, "--lang", "ja", "sweep", str(spec), "--dry-run", "--vram-gb", "8",
+                          "--output", str(tmp_path / "sw"))
+    assert code == 0, err
+    assert out.startswith(f"スイープ {spec}: {tmp_path / 'sw'} に 2 点")
+    assert "（収まる）" in out or "(収まる)" in out
+    assert english_words(out) == [] and i18n.missing == set()
+
+
+def test_runs_adapters_and_sweep_help_are_japanese(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv, phrase in ((["runs", "compare"], "実行のディレクトリ（2 つ以上）"),
+                         (["adapters", "merge"], "マージしたモデル"), (["sweep"], "設定のグリッドの各点")):
+        with pytest.raises(SystemExit):
+            main([*argv, "--help", "--lang", "ja"])
+        assert phrase in capsys.readouterr().out

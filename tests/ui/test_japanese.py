@@ -15,7 +15,7 @@ from lora_tui.ui.app import make_app
 from lora_tui.ui.settings import remembered_language
 from tests.helpers import ui_fakes as fakes
 from tests.helpers import waits
-from tests.helpers.japanese import english_words, screen_texts
+from tests.helpers.japanese import english_words, plain, screen_texts
 
 SIZES = [(80, 24), (120, 40)]
 STEPS = ["HardwareScreen", "DataScreen", "TaskScreen", "AdvisorScreen", "ReviewScreen"]
@@ -168,3 +168,93 @@ def test_ja_wizard_snapshots(snap_compare, japanese: Path, size: tuple[int, int]
 @pytest.mark.parametrize("size", SIZES)
 def test_ja_help_snapshot(snap_compare, japanese: Path, size: tuple[int, int]) -> None:
     assert snap_compare(app_for(8), terminal_size=size, press=["f1"], run_before=waits.settle)
+
+
+# ---- part 2: the Runs, Compare and Adapters screens ----------------------------------------------------------
+
+
+def _runs_and_adapters() -> list[Path]:
+    """Two finished/stopped runs (the snapshot tests' own) and two adapters under ./runs."""
+    from tests.helpers.adapter_fakes import fake_adapter
+    from tests.ui.test_snapshots import finished_run
+
+    first = finished_run(Path("runs"))
+    second = Path("runs") / "run_r32"
+    from tests.helpers.run_dirs import recorded_run
+
+    recorded_run(second, [2.2, 1.9, 1.7, 1.6], evals={2: 1.8, 4: 1.65}, state="stopped")
+    fake_adapter(Path("runs") / "chat_adapter", losses=[2.0, 1.5, 1.25])
+    fake_adapter(Path("runs") / "failed_run", state="failed", weights=False)
+    return [first, second]
+
+
+RUN_NAMES = {"demo-run", "demo", "run", "chat", "adapter", "failed", "merged"}
+"""Words of the run and adapter directory names above (names, not messages)."""
+
+
+def _untranslated(screen) -> dict[str, list[str]]:
+    found = {}
+    for where, text in screen_texts(screen, skip=("adapter-details",)).items():
+        words = [w for w in english_words(text) if w.lower() not in RUN_NAMES]
+        if words:
+            found[where] = words
+    return found
+
+
+async def test_runs_compare_and_adapters_screens_are_japanese(japanese: Path) -> None:
+    first, second = _runs_and_adapters()
+    app = make_app(hardware_probe=fakes.probe(None), gpu_query=fakes.gpu_query(None), launcher=fakes.FakeLauncher(),
+                   runs_root=Path("runs"), gpu_interval=0, start="runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await waits.settle(pilot)
+        assert type(app.screen).__name__ == "RunsScreen"
+        texts = screen_texts(app.screen)
+        assert "runs 以下の実行" in " ".join(texts.values()) and "完了" in " ".join(texts.values())
+        assert "比較" in texts["footer"] and "モニターを開く" in texts["footer"]
+        assert _untranslated(app.screen) == {}
+        app.open_compare([first, second])
+        await waits.settle(pilot)
+        assert type(app.screen).__name__ == "CompareScreen"
+        texts = " ".join(screen_texts(app.screen).values())
+        assert "2 件の実行を比較 · 異なる設定:" in texts and "表示: 学習と評価 (e)" in texts
+        assert _untranslated(app.screen) == {}
+        await pilot.press("escape")
+        await waits.settle(pilot)
+        await pilot.press("ctrl+a")
+        await waits.settle(pilot)
+        assert type(app.screen).__name__ == "AdaptersScreen"
+        texts = screen_texts(app.screen)
+        assert "ベースモデルと選んだアダプターに質問（Enter）" in texts.values() and "マージ" in texts["footer"]
+        assert _untranslated(app.screen) == {}
+        details = app.screen.query_one("#adapter-details").content
+        assert "状態:" in plain(details) or "アダプターを選んでください" in plain(details)
+    assert sorted(i18n.missing) == []
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("screen", ["runs", "compare", "adapters"])
+def test_ja_runs_compare_adapters_snapshots(snap_compare, japanese: Path, size: tuple[int, int], screen: str) -> None:
+    from tests.ui.test_snapshots import finished_run
+
+    first = finished_run(Path("runs"))
+    kwargs: dict = {}
+    if screen == "compare":
+        from tests.helpers.run_dirs import recorded_run
+
+        second = recorded_run(Path("runs") / "run_r32", [2.2, 1.9, 1.7, 1.6], evals={2: 1.8, 4: 1.65},
+                              state="stopped")
+        kwargs["open_compare"] = [first, second]
+    if screen == "adapters":
+        from tests.helpers.adapter_fakes import fake_adapter
+
+        fake_adapter(Path("runs") / "chat-adapter-with-a-long-descriptive-name", losses=[2.0, 1.5, 1.25])
+
+    async def go(pilot) -> None:
+        await waits.settle(pilot)
+        if screen == "adapters":
+            await pilot.press("ctrl+a")
+            await waits.settle(pilot)
+
+    app = make_app(hardware_probe=fakes.probe(None), gpu_query=fakes.gpu_query(None), launcher=fakes.FakeLauncher(),
+                   runs_root=Path("runs"), gpu_interval=0, start="runs", **kwargs)
+    assert snap_compare(app, terminal_size=size, run_before=go)
