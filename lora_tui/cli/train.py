@@ -68,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     log_start = _log_size(resolved) if resolved.mode == "resume" else 0  # a resumed run appends to run.log
     run_dir, proc = launcher.launch(resolved)
+    node_rank = getattr(resolved.plan, "node_rank", 0)
+    if node_rank > 0:
+        return follow_node(run_dir, proc, node_rank, detach=args.detach)
     resume_from = getattr(resolved, "resume_from", None)
     resuming = f"  resuming from {Path(resume_from).name}" if resume_from else ""
     print(f"run: {run_dir}  pid: {proc.pid}{resuming}", flush=True)
@@ -94,9 +97,11 @@ def render_dry_run(resolved: Any) -> str:
     lines = [f"Plan ({resolved.mode} run in {plan.output}):"]
     for row in _rows(resolved):
         lines.append(row)
+    world = (f"{plan.num_processes} process(es)" if plan.nnodes == 1 else
+             f"{plan.world_size} processes ({plan.nnodes} machines x {plan.num_processes})")
     lines += [f"Effective batch: {plan.effective_batch_size} (batch {plan.per_device_train_batch_size} x "
-              f"accumulation {plan.gradient_accumulation_steps} x {plan.num_processes} process(es))",
-              f"Command: {plan.command_line()}", *data_lines(resolved.data_report), ""]
+              f"accumulation {plan.gradient_accumulation_steps} x {world})", *_command_lines(plan),
+              *_per_gpu_lines(resolved.memory), *data_lines(resolved.data_report), ""]
     math = compute_lora_math(resolved.inventory, r=plan.lora_r, lora_alpha=plan.lora_alpha,
                              target_modules=list(plan.target_modules), use_dora=plan.use_dora,
                              use_rslora=plan.use_rslora)
@@ -105,6 +110,57 @@ def render_dry_run(resolved: Any) -> str:
     if not resolved.model_available:
         lines += ["", "Warning: the model's weights are not on this machine; a real run will need them."]
     return "\n".join(lines)
+
+
+def _command_lines(plan: Any) -> list[str]:
+    """The command to run, one per machine for a run on several (each with its own --node-rank)."""
+    from lora_tui.core.distributed import node_commands
+
+    commands = node_commands(plan, plan.command_line())
+    if len(commands) == 1:
+        return [f"Command: {commands[0]}"]
+    return ["Commands, one per machine (start node 0 first, then the others):",
+            *(f"  node {rank}: {command}" for rank, command in enumerate(commands))]
+
+
+def _per_gpu_lines(memory: dict[str, Any] | None) -> list[str]:
+    """Per-GPU memory of each strategy, for a run on several processes."""
+    from lora_tui.core.units import fmt_gib
+
+    per = (memory or {}).get("per_gpu")
+    if not per:
+        return []
+    return [f"Per-GPU memory: ddp {fmt_gib(per['ddp_bytes'])} ({per['ddp_verdict'].replace('_', ' ')}, the whole "
+            f"base on every GPU); fsdp {fmt_gib(per['fsdp_bytes'])} ({per['fsdp_verdict'].replace('_', ' ')}, "
+            f"weights and LoRA state / {per['shards']} shards)"]
+
+
+def follow_node(run_dir: Path, proc: Any, node_rank: int, *, detach: bool, poll_s: float = 0.2) -> int:
+    """A node other than 0: its processes log to RUN/node-R.log, and node 0 keeps the run's status."""
+    from lora_tui.core.distributed import node_log_name
+
+    log = run_dir / node_log_name(node_rank)
+    print(f"node {node_rank}: pid {proc.pid}, log {log}; node 0 writes the run's status, metrics and adapter",
+          flush=True)
+    if detach:
+        return 0
+    offset = 0
+    while True:
+        done = proc.poll() is not None
+        try:
+            with open(log, "rb") as fh:
+                fh.seek(offset)
+                chunk = fh.read()
+        except OSError:
+            chunk = b""
+        offset += len(chunk)
+        sys.stdout.write(chunk.decode("utf-8", errors="replace"))
+        sys.stdout.flush()
+        if done:
+            break
+        time.sleep(poll_s)
+    print(f"lora-tui: node {node_rank}'s training processes exited with status {proc.returncode}")
+    return 0 if proc.returncode == 0 else 1
 
 
 def _rows(resolved: Any) -> list[str]:

@@ -22,14 +22,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lora_tui.core import checkpoints, output_dir, run_lock, run_setup, runs
+from lora_tui.core import checkpoints, distributed, output_dir, run_lock, run_setup, runs
 from lora_tui.core.paths import SAMPLE_DATA_PATH
 from lora_tui.core.plan import TrainingPlan, load_run_file
 from lora_tui.core.resolve import PlanInputs, ResolvedPlan, resolve
@@ -149,14 +148,20 @@ def check_for_launch(resolved: ResolvedPlan, *, resume: bool = False, overwrite:
     check_tracker(plan.report_to)  # a tracker that is not installed: refused before anything is written
     report = report.at(plan.max_seq_length)  # token statistics against the length the run trains with
     inventory, available, warnings = _check_model(plan, inputs.inventory, dry_run)
+    no_gpu = distributed.fsdp_without_gpu(plan, inputs.vram_bytes)
+    if no_gpu and not dry_run:
+        raise UserError(no_gpu)
+    warnings += [no_gpu] if no_gpu else []
     from lora_tui.core.dataset.report import truncation_warning
 
     warnings += [w for w in (truncation_warning(report),) if w]
-    mode, resume_from = "new", None
-    if not dry_run or resume:
+    mode, resume_from = ("resume" if resume else "new"), None
+    if plan.node_rank > 0:
+        pass  # node 0 owns the run directory (output policy, checkpoints, disk); this node writes only its log
+    elif not dry_run or resume:
         mode, resume_from, notes = _output_mode(plan, resume=resume, overwrite=overwrite)
         warnings += notes
-    if not dry_run:
+    if not dry_run and plan.node_rank == 0:
         warnings += _check_space(plan, inventory)
     return ResolvedRun(plan=plan, sources=dict(resolved.sources), reasons=dict(resolved.reasons), mode=mode,
                        data_report=report.to_dict() | {"examples": report.examples},
@@ -252,11 +257,15 @@ def _check_space(plan: TrainingPlan, inventory: Any) -> list[str]:
 
 def _memory(inventory: Any, plan: TrainingPlan, vram: int | None, lengths: Any) -> dict[str, Any] | None:
     from lora_tui.core.memory import plan_estimate
+    from lora_tui.core.memory_sharded import per_gpu, sharded
 
     try:
-        return plan_estimate(inventory, plan, vram, lengths=lengths).to_dict()
+        est = plan_estimate(inventory, plan, vram, lengths=lengths)
     except (UserError, ValueError):
         return None
+    layers = int(getattr(inventory, "num_layers", 1) or 1)
+    chosen = sharded(est, plan.world_size, layers) if plan.distributed == "fsdp" else est
+    return chosen.to_dict() | ({"per_gpu": per_gpu(est, plan.world_size, layers)} if plan.world_size > 1 else {})
 
 
 # ---- writing and starting -----------------------------------------------------------------------------------
@@ -293,17 +302,16 @@ def prepare_run_dir(resolved: ResolvedRun) -> Path:
     return run_dir
 
 
-def worker_command(run_dir: Path, *, resume: bool = False, num_processes: int = 1) -> list[str]:
-    """The command line of the training process."""
-    tail = ["-m", "lora_tui.train", str(run_dir), *(["--resume"] if resume else [])]
-    if num_processes <= 1:
-        return [sys.executable, *tail]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={num_processes}",
-            *tail]
+def worker_command(run_dir: Path, *, resume: bool = False, num_processes: int = 1,
+                   plan: TrainingPlan | None = None) -> list[str]:
+    """The command line of this machine's training process (torchrun with its rendezvous for several)."""
+    if plan is None:
+        plan = TrainingPlan(num_processes=num_processes)
+    return distributed.worker_command(run_dir, plan, resume=resume)
 
 
 def start_worker(run_dir: Path, *, resume: bool = False, num_processes: int = 1,
-                 env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+                 env: Mapping[str, str] | None = None, plan: TrainingPlan | None = None) -> subprocess.Popen[bytes]:
     """Start the training process in its own session, output appended to RUN/run.log; records its pid.
 
     The process inherits the directory's lock (taken by `prepare_run_dir`, else here) and holds it until it
@@ -316,11 +324,11 @@ def start_worker(run_dir: Path, *, resume: bool = False, num_processes: int = 1,
     # A single worker starts with SIGINT/SIGTERM blocked (the mask survives exec) and unblocks them once its
     # stop handler is in place, so a stop asked during its start-up is a graceful stop, not a kill. torchrun
     # is left alone: it forwards SIGTERM to its workers, and multi-process runs stop through the STOP file.
-    block = num_processes <= 1 and hasattr(signal, "pthread_sigmask")
+    block = num_processes <= 1 and (plan is None or plan.world_size <= 1) and hasattr(signal, "pthread_sigmask")
     saved_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS) if block else None
     try:
         with open(run_dir / runs.LOG_FILE, "ab") as log:
-            proc = subprocess.Popen(worker_command(run_dir, resume=resume, num_processes=num_processes),
+            proc = subprocess.Popen(worker_command(run_dir, resume=resume, num_processes=num_processes, plan=plan),
                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True, env=child_env, cwd=os.getcwd(),
                                     pass_fds=(lock.fd,) if lock.fd >= 0 else ())
@@ -344,10 +352,17 @@ def start_worker(run_dir: Path, *, resume: bool = False, num_processes: int = 1,
 
 
 def launch(resolved: ResolvedRun) -> tuple[Path, subprocess.Popen[bytes]]:
-    """prepare_run_dir + start_worker: what the TUI's Start button does."""
+    """prepare_run_dir + start_worker: what the TUI's Start button does (on a node other than 0: start_node)."""
+    plan = resolved.plan
+    if plan.node_rank > 0:
+        run_dir = run_setup.run_dir_path(plan.output)
+        run_setup.make_run_dir(run_dir, plan.output)
+        command = worker_command(run_dir, resume=resolved.mode == "resume", plan=plan)
+        return run_dir, run_setup.start_node(run_dir, plan, command)
     run_dir = prepare_run_dir(resolved)
     try:
-        proc = start_worker(run_dir, resume=resolved.mode == "resume", num_processes=resolved.plan.num_processes)
+        proc = start_worker(run_dir, resume=resolved.mode == "resume", num_processes=plan.num_processes,
+                            plan=plan)
     finally:
         lock = run_lock.held(run_dir)
         if lock is not None:

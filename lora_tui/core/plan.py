@@ -8,9 +8,7 @@ says where each value came from (`given`, `config`, `recommended`, `default`). T
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import re
 import shlex
 import sys
 from collections.abc import Mapping
@@ -23,6 +21,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from lora_tui.core.plan_values import _KIND_WORDS, _is_int, _is_num, _parse_bool, _shown, _toml_value, fmt_value
 from lora_tui.core.sources import ADVICE
 from lora_tui.errors import UserError
 
@@ -117,7 +116,18 @@ class TrainingPlan:
     save_total_limit: int = 3
     """Keep at most this many checkpoints (older ones are deleted once a newer one is complete)."""
     num_processes: int = 1
-    """Data-parallel processes (one per GPU; CPU runs use gloo)."""
+    """Training processes on each machine (one per GPU; CPU runs use gloo)."""
+    nnodes: int = 1
+    """Machines taking part in the run; each one runs the same `lora-tui train` with its own --node-rank."""
+    node_rank: int = 0
+    """This machine's index, 0 to nnodes - 1; node 0 writes the run directory, the others only their log."""
+    master_addr: str | None = None
+    """Address of node 0 that every machine can reach (torchrun's rendezvous); needed with --nnodes above 1."""
+    master_port: int = 29500
+    """Port on node 0 for the rendezvous (free on node 0, open to the other machines)."""
+    distributed: str = "ddp"
+    """ddp: every GPU holds the whole base model; fsdp: the base's weights are sharded across the GPUs (FSDP2),
+    for a base that does not fit one GPU."""
     batching: str = "grouped"
     """How examples become batches: grouped (by length, less padding), random, padding-free or packed (GPU)."""
 
@@ -130,7 +140,7 @@ class TrainingPlan:
     def validate(self) -> None:
         """Raise UserError naming the first invalid field (flag names are the field's `--kebab-case`)."""
         _check(isinstance(self.model, str) and self.model.strip() != "", "model", "must not be empty")
-        for name in ("data", "columns", "task"):
+        for name in ("data", "columns", "task", "master_addr"):
             value = getattr(self, name)
             _check(value is None or (isinstance(value, str) and value.strip() != ""), name,
                    "must not be empty (leave it out instead)")
@@ -173,6 +183,10 @@ class TrainingPlan:
                "cannot be combined with DoRA (--use-dora): lora-tui trains DoRA on 16-bit weights only; "
                "turn one of them off")
         _check(len(self.target_modules) > 0, "target_modules", "must name at least one module")
+        from lora_tui.core.distributed import problems
+
+        for name, message in problems(self)[:1]:
+            _check(False, name, message)
 
     # ---- derived values ---------------------------------------------------------------------------------
 
@@ -183,8 +197,13 @@ class TrainingPlan:
 
     @property
     def effective_batch_size(self) -> int:
-        """Examples per optimizer step: batch x accumulation x processes."""
-        return self.per_device_train_batch_size * self.gradient_accumulation_steps * self.num_processes
+        """Examples per optimizer step: batch x accumulation x processes x machines."""
+        return self.per_device_train_batch_size * self.gradient_accumulation_steps * self.world_size
+
+    @property
+    def world_size(self) -> int:
+        """Training processes of the whole run: machines x processes per machine."""
+        return self.num_processes * self.nnodes
 
     # ---- serialisation ----------------------------------------------------------------------------------
 
@@ -300,6 +319,8 @@ _INT_BOUNDS = {
     "save_steps": MAX_STEPS,
     "save_total_limit": 1_000_000,
     "num_processes": 4096,
+    "nnodes": 4096,
+    "master_port": 65_535,
 }
 """Positive whole numbers: field -> the largest accepted (a typo such as r = 10**20 is refused, not run)."""
 
@@ -371,61 +392,6 @@ def _normalise_targets(value: Any) -> list[str]:
     return names
 
 
-_KIND_WORDS = {"int": "a whole number", "float": "a number", "bool": "yes or no", "list": "a list of names"}
-"""How each field kind is named in an error."""
-
-
-def _parse_bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("yes", "true", "on", "1"):
-        return True
-    if lowered in ("no", "false", "off", "0"):
-        return False
-    raise ValueError(text)
-
-
 def _check(ok: bool, name: str, message: str) -> None:
     if not ok:
         raise UserError(f"`{name}` ({flag_for(name)}) {message}")
-
-
-def _shown(value: Any) -> str:
-    """A value as an error message quotes it (huge numbers shortened)."""
-    text = repr(value)
-    return text if len(text) <= 24 else text[:20] + "..."
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_num(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def fmt_value(value: Any) -> str:
-    """A setting's value as a person writes it: 5e-5 not 5e-05, 3 not 3.0, lists comma-joined."""
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, float):
-        if value.is_integer() and abs(value) < 1e6:
-            return str(int(value))
-        if abs(value) < 1e-3:
-            mantissa, exponent = f"{value:.3e}".split("e")
-            return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
-        return re.sub(r"e([+-])0(\d)", r"e\1\2", f"{value:g}")
-    if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value)
-    return str(value)
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")

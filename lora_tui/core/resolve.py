@@ -8,7 +8,8 @@ After the merge, the derived rules (each in one function below) run in this orde
 1. a chosen target pattern (`given[PATTERN]`) becomes this model's module names (Phi-3's fused `qkv_proj`);
 2. a given batch size keeps the recommended effective batch (accumulation = effective / batch);
 3. a given r keeps the recommended alpha/r ratio;
-4. with N processes a recommended/default accumulation is divided by N (the effective batch stays);
+4. with N processes in all (machines x processes per machine) a recommended/default accumulation is divided by N
+   (the effective batch stays);
 5. an output directory not given is the first free `RUNS_ROOT/MODEL`, `MODEL-2`, ...;
 6. a save interval not given makes about `EVALUATIONS` checkpoints (and, with an evaluation split, evaluations,
    which run at every save) over the run's optimizer steps, so the best one can be kept;
@@ -29,6 +30,7 @@ from lora_tui.core.plan import TrainingPlan, fmt_value, held_out
 from lora_tui.core.recommend import recommend
 from lora_tui.core.targets import pattern_modules, pattern_of
 from lora_tui.errors import UserError
+from lora_tui.i18n import _
 
 if TYPE_CHECKING:
     from lora_tui.core.dataset.report import DatasetReport
@@ -94,7 +96,8 @@ def resolve(given: Mapping[str, Any], inputs: PlanInputs, *, config: Mapping[str
     for label, layer in layers.items():
         unknown = sorted(set(layer) - set(TrainingPlan.field_names()))
         if unknown:
-            raise UserError(f"{label} settings: unknown setting(s) {', '.join(unknown)}")
+            raise UserError(_("{layer} settings: unknown setting(s) {names}").format(layer=label,
+                                                                                     names=", ".join(unknown)))
     task = person.get("task", layers["config"].get("task"))
     advice = person.get("advice", layers["config"].get("advice", TrainingPlan.advice))
     rec = recommend(task=task, vram_bytes=inputs.vram_bytes, inventory=inputs.inventory, style=inputs.style,
@@ -131,8 +134,10 @@ def _check_rank(plan: TrainingPlan, inventory: ModelInventory | None) -> None:
     narrow = min(rows, key=lambda row: min(row.in_features, row.out_features))
     width = min(narrow.in_features, narrow.out_features)
     if plan.lora_r > width:
-        raise UserError(f"`lora_r` (--lora-r) {plan.lora_r} is larger than the narrowest targeted layer "
-                        f"({narrow.name}, {narrow.in_features} -> {narrow.out_features}); use at most {width}")
+        raise UserError(_("`lora_r` (--lora-r) {r} is larger than the narrowest targeted layer ({name}, {fan_in} -> "
+                          "{fan_out}); use at most {width}").format(r=plan.lora_r, name=narrow.name,
+                                                                   fan_in=narrow.in_features,
+                                                                   fan_out=narrow.out_features, width=width))
 
 
 def _check_peft_limits(plan: TrainingPlan, inventory: ModelInventory | None) -> None:
@@ -143,9 +148,11 @@ def _check_peft_limits(plan: TrainingPlan, inventory: ModelInventory | None) -> 
 
         params = expert_parameters(inventory, list(plan.target_modules))
         if params:
-            raise UserError(f"`lora_dropout` (--lora-dropout) {fmt_value(plan.lora_dropout)}: PEFT adapts "
-                            f"{inventory.model_id}'s fused experts ({', '.join(params)}) through target_parameters, "
-                            "which cannot apply dropout; use --lora-dropout 0 or target attention modules only")
+            raise UserError(_("`lora_dropout` (--lora-dropout) {dropout}: PEFT adapts {model}'s fused experts "
+                              "({params}) through target_parameters, which cannot apply dropout; use --lora-dropout 0 "
+                              "or target attention modules only").format(
+                                  dropout=fmt_value(plan.lora_dropout), model=inventory.model_id,
+                                  params=", ".join(params)))
     if not plan.load_in_4bit:
         return
     if inventory is not None:
@@ -153,12 +160,13 @@ def _check_peft_limits(plan: TrainingPlan, inventory: ModelInventory | None) -> 
 
         problem = four_bit_problem(inventory)
         if problem is not None:
-            raise UserError(f"--load-in-4bit: {problem}; train {inventory.model_id} in 16-bit instead")
+            raise UserError(_("--load-in-4bit: {problem}; train {model} in 16-bit instead").format(
+                problem=problem, model=inventory.model_id))
     import importlib.util
 
     if importlib.util.find_spec("bitsandbytes") is None:
-        raise UserError("--load-in-4bit needs bitsandbytes, which is not installed: `pip install bitsandbytes`, "
-                        "or train without --load-in-4bit")
+        raise UserError(_("--load-in-4bit needs bitsandbytes, which is not installed: `pip install bitsandbytes`, "
+                          "or train without --load-in-4bit"))
 
 
 def _merge(given: Mapping[str, Any], config: Mapping[str, Any], recommended: Mapping[str, Any]
@@ -181,10 +189,11 @@ def _apply_pattern(pattern: str, values: dict[str, Any], sources: dict[str, str]
     """Rule 1: a chosen pattern -> this model's module names."""
     modules, note = pattern_modules(pattern, inventory)
     if not modules:
-        raise UserError(f"target pattern {pattern!r}: none of its modules exist in this model{note}; "
-                        "type the module names instead")
+        raise UserError(_("target pattern {pattern}: none of its modules exist in this model{note}; type the module "
+                          "names instead").format(pattern=repr(pattern), note=note))
     values["target_modules"], sources["target_modules"] = modules, "given"
-    reasons["target_modules"] = f"the guide's '{pattern}' pattern, as you chose{note}"
+    reasons["target_modules"] = _("the guide's '{pattern}' pattern, as you chose{note}").format(pattern=pattern,
+                                                                                                note=note)
 
 
 def _save_interval(values: dict[str, Any], sources: dict[str, str], reasons: dict[str, str],
@@ -195,15 +204,20 @@ def _save_interval(values: dict[str, Any], sources: dict[str, str], reasons: dic
     plan_values = {name: values.get(name, getattr(TrainingPlan, name)) for name in
                    ("per_device_train_batch_size", "gradient_accumulation_steps", "num_processes",
                     "num_train_epochs", "max_steps", "eval_split")}
-    if not all(_positive_int(plan_values[k]) for k in ("per_device_train_batch_size", "gradient_accumulation_steps",
-                                                       "num_processes")):
+    nodes = values.get("nnodes", TrainingPlan.nnodes)
+    if not all(_positive_int(v) for v in (plan_values["per_device_train_batch_size"],
+                                          plan_values["gradient_accumulation_steps"], plan_values["num_processes"],
+                                          nodes)):
         return  # TrainingPlan refuses a bad value, naming the flag
+    plan_values["num_processes"] *= nodes  # every process of every machine takes its share of a step
     steps = total_steps(data.examples, **plan_values)
     interval = max(1, steps // EVALUATIONS)
     values["save_steps"], sources["save_steps"] = interval, "recommended"
-    evaluated = " and evaluation" if plan_values["eval_split"] else ""
-    reasons["save_steps"] = (f"{steps} optimizer steps / {EVALUATIONS} = a checkpoint{evaluated} every {interval} "
-                             "steps, so the best one can be kept (beyond the guide)")
+    reasons["save_steps"] = (_("{steps} optimizer steps / {count} = a checkpoint and evaluation every {interval} "
+                               "steps, so the best one can be kept (beyond the guide)") if plan_values["eval_split"]
+                             else _("{steps} optimizer steps / {count} = a checkpoint every {interval} steps, so the "
+                                    "best one can be kept (beyond the guide)")).format(
+                                        steps=steps, count=EVALUATIONS, interval=interval)
 
 
 def flash_attention_installed() -> bool:
@@ -220,13 +234,14 @@ def _batching(values: dict[str, Any], sources: dict[str, str], reasons: dict[str
     sources["batching"] = "recommended"
     if vram_bytes is not None and flash_attention_installed():
         values["batching"] = "padding-free"
-        reasons["batching"] = ("lora-tui's own rule: FlashAttention is installed, so a batch's examples are laid "
-                               "end to end without padding, the same examples per step as grouped batches")
+        reasons["batching"] = _("lora-tui's own rule: FlashAttention is installed, so a batch's examples are laid "
+                                "end to end without padding, the same examples per step as grouped batches")
         return
     values["batching"] = "grouped"
-    needs = "FlashAttention (pip install flash-attn)" if vram_bytes is not None else "a GPU with FlashAttention"
-    reasons["batching"] = ("lora-tui's own rule: examples of similar length share a batch, so little of it is "
-                           f"padding; padding-free needs {needs}")
+    needs = _("FlashAttention (pip install flash-attn)") if vram_bytes is not None else \
+        _("a GPU with FlashAttention")
+    reasons["batching"] = _("lora-tui's own rule: examples of similar length share a batch, so little of it is "
+                            "padding; padding-free needs {needs}").format(needs=needs)
 
 
 def total_steps(examples: int, *, per_device_train_batch_size: int, gradient_accumulation_steps: int,
@@ -257,9 +272,9 @@ def _keep_effective_batch(values: dict[str, Any], sources: dict[str, str], recom
     batch = int(values["per_device_train_batch_size"])
     accum = max(1, round(target / batch))
     if accum != values["gradient_accumulation_steps"]:
-        reasons["gradient_accumulation_steps"] = (
-            f"{target} (the recommended effective batch) / batch {batch} = {accum}; "
-            f"before the batch was given: {reasons['gradient_accumulation_steps']}")
+        reasons["gradient_accumulation_steps"] = _(
+            "{target} (the recommended effective batch) / batch {batch} = {accum}; before the batch was given: "
+            "{before}").format(target=target, batch=batch, accum=accum, before=reasons["gradient_accumulation_steps"])
         values["gradient_accumulation_steps"] = accum
 
 
@@ -274,19 +289,24 @@ def _alpha_follows_given_rank(values: dict[str, Any], sources: dict[str, str], r
     alpha = values["lora_r"] * ratio
     alpha = int(alpha) if float(alpha).is_integer() else alpha
     if alpha != values["lora_alpha"]:
-        reasons["lora_alpha"] = (f"alpha = {ratio:g} x the given r {values['lora_r']} = {fmt_value(alpha)} "
-                                 "(the recommended alpha/r ratio kept)")
+        reasons["lora_alpha"] = _("alpha = {ratio} x the given r {r} = {alpha} (the recommended alpha/r ratio "
+                                  "kept)").format(ratio=f"{ratio:g}", r=values["lora_r"], alpha=fmt_value(alpha))
         values["lora_alpha"] = alpha
 
 
 def _account_for_processes(values: dict[str, Any], sources: dict[str, str], reasons: dict[str, str]) -> None:
-    """Rule 4: with N processes, divide a recommended/default accumulation by N so the effective batch stays."""
-    n = values.get("num_processes", TrainingPlan.num_processes)
+    """Rule 4: with N training processes in all (machines x processes per machine), divide a recommended/default
+    accumulation by N so the effective batch stays."""
+    per_node = values.get("num_processes", TrainingPlan.num_processes)
+    nodes = values.get("nnodes", TrainingPlan.nnodes)
     accum = values.get("gradient_accumulation_steps", TrainingPlan.gradient_accumulation_steps)
-    if not (_positive_int(n) and _positive_int(accum)):
+    if not (_positive_int(per_node) and _positive_int(nodes) and _positive_int(accum)):
         return  # TrainingPlan refuses a bad value, naming the flag
+    n = per_node * nodes
     if n > 1 and sources["gradient_accumulation_steps"] in ("recommended", "default") and accum % n == 0:
         values["gradient_accumulation_steps"] = accum // n
-        sources["gradient_accumulation_steps"] += f" (/{n} processes)"
+        world = f"{n} processes" if nodes == 1 else f"{n} processes ({nodes} machines x {per_node})"
+        sources["gradient_accumulation_steps"] += f" (/{world})"
         before = reasons.get("gradient_accumulation_steps", f"default {accum}")
-        reasons["gradient_accumulation_steps"] = f"{accum} / {n} processes = {accum // n}; {before}"
+        reasons["gradient_accumulation_steps"] = (f"{accum} / {world} = {accum // n}, so the effective batch "
+                                                  f"stays batch x {accum}; {before}")

@@ -3,16 +3,19 @@ launch that could not be written (a full disk) so the directory is left as it wa
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lora_tui.core import output_dir, run_lock, runs
+from lora_tui.core import distributed, output_dir, run_lock, runs
 from lora_tui.errors import UserError
 
 if TYPE_CHECKING:
     from lora_tui.core.launcher import ResolvedRun
+    from lora_tui.core.plan import TrainingPlan
 
 
 def run_dir_path(output: str) -> Path:
@@ -84,3 +87,17 @@ def undo(run_dir: Path, moved: Path | None, created: bool, mode: str) -> None:
                 (run_dir / name).unlink(missing_ok=True)
     except OSError:
         pass
+
+
+def start_node(run_dir: Path, plan: TrainingPlan, command: list[str]) -> subprocess.Popen[bytes]:
+    """Start the training processes of a node other than 0: no lock and no run files (node 0 owns those), the
+    plan handed over in the environment, output appended to RUN/node-R.log (the only file this node writes)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false",
+           distributed.PLAN_ENV: plan.to_toml()}
+    env.pop(run_lock.LOCK_FD_ENV, None)
+    try:
+        with open(run_dir / distributed.node_log_name(plan.node_rank), "ab") as log:
+            return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, env=env, cwd=os.getcwd())
+    except OSError as exc:
+        raise UserError(f"{run_dir}: cannot start the training process ({exc.strerror or exc})") from None

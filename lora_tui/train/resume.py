@@ -54,14 +54,15 @@ def start_history(run_dir: Path, checkpoint: Path) -> None:
     print(f"lora-tui: resumed from {checkpoint.name}", flush=True)
 
 
-def save_final_adapter(model: Any, tokenizer: Any, run_dir: Path) -> None:
+def save_final_adapter(model: Any, tokenizer: Any, run_dir: Path, *, state_dict: Any = None) -> None:
     """Save the adapter (and tokenizer) into a temporary directory, then move each file into place, the config
-    last: a save that fails (a full disk) leaves the previous adapter as it was."""
+    last: a save that fails (a full disk) leaves the previous adapter as it was. `state_dict`: the full state
+    gathered from FSDP's shards."""
     tmp = run_dir / f"{SAVING_PREFIX}{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        model.save_pretrained(str(tmp))
+        model.save_pretrained(str(tmp), **({"state_dict": state_dict} if state_dict is not None else {}))
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp))
         _install(sorted(tmp.iterdir()), run_dir)

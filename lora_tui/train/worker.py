@@ -16,8 +16,9 @@ from typing import Any
 
 from lora_tui.core import checkpoints, output_dir, run_files, run_lock, runs
 from lora_tui.core.disk import is_disk_full as disk_full
-from lora_tui.core.plan import TrainingPlan, load_run_file
+from lora_tui.core.plan import TrainingPlan
 from lora_tui.core.run_files import LaunchInfo
+from lora_tui.train import distributed as dist_mod
 from lora_tui.train import resume as resume_mod
 from lora_tui.train.callbacks import RunCallback, StopFlag
 from lora_tui.train.quiet import quiet_libraries
@@ -128,14 +129,17 @@ def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, prec
         gradient_accumulation_steps=plan.gradient_accumulation_steps,
         warmup_steps=plan.warmup_ratio, weight_decay=plan.weight_decay, seed=plan.seed, data_seed=plan.seed,
         **batching_config(plan.batching, plan.max_seq_length), assistant_only_loss=False,  # labels come tokenized
-        gradient_checkpointing=plan.gradient_checkpointing, bf16=precision == "bf16", fp16=precision == "fp16",
+        # under FSDP the same recomputation is FSDP's own activation checkpointing (fsdp_arguments)
+        gradient_checkpointing=plan.gradient_checkpointing and plan.distributed == "ddp",
+        bf16=precision == "bf16", fp16=precision == "fp16",
         logging_steps=plan.logging_steps, save_strategy="steps", save_steps=plan.save_steps,
         save_total_limit=plan.save_total_limit, eval_strategy="steps" if eval_ds is not None else "no",
         eval_steps=plan.save_steps if eval_ds is not None else None, report_to=plan.report_to, disable_tqdm=True,
         # the best checkpoint (lowest eval loss) is kept through checkpoint rotation and loaded at the end
         load_best_model_at_end=watch, metric_for_best_model="eval_loss" if watch else None, greater_is_better=False,
         ddp_backend=None if torch.cuda.is_available() or world_size == 1 else "gloo",
-        ddp_find_unused_parameters=False if world_size > 1 else None, dataloader_num_workers=0,
+        ddp_find_unused_parameters=False if world_size > 1 and plan.distributed == "ddp" else None,
+        dataloader_num_workers=0, **dist_mod.fsdp_arguments(plan, model_path),
         use_cpu=not torch.cuda.is_available() and not torch.backends.mps.is_available(),
     )
     # PEFT annotates lora_alpha as int but computes alpha / r in floats: a float alpha (2.5 x r) works as written
@@ -150,8 +154,11 @@ def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, prec
                              processing_class=tokenizer, peft_config=lora, tally=callback.tally,
                              grouped=plan.batching == "grouped", callbacks=[callback, *stopper, *extra_callbacks])
     trainer.remove_callback(PrinterCallback)  # RunCallback prints one readable line per logging step
+    if plan.distributed == "fsdp" and not trainer.is_fsdp_enabled:  # accelerate shards only across GPUs
+        raise RuntimeError("--distributed fsdp: FSDP is not active on this device (it needs CUDA GPUs)")
     facts = {"base_model_path": model_path, "data": data_stats, "assistant_only_loss": assistant_only,
-             "precision": precision, "world_size": world_size, "load_in_4bit": plan.load_in_4bit}
+             "precision": precision, "world_size": world_size, "load_in_4bit": plan.load_in_4bit,
+             "nnodes": plan.nnodes, "distributed": plan.distributed}
     return trainer, facts
 
 
@@ -219,10 +226,16 @@ def run_worker(run_dir: str | Path, *, resume: bool = False, extra_callbacks: Se
 
 def _run(run_dir: Path, is_main: bool, world_size: int, resume: bool, extra_callbacks: Sequence[Any]) -> int:
     """The run's attempts (several after out-of-memory retries) and what they leave in the directory."""
-    settings, sources = load_run_file(run_dir / runs.RUN_FILE)
+    settings, sources = dist_mod.read_plan(run_dir)
     plan = TrainingPlan.from_dict(settings, where=str(run_dir / runs.RUN_FILE))
-    launch = run_files.read_launch_info(run_dir) or LaunchInfo()  # a run started by hand has none
-    retries_left = launch.auto_oom_retry
+    launch = run_files.read_launch_info(run_dir) if is_main else None
+    launch = launch or LaunchInfo()  # a run started by hand has none; only node 0 has launch.json
+    retries_left = launch.auto_oom_retry if plan.nnodes == 1 else 0  # every machine must retry alike
+    if world_size > 1:
+        refused = dist_mod.check_world(plan)  # every rank: same lora-tui, torch, transformers, peft, trl, plan
+        if refused:
+            dist_mod.refuse(run_dir, refused, is_main=is_main)
+            return 1
     stop = StopFlag()
     stop.install()
     if is_main:
@@ -345,8 +358,10 @@ def _attempt(run_dir: Path, plan: TrainingPlan, sources: dict[str, str], launch:
         loop_started = time.time()
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         facts["train_seconds"] = round(time.time() - loop_started, 3)
+        # under FSDP every rank takes part in gathering the shards; rank 0 writes them
+        state = trainer.accelerator.get_state_dict(trainer.model) if plan.distributed == "fsdp" else None
         if is_main:
-            resume_mod.save_final_adapter(trainer.model, trainer.processing_class, run_dir)
+            resume_mod.save_final_adapter(trainer.model, trainer.processing_class, run_dir, state_dict=state)
             facts.update(_adapter_choice(trainer, plan))
             result["adapter_step"] = facts["adapter_step"]
         result["state"] = "stopped" if callback.stopped else "finished"
@@ -358,6 +373,8 @@ def _attempt(run_dir: Path, plan: TrainingPlan, sources: dict[str, str], launch:
             traceback.print_exc()
             summary = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
             result["error"] = summary[:300]
+            if is_main and plan.nnodes > 1 and dist_mod.is_peer_failure(exc):
+                result["error"] = dist_mod.peer_failure(run_dir, plan, result["error"])[:900]
         if is_oom(exc):
             result["state"] = "oom"
             result["next_settings"] = _next_settings(plan)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -47,7 +48,7 @@ def fake_worker(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     flags: list[str] = ["--steps", "100000", "--interval", "0.05"]
     started: list[int] = []
 
-    def command(run_dir: Path, *, resume: bool = False, num_processes: int = 1) -> list[str]:
+    def command(run_dir: Path, *, resume: bool = False, **_: object) -> list[str]:
         return [sys.executable, str(FAKE), str(run_dir), *flags, *(["--resume"] if resume else [])]
 
     real_start = launcher.start_worker
@@ -210,3 +211,48 @@ def test_overwrite_protects_the_data_a_glob_reads_and_a_local_base_model(tmp_pat
     assert launcher.protected_paths(plan) == [("the training data", str(tmp_path / "proj" / "shards")),
                                               ("the base model", str(base))]
     assert launcher.protected_paths(TrainingPlan()) == []
+
+
+def test_each_node_gets_torchrun_rendezvous_and_its_own_command() -> None:
+    from lora_tui.core import distributed
+    from lora_tui.core.plan import TrainingPlan
+
+    plan = TrainingPlan(nnodes=2, node_rank=1, num_processes=4, master_addr="10.0.0.1", master_port=29511)
+    command = launcher.worker_command(Path("/r"), resume=True, plan=plan)
+    assert command[1:3] == ["-m", "torch.distributed.run"]
+    assert command[3:8] == ["--nnodes=2", "--node_rank=1", "--nproc_per_node=4", "--master_addr=10.0.0.1",
+                            "--master_port=29511"]
+    assert command[-3:] == ["lora_tui.train", "/r", "--resume"]
+    assert launcher.worker_command(Path("/r"), num_processes=2)[3:5] == ["--standalone", "--nproc_per_node=2"]
+    assert launcher.worker_command(Path("/r"))[1:] == ["-m", "lora_tui.train", "/r"]
+    commands = distributed.node_commands(plan, plan.command_line())
+    assert len(commands) == 2 and "--node-rank" not in commands[0]
+    assert commands[1].endswith("--node-rank 1") and commands[1].count("--node-rank") == 1
+
+
+def test_version_or_plan_mismatch_is_one_message_naming_the_rank() -> None:
+    from lora_tui.core import distributed
+
+    same = {"versions": {"torch": "2.5.0", "trl": "0.12"}, "plan": {"lora_r": 8}}
+    reports = [{"rank": 0, "node": 0, **same}, {"rank": 1, "node": 1, **same}]
+    assert distributed.mismatch(reports) is None
+    reports[1] = {**reports[1], "versions": {"torch": "2.4.1", "trl": "0.12"}}
+    assert distributed.mismatch(reports) == ("rank 1 (node 1) runs torch 2.4.1, rank 0 runs 2.5.0: install the "
+                                             "same versions on every machine")
+    reports[1] = {"rank": 1, "node": 1, "versions": same["versions"], "plan": {"lora_r": 4}}
+    assert "rank 1 (node 1) has a different plan: lora_r = 4 (rank 0: 8)" in str(distributed.mismatch(reports))
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"nnodes": 2}, "`master_addr` (--master-addr) is needed with --nnodes 2"),
+    ({"nnodes": 2, "master_addr": "h", "node_rank": 2}, "`node_rank` (--node-rank) must be a whole number from 0"),
+    ({"distributed": "fsdp"}, "`distributed` (--distributed) fsdp shards the weights across processes"),
+    ({"master_port": 70000}, "`master_port` (--master-port) must be a positive integer"),
+])
+def test_distributed_settings_that_do_not_go_together_are_refused(settings: dict[str, object],
+                                                                  message: str) -> None:
+    from lora_tui.core.plan import TrainingPlan
+    from lora_tui.errors import UserError
+
+    with pytest.raises(UserError, match=re.escape(message)):
+        TrainingPlan(**settings)  # type: ignore[arg-type]

@@ -86,3 +86,18 @@ def test_the_advice_style_reaches_the_recommendation_and_is_recorded(layer: str,
 def test_an_unknown_advice_is_refused_naming_the_flag(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"--advice gut: unknown; choose one of guide, practice"):
         resolve({"advice": "gut"}, _inputs(5000, tmp_path))
+
+
+def test_accumulation_is_divided_by_machines_times_processes_with_the_reason(tmp_path: Path) -> None:
+    one = resolve({"task": "chat"}, _inputs(5000, tmp_path)).plan
+    resolved = resolve({"task": "chat", "nnodes": 2, "num_processes": 2, "master_addr": "10.0.0.1"},
+                       _inputs(5000, tmp_path))
+    plan = resolved.plan
+    assert plan.world_size == 4 and plan.gradient_accumulation_steps * 4 == one.gradient_accumulation_steps
+    assert plan.effective_batch_size == one.effective_batch_size
+    reason = resolved.reasons["gradient_accumulation_steps"]
+    assert reason.startswith(f"{one.gradient_accumulation_steps} / 4 processes (2 machines x 2) = "
+                             f"{plan.gradient_accumulation_steps}, so the effective batch stays")
+    given = resolve({"task": "chat", "nnodes": 2, "master_addr": "h", "gradient_accumulation_steps": 6},
+                    _inputs(5000, tmp_path))
+    assert given.plan.gradient_accumulation_steps == 6 and given.plan.effective_batch_size == 6 * 2 * 2
