@@ -54,6 +54,11 @@ class MetricsRecord:
     """Loss-carrying tokens (whose next token is scored) per second since the previous line."""
     padding_share: float | None = None
     """Share of the batches' positions since the previous line that were padding, 0 to 1."""
+    token_accuracy: float | None = None
+    """Share of the scored tokens the model ranked first (TRL's `mean_token_accuracy`), averaged since the
+    previous line."""
+    entropy: float | None = None
+    """Mean entropy of the model's next-token distribution over the scored tokens, nats (TRL's `entropy`)."""
     samples_per_second: float | None = None
     """Training throughput since the previous line, examples per second."""
     elapsed: float | None = None

@@ -188,7 +188,8 @@ class RunCallback(TrainerCallback):
         now = time.time()
         record = MetricsRecord(step=state.global_step, epoch=round(float(state.epoch or 0), 4),
                                loss=_number(logs, "loss"), eval_loss=_number(logs, "eval_loss"),
-                               learning_rate=_number(logs, "learning_rate"), grad_norm=_number(logs, "grad_norm"))
+                               learning_rate=_number(logs, "learning_rate"), grad_norm=_number(logs, "grad_norm"),
+                               token_accuracy=_number(logs, "mean_token_accuracy"), entropy=_number(logs, "entropy"))
         if record.loss is not None:
             self.losses.append(record.loss)
             last_t, last_step, last = self._last_log

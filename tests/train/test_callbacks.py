@@ -103,7 +103,8 @@ def test_each_line_has_useful_and_trained_tokens_per_second_and_the_padding_shar
              "labels": torch.tensor([[-100] * 50 + [1] * 50, [-100] * 30 + [1] * 30 + [-100] * 40])}
     for step in (1, 2):
         callback.tally.add(batch)  # what LoraTuiTrainer.get_batch_samples does with each micro-batch
-        _log(callback, step, {"loss": 2.0, "num_tokens": 1.0})  # TRL's count is not used when the tally has one
+        _log(callback, step, {"loss": 2.0, "num_tokens": 1.0,  # TRL's count is not used when the tally has one
+                              "mean_token_accuracy": 0.25, "entropy": 3.5})
     _log(callback, 2, {"train_runtime": 4.0})
     callback.close()
     first, second = run_files.read_metrics(tmp_path)[0]
@@ -111,6 +112,7 @@ def test_each_line_has_useful_and_trained_tokens_per_second_and_the_padding_shar
     assert (first.tokens_seen, first.tokens_per_second, first.trained_tokens_per_second, first.padding_share) == \
         (160, 80.0, 40.0, 0.2)
     assert (second.tokens_seen, second.tokens_per_second, second.padding_share) == (320, 80.0, 0.2)
+    assert (second.token_accuracy, second.entropy) == (0.25, 3.5)  # TRL computes them every step: kept
     assert capsys.readouterr().out.splitlines()[0].endswith("  80 tok/s  padding 20%")
     info = build_info(TrainingPlan(), {}, LaunchInfo(), {"world_size": 1, "train_seconds": 4.0}, callback, None,
                       started=1000.0, state="finished", error=None)
