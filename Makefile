@@ -54,6 +54,7 @@ bench: setup
 	$(PY) benchmarks/bench_inspect.py
 	$(PY) benchmarks/bench_startup.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
