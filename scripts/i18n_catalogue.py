@@ -45,13 +45,14 @@ CONTEXT_MSGIDS: dict[str, tuple[str, ...]] = {
 """Words shown through `pgettext(context, key)` with a key known only at run time."""
 
 PRESET_FIELDS = {
-    "guide.toml": ("title", "what", "why", "label", "section", "pattern_why", "where"),
-    "practice.toml": ("sources", "lr_why", "pattern_why", "epochs_why", "title", "guide", "truth"),
+    "guide.toml": ("title", "what", "why", "label", "section", "pattern_why", "where", "symptom"),
+    "practice.toml": ("sources", "lr_why", "pattern_why", "epochs_why", "title", "guide", "truth", "symptom", "why"),
 }
 """The preset files' fields a person reads (translated where they are shown)."""
 
-PRESETS_SHOWN_FROM = {"guide.toml": ("defaults", "tasks", "data_sizes", "resources", "patterns", "worked_examples"),
-                      "practice.toml": ("advice_practice", "guide_errata")}
+PRESETS_SHOWN_FROM = {"guide.toml": ("defaults", "tasks", "data_sizes", "resources", "patterns", "worked_examples",
+                                     "troubleshooting"),
+                      "practice.toml": ("advice_practice", "guide_errata", "troubleshooting", "first_remedies")}
 """The tables of each preset file whose text is shown (the rest stays in English for now)."""
 
 TEXTUAL_MSGIDS = ("Quit", "Quit the app and return to the command prompt.", "Focus Next", "Focus Previous",

@@ -22,6 +22,7 @@ from lora_tui.core.memory import MemoryEstimate, four_bit_problem, plan_estimate
 from lora_tui.core.models.modules import ModelInventory
 from lora_tui.core.plan import TrainingPlan, flag_for, fmt_value
 from lora_tui.core.units import fmt_gib
+from lora_tui.i18n import _
 
 if TYPE_CHECKING:
     from lora_tui.core.hardware.detect import HardwareReport
@@ -31,12 +32,6 @@ CAPACITY_SETTINGS = frozenset({"lora_r", "target_modules"})
 
 MIN_SEQ_LENGTH = 128
 """The shortest max_seq_length the fit loop offers."""
-
-NO_16BIT = "does not fit in 16-bit"
-"""How the fit loop says that no 16-bit plan fits."""
-
-BEYOND_GUIDE = "beyond the guide"
-"""Label of a change the guide's out-of-memory remedies do not list (a shorter max_seq_length)."""
 
 
 class SeqFacts(Protocol):
@@ -119,20 +114,22 @@ def shorter_sequence(plan: TrainingPlan, seq: SeqFacts | None) -> _Change | None
     if seq is not None:
         p95 = _power_of_two_at_least(seq.p95)
         if p95 < current:
-            return _Change({"max_seq_length": p95}, f"{BEYOND_GUIDE}: the data's 95th percentile is {seq.p95:,} "
-                                                    "tokens, so at most 5% of the examples are cut", "sequence")
+            return _Change({"max_seq_length": p95}, _("beyond the guide: the data's 95th percentile is {p95} tokens, "
+                                                      "so at most 5% of the examples are cut").format(
+                                                          p95=f"{seq.p95:,}"), "sequence")
         middle = getattr(seq, "median", None)
         median = _power_of_two_at_least(middle) if isinstance(middle, int) else current
         if median < current:
             return _Change({"max_seq_length": median},
-                           f"{BEYOND_GUIDE}: examples longer than {median:,} tokens are cut (the data's median is "
-                           f"{middle:,}, its 95th percentile {seq.p95:,})", "sequence")
+                           _("beyond the guide: examples longer than {cut} tokens are cut (the data's median is "
+                             "{median}, its 95th percentile {p95})").format(
+                                 cut=f"{median:,}", median=f"{middle:,}", p95=f"{seq.p95:,}"), "sequence")
         return None
     half = current // 2
     if half < MIN_SEQ_LENGTH:
         return None
-    return _Change({"max_seq_length": half}, f"{BEYOND_GUIDE}: examples longer than {half:,} tokens are cut (no "
-                                             "token statistics for the data)", "sequence")
+    return _Change({"max_seq_length": half}, _("beyond the guide: examples longer than {cut} tokens are cut (no "
+                                               "token statistics for the data)").format(cut=f"{half:,}"), "sequence")
 
 
 def _power_of_two_at_least(n: int) -> int:
@@ -171,7 +168,7 @@ def _why(remedy_key: str) -> str:
     """The guide's reason for an out-of-memory remedy (`oom.N`)."""
     from lora_tui.core.tables import guide
 
-    return guide().troubles["oom"].remedies[int(remedy_key.rsplit(".", 1)[1]) - 1].why
+    return _(guide().troubles["oom"].remedies[int(remedy_key.rsplit(".", 1)[1]) - 1].why)
 
 
 def _merge_batches(changes: list[_Change], plan: TrainingPlan) -> tuple[list[_Change], list[int]]:
@@ -243,22 +240,26 @@ def fit_to_vram(inv: ModelInventory, plan: TrainingPlan, vram_bytes: int, *, har
         return _steps(ctx, plan, _prune(ctx, plan, changes))
     worst = ctx.estimate(_replay(plan, changes))
     largest = max(worst.parts, key=lambda p: p.bytes)
-    needs = (f"needs {fmt_gib(worst.total_bytes)} of {fmt_gib(vram_bytes)} even after every remedy (largest part: "
-             f"{largest.label.lower()}, {fmt_gib(largest.bytes)})")
+    needs = dict(total=fmt_gib(worst.total_bytes), vram=fmt_gib(vram_bytes), part=largest.label.lower(),
+                 size=fmt_gib(largest.bytes))
     if plan.load_in_4bit:
-        return [FitStep(f"does not fit even with 4-bit loading: {needs}; a smaller model or a GPU with more memory "
-                        "is needed", {}, start, "note")]
-    problem = "DoRA (--use-dora) cannot be combined with it" if plan.use_dora else four_bit_problem(inv)
+        return [FitStep(_("does not fit even with 4-bit loading: needs {total} of {vram} even after every remedy "
+                          "(largest part: {part}, {size}); a smaller model or a GPU with more memory is needed")
+                        .format(**needs), {}, start, "note")]
+    problem = _("DoRA (--use-dora) cannot be combined with it") if plan.use_dora else four_bit_problem(inv)
     if problem is not None:
-        return [FitStep(f"does not fit in 16-bit: {needs}; 4-bit loading is no way out here ({problem})", {},
-                        start, "note")]
-    tried = FitStep(f"16-bit {needs}; those cuts are undone", {}, worst, "tried")
+        return [FitStep(_("does not fit in 16-bit: needs {total} of {vram} even after every remedy (largest part: "
+                          "{part}, {size}); 4-bit loading is no way out here ({problem})").format(
+                              problem=problem, **needs), {}, start, "note")]
+    tried = FitStep(_("16-bit needs {total} of {vram} even after every remedy (largest part: {part}, {size}); those "
+                      "cuts are undone").format(**needs), {}, worst, "tried")
     return [tried, *_four_bit(ctx, plan)]
 
 
 def _at(est: MemoryEstimate) -> str:
     """An estimate's total, with `(tight)` when it is above 85% of the VRAM."""
-    return fmt_gib(est.total_bytes) + (" (tight)" if est.verdict == "tight" else "")
+    return _("{total} (tight)").format(total=fmt_gib(est.total_bytes)) if est.verdict == "tight" else \
+        fmt_gib(est.total_bytes)
 
 
 def _four_bit(ctx: _Context, plan: TrainingPlan) -> list[FitStep]:
@@ -267,15 +268,17 @@ def _four_bit(ctx: _Context, plan: TrainingPlan) -> list[FitStep]:
     q_plan = _apply(plan, four)
     q_est = ctx.estimate(q_plan)
     if q_est.verdict != "will_not_fit":
-        return [FitStep(f"{NO_16BIT}; fits with --load-in-4bit at {_at(q_est)}", four, q_est, "four_bit")]
+        return [FitStep(_("does not fit in 16-bit; fits with --load-in-4bit at {total}").format(total=_at(q_est)),
+                        four, q_est, "four_bit")]
     changes, fits = _reduce(ctx, q_plan)
     if not fits:
         worst = ctx.estimate(_replay(q_plan, changes))
-        return [FitStep(f"{NO_16BIT}, nor with --load-in-4bit and every remedy ({fmt_gib(worst.total_bytes)} of "
-                        f"{fmt_gib(ctx.vram)}); a smaller model or a GPU with more memory is needed", {},
+        return [FitStep(_("does not fit in 16-bit, nor with --load-in-4bit and every remedy ({total} of {vram}); a "
+                          "smaller model or a GPU with more memory is needed").format(
+                              total=fmt_gib(worst.total_bytes), vram=fmt_gib(ctx.vram)), {},
                         ctx.estimate(plan), "note")]
     pruned = _prune(ctx, q_plan, changes)
     final = ctx.estimate(_replay(q_plan, pruned))
-    head = FitStep(f"{NO_16BIT}; fits with --load-in-4bit at {_at(final)} with the change(s) below", four, q_est,
-                   "four_bit")
+    head = FitStep(_("does not fit in 16-bit; fits with --load-in-4bit at {total} with the change(s) below").format(
+        total=_at(final)), four, q_est, "four_bit")
     return [head, *_steps(ctx, q_plan, pruned)]

@@ -37,6 +37,7 @@ from lora_tui.core.plan import TrainingPlan
 from lora_tui.core.precision import planned_precision
 from lora_tui.core.units import GIB, fmt_gib
 from lora_tui.errors import UserError
+from lora_tui.i18n import _
 
 if TYPE_CHECKING:
     from lora_tui.core.hardware.detect import HardwareReport
@@ -218,12 +219,13 @@ def estimate_memory(inv: ModelInventory, *, lora_r: int, target_modules: list[st
     subtotal = sum(p.bytes for p in parts)
     if device == "cpu":  # no CUDA context on the CPU: its runtime's measured fixed cost instead
         overhead = int(OVERHEAD_FRACTION * subtotal)
-        parts.append(MemoryPart("overhead", "Allocator fragmentation (CPU)", overhead,
-                                f"{OVERHEAD_FRACTION:.0%} x {fmt_gib(subtotal)} (no CUDA context on the CPU)"))
+        parts.append(MemoryPart("overhead", _("Allocator fragmentation (CPU)"), overhead,
+                                _("{share} x {rest} (no CUDA context on the CPU)").format(
+                                    share=f"{OVERHEAD_FRACTION:.0%}", rest=fmt_gib(subtotal))))
         parts.extend(_cpu_parts(inv, load_in_4bit, dtype))
     else:
         overhead = int(OVERHEAD_FIXED + OVERHEAD_FRACTION * subtotal)
-        parts.append(MemoryPart("overhead", "CUDA context and fragmentation", overhead,
+        parts.append(MemoryPart("overhead", _("CUDA context and fragmentation"), overhead,
                                 f"{fmt_gib(OVERHEAD_FIXED)} + {OVERHEAD_FRACTION:.0%} x {fmt_gib(subtotal)}"))
     total = sum(p.bytes for p in parts)
     return MemoryEstimate(parts=tuple(parts), total_bytes=total, vram_bytes=vram_bytes,
@@ -234,12 +236,13 @@ def estimate_memory(inv: ModelInventory, *, lora_r: int, target_modules: list[st
 def _cpu_parts(inv: ModelInventory, load_in_4bit: bool, dtype: str) -> list[MemoryPart]:
     """The CPU run's fixed runtime cost, and with 4-bit loading the full-precision weights read before quantising
     (both measured: `CPU_RUNTIME_FIXED`, `CPU_4BIT_LOAD_COPY`)."""
-    parts = [MemoryPart("cpu_runtime", "CPU runtime (measured fixed cost)", CPU_RUNTIME_FIXED,
-                        "kernel workspaces and per-thread allocator arenas (torch CPU build, measured)")]
+    parts = [MemoryPart("cpu_runtime", _("CPU runtime (measured fixed cost)"), CPU_RUNTIME_FIXED,
+                        _("kernel workspaces and per-thread allocator arenas (torch CPU build, measured)"))]
     if load_in_4bit and CPU_4BIT_LOAD_COPY:
         c = DTYPE_BYTES[dtype]
-        parts.append(MemoryPart("cpu_4bit_load", "Weights read before quantising (CPU)", inv.total_params * c,
-                                f"{inv.total_params:,} params x {c} B ({dtype}), pages the allocator keeps"))
+        parts.append(MemoryPart("cpu_4bit_load", _("Weights read before quantising (CPU)"), inv.total_params * c,
+                                _("{params} params x {bytes} B ({dtype}), pages the allocator keeps").format(
+                                    params=f"{inv.total_params:,}", bytes=c, dtype=dtype)))
     return parts
 
 
@@ -272,26 +275,28 @@ def four_bit_problem(inv: ModelInventory) -> str | None:
     share = quantised_params(inv) / inv.total_params
     if share >= 0.5:
         return None
-    what = ("its experts are fused 3-D weights, not nn.Linear layers" if is_moe(inv) else
-            "most of its weights are not nn.Linear layers (e.g. GPT-2's Conv1D, or the embeddings)")
-    return (f"bitsandbytes would quantise only {share:.0%} of {inv.model_id}'s weights: {what}, and PEFT "
-            "upcasts the rest to fp32")
+    what = (_("its experts are fused 3-D weights, not nn.Linear layers") if is_moe(inv) else
+            _("most of its weights are not nn.Linear layers (e.g. GPT-2's Conv1D, or the embeddings)"))
+    return _("bitsandbytes would quantise only {share} of {model}'s weights: {what}, and PEFT upcasts the rest to "
+             "fp32").format(share=f"{share:.0%}", model=inv.model_id, what=what)
 
 
 def _weights_part(inv: ModelInventory, dtype: str, load_in_4bit: bool, kbit_upcast: bool) -> MemoryPart:
     c = DTYPE_BYTES[dtype]
-    tied = " (tied embeddings once)" if inv.tie_word_embeddings else ""
+    tied = _(" (tied embeddings once)") if inv.tie_word_embeddings else ""
     if not load_in_4bit:
-        return MemoryPart("weights", "Frozen base weights", inv.total_params * c,
-                          f"{inv.total_params:,} params x {c} B ({dtype}){tied}")
+        return MemoryPart("weights", _("Frozen base weights"), inv.total_params * c,
+                          _("{params} params x {bytes} B ({dtype}){tied}").format(
+                              params=f"{inv.total_params:,}", bytes=c, dtype=dtype, tied=tied))
     quantised = quantised_params(inv)
     rest = inv.total_params - quantised
     other = 4 if kbit_upcast else c
-    why = "fp32 after prepare_model_for_kbit_training" if kbit_upcast else dtype
+    why = _("fp32 after prepare_model_for_kbit_training") if kbit_upcast else dtype
     size = int(quantised * NF4_BYTES_PER_PARAM) + rest * other
-    return MemoryPart("weights", "Frozen base weights (4-bit)", size,
-                      f"{quantised:,} linear weights x {NF4_BYTES_PER_PARAM} B (NF4) + {rest:,} other params x "
-                      f"{other} B ({why}){tied}")
+    return MemoryPart("weights", _("Frozen base weights (4-bit)"), size,
+                      _("{quantised} linear weights x {nf4} B (NF4) + {rest} other params x {bytes} B ({why}){tied}")
+                      .format(quantised=f"{quantised:,}", nf4=NF4_BYTES_PER_PARAM, rest=f"{rest:,}", bytes=other,
+                              why=why, tied=tied))
 
 
 def _trainable_part(inv: ModelInventory, lora_r: int, target_modules: list[str], use_dora: bool,
@@ -301,13 +306,15 @@ def _trainable_part(inv: ModelInventory, lora_r: int, target_modules: list[str],
     params = math.trainable_params
     extras = []
     if use_dora:
-        extras.append(f"{sum(row.count * row.out_features for row in math.rows):,} DoRA magnitudes")
+        extras.append(_("{count} DoRA magnitudes").format(
+            count=f"{sum(row.count * row.out_features for row in math.rows):,}"))
     experts = sum(row.lora_params for row in math.rows if row.group == "experts")
     if experts:
-        extras.append(f"{experts:,} on fused experts (target_parameters)")
-    extra = f" incl. {', '.join(extras)}" if extras else ""
-    return MemoryPart("trainable", "LoRA weights, gradients and AdamW state", params * 4 * a,
-                      f"{params:,} params{extra} x 4 (weight, grad, Adam m, v) x {a} B ({adapter_dtype})")
+        extras.append(_("{count} on fused experts (target_parameters)").format(count=f"{experts:,}"))
+    extra = _(" incl. {extras}").format(extras=_(", ").join(extras)) if extras else ""
+    return MemoryPart("trainable", _("LoRA weights, gradients and AdamW state"), params * 4 * a,
+                      _("{params} params{extra} x 4 (weight, grad, Adam m, v) x {bytes} B ({dtype})").format(
+                          params=f"{params:,}", extra=extra, bytes=a, dtype=adapter_dtype))
 
 
 def _activations_part(inv: ModelInventory, targets: list[LinearKind], s: dict[str, Any]) -> MemoryPart:
@@ -323,17 +330,22 @@ def _activations_part(inv: ModelInventory, targets: list[LinearKind], s: dict[st
     per_h = full / inv.hidden_size
     final_norm = 4 * inv.hidden_size * tokens
     experts = expert_weight_bytes(inv, params, 4 if upcast else DTYPE_BYTES[s["dtype"]])
-    expert_note = (f" + expert weights materialised per layer (W + B @ A) and their gradient: {fmt_gib(experts)} "
-                   f"each" if params else "")
     if s["gradient_checkpointing"]:
+        expert_note = _(" + expert weights materialised per layer (W + B @ A) and their gradient: {size} each").format(
+            size=fmt_gib(experts)) if params else ""
         size = int(inv.num_layers * tokens * r * inv.hidden_size + tokens * full + final_norm + 2 * experts)
-        detail = (f"{inv.num_layers} layers x {tokens:,} tok x {r} x {inv.hidden_size} (layer inputs) + one layer "
-                  f"recomputed: {tokens:,} tok x {inv.hidden_size} x {per_h:.1f} B + final norm{expert_note}")
-        return MemoryPart("activations", "Activations (gradient checkpointing)", size, detail)
+        detail = _("{layers} layers x {tokens} tok x {bytes} x {hidden} (layer inputs) + one layer recomputed: "
+                   "{tokens} tok x {hidden} x {per_h} B + final norm{experts}").format(
+                       layers=inv.num_layers, tokens=f"{tokens:,}", bytes=r, hidden=inv.hidden_size,
+                       per_h=f"{per_h:.1f}", experts=expert_note)
+        return MemoryPart("activations", _("Activations (gradient checkpointing)"), size, detail)
+    expert_note = _(" + expert weights materialised in every layer (W + B @ A) and their gradient: {size} each"
+                    ).format(size=fmt_gib(experts)) if params else ""
     size = int(inv.num_layers * (tokens * full + experts) + experts + final_norm)
-    detail = (f"{inv.num_layers} layers x {s['batch_size']} x {s['seq_len']} tok x {inv.hidden_size} x "
-              f"{per_h:.1f} B + final norm{expert_note.replace(' per layer', ' in every layer')}")
-    return MemoryPart("activations", "Activations", size, detail)
+    detail = _("{layers} layers x {batch} x {seq} tok x {hidden} x {per_h} B + final norm{experts}").format(
+        layers=inv.num_layers, batch=s["batch_size"], seq=s["seq_len"], hidden=inv.hidden_size,
+        per_h=f"{per_h:.1f}", experts=expert_note)
+    return MemoryPart("activations", _("Activations"), size, detail)
 
 
 def _logits_part(inv: ModelInventory, batch_size: int, seq_len: int, loss: str, *, dtype: str, device: str,
@@ -344,12 +356,14 @@ def _logits_part(inv: ModelInventory, batch_size: int, seq_len: int, loss: str, 
         return _fused_head_part(inv, tokens, dtype=dtype, device=device, head_fp32=head_fp32)
     if loss == "chunked":
         per = 2 + LOSS_BYTES_PER_LOGIT / LOSS_CHUNKS
-        return MemoryPart("logits", "Logits and loss (chunked)", int(logits * per),
-                          f"{batch_size} x {seq_len} tok x {inv.vocab_size:,} vocab x (2 B bf16 logits + "
-                          f"{LOSS_BYTES_PER_LOGIT:g} B / {LOSS_CHUNKS} chunks)")
+        return MemoryPart("logits", _("Logits and loss (chunked)"), int(logits * per),
+                          _("{batch} x {seq} tok x {vocab} vocab x (2 B bf16 logits + {bytes} B / {chunks} chunks)")
+                          .format(batch=batch_size, seq=seq_len, vocab=f"{inv.vocab_size:,}",
+                                  bytes=f"{LOSS_BYTES_PER_LOGIT:g}", chunks=LOSS_CHUNKS))
     per = LOSS_BYTES_PER_LOGIT_16 if loss == "bf16" else LOSS_BYTES_PER_LOGIT
-    return MemoryPart("logits", "Logits and loss (full logits)", int(logits * per),
-                      f"{batch_size} x {seq_len} tok x {inv.vocab_size:,} vocab x {per:g} B")
+    return MemoryPart("logits", _("Logits and loss (full logits)"), int(logits * per),
+                      _("{batch} x {seq} tok x {vocab} vocab x {bytes} B").format(
+                          batch=batch_size, seq=seq_len, vocab=f"{inv.vocab_size:,}", bytes=f"{per:g}"))
 
 
 def _fused_head_part(inv: ModelInventory, tokens: int, *, dtype: str, device: str, head_fp32: bool) -> MemoryPart:
@@ -364,11 +378,14 @@ def _fused_head_part(inv: ModelInventory, tokens: int, *, dtype: str, device: st
     head_copy = tile_v * h * c if head_fp32 and c != 4 else 0
     per_token = h * (c + 4 + c) + FUSED_BYTES_PER_TOKEN
     size = tile + head_copy + tokens * per_token
-    kind = f"{FUSED_CPU_TILE_COPIES} fp32 copies" if device == "cpu" else f"{c} B"
-    copy = f" + head slice {tile_v:,} x {h} x {c} B (fp32 head)" if head_copy else ""
-    return MemoryPart("logits", "Loss (TRL fused LM head, no full logits)", int(size),
-                      f"tile {tile_t:,} tok x {tile_v:,} vocab x {kind}{copy} + {tokens:,} tok x ({h} x {2 * c + 4} B "
-                      f"hidden and its gradient + {FUSED_BYTES_PER_TOKEN} B fp32 statistics)")
+    kind = _("{copies} fp32 copies").format(copies=FUSED_CPU_TILE_COPIES) if device == "cpu" else f"{c} B"
+    copy = _(" + head slice {vocab} x {hidden} x {bytes} B (fp32 head)").format(
+        vocab=f"{tile_v:,}", hidden=h, bytes=c) if head_copy else ""
+    return MemoryPart("logits", _("Loss (TRL fused LM head, no full logits)"), int(size),
+                      _("tile {tile} tok x {vocab} vocab x {kind}{copy} + {tokens} tok x ({hidden} x {bytes} B hidden "
+                        "and its gradient + {stats} B fp32 statistics)").format(
+                          tile=f"{tile_t:,}", vocab=f"{tile_v:,}", kind=kind, copy=copy, tokens=f"{tokens:,}",
+                          hidden=h, bytes=2 * c + 4, stats=FUSED_BYTES_PER_TOKEN))
 
 
 def plan_estimate(inv: ModelInventory, plan: TrainingPlan, vram_bytes: int | None = None, *,
@@ -393,9 +410,11 @@ def plan_estimate(inv: ModelInventory, plan: TrainingPlan, vram_bytes: int | Non
         lora_dropout=plan.lora_dropout, use_dora=plan.use_dora, load_in_4bit=plan.load_in_4bit,
         adapter_dtype=QLORA_ADAPTER_DTYPE if plan.load_in_4bit else "fp32", vram_bytes=vram_bytes,
         loss=loss or runner_loss_impl(), device="cpu" if precision.device == "cpu" else "cuda")
-    basis = (f"every example taken as {seq_len} tokens" if seq_len else
-             f"packed rows of max_seq_length {plan.max_seq_length} tokens" if plan.batching == "packed" else
-             f"every example taken as max_seq_length {plan.max_seq_length} tokens (no measured lengths: a worst case)")
+    basis = (_("every example taken as {seq} tokens").format(seq=seq_len) if seq_len else
+             _("packed rows of max_seq_length {seq} tokens").format(seq=plan.max_seq_length)
+             if plan.batching == "packed" else
+             _("every example taken as max_seq_length {seq} tokens (no measured lengths: a worst case)").format(
+                 seq=plan.max_seq_length))
     return dataclasses.replace(est, settings={**est.settings, "precision_reason": precision.reason,
                                               "planned_device": precision.device, "seq_basis": basis})
 
@@ -419,9 +438,14 @@ def _with_lengths(inv: ModelInventory, plan: TrainingPlan, vram_bytes: int | Non
     typical_len = max(1, min(plan.max_seq_length, lengths.median))
     worst = plan_estimate(inv, plan, vram_bytes, hardware=hardware, loss=loss, seq_len=worst_len)
     typical = plan_estimate(inv, plan, vram_bytes, hardware=hardware, loss=loss, seq_len=typical_len)
-    cut = f", cut to max_seq_length {plan.max_seq_length}" if lengths.max > plan.max_seq_length else ""
-    basis = (f"worst padded batch: every example padded to the longest ({lengths.max} tokens{cut}); a typical "
-             f"batch (median {lengths.median} tokens) needs {typical.total_bytes / GIB:.2f} GiB")
+    if lengths.max > plan.max_seq_length:
+        basis = _("worst padded batch: every example padded to the longest ({longest} tokens, cut to max_seq_length "
+                  "{seq}); a typical batch (median {median} tokens) needs {typical} GiB")
+    else:
+        basis = _("worst padded batch: every example padded to the longest ({longest} tokens); a typical batch "
+                  "(median {median} tokens) needs {typical} GiB")
+    basis = basis.format(longest=lengths.max, seq=plan.max_seq_length, median=lengths.median,
+                         typical=f"{typical.total_bytes / GIB:.2f}")
     return dataclasses.replace(worst, settings={**worst.settings, "seq_basis": basis,
                                                 "typical_seq_len": typical_len,
                                                 "typical_total_bytes": typical.total_bytes})

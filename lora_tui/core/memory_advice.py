@@ -21,8 +21,9 @@ from lora_tui.core.memory import plan_estimate
 from lora_tui.core.models.modules import ModelInventory
 from lora_tui.core.plan import TrainingPlan, fmt_value
 from lora_tui.core.units import fmt_gib
+from lora_tui.i18n import N_, _, pgettext
 
-PEFT_PARAMETER_DROPOUT = ("PEFT adapts {model}'s fused expert weights ({params}) through target_parameters, whose "
+PEFT_PARAMETER_DROPOUT = N_("PEFT adapts {model}'s fused expert weights ({params}) through target_parameters, whose "
                           "ParamWrapper cannot apply dropout (it raises for lora_dropout != 0)")
 """Why dropout is 0 when the targets reach fused expert weights."""
 
@@ -47,7 +48,7 @@ def advise_memory(values: MutableMapping[str, Any], reasons: MutableMapping[str,
         values["lora_dropout"], reasons["lora_dropout"] = dropout_before
     final = steps[-1] if steps else None
     if final is not None and final.kind == "note":
-        notes.append(f"Memory: {final.description}.")
+        notes.append(_("Memory: {description}.").format(description=final.description))
     return [step.to_dict() for step in steps]
 
 
@@ -59,9 +60,10 @@ def expert_dropout(values: MutableMapping[str, Any], reasons: MutableMapping[str
     if not params or values["lora_dropout"] == 0:
         return None
     before = (values["lora_dropout"], reasons["lora_dropout"])
-    why = PEFT_PARAMETER_DROPOUT.format(model=inventory.model_id, params=", ".join(params))
+    why = _(PEFT_PARAMETER_DROPOUT).format(model=inventory.model_id, params=", ".join(params))
     values["lora_dropout"] = 0.0
-    reasons["lora_dropout"] = f"0: {why} (the tables said {fmt_value(before[0])}: {before[1]})"
+    reasons["lora_dropout"] = _("0: {why} (the tables said {value}: {before})").format(
+        why=why, value=fmt_value(before[0]), before=before[1])
     return before
 
 
@@ -71,32 +73,37 @@ def _checkpointing(values: MutableMapping[str, Any], reasons: MutableMapping[str
     off = plan_estimate(inventory, TrainingPlan(**{**values, "gradient_checkpointing": False}), vram_bytes,
                         loss=loss)
     on = plan_estimate(inventory, TrainingPlan(**{**values, "gradient_checkpointing": True}), vram_bytes, loss=loss)
-    of_vram = f"of {fmt_gib(vram_bytes)}"
     if off.verdict == "fits":
         values["gradient_checkpointing"] = False
-        reasons["gradient_checkpointing"] = (
-            f"off: without it the estimate is {fmt_gib(off.total_bytes)} {of_vram}, which fits with headroom (at "
-            "most 85%), so recomputing activations (about 30% more time) would buy nothing")
+        reasons["gradient_checkpointing"] = _(
+            "off: without it the estimate is {off} of {vram}, which fits with headroom (at most 85%), so "
+            "recomputing activations (about 30% more time) would buy nothing").format(
+                off=fmt_gib(off.total_bytes), vram=fmt_gib(vram_bytes))
         return
+    from lora_tui.core.recommend import verdict_words
+
     values["gradient_checkpointing"] = True
-    reasons["gradient_checkpointing"] = (
-        f"on: without it the estimate is {fmt_gib(off.total_bytes)} {of_vram} ({off.verdict.replace('_', ' ')}); "
-        f"with it {fmt_gib(on.total_bytes)} (activations shrink to the layer inputs for about 30% more time)")
+    reasons["gradient_checkpointing"] = _(
+        "on: without it the estimate is {off} of {vram} ({verdict}); with it {on} (activations shrink to the layer "
+        "inputs for about 30% more time)").format(off=fmt_gib(off.total_bytes), vram=fmt_gib(vram_bytes),
+                                                  verdict=verdict_words(off.verdict), on=fmt_gib(on.total_bytes))
 
 
 def _apply_step(step: FitStep, values: MutableMapping[str, Any], reasons: MutableMapping[str, str],
                 vram_bytes: int) -> None:
     """One fit step's changes into the recommendation, each with the reason naming the step."""
     if step.kind == "four_bit":
-        why = f"on: {step.description}"
+        why = _("on: {description}").format(description=step.description.replace("{", "{{").replace("}", "}}"))
     elif step.kind == "sequence":
-        why = f"{{old}} -> {{new}}, {step.description.split('(', 1)[-1].rstrip(')')}"
+        why = _("{old} -> {new}, {why}").replace("{why}", step.description.split('(', 1)[-1].rstrip(')'))
     else:
-        why = (f"{{old}} -> {{new}} by the guide's out-of-memory remedies, so the estimate fits "
-               f"{vram_bytes / 1e9:.1f} GB")
+        why = _("{old} -> {new} by the guide's out-of-memory remedies, so the estimate fits {gb} GB").replace(
+            "{gb}", f"{vram_bytes / 1e9:.1f}")
     for key, value in step.changes.items():
         if key not in values or values[key] == value:
             continue
         text = why.format(old=fmt_value(values[key]), new=fmt_value(value))
-        reasons[key] = f"{text} (before: {reasons.get(key, 'default')})" if step.kind != "four_bit" else text
+        before = reasons.get(key) or pgettext("value source", "default")
+        reasons[key] = _("{text} (before: {before})").format(text=text, before=before) if step.kind != "four_bit" \
+            else text
         values[key] = value

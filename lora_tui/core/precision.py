@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lora_tui.errors import UserError
+from lora_tui.i18n import _
 
 if TYPE_CHECKING:
     from lora_tui.core.hardware.detect import HardwareReport
@@ -54,24 +55,25 @@ def choose_precision(requested: str, *, device: str, bf16_supported: bool | None
     family = model_type or ""
     if requested != "auto":
         if requested not in DTYPES:
-            raise UserError(f"`precision` (--precision) must be one of auto, {', '.join(DTYPES)}, got {requested!r}")
+            raise UserError(_("`precision` (--precision) must be one of auto, {choices}, got {value}").format(
+                choices=", ".join(DTYPES), value=repr(requested)))
         if requested == "bf16" and device == "cuda" and bf16_supported is False:
-            raise UserError("--precision bf16: this GPU has no bf16 (compute capability below 8.0); use "
-                            "--precision auto (fp16, or fp32 for Gemma) or fp32")
-        why = "as set (--precision)"
+            raise UserError(_("--precision bf16: this GPU has no bf16 (compute capability below 8.0); use "
+                              "--precision auto (fp16, or fp32 for Gemma) or fp32"))
         if requested == "fp16" and family in FP16_OVERFLOW:
-            why += f"; {family} is known to overflow in fp16 (NaN losses): bf16 or fp32 is safer"
-        return Precision(requested, device, why)
+            return Precision(requested, device, _("as set (--precision); {family} is known to overflow in fp16 (NaN "
+                                                  "losses): bf16 or fp32 is safer").format(family=family))
+        return Precision(requested, device, _("as set (--precision)"))
     if device != "cuda":
-        where = "Apple MPS" if device == "mps" else "the CPU"
-        return Precision("fp32", device, f"auto: fp32 on {where}")
+        return Precision("fp32", device, _("auto: fp32 on Apple MPS") if device == "mps" else
+                         _("auto: fp32 on the CPU"))
     if bf16_supported is not False:
-        return Precision("bf16", device, "auto: bf16, supported by this GPU" if bf16_supported else
-                         "auto: bf16 (assumed: a GPU with bf16 support)")
+        return Precision("bf16", device, _("auto: bf16, supported by this GPU") if bf16_supported else
+                         _("auto: bf16 (assumed: a GPU with bf16 support)"))
     if family in FP16_OVERFLOW:
-        return Precision("fp32", device, f"auto: this GPU has no bf16 and {family} overflows in fp16 "
-                                         "(activations beyond 65,504 become NaN), so fp32")
-    return Precision("fp16", device, "auto: fp16, since this GPU has no bf16")
+        return Precision("fp32", device, _("auto: this GPU has no bf16 and {family} overflows in fp16 (activations "
+                                           "beyond 65,504 become NaN), so fp32").format(family=family))
+    return Precision("fp16", device, _("auto: fp16, since this GPU has no bf16"))
 
 
 def report_bf16(report: HardwareReport) -> bool | None:

@@ -102,8 +102,10 @@ def _default_gpu_query() -> tuple[Sequence[GpuInfo], str]:
 
 def _default_launcher(resolved: ResolvedPlan, *, overwrite: bool = False, resume: bool = False) -> LaunchedRun:
     from lora_tui.core.launcher import launch_run
+    from lora_tui.i18n import english
 
-    return launch_run(resolved, overwrite=overwrite, resume=resume)
+    with english():  # the run's files (launch.json's memory estimate, its warnings) are English in any language
+        return launch_run(resolved, overwrite=overwrite, resume=resume)
 
 
 class LoraTuiApp(App[None]):

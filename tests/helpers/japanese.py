@@ -26,7 +26,7 @@ NAMES = {
     "plain", "text", "messages", "prompt", "input", "response", "system", "tokenizer", "chatml",
     "proj", "e", "q", "k", "v", "o", "p", "c", "f", "d", "g", "l", "n", "s", "t", "y", "b", "i", "a",
     "sweep", "tokens", "schema", "train", "KiB", "CC", "esc", "LoraConfig", "all", "assistant", "user", "DIR",
-    "FILE", "N", "M",
+    "FILE", "N", "M", "LM", "torch", "m", "W",
 }
 """Words that are names (libraries, units, formats, keys, flag values) and stay as they are."""
 
@@ -34,11 +34,6 @@ SETTINGS = set(TrainingPlan.field_names())
 """Setting names (lora_r, learning_rate, ...) are names too."""
 
 LEFT_FOR_LATER = (
-    # core/memory.py: the memory estimate's parts and details; core/precision.py: the precision's reason
-    r"Frozen base weights[^\n]*", r"LoRA weights, gradients and AdamW state[^\n]*", r"Activations[^\n]*",
-    r"Logits and loss[^\n]*", r"Loss \(TRL fused LM head[^\n]*", r"CUDA context and fragmentation[^\n]*",
-    r"CPU runtime[^\n]*", r"Allocator fragmentation[^\n]*", r"Weights read before quantising[^\n]*",
-    r"(?m)^.*\b(params|layers|tokens|seq|batch|bytes|per|layer|mean|token|chunk|head|vocab|hidden|x|of)\b.*$",
     # core/models/modules.py: whether a model is on this machine
     r"demo model (not )?built[^\n]*", r"[^\n]*is not in the Hugging Face cache[^\n]*",
     # core/dataset: the report's notes and shapes

@@ -21,12 +21,11 @@ SIZES = [(80, 24), (120, 40)]
 STEPS = ["HardwareScreen", "DataScreen", "TaskScreen", "AdvisorScreen", "ReviewScreen"]
 DATA_WIDGETS = ("data-preview", "data-path", "output", "runfile", "review-cmd")
 """Widgets that show the person's data, paths and the command line (names), not messages."""
-LATER_WIDGETS = ("memory", "verdict", "remedies", "notes", "model-status", "data-notes", "hw-notes",
+LATER_WIDGETS = ("model-status", "data-notes", "hw-notes",
                  "why-save_steps", "why-keep", "why-early_stopping")
-"""Widgets whose text comes from modules a later part translates (core/memory.py, core/precision.py, core/fit.py,
-core/memory_advice.py, core/models/modules.py, core/dataset/report.py, core/hardware/detect.py, and the reasons
-core/resolve.py writes): only the
-messages of this part are checked there, through the catalogue."""
+"""Widgets whose text comes from modules not yet translated (core/models/modules.py, core/dataset/report.py,
+core/hardware/detect.py, and the save/keep/early-stopping reasons): only the messages asked for through the
+catalogue are checked there."""
 
 
 @pytest.fixture
@@ -258,3 +257,34 @@ def test_ja_runs_compare_adapters_snapshots(snap_compare, japanese: Path, size: 
     app = make_app(hardware_probe=fakes.probe(None), gpu_query=fakes.gpu_query(None), launcher=fakes.FakeLauncher(),
                    runs_root=Path("runs"), gpu_interval=0, start="runs", **kwargs)
     assert snap_compare(app, terminal_size=size, run_before=go)
+
+
+# ---- part 3: the memory estimate, its verdict and the run files ----------------------------------------------
+
+
+async def test_the_advisors_memory_table_is_japanese(japanese: Path) -> None:
+    app = app_for(8)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(3):
+            await waits.settle(pilot)
+            await pilot.press("ctrl+n")
+        await waits.settle(pilot)
+        texts = screen_texts(app.screen)
+        memory = texts[next(k for k in texts if k.startswith("memory"))]
+        assert "固定したベースの重み" in memory and "CUDA コンテキストと断片化" in memory
+        assert "パラメータ" in memory and "params" not in memory
+        verdict = texts[next(k for k in texts if k.startswith("verdict"))]
+        assert "auto: bf16" in verdict and ("全例を max_seq_length" in verdict or "最悪のパディング後バッチ" in verdict)
+        assert english_words(memory + verdict) == []
+    assert sorted(i18n.missing) == []
+
+
+def test_the_tuis_launcher_writes_english_run_files(japanese: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The launch happens in the TUI's language, but launch.json's estimate and warnings are English."""
+    from lora_tui.core import launcher
+    from lora_tui.ui import app as app_module
+
+    seen = []
+    monkeypatch.setattr(launcher, "launch_run", lambda resolved, **kw: seen.append(i18n.language()) or "ok")
+    assert app_module._default_launcher(object()) == "ok"  # type: ignore[arg-type]
+    assert seen == ["en"] and i18n.language() == "ja"
