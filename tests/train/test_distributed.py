@@ -76,8 +76,7 @@ def _pid(result: subprocess.CompletedProcess[str]) -> int:
 def _both(out: Path, *extra: str, node1: tuple[str, ...] = ()) -> int:
     """Start node 0 then node 1; node 1's process group id."""
     port = _free_port()
-    _pid(_node(0, port, out, *extra))
-    _wait(lambda: _state(out) in ("running", "failed"))
+    _pid(_node(0, port, out, *extra))  # returns once node 0 owns the run directory; its torchrun waits for node 1
     return _pid(_node(1, port, out, *extra, *node1))
 
 
