@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from lora_tui.core import runs
+from lora_tui.core import run_lock, runs
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +61,7 @@ def _kill_started() -> Iterator[None]:
     yield
     while STARTED:
         try:
-            os.killpg(STARTED.pop(), signal.SIGKILL)
+            _kill_node(STARTED.pop())
         except ProcessLookupError:
             pass
 
@@ -80,6 +80,35 @@ def _both(out: Path, *extra: str, node1: tuple[str, ...] = ()) -> int:
     return _pid(_node(1, port, out, *extra, *node1))
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (torchrun starts its workers in sessions of their own, so a signal to its
+    process group does not reach them)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _kill_node(pgid: int) -> None:
+    """What a machine going down does to its node: torchrun and its workers die at once."""
+    below = _descendants(pgid)
+    os.killpg(pgid, signal.SIGKILL)
+    for pid in below:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def _shapes(adapter: Path) -> dict[str, list[int]]:
     from safetensors import safe_open
 
@@ -89,21 +118,22 @@ def _shapes(adapter: Path) -> dict[str, list[int]]:
 
 def test_two_nodes_killed_then_resumed_make_one_adapter(demo_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    steps = ["--max-steps", "40", "--save-steps", "4"]
+    steps = ["--max-steps", "24", "--save-steps", "4"]
     node1 = _both(out, *steps)
     _wait(lambda: (out / "checkpoints" / "checkpoint-4" / runs.COMPLETE_MARKER).is_file() or
           _state(out) not in ("starting", "running"))
-    os.killpg(node1, signal.SIGKILL)  # node 1 dies midway: node 0 stops, failed, with node 1's last lines
+    _kill_node(node1)  # node 1 dies midway: node 0 stops, failed, with node 1's last lines
     _wait(lambda: _state(out) == "failed")
     status = runs.read_status(out)
     assert status is not None and "node 1's last lines (node-1.log)" in (status.error or ""), status
     assert not runs.is_adapter_dir(out)
+    _wait(lambda: run_lock.probe(out) is False, 60)  # node 0's processes end after saying so
     _both(out, *steps, "--resume")
     _wait(lambda: _state(out) not in ("starting", "running"))
     status = runs.read_status(out)
-    assert status is not None and status.state == "finished" and status.step == 40, status
+    assert status is not None and status.state == "finished" and status.step == 24, status
     info = json.loads((out / runs.INFO_FILE).read_text())
-    assert info["world_size"] == 2 and info["nnodes"] == 2 and info["effective_batch_size"] == 2
+    assert info["world_size"] == 2 and info["settings"]["nnodes"]["value"] == 2 and info["effective_batch_size"] == 2
     assert "resumed from checkpoint-" in (out / runs.LOG_FILE).read_text()
     assert sorted(p.name for p in out.iterdir() if p.name.startswith("node-")) == ["node-1.log"]
     single = tmp_path / "single"
