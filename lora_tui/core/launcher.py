@@ -33,6 +33,7 @@ from lora_tui.core.paths import SAMPLE_DATA_PATH
 from lora_tui.core.plan import TrainingPlan, load_run_file
 from lora_tui.core.resolve import PlanInputs, ResolvedPlan, resolve
 from lora_tui.errors import UserError
+from lora_tui.i18n import english
 
 MAX_OOM_RETRIES = 4
 """Upper bound of `--auto-oom-retry` (the guide has four OOM remedies)."""
@@ -259,13 +260,15 @@ def _memory(inventory: Any, plan: TrainingPlan, vram: int | None, lengths: Any) 
     from lora_tui.core.memory import plan_estimate
     from lora_tui.core.memory_sharded import per_gpu, sharded
 
-    try:
-        est = plan_estimate(inventory, plan, vram, lengths=lengths)
-    except (UserError, ValueError):
-        return None
-    layers = int(getattr(inventory, "num_layers", 1) or 1)
-    chosen = sharded(est, plan.world_size, layers) if plan.distributed == "fsdp" else est
-    return chosen.to_dict() | ({"per_gpu": per_gpu(est, plan.world_size, layers)} if plan.world_size > 1 else {})
+    with english():  # launch.json holds the estimate, and run files are English whatever the language shown
+        try:
+            est = plan_estimate(inventory, plan, vram, lengths=lengths)
+        except (UserError, ValueError):
+            return None
+        layers = int(getattr(inventory, "num_layers", 1) or 1)
+        chosen = sharded(est, plan.world_size, layers) if plan.distributed == "fsdp" else est
+        per = {"per_gpu": per_gpu(est, plan.world_size, layers)} if plan.world_size > 1 else {}
+        return chosen.to_dict() | per
 
 
 # ---- writing and starting -----------------------------------------------------------------------------------
@@ -319,8 +322,7 @@ def start_worker(run_dir: Path, *, resume: bool = False, num_processes: int = 1,
     lock = run_lock.held(run_dir) or run_lock.acquire(run_dir)
     if lock is None:
         raise UserError(f"{run_dir}: another lora-tui process is starting or running a run there")
-    child_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false",
-                 run_lock.LOCK_FD_ENV: str(lock.fd)}
+    child_env = {**os.environ, **(env or {}), **run_setup.WORKER_ENV, run_lock.LOCK_FD_ENV: str(lock.fd)}
     # A single worker starts with SIGINT/SIGTERM blocked (the mask survives exec) and unblocks them once its
     # stop handler is in place, so a stop asked during its start-up is a graceful stop, not a kill. torchrun
     # is left alone: it forwards SIGTERM to its workers, and multi-process runs stop through the STOP file.

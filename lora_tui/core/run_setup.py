@@ -89,11 +89,15 @@ def undo(run_dir: Path, moved: Path | None, created: bool, mode: str) -> None:
         pass
 
 
+WORKER_ENV = {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", "LORA_TUI_LANG": "en"}
+"""What every training process runs with: unbuffered output, quiet tokenizers, and English, since everything it
+writes (run.log, status.json, training_info.json) is a run file, English whatever language the TUI shows."""
+
+
 def start_node(run_dir: Path, plan: TrainingPlan, command: list[str]) -> subprocess.Popen[bytes]:
     """Start the training processes of a node other than 0: no lock and no run files (node 0 owns those), the
     plan handed over in the environment, output appended to RUN/node-R.log (the only file this node writes)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false",
-           distributed.PLAN_ENV: plan.to_toml()}
+    env = {**os.environ, **WORKER_ENV, distributed.PLAN_ENV: plan.to_toml()}
     env.pop(run_lock.LOCK_FD_ENV, None)
     try:
         with open(run_dir / distributed.node_log_name(plan.node_rank), "ab") as log:

@@ -256,3 +256,16 @@ def test_distributed_settings_that_do_not_go_together_are_refused(settings: dict
 
     with pytest.raises(UserError, match=re.escape(message)):
         TrainingPlan(**settings)  # type: ignore[arg-type]
+
+
+def test_run_files_are_english_whatever_language_is_shown() -> None:
+    from lora_tui.core.models.modules import load_inventory
+    from lora_tui.core.run_setup import WORKER_ENV
+    from lora_tui.i18n import _, using
+
+    inv = load_inventory("qwen2.5-0.5b-instruct")
+    with using("ja"):
+        assert _("Frozen base weights") != "Frozen base weights"  # the catalogue translates it
+        memory = launcher._memory(inv, TrainingPlan(model="qwen2.5-0.5b-instruct"), 8 * 10**9, None)
+    assert memory is not None and memory["parts"][0]["label"] == "Frozen base weights"
+    assert WORKER_ENV["LORA_TUI_LANG"] == "en"  # the training process writes the other run files
