@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,9 +43,9 @@ def japanese(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     i18n.set_language("en")
 
 
-def app_for(gpu_gib: int | None = 8):
+def app_for(gpu_gib: int | None = 8, **kwargs: Any):
     return make_app(hardware_probe=fakes.probe(gpu_gib), gpu_query=fakes.gpu_query(gpu_gib),
-                    launcher=fakes.FakeLauncher(), runs_root=Path("runs"), gpu_interval=0)
+                    launcher=fakes.FakeLauncher(), runs_root=Path("runs"), gpu_interval=0, **kwargs)
 
 
 def _sample_words() -> set[str]:
@@ -155,13 +156,20 @@ async def test_a_japanese_launch_writes_english_reasons(japanese: Path) -> None:
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("steps", [0, 1, 2, 3, 4])
 def test_ja_wizard_snapshots(snap_compare, japanese: Path, size: tuple[int, int], steps: int) -> None:
+    from lora_tui.core.plan import TrainingPlan
+
+    # a data file inside the working directory, so the paths shown are the same on every machine
+    sample = SAMPLE_DATA_PATH.read_text(encoding="utf-8").splitlines(keepends=True)[:40]
+    Path("chats.jsonl").write_text("".join(sample), encoding="utf-8")
+
     async def go(pilot) -> None:
         await waits.settle(pilot)
         for _ in range(steps):
             await pilot.press("ctrl+n")
             await waits.settle(pilot)
 
-    assert snap_compare(app_for(8), terminal_size=size, run_before=go)
+    app = app_for(8, plan=TrainingPlan(data="chats.jsonl", output="runs/lora-run"))
+    assert snap_compare(app, terminal_size=size, run_before=go)
 
 
 @pytest.mark.parametrize("size", SIZES)
