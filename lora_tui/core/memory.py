@@ -18,7 +18,7 @@ Peak = W + S + A + T + O (docs/memory.md has the method, sources and the calibra
 - O, overhead: CUDA context and allocator fragmentation: 0.75 GiB + 8% of the rest (docs/memory.md,
   "The overhead term": 0.5-1 GB + 5-10%). On the CPU there is no CUDA context; instead the run's resident set
   grows by a measured fixed cost of the CPU runtime (`CPU_RUNTIME_FIXED`), and with 4-bit loading by the weights
-  bitsandbytes reads at full precision before quantising them (`CPU_4BIT_LOAD_COPY`).
+  bitsandbytes reads at full precision before quantising them (`_cpu_parts`).
 """
 
 from __future__ import annotations
@@ -97,11 +97,6 @@ CPU_RUNTIME_FIXED = 150 * 1024 * 1024
 per-thread allocator arenas, the Trainer's state). Measured for this project with torch 2.13 (CPU build): peak
 resident-set growth minus the estimated parts was 151 MiB on the demo model and 154 MiB on a 77M-parameter
 Llama (batch 1-2, 75-token batches, 3-4 steps); docs/memory.md, "Estimated against measured"."""
-
-CPU_4BIT_LOAD_COPY = True
-"""On the CPU, bitsandbytes' 4-bit loading reads each weight at full precision before quantising it, and the freed
-pages stay in the process (glibc keeps them): measured, the peak exceeded the other parts by the full-precision
-weights (296 MiB on the 77M Llama) plus the CPU runtime's fixed cost. On CUDA the copies are per tensor and freed."""
 
 TIGHT_FRACTION = 0.85
 """An estimate above 85% of VRAM is `tight`: other processes, the display or a long batch can tip it over."""
@@ -235,10 +230,12 @@ def estimate_memory(inv: ModelInventory, *, lora_r: int, target_modules: list[st
 
 def _cpu_parts(inv: ModelInventory, load_in_4bit: bool, dtype: str) -> list[MemoryPart]:
     """The CPU run's fixed runtime cost, and with 4-bit loading the full-precision weights read before quantising
-    (both measured: `CPU_RUNTIME_FIXED`, `CPU_4BIT_LOAD_COPY`)."""
+    (both measured). bitsandbytes on the CPU reads each weight at full precision before quantising it and glibc
+    keeps the freed pages: the measured peak exceeded the other parts by the full-precision weights (296 MiB on a
+    77M Llama) plus the fixed cost. On CUDA the copies are per tensor and freed."""
     parts = [MemoryPart("cpu_runtime", _("CPU runtime (measured fixed cost)"), CPU_RUNTIME_FIXED,
                         _("kernel workspaces and per-thread allocator arenas (torch CPU build, measured)"))]
-    if load_in_4bit and CPU_4BIT_LOAD_COPY:
+    if load_in_4bit:
         c = DTYPE_BYTES[dtype]
         parts.append(MemoryPart("cpu_4bit_load", _("Weights read before quantising (CPU)"), inv.total_params * c,
                                 _("{params} params x {bytes} B ({dtype}), pages the allocator keeps").format(
