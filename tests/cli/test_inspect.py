@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from lora_tui.cli import main
+from tests.helpers.dataset_files import chat_model_dir
 
 GOOD = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}
 
@@ -170,21 +171,7 @@ def test_columns_flag_maps_other_names(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def _local_model(folder: Path) -> Path:
-    """A model directory with a word-level tokenizer.json and the demo chat template (no weights needed)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    from lora_tui.train.demo import CHAT_TEMPLATE
-
-    special = ["<s>", "</s>", "<|user|>", "<|assistant|>", "<|system|>"]
-    vocab = {t: i for i, t in enumerate(["[UNK]", *special, *"hi hello what is 2 4 a b c".split()])}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.add_special_tokens(special)
-    folder.mkdir(parents=True, exist_ok=True)
-    tok.save(str(folder / "tokenizer.json"))
-    (folder / "tokenizer_config.json").write_text(json.dumps({"bos_token": "<s>", "eos_token": "</s>"}))
-    (folder / "chat_template.jinja").write_text(CHAT_TEMPLATE, encoding="utf-8")
-    return folder
+    return chat_model_dir(folder, "hi hello what is 2 4 a b c")
 
 
 def test_model_flag_measures_through_the_chat_template_and_shows_trained_spans(

@@ -186,3 +186,22 @@ def write_format(fmt: str, tmp: Path, records: list[dict[str, Any]]) -> Path:
     if fmt == "parquet":
         return write_parquet(tmp / "data.parquet", records)
     return write_arrow_dir(tmp / "saved", records, shards=2)
+
+
+def chat_model_dir(folder: Path, words: str) -> Path:
+    """A model directory with a word-level tokenizer.json over `words` (space-separated) and the demo chat
+    template: enough to measure and preview data through a chat template, with no weights."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from lora_tui.train.demo import CHAT_TEMPLATE
+
+    special = ["<s>", "</s>", "<|user|>", "<|assistant|>", "<|system|>"]
+    vocab = {t: i for i, t in enumerate(["[UNK]", *special, *words.split()])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.add_special_tokens(special)
+    folder.mkdir(parents=True, exist_ok=True)
+    tok.save(str(folder / "tokenizer.json"))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"bos_token": "<s>", "eos_token": "</s>"}))
+    (folder / "chat_template.jinja").write_text(CHAT_TEMPLATE, encoding="utf-8")
+    return folder

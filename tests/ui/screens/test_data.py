@@ -17,24 +17,11 @@ from lora_tui.ui.app import make_app
 from lora_tui.ui.screens import data as data_screen
 from tests.helpers import ui_fakes as fakes
 from tests.helpers import waits
+from tests.helpers.dataset_files import chat_model_dir
 
 
 def local_model(folder: Path) -> Path:
-    """A model directory with a word-level tokenizer and the demo chat template (no weights needed)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    from lora_tui.train.demo import CHAT_TEMPLATE
-
-    special = ["<s>", "</s>", "<|user|>", "<|assistant|>", "<|system|>"]
-    vocab = {t: i for i, t in enumerate(["[UNK]", *special, *"question answer 0 1 2".split()])}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.add_special_tokens(special)
-    folder.mkdir(parents=True)
-    tok.save(str(folder / "tokenizer.json"))
-    (folder / "tokenizer_config.json").write_text(json.dumps({"bos_token": "<s>", "eos_token": "</s>"}))
-    (folder / "chat_template.jinja").write_text(CHAT_TEMPLATE, encoding="utf-8")
-    return folder
+    return chat_model_dir(folder, "question answer 0 1 2")
 
 
 def app_at_data(tmp_path: Path, **plan: Any) -> Any:
