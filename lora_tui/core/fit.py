@@ -79,17 +79,28 @@ class _Change:
 
 
 class _Context:
-    """The fixed inputs of one fit: model, VRAM, hardware, loss path, data lengths."""
+    """The fixed inputs of one fit: model, VRAM, hardware, loss path, data lengths, FSDP shards (1: not sharded)."""
 
     def __init__(self, inv: ModelInventory, vram: int, hardware: HardwareReport | None, loss: str | None,
-                 seq: SeqFacts | None) -> None:
+                 seq: SeqFacts | None, shards: int = 1) -> None:
         self.inv, self.vram, self.hardware, self.loss, self.seq = inv, vram, hardware, loss, seq
+        self.shards = shards
 
     def estimate(self, plan: TrainingPlan) -> MemoryEstimate:
-        return plan_estimate(self.inv, plan, self.vram, hardware=self.hardware, loss=self.loss)
+        est = plan_estimate(self.inv, plan, self.vram, hardware=self.hardware, loss=self.loss)
+        if self.shards <= 1:
+            return est
+        from lora_tui.core.memory_sharded import sharded
+
+        return sharded(est, self.shards, int(self.inv.num_layers or 1))
 
     def fits(self, plan: TrainingPlan) -> bool:
-        return self.estimate(plan).verdict != "will_not_fit"
+        return fits(self.estimate(plan))
+
+
+def fits(est: MemoryEstimate) -> bool:
+    """Whether an estimate fits its VRAM as the fit loop counts it: `fits` or `tight` (at most the VRAM)."""
+    return est.verdict != "will_not_fit"
 
 
 def _apply(plan: TrainingPlan, changes: Mapping[str, Any]) -> TrainingPlan:
@@ -203,7 +214,7 @@ def _prune(ctx: _Context, plan: TrainingPlan, changes: list[_Change]) -> list[_C
         for size in sizes[:-1]:
             if size <= change.changes["per_device_train_batch_size"]:
                 break
-            accum = -(-plan.effective_batch_size // (size * plan.num_processes))
+            accum = -(-plan.effective_batch_size // (size * plan.world_size))
             bigger = _Change({"per_device_train_batch_size": size, "gradient_accumulation_steps": accum},
                              change.why, change.kind)
             trial = kept[:i] + [bigger] + kept[i + 1:]
@@ -224,14 +235,15 @@ def _steps(ctx: _Context, plan: TrainingPlan, changes: list[_Change]) -> list[Fi
 
 
 def fit_to_vram(inv: ModelInventory, plan: TrainingPlan, vram_bytes: int, *, hardware: HardwareReport | None = None,
-                loss: str | None = None, seq: SeqFacts | None = None) -> list[FitStep]:
+                loss: str | None = None, seq: SeqFacts | None = None, shards: int = 1) -> list[FitStep]:
     """The changes that make `plan`'s estimate fit `vram_bytes` (at most the VRAM: 'fits' or 'tight'), each with
     the estimate after it; empty when the plan already fits. See the module docstring for the three steps.
 
     `seq` is the data's token statistics (p95, median), for the shorter sequence it may offer; `hardware` and
-    `loss` are passed to `memory.plan_estimate`.
+    `loss` are passed to `memory.plan_estimate`; with `shards` above 1 the estimate is FSDP's per GPU
+    (`core.memory_sharded.sharded`).
     """
-    ctx = _Context(inv, vram_bytes, hardware, loss, seq)
+    ctx = _Context(inv, vram_bytes, hardware, loss, seq, shards)
     start = ctx.estimate(plan)
     if start.verdict != "will_not_fit":
         return []
@@ -256,7 +268,7 @@ def fit_to_vram(inv: ModelInventory, plan: TrainingPlan, vram_bytes: int, *, har
     return [tried, *_four_bit(ctx, plan)]
 
 
-def _at(est: MemoryEstimate) -> str:
+def total_text(est: MemoryEstimate) -> str:
     """An estimate's total, with `(tight)` when it is above 85% of the VRAM."""
     return _("{total} (tight)").format(total=fmt_gib(est.total_bytes)) if est.verdict == "tight" else \
         fmt_gib(est.total_bytes)
@@ -268,8 +280,8 @@ def _four_bit(ctx: _Context, plan: TrainingPlan) -> list[FitStep]:
     q_plan = _apply(plan, four)
     q_est = ctx.estimate(q_plan)
     if q_est.verdict != "will_not_fit":
-        return [FitStep(_("does not fit in 16-bit; fits with --load-in-4bit at {total}").format(total=_at(q_est)),
-                        four, q_est, "four_bit")]
+        return [FitStep(_("does not fit in 16-bit; fits with --load-in-4bit at {total}").format(
+            total=total_text(q_est)), four, q_est, "four_bit")]
     changes, fits = _reduce(ctx, q_plan)
     if not fits:
         worst = ctx.estimate(_replay(q_plan, changes))
@@ -280,5 +292,5 @@ def _four_bit(ctx: _Context, plan: TrainingPlan) -> list[FitStep]:
     pruned = _prune(ctx, q_plan, changes)
     final = ctx.estimate(_replay(q_plan, pruned))
     head = FitStep(_("does not fit in 16-bit; fits with --load-in-4bit at {total} with the change(s) below").format(
-        total=_at(final)), four, q_est, "four_bit")
+        total=total_text(final)), four, q_est, "four_bit")
     return [head, *_steps(ctx, q_plan, pruned)]

@@ -13,7 +13,11 @@ After the merge, the derived rules (each in one function below) run in this orde
 5. an output directory not given is the first free `RUNS_ROOT/MODEL`, `MODEL-2`, ...;
 6. a save interval not given makes about `EVALUATIONS` checkpoints (and, with an evaluation split, evaluations,
    which run at every save) over the run's optimizer steps, so the best one can be kept;
-7. batching not given is padding-free on a GPU with FlashAttention installed, else length-grouped.
+7. batching not given is padding-free on a GPU with FlashAttention installed, else length-grouped;
+8. `distributed` not given, with several processes, a model and a VRAM figure: fsdp only when DDP's per-GPU estimate
+   does not fit one GPU and FSDP's does (`core.memory_sharded.choose`), and in 16-bit instead of the
+   recommendation's 4-bit loading when that was its way out; else ddp. A given ddp that does not fit while FSDP
+   would is kept, its reason and a note saying so.
 """
 
 from __future__ import annotations
@@ -113,12 +117,61 @@ def resolve(given: Mapping[str, Any], inputs: PlanInputs, *, config: Mapping[str
     _batching(values, sources, reasons, inputs.vram_bytes)
     if "output" not in values:
         values["output"] = str(default_output(str(values.get("model", TrainingPlan.model)), inputs.runs_root))
+    notes, fit_steps = list(rec.notes), list(rec.fit_steps)
+    _distributed(values, sources, reasons, notes, fit_steps, inputs)
     plan = TrainingPlan.from_dict(values, where="settings")
     _check_rank(plan, inputs.inventory)
     _check_peft_limits(plan, inputs.inventory)
-    return ResolvedPlan(plan=plan, sources=sources, reasons=reasons, notes=list(rec.notes),
+    return ResolvedPlan(plan=plan, sources=sources, reasons=reasons, notes=notes,
                         target_pattern=pattern_of(plan.target_modules, inputs.inventory),
-                        fit_steps=list(rec.fit_steps), inputs=inputs)
+                        fit_steps=fit_steps, inputs=inputs)
+
+
+def _distributed(values: dict[str, Any], sources: dict[str, str], reasons: dict[str, str], notes: list[str],
+                 fit_steps: list[dict[str, Any]], inputs: PlanInputs) -> None:
+    """Rule 8: ddp or fsdp for a run on several processes (`core.memory_sharded.choose`), with both per-GPU
+    figures; a given value is kept (with a note when a given ddp does not fit and fsdp would)."""
+    per_node = values.get("num_processes", TrainingPlan.num_processes)
+    nodes = values.get("nnodes", TrainingPlan.nnodes)
+    if not (_positive_int(per_node) and _positive_int(nodes)):
+        return  # TrainingPlan refuses a bad value, naming the flag
+    given = sources["distributed"] in ("given", "config")
+    inv, vram = inputs.inventory, inputs.vram_bytes
+    if per_node * nodes < 2 or inv is None or vram is None:
+        if not given:
+            reasons["distributed"] = (
+                _("ddp: one process, nothing to shard") if per_node * nodes < 2 else
+                _("ddp: no GPU here, and fsdp shards a model only across CUDA GPUs") if vram is None else
+                _("ddp: no model known yet to estimate; fsdp is chosen only when DDP does not fit one GPU"))
+        return
+    try:
+        plan = TrainingPlan.from_dict(values if given else {**values, "distributed": "ddp"}, where="settings")
+    except UserError:
+        return  # refused below, naming the field
+    from lora_tui.core.memory_sharded import choose, given_does_not_fit
+
+    lengths = inputs.data_report.token_stats if inputs.data_report is not None else None
+    if given:
+        warning = given_does_not_fit(inv, plan, vram, lengths=lengths)
+        if warning is not None:
+            reasons["distributed"] = warning
+            notes.append(warning)
+        return
+    last = fit_steps[-1] if fit_steps else None
+    four_bit = sources["load_in_4bit"] == "recommended" and last is not None and last["kind"] == "four_bit"
+    chosen = choose(inv, plan, vram, lengths=lengths, four_bit_way_out=four_bit,
+                    fixed=frozenset(k for k, v in sources.items() if v in ("given", "config")))
+    values["distributed"], sources["distributed"], reasons["distributed"] = chosen.distributed, "recommended", \
+        chosen.reason
+    for name, (value, why) in chosen.changes.items():
+        values[name], reasons[name] = value, why
+    if chosen.distributed != "fsdp":
+        return
+    if last is not None and (last["kind"] == "note" or "load_in_4bit" in chosen.changes):
+        fit_steps.pop()  # one GPU's way out (4-bit loading) or its dead end is not this run's: FSDP fits
+        said = _("Memory: {description}.").format(description=last["description"])
+        notes[:] = [note for note in notes if note != said]
+    notes.append(_("Memory: {description}.").format(description=chosen.reason))
 
 
 def _check_rank(plan: TrainingPlan, inventory: ModelInventory | None) -> None:
@@ -305,8 +358,11 @@ def _account_for_processes(values: dict[str, Any], sources: dict[str, str], reas
     n = per_node * nodes
     if n > 1 and sources["gradient_accumulation_steps"] in ("recommended", "default") and accum % n == 0:
         values["gradient_accumulation_steps"] = accum // n
-        world = f"{n} processes" if nodes == 1 else f"{n} processes ({nodes} machines x {per_node})"
-        sources["gradient_accumulation_steps"] += f" (/{world})"
-        before = reasons.get("gradient_accumulation_steps", f"default {accum}")
-        reasons["gradient_accumulation_steps"] = (f"{accum} / {world} = {accum // n}, so the effective batch "
-                                                  f"stays batch x {accum}; {before}")
+        tag = f"{n} processes" if nodes == 1 else f"{n} processes ({nodes} machines x {per_node})"
+        sources["gradient_accumulation_steps"] += f" (/{tag})"  # a source tag: English, as run files keep it
+        world = _("{n} processes").format(n=n) if nodes == 1 else \
+            _("{n} processes ({nodes} machines x {per_node})").format(n=n, nodes=nodes, per_node=per_node)
+        before = reasons.get("gradient_accumulation_steps") or _("default {value}").format(value=accum)
+        reasons["gradient_accumulation_steps"] = _("{accum} / {world} = {each}, so the effective batch stays batch x "
+                                                   "{accum}; {before}").format(accum=accum, world=world,
+                                                                               each=accum // n, before=before)

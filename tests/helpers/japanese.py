@@ -26,7 +26,7 @@ NAMES = {
     "plain", "text", "messages", "prompt", "input", "response", "system", "tokenizer", "chatml",
     "proj", "e", "q", "k", "v", "o", "p", "c", "f", "d", "g", "l", "n", "s", "t", "y", "b", "i", "a",
     "sweep", "tokens", "schema", "train", "KiB", "CC", "esc", "LoraConfig", "all", "assistant", "user", "DIR",
-    "FILE", "N", "M", "LM", "torch", "m", "W",
+    "FILE", "N", "M", "LM", "torch", "m", "W", "ddp", "fsdp", "DDP", "FSDP",
 }
 """Words that are names (libraries, units, formats, keys, flag values) and stay as they are."""
 
