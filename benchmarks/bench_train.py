@@ -10,11 +10,14 @@ the model's chat template):
 - `lean`: SFTTrainer with its fused LM head asked for the log-probabilities only (no entropy, no top-1 match):
   what the two metrics it logs every step (`entropy`, `mean_token_accuracy`) cost.
 
-Figures, each the median of `--repeats` runs (alternated, so a busy spell hits all of them) and the best of them
-(on a shared machine the runs no busy spell hit are the steadier figure):
+Figures over `--repeats` runs of each (alternated, so a busy spell hits all of them): the median run, the best
+run, and for the time per step the steady figure: each step's fastest time over the repeats, averaged over the
+steps. Every run trains the same batches (same seed, sampler and data; the token counts per step are compared and
+the result printed), so step i costs the same in every run and its fastest time is its cost when no other process
+got in the way; on a shared 2-core machine it is the figure that says what the code costs.
 
-- per-step overhead: lora-tui's time per step / the `sft` script's (target <= 1.03). A run's time per step is
-  the median gap between consecutive step ends (lora-tui's metrics lines, a callback in the scripts), so the
+- per-step overhead: lora-tui's time per step / the `sft` script's (target <= 1.03). A run's step times are
+  the gaps between consecutive step ends (lora-tui's metrics lines, a callback in the scripts), so the
   first step's warm-up and the work before and after the loop (lora-tui's final checkpoint) are left out;
 - TRL's cost: `sft` per step / `plain` per step, and the metrics' share: (`sft` - `lean`) / `sft`;
 - time to first step: from starting the command (`lora-tui train`, which also resolves and checks the plan and
@@ -39,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,11 +58,14 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
 kind, model_dir, data, out, steps, batch, accum, seq = sys.argv[1:9]
 class First(TrainerCallback):
-    ends = []
+    ends, tokens = [], []
     def on_step_end(self, args, state, control, **kw):
         self.ends.append(time.time())
         if state.global_step == 1:
             print("FIRST_STEP_AT", time.time(), flush=True)
+    def on_log(self, args, state, control, logs=None, **kw):
+        if logs and "num_tokens" in logs:
+            self.tokens.append(int(logs["num_tokens"]))
 tok = AutoTokenizer.from_pretrained(model_dir)
 rows = [json.loads(l) for l in open(data, encoding="utf-8") if l.strip()]
 ids = [tok.apply_chat_template(r["messages"], tokenize=True, return_dict=True)["input_ids"][:int(seq)] for r in rows]
@@ -91,6 +98,7 @@ t0 = time.perf_counter()
 trainer.train()
 print("LOOP_SECONDS", time.perf_counter() - t0)
 print("STEP_ENDS", *First.ends)
+print("TOKENS", *First.tokens)
 '''
 
 KERNEL = r'''
@@ -126,27 +134,51 @@ def _value(proc: subprocess.CompletedProcess[str], key: str) -> float:
     return float(next(x for x in proc.stdout.splitlines() if x.startswith(key)).split()[1])
 
 
-def step_time(ends: list[float]) -> float:
-    """The median time between two consecutive step ends (the first step, which warms up, and the loop's start
-    and end work, such as the final checkpoint, left out; the median keeps a busy spell from counting)."""
-    gaps = [b - a for a, b in zip(ends, ends[1:], strict=False)]
-    return statistics.median(gaps) if gaps else float("nan")
+def gaps(ends: list[float]) -> list[float]:
+    """The time of each step after the first: the gap between its end and the previous step's (the first step,
+    which warms up, and the loop's start and end work, such as the final checkpoint, left out)."""
+    return [b - a for a, b in zip(ends, ends[1:], strict=False)]
 
 
-def run_hand(kind: str, model_dir: Path, steps: int, work: Path) -> tuple[float, float]:
-    """(seconds per step, seconds from starting the script to the end of its first step)."""
+def step_time(step_gaps: list[float]) -> float:
+    """A run's time per step: the median of its step gaps (a busy spell of a few steps does not count)."""
+    return statistics.median(step_gaps) if step_gaps else float("nan")
+
+
+def steady_step(runs: list[list[float]]) -> float:
+    """The time per step when no busy spell hits: each step's fastest time over the repeats, averaged over the
+    steps. Every repeat of every script trains the same batches (same seed, sampler and data; `main` checks the
+    token counts), so step i does the same work in every run and its fastest time is its cost undisturbed."""
+    n = min((len(r) for r in runs), default=0)
+    return sum(min(r[i] for r in runs) for i in range(n)) / n if n else float("nan")
+
+
+@dataclass
+class Run:
+    """One run of a script: its step gaps, seconds from its start to the end of step 1, tokens seen per step."""
+
+    gaps: list[float]
+    first: float
+    tokens: list[int]
+
+
+def _floats(proc: subprocess.CompletedProcess[str], key: str) -> list[float]:
+    return [float(x) for x in next(x for x in proc.stdout.splitlines() if x.startswith(key)).split()[1:]]
+
+
+def run_hand(kind: str, model_dir: Path, steps: int, work: Path) -> Run:
+    """Run a hand-written script (`kind`: sft, plain or lean)."""
     from lora_tui.core.paths import SAMPLE_DATA_PATH
 
     started = time.time()
     proc = _run([sys.executable, "-c", HAND, kind, str(model_dir), str(SAMPLE_DATA_PATH), str(work / kind),
                  str(steps), str(BATCH), str(ACCUM), str(SEQ)])
-    ends = [float(x) for x in next(x for x in proc.stdout.splitlines() if x.startswith("STEP_ENDS")).split()[1:]]
-    return step_time(ends), _value(proc, "FIRST_STEP_AT") - started
+    return Run(gaps(_floats(proc, "STEP_ENDS")), _value(proc, "FIRST_STEP_AT") - started,
+               [int(t) for t in _floats(proc, "TOKENS")])
 
 
-def run_lora_tui(steps: int, work: Path, index: int) -> tuple[float, float]:
-    """(lora-tui's seconds per step, from metrics.jsonl's times; seconds from starting `lora-tui train` to the
-    end of the first step)."""
+def run_lora_tui(steps: int, work: Path, index: int) -> Run:
+    """Run `lora-tui train` with the scripts' settings; its step ends are metrics.jsonl's times."""
     out = work / f"lora-tui-{index}"
     started = time.time()
     _run([sys.executable, "-m", "lora_tui", "train", "--model", "demo", "--max-steps", str(steps),
@@ -157,8 +189,9 @@ def run_lora_tui(steps: int, work: Path, index: int) -> tuple[float, float]:
           "--batching", "random", "--output", str(out)])
     timings = json.loads((out / "training_info.json").read_text(encoding="utf-8"))["timings"]
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
-    ends = [float(r["elapsed"]) for r in records if "loss" in r]
-    return step_time(ends), float(timings["first_step_at"]) - started
+    steps_logged = [r for r in records if "loss" in r]
+    return Run(gaps([float(r["elapsed"]) for r in steps_logged]), float(timings["first_step_at"]) - started,
+               [int(r["tokens_seen"]) for r in steps_logged])
 
 
 def kernel_cost(hidden: int, vocab: int, tokens: int, repeats: int) -> tuple[float, float]:
@@ -225,6 +258,31 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.3f}" if b > 0 else "n/a"
 
 
+def report(done: dict[str, list[Run]], steps: int, repeats: int, quick: bool) -> None:
+    """Print the per-step and first-step figures and their ratios: median of the runs, the best run, and (per
+    step) the steady figure, each step's fastest time over the repeats."""
+    same = {tuple(r.tokens) for runs in done.values() for r in runs if r.tokens}  # plain Trainer logs none
+    print(f"{steps} steps, batch {BATCH}, accumulation {ACCUM}, sequence <= {SEQ}, demo model, CPU, "
+          f"{repeats} repeats; load average {os.getloadavg()[0]:.2f}; every run trained the same batches: "
+          f"{'yes' if len(same) == 1 else 'NO (token counts differ: the steady figure does not hold)'}")
+    per_step = {"median": lambda runs: statistics.median(step_time(r.gaps) for r in runs),
+                "best": lambda runs: min(step_time(r.gaps) for r in runs),
+                "steady": lambda runs: steady_step([r.gaps for r in runs])}
+    for label, pick in per_step.items():
+        m = {k: pick(v) for k, v in done.items()}
+        print(f"[{label} of {repeats}] per-step overhead: lora-tui {1000 * m['lora-tui']:.1f} ms / hand-written "
+              f"SFTTrainer {1000 * m['sft']:.1f} ms = {_ratio(m['lora-tui'], m['sft'])} (target <= 1.03)")
+        if not quick:
+            print(f"[{label} of {repeats}] TRL's trainer: SFTTrainer {1000 * m['sft']:.1f} ms / plain Trainer "
+                  f"{1000 * m['plain']:.1f} ms per step = {_ratio(m['sft'], m['plain'])}; its entropy and token "
+                  f"accuracy: {100 * (m['sft'] - m['lean']) / m['sft']:+.1f}% of its step (without them "
+                  f"{1000 * m['lean']:.1f} ms)")
+    for label, first in (("median", statistics.median), ("best", min)):
+        f = {k: first([r.first for r in done[k]]) for k in ("lora-tui", "sft")}
+        print(f"[{label} of {repeats}] time to first step: lora-tui train {f['lora-tui']:.2f}s / hand-written "
+              f"SFTTrainer script {f['sft']:.2f}s = {_ratio(f['lora-tui'], f['sft'])} (target <= 1.2)")
+
+
 def main() -> int:
     """Alternate the four runs; print the medians and their ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -236,38 +294,23 @@ def main() -> int:
     repeats = args.repeats or (1 if args.quick else 5)
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    loops: dict[str, list[float]] = {k: [] for k in ("lora-tui", "sft", "plain", "lean")}
-    firsts: dict[str, list[float]] = {"lora-tui": [], "sft": []}
+    kinds = ("sft", "lora-tui") if args.quick else ("sft", "lora-tui", "plain", "lean")
+    done: dict[str, list[Run]] = {k: [] for k in kinds}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         model_dir = _demo_model(work / "cache" if args.quick else None)
         for i in range(repeats):
             started = time.time()
-            for kind in ("sft", "lora-tui") if args.quick else ("sft", "lora-tui", "plain", "lean"):
-                loop, first = run_lora_tui(steps, work, i) if kind == "lora-tui" else run_hand(kind, model_dir,
-                                                                                               steps, work)
-                loops[kind].append(loop)
-                if kind in firsts:
-                    firsts[kind].append(first)
-            print(f"repeat {i + 1}: per step " + ", ".join(f"{k} {1000 * v[-1]:.0f}ms" for k, v in loops.items() if v)
-                  + f"; first step lora-tui {firsts['lora-tui'][-1]:.2f}s, sft {firsts['sft'][-1]:.2f}s "
+            for kind in kinds:
+                done[kind].append(run_lora_tui(steps, work, i) if kind == "lora-tui"
+                                  else run_hand(kind, model_dir, steps, work))
+            print(f"repeat {i + 1}: per step " + ", ".join(f"{k} {1000 * step_time(v[-1].gaps):.0f}ms"
+                                                          for k, v in done.items())
+                  + f"; first step lora-tui {done['lora-tui'][-1].first:.2f}s, sft {done['sft'][-1].first:.2f}s "
                   f"({time.time() - started:.0f}s wall)", flush=True)
-    print(f"{steps} steps, batch {BATCH}, accumulation {ACCUM}, sequence <= {SEQ}, demo model, CPU, "
-          f"{repeats} repeats; load average {os.getloadavg()[0]:.2f}")
-    for label, pick in (("median", statistics.median), ("best", min)):  # best: the runs a busy spell missed
-        m = {k: pick(v) if v else float("nan") for k, v in loops.items()}
-        f = {k: pick(v) for k, v in firsts.items()}
-        print(f"[{label} of {repeats}] per-step overhead: lora-tui {1000 * m['lora-tui']:.1f} ms / hand-written "
-              f"SFTTrainer {1000 * m['sft']:.1f} ms = {_ratio(m['lora-tui'], m['sft'])} (target <= 1.03)")
-        print(f"[{label} of {repeats}] time to first step: lora-tui train {f['lora-tui']:.2f}s / hand-written "
-              f"SFTTrainer script {f['sft']:.2f}s = {_ratio(f['lora-tui'], f['sft'])} (target <= 1.2)")
-        if not args.quick:
-            print(f"[{label} of {repeats}] TRL's trainer: SFTTrainer {1000 * m['sft']:.1f} ms / plain Trainer "
-                  f"{1000 * m['plain']:.1f} ms per step = {_ratio(m['sft'], m['plain'])}; its entropy and token "
-                  f"accuracy: {100 * (m['sft'] - m['lean']) / m['sft']:+.1f}% of its step (without them "
-                  f"{1000 * m['lean']:.1f} ms)")
+    report(done, steps, repeats, args.quick)
     work_s = runner_work(200 if args.quick else 2000)
-    best_sft = min(loops["sft"])
+    best_sft = min(step_time(r.gaps) for r in done["sft"])
     print(f"lora-tui's own per-step work (tally, callbacks, metrics line), timed alone: {1e6 * work_s:.0f} us = "
           f"{100 * work_s / best_sft:.2f}% of the best hand-written SFTTrainer step ({1000 * best_sft:.1f} ms; "
           "target <= 3%)")
