@@ -1,5 +1,5 @@
 """Step 5, Review and launch: the equivalent command line, the run file, the output directory, the evaluation
-split, launch."""
+split, the machines and processes (with the command for every machine), launch."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Button, Checkbox, Input, Static
+from textual.widgets import Button, Checkbox, Collapsible, Input, Static
 
-from lora_tui.core import runs
-from lora_tui.core.plan import TrainingPlan, held_out
+from lora_tui.core import distributed, runs
+from lora_tui.core.plan import TrainingPlan, flag_for, held_out
 from lora_tui.core.resolve import ResolvedPlan
 from lora_tui.errors import UserError
 from lora_tui.i18n import N_, _, english, pgettext
@@ -27,6 +27,23 @@ SUMMARY_FIELDS = ("model", "task", "lora_r", "lora_alpha", "lora_dropout", "targ
                   "per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs",
                   "max_seq_length", "max_steps")
 """Plan fields listed in the review summary."""
+
+NODE_FIELDS: tuple[tuple[str, str], ...] = (
+    ("nnodes", N_("machines")),
+    ("num_processes", N_("processes/machine")),
+    ("node_rank", N_("this node's rank")),
+    ("master_addr", N_("node 0 address")),
+    ("master_port", N_("node 0 port")),
+    ("distributed", N_("ddp or fsdp")),
+)
+"""The machines-and-processes settings, (plan field, label in English: `_()` shows it); an empty field takes the
+recommendation (or default) again."""
+
+
+def node_command_lines(plan: TrainingPlan) -> list[str]:
+    """The `lora-tui train` command of every machine, as the dry run prints them (`distributed.node_commands` of
+    the plan's full command line, so every node resolves the same plan whatever it detects)."""
+    return distributed.node_commands(plan, plan.command_line())
 
 
 def eval_split_text(split: float, examples: int | None, reason: str | None) -> str:
@@ -53,14 +70,24 @@ class ReviewScreen(WizardScreen):
                                                        "another"), id="sweep"),
     ]
 
+    DEFAULT_CSS = """
+    #review-nodes { margin-top: 1; padding-bottom: 0; }
+    """
+
     def compose_body(self) -> ComposeResult:
-        """Summary, command line, output directory and run file fields, buttons."""
+        """Summary, machines and processes, command line, output directory and run file fields, buttons."""
         with VerticalScroll(id="body"):
             yield Static("", id="review-summary")
             yield Static(_("Evaluation split (fraction held out, e.g. 0.05; 0 = off)"), classes="label")
             yield Input("", id="review-eval-split")
             yield Static("", id="review-eval-status")
-            yield Static(_("Equivalent command (ctrl+y copies it):"), classes="label")
+            with Collapsible(title="", collapsed=True, id="review-nodes"):
+                for name, label in NODE_FIELDS:
+                    with Horizontal(classes="setting"):
+                        yield Static(_(label), classes="setting-name")
+                        yield Input("", id=f"node-{name}", classes="setting-value node-value", tooltip=flag_for(name))
+                yield Static("", id="why-distributed", classes="setting-why")
+            yield Static("", id="review-cmd-label", classes="label")
             yield Static("", id="review-cmd")
             yield Static(_("Output directory"), classes="label")
             yield Input("", id="output")
@@ -81,6 +108,8 @@ class ReviewScreen(WizardScreen):
         self.query_one("#output", Input).value = plan.output
         self.query_one("#runfile", Input).value = str(Path(plan.output).with_suffix(".toml"))
         self.query_one("#review-eval-split", Input).value = fmt_value(plan.eval_split)
+        self._fill_nodes()
+        self.query_one("#review-nodes", Collapsible).collapsed = plan.world_size <= 1
         self._show_plan()
         self._check_output()
 
@@ -91,15 +120,85 @@ class ReviewScreen(WizardScreen):
         grid.add_column(ratio=1, overflow="fold")  # a long value wraps in its own column
         for name in SUMMARY_FIELDS:
             value = getattr(plan, name)
-            source = _("you") if self.state.sources.get(name) == "given" else pgettext(
-                "value source", self.state.sources.get(name, "default"))
+            tag = self.state.sources.get(name, "default").split(" (")[0]  # "recommended (/4 processes)": its reason
+            source = _("you") if tag == "given" else pgettext("value source", tag)
             grid.add_row(name, Text.assemble(fmt_value(value) if value is not None else "-", (f"  ({source})", "dim")))
         sample = _("  (built-in sample)") if self.state.plan.data is None else ""
         grid.add_row("data", Text.assemble(display_path(self.state.data_path), (sample, "dim")))
         grid.add_row(_("effective batch"), str(plan.effective_batch_size))
         self.query_one("#review-summary", Static).update(grid)
-        self.query_one("#review-cmd", Static).update(self.command_line())
+        self._show_commands()
+        self._show_nodes()
         self._show_eval()
+
+    def _show_commands(self) -> None:
+        """The equivalent command; on several machines the command of every machine instead."""
+        plan = self.state.plan
+        label, cmd = self.query_one("#review-cmd-label", Static), self.query_one("#review-cmd", Static)
+        if plan.nnodes <= 1:
+            label.update(_("Equivalent command (ctrl+y copies it):"))
+            cmd.update(self.command_line())
+            return
+        label.update(_("Commands, one per machine (start node 0 first; ctrl+y copies this machine's):"))
+        cmd.update("\n\n".join(_("node {rank}: {command}").format(rank=rank, command=command)
+                             for rank, command in enumerate(node_command_lines(plan))))
+
+    def _show_nodes(self) -> None:
+        """The section's title (machines x processes, strategy) and why the strategy."""
+        plan, state = self.state.plan, self.state
+        self.query_one("#review-nodes", Collapsible).title = _(
+            "Machines and processes: {nodes} x {processes} ({strategy})").format(
+                nodes=plan.nnodes, processes=plan.num_processes, strategy=plan.distributed)
+        if "distributed" in state.edited and "distributed" not in state.reasons:
+            why = _("set by you")
+        else:
+            why = state.reasons.get("distributed", "")
+        self.query_one("#why-distributed", Static).update(Text(why, style="dim italic"))
+
+    def _fill_nodes(self, *, keep: Input | None = None) -> None:
+        """Show the plan's node settings (not in `keep`, the field being typed in), none marked invalid."""
+        plan = self.state.plan
+        for name, _label in NODE_FIELDS:
+            field = self.query_one(f"#node-{name}", Input)
+            value = getattr(plan, name)
+            if field is not keep and field.value != ("" if value is None else fmt_value(value)):
+                field.value = "" if value is None else fmt_value(value)
+            field.remove_class("-invalid")
+
+    @on(Input.Changed, ".node-value")
+    def _node_changed(self, event: Input.Changed) -> None:
+        problem = self._apply_nodes(event.input)
+        if problem is not None:
+            self.show_error(problem)
+            return
+        self.clear_error()
+        self._fill_nodes(keep=event.input)
+        self._show_plan()
+        self._check_output()
+
+    def _apply_nodes(self, edited: Input | None = None) -> str | None:
+        """Take every node field that differs from the plan, together (machines and an address may only go
+        together); the error shown, the field it names marked, when the plan refuses them (the plan keeps its last
+        good values)."""
+        plan, changes = self.state.plan, {}
+        for name, _label in NODE_FIELDS:
+            field = self.query_one(f"#node-{name}", Input)
+            try:
+                value = TrainingPlan.parse_field(name, field.value) if field.value.strip() else None
+            except UserError as exc:
+                field.add_class("-invalid")
+                return field_message(str(exc))
+            if value is None and name in self.state.given or value is not None and value != getattr(plan, name):
+                changes[name] = value
+        try:
+            if changes:
+                self.state.update(**changes)
+        except UserError as exc:
+            named = [self.query_one(f"#node-{name}", Input) for name, _label in NODE_FIELDS if f"`{name}`" in str(exc)]
+            for field in named or ([edited] if edited is not None else []):
+                field.add_class("-invalid")
+            return field_message(str(exc))
+        return None
 
     def _show_eval(self) -> None:
         """What the evaluation split holds out, and what the run keeps and stops on because of it."""
@@ -138,7 +237,7 @@ class ReviewScreen(WizardScreen):
         value = event.value.strip()
         if value and value != self.state.plan.output:
             self.state.update(output=value)
-            self.query_one("#review-cmd", Static).update(self.command_line())
+            self._show_commands()
         self._check_output()
 
     @on(Checkbox.Changed)
@@ -155,6 +254,11 @@ class ReviewScreen(WizardScreen):
         """What launching would do with the output directory (`new`, `resume`, `overwrite`), or None."""
         overwrite, resume = self._choice()
         out = self.query_one("#output-status", Static)
+        rank = self.state.plan.node_rank
+        if rank > 0:  # node 0 owns the run directory; this node only appends to its own log there
+            out.update(Text(_("✔ node {rank} writes only its log here ({log}); node 0 owns the run directory").format(
+                rank=rank, log=distributed.node_log_name(rank)), style="bold green"))
+            return "resume" if resume else "new"
         try:
             what = runs.check_output_dir(self.state.plan.output, resume=resume, overwrite=overwrite)
         except UserError as exc:
@@ -193,8 +297,11 @@ class ReviewScreen(WizardScreen):
                     title=_("Run file"))
 
     def action_copy(self) -> None:
-        """Copy the command line to the clipboard (OSC 52: works over SSH in most terminals)."""
-        self.app.copy_to_clipboard(self.command_line())
+        """Copy the command line (on several machines, this machine's) to the clipboard (OSC 52: works over SSH in
+        most terminals)."""
+        plan = self.state.plan
+        self.app.copy_to_clipboard(node_command_lines(plan)[plan.node_rank] if plan.nnodes > 1 else
+                                   self.command_line())
         self.notify(_("Command line copied to the clipboard."))
 
     @on(Button.Pressed, "#launch-btn")
@@ -204,6 +311,11 @@ class ReviewScreen(WizardScreen):
         if report is not None and not report.ok:
             self.show_error(_("Data: {count} problem(s) in {path}; fix them first (Data step)").format(
                 count=report.issue_count, path=report.path))
+            return
+        problem = self._apply_nodes()
+        if problem is not None or self.query(".-invalid"):
+            self.show_error(problem or _("Fix the setting marked in red first: the plan still holds its last valid "
+                                         "value"))
             return
         if self._check_output() is None:
             self.show_error(_("Output: choose another directory, or tick overwrite/resume"))
@@ -230,8 +342,16 @@ class ReviewScreen(WizardScreen):
         self.post_message(RunLaunched(Path(launched.run_dir), getattr(launched, "pid", None)))
 
     def on_run_launched(self, message: RunLaunched) -> None:
-        """Open the run's monitor."""
+        """Open the run's monitor (node 0's: on another node, say where this node's processes log)."""
         self.query_one("#launch-btn", Button).disabled = False
+        rank = self.state.plan.node_rank
+        if rank > 0:
+            self.notify(_("Node {rank} started (pid {pid}); its processes log to {log}. Node 0 shows the run's "
+                          "status, metrics and adapter.").format(
+                              rank=rank, pid=message.pid, log=display_path(message.run_dir /
+                                                                           distributed.node_log_name(rank))),
+                        title=_("Launch"), timeout=15)
+            return
         self.tui.open_monitor(message.run_dir)
 
     def show_error(self, message: str) -> None:
