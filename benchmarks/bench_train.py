@@ -106,7 +106,7 @@ import sys, time, statistics, torch
 from trl.trainer.utils import _ChunkedLogProbFunction, _CHUNKED_LOGPROB_CHUNK_SIZE
 hidden, vocab, tokens, repeats = (int(x) for x in sys.argv[1:5])
 torch.manual_seed(0)
-h = torch.randn(tokens, hidden, requires_grad=True); w = (torch.randn(vocab, hidden) * 0.02).requires_grad_()
+h = torch.randn(tokens, hidden, requires_grad=True); w = torch.randn(vocab, hidden) * 0.02  # frozen, as in LoRA
 labels = torch.randint(0, vocab, (tokens,))
 def once(outputs):
     t = time.perf_counter()
@@ -118,7 +118,7 @@ once(full); once(lean)
 a, b = [], []
 for _ in range(repeats):
     a.append(once(full)); b.append(once(lean))
-print("KERNEL", statistics.median(a), statistics.median(b))
+print("KERNEL", min(a), min(b))  # alternated; the fastest of each is its cost undisturbed
 '''
 
 
@@ -195,7 +195,8 @@ def run_lora_tui(steps: int, work: Path, index: int) -> Run:
 
 
 def kernel_cost(hidden: int, vocab: int, tokens: int, repeats: int) -> tuple[float, float]:
-    """(seconds with entropy and top-1, seconds with log-probabilities only) of the fused head, forward+backward."""
+    """(seconds with entropy and top-1, seconds with log-probabilities only) of the fused head, forward and
+    backward with the LM head's weight frozen (as LoRA leaves it), the fastest of `repeats` alternated runs."""
     proc = _run([sys.executable, "-c", KERNEL, str(hidden), str(vocab), str(tokens), str(repeats)])
     line = next(x for x in proc.stdout.splitlines() if x.startswith("KERNEL")).split()
     return float(line[1]), float(line[2])
@@ -316,9 +317,9 @@ def main() -> int:
           "target <= 3%)")
     shapes = [(256, 4096, 512, "the demo's head (hidden 256, vocabulary 4,096), 512 tokens")]
     if not args.quick:
-        shapes.append((2048, 128_256, 64, "a 1B model's head (hidden 2048, vocabulary 128,256), 64 tokens"))
+        shapes.append((2048, 128_256, 256, "a 1B model's head (hidden 2048, vocabulary 128,256), 256 tokens"))
     for hidden, vocab, tokens, label in shapes:
-        full, lean = kernel_cost(hidden, vocab, tokens, 1 if args.quick else 3)
+        full, lean = kernel_cost(hidden, vocab, tokens, 1 if args.quick else 5)
         print(f"fused LM head on {label}: {full * 1000:.0f} ms with the metrics, {lean * 1000:.0f} ms without "
               f"({100 * (full - lean) / full:+.1f}%)")
     if args.quick:
