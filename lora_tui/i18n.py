@@ -114,7 +114,10 @@ def english() -> Iterator[None]:
 
 
 def _(msgid: str) -> str:
-    """`msgid` in the current language (itself in English, or when the catalogue lacks it)."""
+    """`msgid` in the current language (itself in English, or when the catalogue lacks it); a `Phrase` is shown
+    in the current language with its values."""
+    if isinstance(msgid, Phrase):
+        return msgid.shown()
     lang = language()
     if lang == "en":
         return msgid
@@ -147,6 +150,41 @@ def ngettext(singular: str, plural: str, n: int) -> str:
         missing.add((lang, singular))
         return singular if n == 1 else plural
     return found
+
+
+class Phrase(str):
+    """A message kept in English and shown in the current language: `Phrase("{count} files", count=3)`.
+
+    The string itself is the English text, which JSON output, run files and comparisons see; formatting it into
+    a message (`f"{p}"`, `_("... {p}").format(p=p)`) or `_(p)` gives it in the language shown then. It is for text
+    a core object keeps and hands on (a data report's notes and problems, made while a screen in one language
+    inspects and written to a run file in English); a message only shown is translated where it is made."""
+
+    msgid: str
+    values: dict[str, object]
+    context: str | None = None
+
+    def __new__(cls, msgid: str, **values: object) -> Phrase:
+        plain = {k: str.__str__(v) if isinstance(v, Phrase) else v for k, v in values.items()}
+        self = super().__new__(cls, msgid.format(**plain) if values else msgid)
+        self.msgid, self.values = msgid, values
+        return self
+
+    @classmethod
+    def of(cls, context: str, msgid: str) -> Phrase:
+        """A word shown through `pgettext(context, msgid)` (a run state, a tier) kept as a Phrase."""
+        self = cls(msgid)
+        self.context = context
+        return self
+
+    def shown(self) -> str:
+        """The message in the current language, its values (Phrases too) formatted into it."""
+        msgid = str.__str__(self.msgid)
+        text = pgettext(self.context, msgid) if self.context else _(msgid)
+        return text.format(**self.values) if self.values else text
+
+    def __format__(self, spec: str) -> str:
+        return format(self.shown(), spec)
 
 
 def N_(msgid: str) -> str:

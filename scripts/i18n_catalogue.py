@@ -3,10 +3,10 @@
     python scripts/i18n_catalogue.py            add new messages to every catalogue (empty, to translate)
     python scripts/i18n_catalogue.py --check    list the messages a catalogue lacks or mistranslates; exit 1
 
-The messages are the literal first arguments of `_()`, `N_()`, `ngettext()` and `pgettext()` in lora_tui (found
-with `ast`, so a message split over lines is one message), the text of the preset files that screens and reasons
-show (guide.toml, practice.toml), and the keys shown through a context (`CONTEXT_MSGIDS`). A translation must use
-no placeholder (`{name}`) its English does not have.
+The messages are the literal first arguments of `_()`, `N_()`, `Phrase()`, `ngettext()` and `pgettext()` in
+lora_tui (found with `ast`, so a message split over lines is one message), the text of the preset files that
+screens and reasons show (guide.toml, practice.toml), and the keys shown through a context (`CONTEXT_MSGIDS`). A
+translation must use no placeholder (`{name}`) its English does not have.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ CONTEXT_MSGIDS: dict[str, tuple[str, ...]] = {
     "memory verdict": ("fits", "tight", "will not fit", "unknown"),
     "source kind": ("guide table", "guide worked example", "guide training script", "guide troubleshooting",
                     "common LoRA practice", "lora-tui", "your choice"),
-    "value source": ("default", "recommended", "given"),
+    "value source": ("default", "recommended", "given", "config"),
     "keep": ("best", "last"),
     "run state": ("starting", "running", "finished", "failed", "stopped", "oom", "lost", "unknown", "saved",
                   "partial"),
@@ -45,8 +45,9 @@ CONTEXT_MSGIDS: dict[str, tuple[str, ...]] = {
 """Words shown through `pgettext(context, key)` with a key known only at run time."""
 
 PRESET_FIELDS = {
-    "guide.toml": ("title", "what", "why", "label", "section", "pattern_why", "where", "symptom"),
-    "practice.toml": ("sources", "lr_why", "pattern_why", "epochs_why", "title", "guide", "truth", "symptom", "why"),
+    "guide.toml": ("title", "what", "why", "label", "section", "pattern_why", "where", "symptom", "example"),
+    "practice.toml": ("sources", "lr_why", "pattern_why", "epochs_why", "title", "guide", "truth", "symptom", "why",
+                      "example"),
 }
 """The preset files' fields a person reads (translated where they are shown)."""
 
@@ -60,7 +61,7 @@ TEXTUAL_MSGIDS = ("Quit", "Quit the app and return to the command prompt.", "Foc
 """Textual's own binding descriptions: `translate_bindings` shows every binding of a lora-tui screen in the
 current language, Textual's included."""
 
-_FUNCS = {"_": 1, "N_": 1, "ngettext": 2, "pgettext": 2}
+_FUNCS = {"_": 1, "N_": 1, "Phrase": 1, "ngettext": 2, "pgettext": 2}
 
 
 def code_messages(root: Path = PACKAGE) -> Iterator[tuple[str | None, str, str | None, str]]:
@@ -75,7 +76,7 @@ def code_messages(root: Path = PACKAGE) -> Iterator[tuple[str | None, str, str |
                     isinstance(a, ast.Constant) and isinstance(a.value, str) for a in args[:_FUNCS[node.func.id]]):
                 continue
             where = f"{path.relative_to(ROOT)}:{node.lineno}"
-            values = [a.value for a in args]  # type: ignore[attr-defined]
+            values = [a.value for a in args[:_FUNCS[node.func.id]]]  # type: ignore[attr-defined]
             if node.func.id == "pgettext":
                 yield values[0], values[1], None, where
             elif node.func.id == "ngettext":

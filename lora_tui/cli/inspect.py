@@ -13,18 +13,24 @@ import sys
 from types import SimpleNamespace
 from typing import Any
 
-from lora_tui.cells import pad
+from lora_tui.cells import pad, width
 from lora_tui.core.units import fmt_bytes
 from lora_tui.errors import UserError
 from lora_tui.i18n import N_, _, ngettext
 
 LABEL_CELLS = 12
-"""The width of the report's label column, in terminal cells."""
+"""The least width of the report's label column, in terminal cells."""
+
+LABELS = (N_("format"), N_("schema"), N_("shape"), N_("examples"), N_("size tier"), N_("size"), N_("fields"),
+          N_("tokens"), N_("template"), N_("too long"), N_("trained"), N_("note"))
+"""The report's labels (English; `_()` shows them)."""
 
 
 def _row(label: str, value: str) -> str:
-    """`  label       value`: the label (translated) padded to LABEL_CELLS cells."""
-    return f"  {pad(_(label), LABEL_CELLS)}{value}"
+    """`  label       value`: the label (translated) padded to the label column: LABEL_CELLS cells, or the widest
+    label in the current language and two spaces."""
+    cells = max(LABEL_CELLS, max(width(_(name)) for name in LABELS) + 2)
+    return f"  {pad(_(label), cells)}{value}"
 
 TRAINED_OPEN = "⟦"
 """Printed where a trained span (its tokens carry the loss) starts in `--show`."""
@@ -57,7 +63,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--tokenizer", metavar="DIR",
                         help=_("directory with tokenizer.json (or a hub id already cached), instead of --model"))
     parser.add_argument("--columns", metavar="MAP",
-                        help=_("map fields for data in no known schema: {example}").format(example=COLUMNS_EXAMPLE))
+                        help=_("map fields for data in no known schema: {example}").format(example=_(COLUMNS_EXAMPLE)))
     parser.add_argument("--max-seq-length", type=int, metavar="N", default=None,
                         help=_("sequence length to compare token counts with (default 1024)"))
     parser.add_argument("--show", type=int, metavar="N", default=0,

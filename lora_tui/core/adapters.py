@@ -18,6 +18,7 @@ from typing import Any
 
 from lora_tui.core import run_files, runs
 from lora_tui.errors import UserError
+from lora_tui.i18n import Phrase, _, pgettext
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -63,7 +64,8 @@ class AdapterInfo:
     checkpoints: int = 0
     """Complete checkpoints in the run (each is a loadable adapter too)."""
     problems: list[str] = field(default_factory=list)
-    """What is wrong with it, one line each (wrong alpha key, truncated weights, missing config)."""
+    """What is wrong with it, one line each (wrong alpha key, truncated weights, missing config): `Phrase`s,
+    English in JSON and shown in the current language."""
 
     @property
     def scaling(self) -> float | None:
@@ -114,30 +116,39 @@ def read_safetensors_header(path: str | Path) -> dict[str, Any]:
 
     Checks that the data section ends exactly at the end of the file, which catches truncated copies.
     """
-    p = Path(path)
+    tensors, problem = _safetensors_header(Path(path))
+    if problem is not None:
+        raise UserError(_(problem))
+    return tensors
+
+
+def _safetensors_header(p: Path) -> tuple[dict[str, Any], str | None]:
+    """(tensors of the header, None), or ({}, the problem as a `Phrase`)."""
+    damaged = Phrase("{path}: damaged safetensors header: copy or save the adapter again", path=str(p))
     try:
         size = p.stat().st_size
         with open(p, "rb") as fh:
             head = fh.read(8)
             if len(head) < 8:
-                raise UserError(f"{p}: truncated ({size} bytes): copy or save the adapter again")
+                return {}, Phrase("{path}: truncated ({size} bytes): copy or save the adapter again", path=str(p),
+                                  size=size)
             length = int.from_bytes(head, "little")
             if length <= 0 or 8 + length > size:
-                raise UserError(f"{p}: truncated or not a safetensors file (header of {length} bytes, "
-                                f"file of {size}): copy or save the adapter again")
+                return {}, Phrase("{path}: truncated or not a safetensors file (header of {length} bytes, file of "
+                                  "{size}): copy or save the adapter again", path=str(p), length=length, size=size)
             header = json.loads(fh.read(length).decode("utf-8"))
     except FileNotFoundError:
-        raise UserError(f"{p}: not found") from None
+        return {}, Phrase("{path}: not found", path=str(p))
     except (UnicodeDecodeError, ValueError):
-        raise UserError(f"{p}: damaged safetensors header: copy or save the adapter again") from None
+        return {}, damaged
     if not isinstance(header, dict):
-        raise UserError(f"{p}: damaged safetensors header: copy or save the adapter again")
+        return {}, damaged
     tensors = {k: v for k, v in header.items() if k != "__metadata__"}
     end = max((int(v["data_offsets"][1]) for v in tensors.values()), default=0)
     if 8 + length + end != size:
-        raise UserError(f"{p}: truncated: header says {8 + length + end} bytes, the file has {size}; "
-                        "copy or save the adapter again")
-    return tensors
+        return {}, Phrase("{path}: truncated: header says {expected} bytes, the file has {size}; copy or save the "
+                          "adapter again", path=str(p), expected=8 + length + end, size=size)
+    return tensors, None
 
 
 def safetensors_param_stats(paths: list[Path]) -> tuple[int, int]:
@@ -157,36 +168,49 @@ def safetensors_param_stats(paths: list[Path]) -> tuple[int, int]:
 
 def read_adapter_config(path: str | Path) -> dict[str, Any]:
     """adapter_config.json of an adapter directory; UserError naming the file when missing or invalid."""
-    p = Path(path)
+    data, problem = _adapter_config(Path(path))
+    if problem is not None:
+        raise UserError(_(problem))
+    return data
+
+
+def _adapter_config(p: Path) -> tuple[dict[str, Any], str | None]:
+    """(adapter_config.json, None), or ({}, why it cannot be read as a `Phrase`)."""
     cfg = p / CONFIG_FILE
     if not p.is_dir():
-        raise UserError(f"{p}: no such adapter directory")
+        return {}, Phrase("{path}: no such adapter directory", path=str(p))
     if not cfg.is_file():
-        hint = ""
+        latest = runs.latest_complete_checkpoint(p) if not (p / WEIGHTS_FILE).is_file() else None
         if (p / WEIGHTS_FILE).is_file():
-            hint = " (the weights are there: the save was interrupted or the config was not copied)"
-        elif runs.latest_complete_checkpoint(p) is not None:
-            hint = f"; its latest complete checkpoint is {runs.latest_complete_checkpoint(p)}"
-        raise UserError(f"{p}: no {CONFIG_FILE}{hint}; point at a directory saved by save_pretrained")
+            return {}, Phrase("{path}: no {file} (the weights are there: the save was interrupted or the config was "
+                              "not copied); point at a directory saved by save_pretrained", path=str(p),
+                              file=CONFIG_FILE)
+        if latest is not None:
+            return {}, Phrase("{path}: no {file}; its latest complete checkpoint is {checkpoint}; point at a "
+                              "directory saved by save_pretrained", path=str(p), file=CONFIG_FILE,
+                              checkpoint=str(latest))
+        return {}, Phrase("{path}: no {file}; point at a directory saved by save_pretrained", path=str(p),
+                          file=CONFIG_FILE)
     try:
         data = json.loads(cfg.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise UserError(f"{cfg}: not valid JSON ({exc}); save the adapter again") from None
+        return {}, Phrase("{path}: not valid JSON ({error}); save the adapter again", path=str(cfg), error=str(exc))
     if not isinstance(data, dict):
-        raise UserError(f"{cfg}: expected a JSON object")
-    return data
+        return {}, Phrase("{path}: expected a JSON object", path=str(cfg))
+    return data, None
 
 
 def config_problems(config: dict[str, Any]) -> list[str]:
     """Problems PEFT would not tell you about (the guide's `alpha` key is silently ignored)."""
-    problems = []
+    problems: list[str] = []
     if WRONG_ALPHA_KEY in config and "lora_alpha" not in config:
-        problems.append(f"uses the key `alpha` ({config[WRONG_ALPHA_KEY]}); PEFT reads `lora_alpha` and "
-                        f"will use its default {PEFT_DEFAULT_ALPHA}: rename the key to `lora_alpha`")
+        problems.append(Phrase("uses the key `alpha` ({alpha}); PEFT reads `lora_alpha` and will use its default "
+                               "{default}: rename the key to `lora_alpha`", alpha=config[WRONG_ALPHA_KEY],
+                               default=PEFT_DEFAULT_ALPHA))
     elif WRONG_ALPHA_KEY in config:
-        problems.append("has an extra `alpha` key that PEFT ignores (it reads `lora_alpha`)")
+        problems.append(Phrase("has an extra `alpha` key that PEFT ignores (it reads `lora_alpha`)"))
     if config.get("peft_type", "LORA") not in ("LORA", None):
-        problems.append(f"peft_type is {config.get('peft_type')}, not LORA")
+        problems.append(Phrase("peft_type is {type}, not LORA", type=config.get("peft_type")))
     return problems
 
 
@@ -203,23 +227,22 @@ def read_adapter(
     info.checkpoints = sum(1 for c in runs.list_checkpoints(rd) if runs.is_complete_checkpoint(c))
     info.final_loss = final_loss(rd)
     info.modified = _mtime(p / WEIGHTS_FILE) or _mtime(rd)
-    try:
-        config = read_adapter_config(p)
-    except UserError as exc:
-        info.problems.append(str(exc))
-        config = {}
+    config, problem = _adapter_config(p)
+    if problem is not None:
+        info.problems.append(problem)
     _fill_from_config(info, config)
     weights = p / WEIGHTS_FILE
+    readable = False
     if weights.is_file():
         info.adapter_bytes = weights.stat().st_size
-        try:
-            read_safetensors_header(weights)
-        except UserError as exc:
-            info.problems.append(str(exc))
+        _tensors, problem = _safetensors_header(weights)
+        readable = problem is None
+        if problem is not None:
+            info.problems.append(problem)
     elif config:
-        info.problems.append(f"{weights}: missing; the adapter was never saved or the save was interrupted")
-    info.has_adapter = bool(config) and weights.is_file() and not any("truncated" in m or "damaged" in m
-                                                                     for m in info.problems)
+        info.problems.append(Phrase("{path}: missing; the adapter was never saved or the save was interrupted",
+                                    path=str(weights)))
+    info.has_adapter = bool(config) and readable
     if not info.has_adapter and info.state in ("finished", "saved"):
         info.state = "partial"
     return info
@@ -248,7 +271,7 @@ def final_loss(run_dir: str | Path) -> float | None:
     info = run_files.read_training_info(run_dir)
     if info is not None and info.final_loss is not None and math.isfinite(info.final_loss):
         return info.final_loss
-    records, _ = run_files.read_metrics(run_dir)
+    records, _errors = run_files.read_metrics(run_dir)
     return next((r.loss for r in reversed(records) if r.loss is not None), None)
 
 
@@ -307,17 +330,24 @@ def merge_note(adapter: str | Path) -> str | None:
         return None
     state = status.effective_state()
     if state in runs.LIVE_STATES:
-        raise UserError(f"{adapter}: its run is still {state} (step {status.step}"
-                        + (f" of {status.max_steps}" if status.max_steps else "") + "); wait for it to end, or "
-                        f"stop it first (`lora-tui runs stop {run_dir}`)")
+        message = _("{adapter}: its run is still {state} (step {step} of {total}); wait for it to end, or stop it "
+                    "first (`lora-tui runs stop {run}`)") if status.max_steps else \
+            _("{adapter}: its run is still {state} (step {step}); wait for it to end, or stop it first "
+              "(`lora-tui runs stop {run}`)")
+        raise UserError(message.format(adapter=adapter, state=pgettext("run state", state), step=status.step,
+                                       total=status.max_steps, run=run_dir))
     if state == "finished":
         return None
     step = runs.checkpoint_step(p) if p.parent.name == runs.CHECKPOINTS_DIR else status.adapter_step
     if step is None:
         info = run_files.read_training_info(run_dir)
         step = info.steps if info is not None and info.steps else status.step
-    of = f" of {status.max_steps}" if status.max_steps else ""
-    return f"the run {run_dir} is {state}: this adapter is from step {step}{of}"
+    words = Phrase.of("run state", state)
+    if status.max_steps:
+        return Phrase("the run {run} is {state}: this adapter is from step {step} of {total}", run=str(run_dir),
+                      state=words, step=step, total=status.max_steps)
+    return Phrase("the run {run} is {state}: this adapter is from step {step}", run=str(run_dir), state=words,
+                  step=step)
 
 
 def _files_of(path: Path) -> list[tuple[str, int]]:
@@ -360,7 +390,7 @@ def describe_adapter(path: str | Path) -> AdapterDetails:
 def _lora_math(info: AdapterInfo) -> tuple[dict[str, Any] | None, str | None]:
     """Per-layer parameter math from core.lora_math, or (None, why not)."""
     if not info.base_model or not info.r or info.lora_alpha is None:
-        return None, "the adapter config does not name a base model and rank"
+        return None, Phrase("the adapter config does not name a base model and rank")
     from lora_tui.core.lora_math import compute_lora_math
     from lora_tui.core.models.modules import load_inventory
 
@@ -370,5 +400,5 @@ def _lora_math(info: AdapterInfo) -> tuple[dict[str, Any] | None, str | None]:
                                    target_modules=info.target_modules, use_dora=info.use_dora,
                                    use_rslora=info.use_rslora)
     except UserError as exc:
-        return None, f"base model shape unknown: {exc}"
+        return None, Phrase("base model shape unknown: {error}", error=str(exc))
     return result.to_dict(), None

@@ -16,7 +16,9 @@ from typing import Any
 
 from lora_tui.core.models.modules import ModelInventory
 from lora_tui.core.plan import TrainingPlan, flag_for, fmt_value
+from lora_tui.core.sources import SourceKind
 from lora_tui.core.tables import RemedyRule, guide
+from lora_tui.i18n import _
 
 MIN_OOM_RANK = 8
 """The rank the guide's out-of-memory remedy drops to."""
@@ -33,7 +35,11 @@ class Remedy:
     changes: dict[str, Any] = field(hash=False)
     """TrainingPlan field -> new value."""
     source: str
-    """Where the advice comes from (the guide's troubleshooting section)."""
+    """Where the advice comes from (the guide's troubleshooting section), in the current language."""
+    why: str = ""
+    """Why it helps, in the current language (the description says it after the changes)."""
+    kind: SourceKind = SourceKind.GUIDE_REMEDY
+    """The guide's troubleshooting, or current practice beyond it (`SourceKind.PRACTICE`)."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,8 @@ def _describe(plan: TrainingPlan, changes: Mapping[str, Any]) -> str:
 
 
 def remedies_for(key: str, plan: TrainingPlan, inventory: ModelInventory | None = None) -> list[Remedy]:
-    """The guide's remedies for a symptom, made concrete for `plan`; those that change nothing are left out."""
+    """The guide's remedies for a symptom, made concrete for `plan` (their words in the current language); those
+    that change nothing are left out."""
     trouble = guide().troubles[key]
     out = []
     for i, rule in enumerate(trouble.remedies, start=1):
@@ -115,11 +122,18 @@ def remedies_for(key: str, plan: TrainingPlan, inventory: ModelInventory | None 
         if changes:
             out.append(Remedy(
                 key=f"{key}.{i}",
-                description=f"{_describe(plan, changes)} ({rule.why})",
+                description=described(plan, changes, rule),
                 changes=changes,
-                source=f"guide, troubleshooting: {trouble.title} (remedy {i}: {rule.example})",
+                source=_("guide, troubleshooting: {title} (remedy {number}: {example})").format(
+                    title=_(trouble.title), number=i, example=_(rule.example)),
+                why=_(rule.why),
             ))
     return out
+
+
+def described(plan: TrainingPlan, changes: Mapping[str, Any], rule: RemedyRule) -> str:
+    """`--flag old -> new (why)`: a remedy's changes for `plan` and why it helps, in the current language."""
+    return _("{changes} ({why})").format(changes=_describe(plan, changes), why=_(rule.why))
 
 
 def oom_remedies(plan: TrainingPlan, inventory: ModelInventory | None = None) -> list[Remedy]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from lora_tui.core.follow import eta_seconds, format_duration
+from lora_tui.i18n import _
 
 DEMO_DIR_NAME = "demo-model"
 """Directory name of the demo model under the cache root (its build directories are `.demo-model.*`)."""
@@ -56,14 +57,17 @@ class BuildProgress:
         return max(0.0, eta - since)
 
     def describe(self, now: float | None = None) -> str:
-        """`building the demo model: step 37/100, about 50s left` (or what it does before or after its steps)."""
+        """`building the demo model: step 37/100, about 50s left` (or what it does before or after its steps), in
+        the current language."""
         if self.stage == "tokenizer":
-            return "building the demo model: training its tokenizer"
+            return _("building the demo model: training its tokenizer")
         if self.stage == "saving":
-            return "building the demo model: saving it"
-        text = f"building the demo model: step {self.step}/{self.total}"
+            return _("building the demo model: saving it")
         left = self.seconds_left(now) if self.step < self.total else None
-        return text + (f", about {format_duration(left)} left" if left is not None else "")
+        if left is None:
+            return _("building the demo model: step {step}/{total}").format(step=self.step, total=self.total)
+        return _("building the demo model: step {step}/{total}, about {left} left").format(
+            step=self.step, total=self.total, left=format_duration(left))
 
 
 def write_progress(build_dir: Path, *, stage: str, step: int = 0, total: int = 0, elapsed: float = 0.0) -> None:
@@ -144,7 +148,7 @@ class BuildPrinter:
         from lora_tui.errors import UserError
 
         try:
-            settings, _ = load_run_file(Path(run_dir) / RUN_FILE)
+            settings, _sources = load_run_file(Path(run_dir) / RUN_FILE)
         except UserError:
             return cls(enabled=False)
         return cls(enabled=str(settings.get("model", "demo")).strip().lower() == "demo")

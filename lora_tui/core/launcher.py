@@ -71,6 +71,8 @@ class ResolvedRun:
     """The guide's pattern the targets are on this model, or custom."""
     resume_from: str | None = None
     """For a resume: the checkpoint (relative to the run directory) the launcher found usable."""
+    inputs: PlanInputs | None = None
+    """What the plan was resolved from (to resolve it again, in English for the run files, without measuring)."""
 
     def __post_init__(self) -> None:
         if self.mode not in ("new", "resume", "overwrite"):
@@ -107,17 +109,22 @@ def inspect_data(data: str | None, model: str, max_seq_length: int | None = None
 
 def resolve_run(given: Mapping[str, Any], *, config: str | None = None, resume: bool = False,
                 overwrite: bool = False, dry_run: bool = False, auto_oom_retry: int = 0,
-                vram_bytes: int | None = None, runs_root: Path | None = None) -> ResolvedRun:
-    """The CLI's path: gather the inputs, `resolve` once, validate for launch. Raises UserError."""
-    resolved = resolve_plan(given, config=config, resume=resume, vram_bytes=vram_bytes, runs_root=runs_root)
+                vram_bytes: int | None = None, runs_root: Path | None = None,
+                inputs: PlanInputs | None = None) -> ResolvedRun:
+    """The CLI's path: gather the inputs (or reuse `inputs`), `resolve` once, validate for launch. Raises
+    UserError."""
+    resolved = resolve_plan(given, config=config, resume=resume, vram_bytes=vram_bytes, runs_root=runs_root,
+                            inputs=inputs)
     return check_for_launch(resolved, resume=resume, overwrite=overwrite, dry_run=dry_run,
                             auto_oom_retry=auto_oom_retry)
 
 
 def resolve_plan(given: Mapping[str, Any], *, config: str | None = None, resume: bool = False,
-                 vram_bytes: int | None = None, runs_root: Path | None = None) -> ResolvedPlan:
+                 vram_bytes: int | None = None, runs_root: Path | None = None,
+                 inputs: PlanInputs | None = None) -> ResolvedPlan:
     """Read the run file (`--config`, or the run's own run.toml on resume), inspect the data with the model's
-    local tokenizer, detect the VRAM, load the model's inventory, and `resolve`."""
+    local tokenizer, detect the VRAM, load the model's inventory, and `resolve`; with `inputs` (an earlier
+    resolution's: the same data, VRAM and model), those are not measured again."""
     config_values: dict[str, Any] = {}
     if config is not None:
         config_values = _read_config(config)
@@ -125,6 +132,8 @@ def resolve_plan(given: Mapping[str, Any], *, config: str | None = None, resume:
         run_file = Path(str(given["output"])) / runs.RUN_FILE
         if run_file.is_file():
             config_values = _read_config(run_file)
+    if inputs is not None:
+        return resolve(given, inputs, config=config_values)
     model = str(given.get("model") or config_values.get("model") or TrainingPlan.model)
     from lora_tui.core.models.modules import load_inventory
 
@@ -169,7 +178,8 @@ def check_for_launch(resolved: ResolvedPlan, *, resume: bool = False, overwrite:
                        memory=_memory(inventory, plan, inputs.vram_bytes, report.token_stats),
                        inventory=inventory,
                        model_available=available, warnings=warnings, auto_oom_retry=auto_oom_retry,
-                       notes=list(resolved.notes), target_pattern=resolved.target_pattern, resume_from=resume_from)
+                       notes=list(resolved.notes), target_pattern=resolved.target_pattern, resume_from=resume_from,
+                       inputs=inputs)
 
 
 def _check_data(report: Any, data: str | None) -> None:
@@ -257,18 +267,24 @@ def _check_space(plan: TrainingPlan, inventory: Any) -> list[str]:
 
 
 def _memory(inventory: Any, plan: TrainingPlan, vram: int | None, lengths: Any) -> dict[str, Any] | None:
+    with english():  # launch.json holds the estimate, and run files are English whatever the language shown
+        return memory_estimate(inventory, plan, vram, lengths)
+
+
+def memory_estimate(inventory: Any, plan: TrainingPlan, vram: int | None, lengths: Any) -> dict[str, Any] | None:
+    """The run's memory estimate as a dict (per GPU too for several processes), in the current language; None
+    when the model cannot be estimated. launch.json's is made in English (`_memory`); a dry run shows this."""
     from lora_tui.core.memory import plan_estimate
     from lora_tui.core.memory_sharded import per_gpu, sharded
 
-    with english():  # launch.json holds the estimate, and run files are English whatever the language shown
-        try:
-            est = plan_estimate(inventory, plan, vram, lengths=lengths)
-        except (UserError, ValueError):
-            return None
-        layers = int(getattr(inventory, "num_layers", 1) or 1)
-        chosen = sharded(est, plan.world_size, layers) if plan.distributed == "fsdp" else est
-        per = {"per_gpu": per_gpu(est, plan.world_size, layers)} if plan.world_size > 1 else {}
-        return chosen.to_dict() | per
+    try:
+        est = plan_estimate(inventory, plan, vram, lengths=lengths)
+    except (UserError, ValueError):
+        return None
+    layers = int(getattr(inventory, "num_layers", 1) or 1)
+    chosen = sharded(est, plan.world_size, layers) if plan.distributed == "fsdp" else est
+    per = {"per_gpu": per_gpu(est, plan.world_size, layers)} if plan.world_size > 1 else {}
+    return chosen.to_dict() | per
 
 
 # ---- writing and starting -----------------------------------------------------------------------------------

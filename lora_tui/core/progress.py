@@ -16,6 +16,10 @@ from dataclasses import dataclass
 
 from lora_tui.core.follow import eta_seconds, format_duration
 from lora_tui.core.units import fmt_bytes
+from lora_tui.i18n import N_, _
+
+UNITS = {"bytes": N_("bytes"), "modules": N_("modules"), "tokens": N_("tokens"), "records": N_("records")}
+"""What a stage counts, as its unit is shown (English; `_()` shows it)."""
 
 
 class Cancelled(Exception):
@@ -27,13 +31,14 @@ class Progress:
     """One report of a long wait."""
 
     stage: str
-    """What is being done (`merging the adapter into the base`, `generating the adapter's answer`)."""
+    """What is being done (`merging the adapter into the base`, `generating the adapter's answer`), in the
+    language it is shown in (the slow code words it with `_()`)."""
     done: int = 0
     """Units done in this stage."""
     total: int | None = None
     """Units in the stage, None when unknown (the bar is then indeterminate)."""
     unit: str = ""
-    """What is counted: modules, tokens, bytes."""
+    """What is counted: a key of `UNITS` (modules, tokens, bytes, records)."""
     elapsed: float = 0.0
     """Seconds since the stage started."""
     final: bool = False
@@ -54,18 +59,25 @@ class Progress:
         return None if self.final or self.total is None else eta_seconds(self.done, self.total, self.elapsed)
 
     def describe(self) -> str:
-        """`merging the adapter into the base: 12/24 modules, about 3s left` in one line."""
+        """`merging the adapter into the base: 12/24 modules, about 3s left` in one line (current language)."""
         if self.final:
-            return f"{self.stage}: cancelled" if self.cancelled else f"{self.stage} ({format_duration(self.elapsed)})"
+            return _("{stage}: cancelled").format(stage=self.stage) if self.cancelled else \
+                _("{stage} ({elapsed})").format(stage=self.stage, elapsed=format_duration(self.elapsed))
         if self.total is None:
-            return f"{self.stage}… {format_duration(self.elapsed)}" if self.elapsed >= 0.5 else f"{self.stage}…"
+            return _("{stage}… {elapsed}").format(stage=self.stage, elapsed=format_duration(self.elapsed)) \
+                if self.elapsed >= 0.5 else _("{stage}…").format(stage=self.stage)
         if self.unit == "bytes":
-            count = f"{fmt_bytes(self.done)} of {fmt_bytes(self.total)}"
+            count = _("{done} of {total}").format(done=fmt_bytes(self.done), total=fmt_bytes(self.total))
+        elif self.unit:
+            count = _("{done}/{total} {unit}").format(done=self.done, total=self.total,
+                                                      unit=_(UNITS.get(self.unit, self.unit)))
         else:
-            count = f"{self.done}/{self.total} {self.unit}".rstrip()
+            count = f"{self.done}/{self.total}"
         left = self.seconds_left
-        when = f", {'at most' if self.at_most else 'about'} {format_duration(left)} left" if left is not None else ""
-        return f"{self.stage}: {count}{when}"
+        if left is None:
+            return _("{stage}: {count}").format(stage=self.stage, count=count)
+        when = _("{stage}: {count}, at most {left} left") if self.at_most else _("{stage}: {count}, about {left} left")
+        return when.format(stage=self.stage, count=count, left=format_duration(left))
 
 
 Report = Callable[[Progress], None]
@@ -83,7 +95,7 @@ class ProgressTracker:
         """Set it (from any thread) to ask the work to stop at its next safe point."""
         self._min_interval, self._heartbeat, self._clock = min_interval, heartbeat, clock
         self._lock = threading.Lock()
-        self._current = Progress("starting")
+        self._current = Progress(_("starting"))
         self._created = self._started = self._last_sent = clock()
         self._beat: threading.Thread | None = None
         self._beat_stop = threading.Event()

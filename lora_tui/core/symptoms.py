@@ -14,7 +14,9 @@ symptoms, checked in this order:
 
 A trend symptom is raised only when its condition holds at `confirm` consecutive logged steps, and cleared the
 same way, so it does not flap. Every threshold lives in `Thresholds`. Remedies come from the guide's
-troubleshooting (presets/guide.toml) and, labelled as beyond the guide, from presets/practice.toml.
+troubleshooting (presets/guide.toml) and, labelled as beyond the guide (`Remedy.kind`), from presets/practice.toml.
+Symptoms are only shown, never written to a run file, so their words are in the current language; JSON output
+(`symptom_dict`) wants them made under `i18n.english()`.
 
 Overfitting leads with early stopping (practice.toml's `[[first_remedies]]`): with the best checkpoint kept it
 cannot make the adapter worse, it saves the epochs that only memorise, and it is the one remedy whose effect on
@@ -30,12 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lora_tui.core.advice import Remedy, Symptom, _apply_rule, _describe, remedies_for
+from lora_tui.core.advice import Remedy, Symptom, _apply_rule, described, remedies_for
 from lora_tui.core.models.inventory import ModelInventory
 from lora_tui.core.plan import TrainingPlan
 from lora_tui.core.run_files import MetricsRecord
 from lora_tui.core.runs import RunStatus
+from lora_tui.core.sources import SourceKind
 from lora_tui.core.tables import RemedyRule, guide, practice
+from lora_tui.i18n import N_, _
 
 KEYS = ("non_finite", "diverging", "oom", "overfitting", "loss_not_falling", "slow_convergence")
 """Every symptom key, in the order they are checked and shown."""
@@ -159,11 +163,16 @@ def _confirmed(check: Callable[[int], bool], points: int, t: Thresholds) -> int 
     return since if raised else None
 
 
+_NON_FINITE = {"loss": N_("loss {value} at step {step}: the update is no longer a number"),
+               "grad norm": N_("grad norm {value} at step {step}: the update is no longer a number"),
+               "eval loss": N_("eval loss {value} at step {step}: the update is no longer a number")}
+
+
 def _non_finite(metrics: Sequence[MetricsRecord]) -> str | None:
     for m in metrics:
         for name, value in (("loss", m.loss), ("grad norm", m.grad_norm), ("eval loss", m.eval_loss)):
             if value is not None and not math.isfinite(value):
-                return f"{name} {value} at step {m.step}: the update is no longer a number"
+                return _(_NON_FINITE[name]).format(value=value, step=m.step)
     return None
 
 
@@ -175,8 +184,9 @@ def _grad_spike(metrics: Sequence[MetricsRecord], t: Thresholds) -> str | None:
     median = before[len(before) // 2]
     recent = norms[-t.spike_points:]
     if median > 0 and all(v > t.spike_factor * median for _, v in recent):
-        return (f"gradient norm {recent[-1][1]:.3g} at step {recent[-1][0]}, over {t.spike_factor:g}x its median "
-                f"{median:.3g} for the last {t.spike_points} logged steps")
+        return _("gradient norm {norm} at step {step}, over {factor}x its median {median} for the last {points} "
+                 "logged steps").format(norm=f"{recent[-1][1]:.3g}", step=recent[-1][0], factor=f"{t.spike_factor:g}",
+                                        median=f"{median:.3g}", points=t.spike_points)
     return None
 
 
@@ -192,13 +202,14 @@ def _overfitting(metrics: Sequence[MetricsRecord], trend: _LossTrend, t: Thresho
             before = [v for s, v in train if s <= best_step][-t.min_window:]
             since = [v for s, v in train if s > best_step][-t.min_window:]
             if before and since and _mean(since) <= _mean(before):
-                return (f"eval loss rose from its best {best:.4f} (step {best_step}) to {recent[-1][1]:.4f} "
-                        f"(step {recent[-1][0]}) while the training loss fell from {_mean(before):.4f} to "
-                        f"{_mean(since):.4f}")
+                return _("eval loss rose from its best {best} (step {best_step}) to {last} (step {step}) while the "
+                         "training loss fell from {before} to {since}").format(
+                             best=f"{best:.4f}", best_step=best_step, last=f"{recent[-1][1]:.4f}",
+                             step=recent[-1][0], before=f"{_mean(before):.4f}", since=f"{_mean(since):.4f}")
     n = len(trend.values)
     if n >= t.min_points and trend.mean(n - trend.window(n), n) < t.collapse_loss:
-        return (f"training loss {trend.mean(n - trend.window(n), n):.4f} near 0 at step {trend.steps[-1]}: the "
-                "adapter is memorising the examples")
+        return _("training loss {loss} near 0 at step {step}: the adapter is memorising the examples").format(
+            loss=f"{trend.mean(n - trend.window(n), n):.4f}", step=trend.steps[-1])
     return None
 
 
@@ -216,12 +227,13 @@ def diagnose(metrics: Sequence[MetricsRecord], *, status: RunStatus | None = Non
     n = len(trend.values)
     if _confirmed(lambda k: trend.rise(k) is not None, n, t) is not None and (rise := trend.rise(n)):
         best, best_step, last = rise
-        found["diverging"] = (f"smoothed loss {last:.4f} at step {trend.steps[-1]}, up from its best {best:.4f} "
-                              f"(step {best_step})")
+        found["diverging"] = _("smoothed loss {loss} at step {step}, up from its best {best} (step {best_step})"
+                               ).format(loss=f"{last:.4f}", step=trend.steps[-1], best=f"{best:.4f}",
+                                        best_step=best_step)
     elif spike := _grad_spike(metrics, t):
         found["diverging"] = spike
     if status is not None and (status.state == "oom" or "out of memory" in (status.error or "").lower()):
-        found["oom"] = status.error or "the run stopped with an out-of-memory error"
+        found["oom"] = status.error or _("the run stopped with an out-of-memory error")
     if overfit := _overfitting(metrics, trend, t):
         found["overfitting"] = overfit
     if "diverging" not in found and "overfitting" not in found and "non_finite" not in found:
@@ -246,15 +258,19 @@ def _trend_symptoms(trend: _LossTrend, planned: int | None, t: Thresholds) -> di
     if now is None:
         return {}
     first, last, rel, _upper = now
-    span = (f"mean loss {last:.4f} over the last {trend.window(n)} logged steps (to step {trend.steps[-1]}) vs "
-            f"{first:.4f} at the start; noise {trend.noise(n):.3g} per step")
+    span = {"last": f"{last:.4f}", "window": trend.window(n), "step": trend.steps[-1], "first": f"{first:.4f}",
+            "noise": f"{trend.noise(n):.3g}"}
     if _confirmed(flat, n, t) is not None:
-        return {"loss_not_falling": f"{span}: {rel:+.1%}, under the {t.flat_drop:.0%} that counts as falling "
-                                    "even with the noise margin"}
+        return {"loss_not_falling": _(
+            "mean loss {last} over the last {window} logged steps (to step {step}) vs {first} at the start; noise "
+            "{noise} per step: {change}, under the {drop} that counts as falling even with the noise margin").format(
+                **span, change=f"{rel:+.1%}", drop=f"{t.flat_drop:.0%}")}
     if planned and _confirmed(slow, n, t) is not None:
         done = trend.steps[-1] / planned
-        return {"slow_convergence": f"{span}: only {rel:.1%} lower after {done:.0%} of the planned {planned} "
-                                    f"steps (under {t.slow_drop:.0%})"}
+        return {"slow_convergence": _(
+            "mean loss {last} over the last {window} logged steps (to step {step}) vs {first} at the start; noise "
+            "{noise} per step: only {change} lower after {done} of the planned {planned} steps (under {drop})").format(
+                **span, change=f"{rel:.1%}", done=f"{done:.0%}", planned=planned, drop=f"{t.slow_drop:.0%}")}
     return {}
 
 
@@ -276,8 +292,9 @@ def _beyond(key: str, rules: Sequence[RemedyRule], plan: TrainingPlan, inventory
         if rule.setting == "early_stopping":
             changes = _early_stopping(changes, plan)
         if changes:
-            out.append(Remedy(key=f"{key}.practice{i}", description=f"{_describe(plan, changes)} ({rule.why})",
-                              changes=changes, source=f"beyond the guide: current LoRA practice ({rule.example})"))
+            out.append(Remedy(key=f"{key}.practice{i}", description=described(plan, changes, rule), changes=changes,
+                              source=_("beyond the guide: current LoRA practice ({example})").format(
+                                  example=_(rule.example)), why=_(rule.why), kind=SourceKind.PRACTICE))
     return out
 
 
@@ -291,22 +308,20 @@ def remedies(key: str, plan: TrainingPlan, inventory: ModelInventory | None = No
 
 
 def is_beyond_the_guide(remedy: Remedy) -> bool:
-    """True for a remedy from current practice rather than the guide's troubleshooting."""
-    return remedy.source.startswith("beyond the guide")
+    """True for a remedy from current practice rather than the guide's troubleshooting (its typed kind, so in
+    every language)."""
+    return remedy.kind is SourceKind.PRACTICE
 
 
 def remedy_reason(remedy: Remedy, plan: TrainingPlan) -> str:
-    """Why a remedy helps: its description without the changes (which name `lora-tui train` flags), for a
-    screen that names the changes in its own words."""
-    head = _describe(plan, remedy.changes)
-    text = remedy.description[len(head):] if remedy.description.startswith(head) else remedy.description
-    text = text.strip()
-    return text[1:-1] if text.startswith("(") and text.endswith(")") else text
+    """Why a remedy helps, without the changes (the description names them as `lora-tui train` flags), for a
+    screen that names the changes in its own words; in the language the remedy was made in."""
+    return remedy.why
 
 
 def _title(key: str) -> str:
     troubles = {**guide().troubles, **practice().troubles}
-    return troubles[key].title
+    return _(troubles[key].title)
 
 
 def _symptom(key: str, evidence: str, plan: TrainingPlan, inventory: ModelInventory | None) -> Symptom:
@@ -320,7 +335,7 @@ def diagnose_run(run_dir: Path) -> list[Symptom]:
     from lora_tui.core.plan import load_run_file
     from lora_tui.errors import UserError
 
-    records, _ = run_files.read_metrics(run_dir)
+    records, _errors = run_files.read_metrics(run_dir)
     try:
         settings, _sources = load_run_file(run_dir / runs.RUN_FILE)
         plan = TrainingPlan.from_dict(settings)

@@ -35,6 +35,7 @@ from lora_tui.core.output_dir import MERGE_INFO_FILE
 from lora_tui.core.progress import Cancelled, ProgressTracker, Report
 from lora_tui.core.units import MIB, fmt_bytes
 from lora_tui.errors import UserError
+from lora_tui.i18n import _
 from lora_tui.inference.merge_plan import DTYPE_BYTES, MergePlan, plan_merge
 from lora_tui.inference.session import TORCH_DTYPES, _has_tokenizer, resolve_base
 from lora_tui.train.quiet import quiet_libraries
@@ -97,12 +98,14 @@ def make_plan(adapter: str | Path, *, base: str | None = None, dtype: str = "aut
     if dtype == "auto":
         dtype = base_dtype(base_dir)
     if dtype not in DTYPE_BYTES:
-        raise UserError(f"--dtype {dtype}: choose one of auto, {', '.join(DTYPE_BYTES)}")
+        raise UserError(_("--dtype {dtype}: choose one of auto, {choices}").format(dtype=dtype,
+                                                                                  choices=", ".join(DTYPE_BYTES)))
     weight_files = sorted(base_dir.glob("*.safetensors"))
     if not weight_files:
-        raise UserError(f"base model {base_dir}: no .safetensors weights found; save it with safe_serialization")
+        raise UserError(_("base model {path}: no .safetensors weights found; save it with safe_serialization").format(
+            path=base_dir))
     base_params, largest = core_adapters.safetensors_param_stats(weight_files)
-    adapter_params, _ = core_adapters.safetensors_param_stats([Path(adapter) / core_adapters.WEIGHTS_FILE])
+    adapter_params, _largest = core_adapters.safetensors_param_stats([Path(adapter) / core_adapters.WEIGHTS_FILE])
     plan = plan_merge(base_params=base_params, largest_weight_params=largest, adapter_params=adapter_params,
                       dtype=dtype, device=device, gpu_free_bytes=_gpu_free(),
                       ram_available_bytes=_ram_available())
@@ -115,16 +118,18 @@ def check_merge_output(output: Path, *, adapter: Path, base_dir: Path, overwrite
     output_dir.check_usable(output)
     resolved = output.resolve()
     if resolved in (adapter.resolve(), base_dir.resolve()):
-        raise UserError(f"--output {output}: is the adapter or the base model itself; choose a new directory")
+        raise UserError(_("--output {path}: is the adapter or the base model itself; choose a new directory").format(
+            path=output))
     if not (output.is_dir() and any(output.iterdir())):
         return
     if not overwrite:
-        raise UserError(f"--output {output}: directory is not empty; choose a new directory or pass --overwrite")
+        raise UserError(_("--output {path}: directory is not empty; choose a new directory or pass --overwrite"
+                          ).format(path=output))
     protect = [("the adapter being merged", adapter), ("its run", core_adapters.run_dir_of(adapter)),
-               ("the base model", base_dir)]
+               ("the base model", base_dir)]  # words of core.output_dir's refusal, which is English
     reason = output_dir.replace_refusal(output, kind="merge", protect=protect)
     if reason:
-        raise UserError(f"--output {output}: --overwrite refused: {reason}")
+        raise UserError(_("--output {path}: --overwrite refused: {reason}").format(path=output, reason=reason))
 
 
 def _disk_need(plan: MergePlan, tokenizer_dir: Path) -> int:
@@ -163,23 +168,23 @@ def merge_adapter(
         _remove_stale_merges(out)
         tmp.mkdir()
     except OSError as exc:
-        raise UserError(f"--output {output}: cannot create it ({exc.strerror or exc}); "
-                        "choose a directory you can write") from None
+        raise UserError(_("--output {path}: cannot create it ({error}); choose a directory you can write").format(
+            path=output, error=exc.strerror or exc)) from None
     try:
-        tracker.stage("plan: " + "; ".join(plan.lines()))
+        tracker.stage(_("plan: {lines}").format(lines="; ".join(plan.lines())))
         _merge_into(a, base_dir, tmp, plan, tracker)
         tracker.check()  # the last point a cancel is taken: after the rename the merge is done
-        tracker.stage("moving the merged model into place")
+        tracker.stage(_("moving the merged model into place"))
         _replace_dir(tmp, out)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         tracker.finish(cancelled=isinstance(exc, Cancelled))
         if isinstance(exc, Exception) and disk.is_disk_full(exc, out.parent):
-            raise UserError(f"--output {output}: no space left on device while writing the merged model; the "
-                            f"partial copy was removed, nothing was replaced; free about "
-                            f"{fmt_bytes(_disk_need(plan, base_dir))} and merge again") from None
+            raise UserError(_("--output {path}: no space left on device while writing the merged model; the partial "
+                              "copy was removed, nothing was replaced; free about {size} and merge again").format(
+                                  path=output, size=fmt_bytes(_disk_need(plan, base_dir)))) from None
         raise
-    tracker.finish(f"merged into {out}")
+    tracker.finish(_("merged into {path}").format(path=out))
     files = sorted((f.name, f.stat().st_size) for f in out.iterdir() if f.is_file())
     return MergeResult(str(out), str(base_dir), plan, time.monotonic() - started, files, note)
 
@@ -201,21 +206,22 @@ def _remove_stale_merges(out: Path) -> None:
 
 def _merge_into(adapter: Path, base_dir: Path, tmp: Path, plan: MergePlan, tracker: ProgressTracker) -> None:
     quiet_libraries()
-    tracker.stage(f"loading base {base_dir.name} ({plan.dtype}) on {plan.device}")
+    tracker.stage(_("loading base {name} ({dtype}) on {device}").format(name=base_dir.name, dtype=plan.dtype,
+                                                                       device=plan.device))
     model: Any = AutoModelForCausalLM.from_pretrained(base_dir, dtype=TORCH_DTYPES[plan.dtype])
     model = model.to(plan.device)
     tracker.check()
-    tracker.stage(f"loading adapter {adapter.name}")
+    tracker.stage(_("loading adapter {name}").format(name=adapter.name))
     try:
         peft_model = PeftModel.from_pretrained(model, adapter, is_trainable=False)
     except RuntimeError as exc:
         if "size mismatch" in str(exc):
-            raise UserError(f"adapter {adapter}: made for a different architecture than base {base_dir}; "
-                            "merge it with the base it was trained on (--base)") from None
+            raise UserError(_("adapter {adapter}: made for a different architecture than base {base}; merge it with "
+                              "the base it was trained on (--base)").format(adapter=adapter, base=base_dir)) from None
         raise
     tracker.check()
     merged = _merge_modules(peft_model, tracker)
-    tracker.stage(f"saving the merged model to {tmp.name}", plan.weights_bytes, "bytes")
+    tracker.stage(_("saving the merged model to {name}").format(name=tmp.name), plan.weights_bytes, "bytes")
     with _watch_size(tmp, tracker):
         merged.save_pretrained(tmp, safe_serialization=True)
     tracker.check()
@@ -233,7 +239,7 @@ def _merge_modules(peft_model: Any, tracker: ProgressTracker) -> Any:
     from peft.tuners.tuners_utils import BaseTunerLayer
 
     layers = [m for m in peft_model.modules() if isinstance(m, BaseTunerLayer)]
-    tracker.stage("merging: W <- W + scaling x B @ A", len(layers), "modules")
+    tracker.stage(_("merging: W <- W + scaling x B @ A"), len(layers), "modules")
     with torch.no_grad():
         for layer in layers:
             tracker.check()

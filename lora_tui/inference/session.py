@@ -29,6 +29,7 @@ from lora_tui.core import runs
 from lora_tui.core.plan import load_run_file
 from lora_tui.core.progress import ProgressTracker
 from lora_tui.errors import UserError
+from lora_tui.i18n import _
 from lora_tui.train.quiet import quiet_libraries
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
@@ -54,9 +55,10 @@ class GenerationSettings:
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens <= 0:
-            raise UserError(f"--max-new-tokens must be a positive integer, got {self.max_new_tokens}")
+            raise UserError(_("--max-new-tokens must be a positive integer, got {value}").format(
+                value=self.max_new_tokens))
         if not (0 <= self.temperature <= 5):
-            raise UserError(f"--temperature must be in [0, 5], got {self.temperature}")
+            raise UserError(_("--temperature must be in [0, 5], got {value}").format(value=self.temperature))
 
 
 # ---- finding the base model -----------------------------------------------------------------------------
@@ -74,7 +76,7 @@ def _run_model(adapter: Path) -> str | None:
     for candidate in (adapter, adapter.parent, adapter.parent.parent):
         if (candidate / runs.RUN_FILE).is_file():
             try:
-                settings, _ = load_run_file(candidate / runs.RUN_FILE)
+                settings, _sources = load_run_file(candidate / runs.RUN_FILE)
             except UserError:
                 return None
             model = settings.get("model")
@@ -88,7 +90,7 @@ def trained_in_4bit(adapter: str | Path) -> bool:
     for candidate in (a, a.parent, a.parent.parent):
         if (candidate / runs.RUN_FILE).is_file():
             try:
-                settings, _ = load_run_file(candidate / runs.RUN_FILE)
+                settings, _sources = load_run_file(candidate / runs.RUN_FILE)
             except UserError:
                 return False
             return settings.get("load_in_4bit") is True
@@ -132,10 +134,12 @@ def resolve_base(adapter: str | Path, base: str | None = None) -> Path:
         if found is not None:
             return found
     if not names:
-        raise UserError(f"adapter {a}: its adapter_config.json names no base model; pass --base PATH")
+        raise UserError(_("adapter {adapter}: its adapter_config.json names no base model; pass --base PATH").format(
+            adapter=a))
     flag = "--base" if base else "base_model_name_or_path"
-    raise UserError(f"adapter {a}: base model {names[0]!r} ({flag}) is not available offline (not a local "
-                    f"directory, not in the Hugging Face cache); download it or pass --base PATH")
+    raise UserError(_("adapter {adapter}: base model {base} ({flag}) is not available offline (not a local "
+                      "directory, not in the Hugging Face cache); download it or pass --base PATH").format(
+                          adapter=a, base=repr(names[0]), flag=flag))
 
 
 def _has_tokenizer(path: Path) -> bool:
@@ -149,9 +153,9 @@ def pick_device(device: str = "auto") -> str:
             return "cuda"
         return "mps" if torch.backends.mps.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA GPU is available; use --device cpu")
+        raise UserError(_("--device cuda: no CUDA GPU is available; use --device cpu"))
     if device == "mps" and not torch.backends.mps.is_available():
-        raise UserError("--device mps: no Apple GPU (MPS) is available; use --device cpu")
+        raise UserError(_("--device mps: no Apple GPU (MPS) is available; use --device cpu"))
     return device
 
 
@@ -192,8 +196,9 @@ class AdapterSession:
         """The base is loaded in 4-bit NF4, as a QLoRA adapter was trained (bitsandbytes places it itself)."""
         quiet_libraries()
         if tracker is not None:
-            tracker.stage(f"loading base model {self.base_dir.name} ({dtype}{', 4-bit' if four_bit else ''}) on "
-                          f"{self.device}")
+            stage = _("loading base model {name} ({dtype}, 4-bit) on {device}") if four_bit else \
+                _("loading base model {name} ({dtype}) on {device}")
+            tracker.stage(stage.format(name=self.base_dir.name, dtype=dtype, device=self.device))
         try:
             if four_bit:
                 from lora_tui.train.quant import FourBitUnavailable, load_four_bit_for_inference
@@ -205,7 +210,8 @@ class AdapterSession:
             else:
                 base = AutoModelForCausalLM.from_pretrained(self.base_dir, dtype=TORCH_DTYPES[dtype])
         except (OSError, ValueError) as exc:
-            raise UserError(f"base model {self.base_dir}: cannot be loaded ({_first_line(exc)})") from None
+            raise UserError(_("base model {path}: cannot be loaded ({error})").format(
+                path=self.base_dir, error=_first_line(exc))) from None
         self.base: Any = (base if four_bit else base.to(self.device)).eval()
         self.model: Any = None
         self.adapters: dict[str, Path] = {}
@@ -221,12 +227,13 @@ class AdapterSession:
         first_path, first_base = bases[0]
         for path, other in bases[1:]:
             if other != first_base:
-                raise UserError(f"adapters {first_path} and {path} have different base models ({first_base} "
-                                f"vs {other}); compare adapters of one base at a time")
+                raise UserError(_("adapters {first} and {other} have different base models ({first_base} vs "
+                                  "{other_base}); compare adapters of one base at a time").format(
+                                      first=first_path, other=path, first_base=first_base, other_base=other))
         four_bit = {trained_in_4bit(p) for p in paths}
         if len(four_bit) > 1:
-            raise UserError("these adapters were trained on the base in different precisions (4-bit and 16-bit); "
-                            "compare adapters trained the same way, or try each on its own")
+            raise UserError(_("these adapters were trained on the base in different precisions (4-bit and 16-bit); "
+                              "compare adapters trained the same way, or try each on its own"))
         session = cls(first_base, device=device, dtype=dtype, four_bit=four_bit.pop(), tracker=tracker)
         for adapter in paths:
             session.add(adapter, tracker=tracker)
@@ -242,11 +249,12 @@ class AdapterSession:
                 return existing
         name = name or _unique_name(p, self.adapters)
         if tracker is not None:
-            tracker.stage(f"loading adapter {p.name} onto the base")
+            tracker.stage(_("loading adapter {name} onto the base").format(name=p.name))
         header = self._check_files(p)
         tokenizer = AutoTokenizer.from_pretrained(p) if _has_tokenizer(p) else self.tokenizers.get(None)
         if tokenizer is None:
-            raise UserError(f"adapter {p}: no tokenizer in the adapter or in base {self.base_dir}")
+            raise UserError(_("adapter {adapter}: no tokenizer in the adapter or in base {base}").format(
+                adapter=p, base=self.base_dir))
         self._check_tokenizer(p, tokenizer)
         self._check_shapes(p, header)
         try:
@@ -256,13 +264,15 @@ class AdapterSession:
                 self.model.load_adapter(p, adapter_name=name, is_trainable=False)
         except RuntimeError as exc:
             if "size mismatch" in str(exc):
-                raise UserError(f"adapter {p}: made for a different architecture than base {self.base_dir} "
-                                f"({_mismatch_line(exc)}); load it with the base it was trained on (--base)") from None
+                raise UserError(_("adapter {adapter}: made for a different architecture than base {base} ({error}); "
+                                  "load it with the base it was trained on (--base)").format(
+                                      adapter=p, base=self.base_dir, error=_mismatch_line(exc))) from None
             raise
         except ValueError as exc:
             if "not found in the base model" in str(exc) or "Target modules" in str(exc):
-                raise UserError(f"adapter {p}: its target modules do not exist in base {self.base_dir}; "
-                                "load it with the base it was trained on (--base)") from None
+                raise UserError(_("adapter {adapter}: its target modules do not exist in base {base}; load it with "
+                                  "the base it was trained on (--base)").format(
+                                      adapter=p, base=self.base_dir)) from None
             raise
         (self.model if self.four_bit else self.model.to(self.device)).eval()
         self.adapters[name] = p
@@ -273,15 +283,16 @@ class AdapterSession:
         core_adapters.read_adapter_config(p)
         weights = p / core_adapters.WEIGHTS_FILE
         if not weights.is_file():
-            raise UserError(f"adapter {p}: {core_adapters.WEIGHTS_FILE} is missing (an interrupted save?); "
-                            "use a complete checkpoint or save the adapter again")
+            raise UserError(_("adapter {adapter}: {file} is missing (an interrupted save?); use a complete checkpoint "
+                              "or save the adapter again").format(adapter=p, file=core_adapters.WEIGHTS_FILE))
         return core_adapters.read_safetensors_header(weights)
 
     def _check_tokenizer(self, p: Path, tokenizer: Any) -> None:
         rows = self.base.get_input_embeddings().weight.shape[0]
         if len(tokenizer) > rows:
-            raise UserError(f"adapter {p}: its tokenizer has {len(tokenizer)} tokens but base {self.base_dir} "
-                            f"embeds only {rows}; it was trained with another tokenizer: use its base (--base)")
+            raise UserError(_("adapter {adapter}: its tokenizer has {tokens} tokens but base {base} embeds only "
+                              "{rows}; it was trained with another tokenizer: use its base (--base)").format(
+                                  adapter=p, tokens=len(tokenizer), base=self.base_dir, rows=rows))
 
     def _check_shapes(self, p: Path, header: dict[str, Any]) -> None:
         """Every LoRA matrix in the file must fit a module of the base: else another architecture.
@@ -297,8 +308,9 @@ class AdapterSession:
             try:
                 module = self.base.get_submodule(module_path)
             except AttributeError:
-                raise UserError(f"adapter {p}: has weights for `{module_path}`, which base {self.base_dir} does "
-                                "not have; it was trained on another architecture: use its base (--base)") from None
+                raise UserError(_("adapter {adapter}: has weights for `{module}`, which base {base} does not have; it "
+                                  "was trained on another architecture: use its base (--base)").format(
+                                      adapter=p, module=module_path, base=self.base_dir)) from None
             weight = getattr(module, "weight", None)
             if weight is None or weight.ndim != 2:
                 continue
@@ -311,9 +323,11 @@ class AdapterSession:
             got = shape[1] if which == "A" else shape[0]
             want = in_f if which == "A" else out_f
             if got != want:
-                side = "input" if which == "A" else "output"
-                raise UserError(f"adapter {p}: `{module_path}` has {side} size {got} in the adapter but {want} in "
-                                f"base {self.base_dir}; it was trained on another architecture: use its base (--base)")
+                message = _("adapter {adapter}: `{module}` has input size {got} in the adapter but {want} in base "
+                            "{base}; it was trained on another architecture: use its base (--base)") if which == "A" \
+                    else _("adapter {adapter}: `{module}` has output size {got} in the adapter but {want} in base "
+                           "{base}; it was trained on another architecture: use its base (--base)")
+                raise UserError(message.format(adapter=p, module=module_path, got=got, want=want, base=self.base_dir))
 
     # ---- answers --------------------------------------------------------------------------------------
 
@@ -353,8 +367,9 @@ class AdapterSession:
             kwargs["streamer"] = _CallbackStreamer(tok, on_text)
         prompt_tokens = int(inputs["input_ids"].shape[1])
         if tracker is not None:
-            tracker.stage(f"generating the {'base model' if adapter is None else adapter}'s answer",
-                          settings.max_new_tokens, "tokens", at_most=True)
+            stage = _("generating the base model's answer") if adapter is None else \
+                _("generating the {adapter}'s answer").format(adapter=adapter)
+            tracker.stage(stage, settings.max_new_tokens, "tokens", at_most=True)
             kwargs["stopping_criteria"] = StoppingCriteriaList([_CountTokens(tracker, prompt_tokens)])
         with torch.inference_mode(), self._using(adapter):
             out = self._model_for(adapter).generate(**inputs, **kwargs)

@@ -19,9 +19,13 @@ def _fields_by_flag() -> dict[str, str]:
     return {flag_for(name): name for name in TrainingPlan.field_names()}
 
 
+_PAIR = re.compile(r"`([a-z0-9_]+)` ?[(（](--[a-z0-9-]+)[)）]")
+"""A "`field` (--flag)" pair, as English and the translations write it (ASCII or full-width brackets)."""
+
+
 def field_message(text: str) -> str:
-    """`text` with each plan flag as its field name (a "`field` (--flag)" pair becomes "`field`")."""
+    """`text` (in any language) with each plan flag as its field name (a "`field` (--flag)" pair becomes
+    "`field`")."""
     fields = _fields_by_flag()
-    text = re.sub(r"`([a-z0-9_]+)` \((--[a-z0-9-]+)\)",
-                  lambda m: f"`{m.group(1)}`" if fields.get(m.group(2)) == m.group(1) else m.group(0), text)
+    text = _PAIR.sub(lambda m: f"`{m.group(1)}`" if fields.get(m.group(2)) == m.group(1) else m.group(0), text)
     return _FLAG.sub(lambda m: fields.get(m.group(0), m.group(0)), text)

@@ -159,7 +159,7 @@ class Encoder:
                 try:
                     batch.append(self.render(where, example))
                 except TemplateError as exc:
-                    yield Failed(where, str(exc))
+                    yield Failed(where, exc.message)
                     continue
                 if len(batch) >= ENCODE_BATCH:
                     if running is not None:

@@ -28,14 +28,17 @@ from lora_tui.core.dataset.readers import (
     read_records,
 )
 from lora_tui.errors import UserError
+from lora_tui.i18n import N_, Phrase, _
 
 _SHARD = re.compile(r"^(?P<split>[A-Za-z_]+)[-_.]\d+[-_]of[-_]\d+\.", re.IGNORECASE)
 """A hub shard name: `train-00000-of-00003.parquet` (the split is what comes before the numbers)."""
 
 _GLOB_CHARS = frozenset("*?[")
 
-_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+_CANNOT_READ = N_("{path}: cannot read it ({error}); check its permissions")
+
+_KINDS = ((stat.S_ISFIFO, N_("a FIFO (named pipe)")), (stat.S_ISCHR, N_("a character device")),
+          (stat.S_ISBLK, N_("a block device")), (stat.S_ISSOCK, N_("a socket")))
 
 
 def open_source(path: Path | str) -> Source:
@@ -45,7 +48,7 @@ def open_source(path: Path | str) -> Source:
     path = Path(spec).expanduser()
     if not os.path.lexists(path) and _GLOB_CHARS & set(spec):
         return _open_files(spec, sorted(Path(p) for p in glob.glob(os.path.expanduser(spec), recursive=True)
-                                        if not Path(p).is_dir()), [f"glob {spec}"])
+                                        if not Path(p).is_dir()), [Phrase("glob {pattern}", pattern=spec)])
     mode = _stat(path)
     if stat.S_ISDIR(mode):
         _check_listable(path)
@@ -65,9 +68,10 @@ def _stat(path: Path) -> int:
     try:
         return os.stat(path).st_mode
     except FileNotFoundError:
-        raise UserError(f"{path}: no such file or directory; check the path (try `lora-tui inspect --help`)") from None
+        raise UserError(_("{path}: no such file or directory; check the path (try `lora-tui inspect --help`)").format(
+            path=path)) from None
     except OSError as exc:
-        raise UserError(f"{path}: cannot read it ({exc.strerror or exc}); check its permissions") from None
+        raise UserError(_(_CANNOT_READ).format(path=path, error=exc.strerror or exc)) from None
 
 
 def check_regular_file(path: Path) -> None:
@@ -78,8 +82,9 @@ def check_regular_file(path: Path) -> None:
 def _check_regular(path: Path, mode: int) -> None:
     if stat.S_ISREG(mode):
         return
-    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
-    raise UserError(f"{path}: {kind}, not a data file; pass a regular file or a dataset directory")
+    kind = next((name for test, name in _KINDS if test(mode)), N_("not a regular file"))
+    raise UserError(_("{path}: {kind}, not a data file; pass a regular file or a dataset directory").format(
+        path=path, kind=_(kind)))
 
 
 def _check_openable(path: Path) -> None:
@@ -87,7 +92,7 @@ def _check_openable(path: Path) -> None:
     try:
         path.open("rb").close()
     except OSError as exc:
-        raise UserError(f"{path}: cannot read it ({exc.strerror or exc}); check its permissions") from None
+        raise UserError(_(_CANNOT_READ).format(path=path, error=exc.strerror or exc)) from None
 
 
 def _check_listable(path: Path) -> None:
@@ -96,16 +101,15 @@ def _check_listable(path: Path) -> None:
         with os.scandir(path) as entries:
             next(entries, None)
     except OSError as exc:
-        raise UserError(f"{path}: cannot read it ({exc.strerror or exc}); check its permissions") from None
+        raise UserError(_(_CANNOT_READ).format(path=path, error=exc.strerror or exc)) from None
 
 
 def _format(path: Path) -> str:
     fmt = EXTENSIONS.get(path.suffix.lower())
     if fmt is None:
-        raise UserError(
-            f"{path}: unsupported file type {path.suffix or '(no extension)'!r}; use .jsonl, .json, .csv, "
-            ".tsv, .parquet, a directory of such files, or a directory written by datasets' save_to_disk"
-        )
+        raise UserError(_("{path}: unsupported file type {suffix}; use .jsonl, .json, .csv, .tsv, .parquet, a "
+                          "directory of such files, or a directory written by datasets' save_to_disk").format(
+                              path=path, suffix=repr(path.suffix) if path.suffix else _("(no extension)")))
     return fmt
 
 
@@ -114,13 +118,14 @@ def _open_shard_dir(path: Path) -> Source:
     files = sorted(p for p in path.rglob("*") if p.suffix.lower() in EXTENSIONS and not _hidden(p, path)
                    and not p.is_dir())
     if not files:
-        raise UserError(f"{path}: no data files in this directory (.jsonl, .json, .csv, .tsv, .parquet) and it was "
-                        "not written by datasets' save_to_disk; pass a data file instead")
+        raise UserError(_("{path}: no data files in this directory (.jsonl, .json, .csv, .tsv, .parquet) and it was "
+                          "not written by datasets' save_to_disk; pass a data file instead").format(path=path))
     notes: list[str] = []
     splits = {m.group("split").lower() for f in files if (m := _SHARD.match(f.name))}
     if len(splits) > 1 and "train" in splits:
         files = [f for f in files if (m := _SHARD.match(f.name)) and m.group("split").lower() == "train"]
-        notes.append(f"shards of several splits: using `train` (splits: {', '.join(sorted(splits))})")
+        notes.append(Phrase("shards of several splits: using `train` (splits: {splits})",
+                            splits=", ".join(sorted(splits))))
     return _open_files(str(path), files, notes)
 
 
@@ -131,7 +136,7 @@ def _hidden(file: Path, root: Path) -> bool:
 def _open_files(label: str, files: list[Path], notes: list[str]) -> Source:
     """Several files of one format, read one after the other; each record knows its file."""
     if not files:
-        raise UserError(f"{label}: no files match; check the pattern")
+        raise UserError(_("{path}: no files match; check the pattern").format(path=label))
     if len(files) == 1 and notes and notes[0].startswith("glob"):
         notes = []
     fmt = _format(files[0])
@@ -139,10 +144,12 @@ def _open_files(label: str, files: list[Path], notes: list[str]) -> Source:
         _check_regular(file, _stat(file))
         other = _format(file)
         if other != fmt:
-            raise UserError(f"{file}: {other} file among {fmt} files (first: {files[0]}); the files of one "
-                            "dataset must share one format")
+            raise UserError(_("{file}: {other} file among {format} files (first: {first}); the files of one "
+                              "dataset must share one format").format(file=file, other=other, format=fmt,
+                                                                      first=files[0]))
     if len(files) > 1:
-        notes.append(f"{len(files)} {fmt} files, read in name order ({files[0].name} … {files[-1].name})")
+        notes.append(Phrase("{count} {format} files, read in name order ({first} … {last})", count=len(files),
+                            format=fmt, first=files[0].name, last=files[-1].name))
     size = sum(os.stat(f).st_size for f in files)
     cursor = Cursor()
     return Source(fmt, _chain(files, fmt, notes, cursor), size, notes, cursor)
@@ -167,9 +174,9 @@ def _open_arrow_dir(path: Path) -> Source:
     if dict_file.is_file():
         splits = _json_file(dict_file).get("splits") or sorted(p.name for p in path.iterdir() if p.is_dir())
         if "train" not in splits:
-            raise UserError(f"{path}: this DatasetDict has no `train` split (splits: {', '.join(splits)}); "
-                            "pass the split's directory instead")
-        notes.append(f"DatasetDict: using the `train` split (splits: {', '.join(splits)})")
+            raise UserError(_("{path}: this DatasetDict has no `train` split (splits: {splits}); pass the split's "
+                              "directory instead").format(path=path, splits=", ".join(splits)))
+        notes.append(Phrase("DatasetDict: using the `train` split (splits: {splits})", splits=", ".join(splits)))
         path = path / "train"
     files = _arrow_files(path)
     for file in files:
@@ -186,8 +193,8 @@ def _arrow_files(path: Path) -> list[Path]:
             return [path / n for n in names]
     files = sorted(path.glob("*.arrow"))
     if not files:
-        raise UserError(f"{path}: a directory must be written by datasets' save_to_disk (no .arrow files, "
-                        "no state.json) or hold data files; pass a data file instead")
+        raise UserError(_("{path}: a directory must be written by datasets' save_to_disk (no .arrow files, no "
+                          "state.json) or hold data files; pass a data file instead").format(path=path))
     return files
 
 
@@ -197,7 +204,7 @@ def _json_file(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: cannot read this metadata file: {exc}") from None
+        raise UserError(_("{path}: cannot read this metadata file: {error}").format(path=path, error=exc)) from None
     if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object")
+        raise UserError(_("{path}: expected a JSON object").format(path=path))
     return data

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from lora_tui.errors import UserError
+from lora_tui.i18n import N_, Phrase, _
 
 ROLES = ("messages", "prompt", "input", "response", "system", "text")
 """The parts of an example a field can be mapped to, in the order a mapping is written."""
 
-COLUMNS_EXAMPLE = "prompt=question,response=answer[,system=sys], messages=dialog or text=body"
-"""How a `--columns` mapping is written, for help and error messages."""
+COLUMNS_EXAMPLE = N_("prompt=question,response=answer[,system=sys], messages=dialog or text=body")
+"""How a `--columns` mapping is written, for help and error messages (English; `_()` shows it)."""
 
 
 @dataclass(frozen=True)
@@ -67,24 +68,28 @@ def parse_columns(text: str) -> ColumnMap:
     for item in (part.strip() for part in text.split(",")):
         role, sep, field = (s.strip() for s in item.partition("="))
         if not item or not sep or not role or not field:
-            raise UserError(f"--columns {text!r}: {item or '(empty)'!r} is not ROLE=FIELD; write {COLUMNS_EXAMPLE}")
+            raise UserError(_("--columns {text}: {item} is not ROLE=FIELD; write {example}").format(
+                text=repr(text), item=repr(item) if item else _("(empty)"), example=_(COLUMNS_EXAMPLE)))
         if role not in ROLES:
-            raise UserError(f"--columns {text!r}: unknown role {role!r}; roles: {', '.join(ROLES)}")
+            raise UserError(_("--columns {text}: unknown role {role}; roles: {roles}").format(
+                text=repr(text), role=repr(role), roles=", ".join(ROLES)))
         if role in pairs:
-            raise UserError(f"--columns {text!r}: {role} is mapped twice")
+            raise UserError(_("--columns {text}: {role} is mapped twice").format(text=repr(text), role=role))
         pairs[role] = field
     mapping = column_map(**pairs)
     main = [r for r in ("messages", "prompt", "text") if r in pairs]
     if len(main) != 1:
-        raise UserError(f"--columns {text!r}: map exactly one of messages, prompt (with response) or text; "
-                        f"write {COLUMNS_EXAMPLE}")
+        raise UserError(_("--columns {text}: map exactly one of messages, prompt (with response) or text; "
+                          "write {example}").format(text=repr(text), example=_(COLUMNS_EXAMPLE)))
     allowed = {"messages": {"messages", "system"}, "prompt": {"prompt", "input", "response", "system"},
                "text": {"text"}}[main[0]]
     extra = sorted(set(pairs) - allowed)
     if extra:
-        raise UserError(f"--columns {text!r}: {', '.join(extra)} cannot be combined with {main[0]}")
+        raise UserError(_("--columns {text}: {roles} cannot be combined with {main}").format(
+            text=repr(text), roles=", ".join(extra), main=main[0]))
     if main[0] == "prompt" and "response" not in pairs:
-        raise UserError(f"--columns {text!r}: prompt needs a response field too (response=FIELD)")
+        raise UserError(_("--columns {text}: prompt needs a response field too (response=FIELD)").format(
+            text=repr(text)))
     return mapping
 
 
@@ -93,7 +98,8 @@ class Schema:
     """A layout of records: its name and which field feeds each part of an example."""
 
     name: str
-    """What people call it: messages, ShareGPT, alpaca, Dolly, question/answer, ... or --columns."""
+    """What people call it: messages, ShareGPT, alpaca, Dolly, question/answer, ... or --columns (a `Phrase` where
+    it has words to translate)."""
     columns: ColumnMap
     """Role -> field; optional roles (system, alpaca's input) are read when a record has them."""
     optional: tuple[str, ...] = ()
@@ -112,7 +118,7 @@ class Refusal:
     name: str
     """What it is (preference data, prompt-only data)."""
     message: str
-    """Why it is refused and what to do, in one line."""
+    """Why it is refused and what to do, in one line (a `Phrase`)."""
 
 
 _INSTRUCTION = (
@@ -130,16 +136,19 @@ _INSTRUCTION = (
 SYSTEM_COLUMNS = ("system", "system_prompt")
 """Names of the optional system-prompt column of instruction and ShareGPT data (OpenOrca: system_prompt)."""
 
-SCHEMA_NAMES = ("messages", "ShareGPT", "TRL conversational prompt-completion", "prompt/completion",
-                *(row[0] for row in _INSTRUCTION), "text")
+TRL_CONVERSATIONAL = Phrase("TRL conversational prompt-completion")
+"""The name of TRL's conversational prompt-completion schema (words, shown translated)."""
+
+SCHEMA_NAMES = ("messages", "ShareGPT", TRL_CONVERSATIONAL, "prompt/completion", *(row[0] for row in _INSTRUCTION),
+                "text")
 """Every built-in schema `detect` can return."""
 
-PREFERENCE = Refusal("preference data", (
+PREFERENCE = Refusal(Phrase("preference data"), Phrase(
     "preference data (`chosen`/`rejected`) is for DPO-style training, which lora-tui does not train; use SFT "
     "data, or train on the preferred answers with --columns messages=chosen"))
 """Refusal of DPO-style records."""
 
-PROMPT_ONLY = Refusal("conversational prompt-only data", (
+PROMPT_ONLY = Refusal(Phrase("conversational prompt-only data"), Phrase(
     "`prompt` turns with no `completion` are prompt-only data (for RL-style training such as GRPO), not "
     "supervised fine-tuning data; add the answers as `completion` turns, or map them with --columns"))
 """Refusal of TRL's conversational prompt-only records."""
@@ -166,7 +175,7 @@ def detect(record: Any) -> Schema | Refusal | None:
     if isinstance(prompt, list):
         if "completion" not in keys:
             return PROMPT_ONLY
-        return _schema("TRL conversational prompt-completion", (), prompt="prompt", response="completion")
+        return _schema(TRL_CONVERSATIONAL, (), prompt="prompt", response="completion")
     if "prompt" in keys and "completion" in keys or "prompt" in keys and "response" not in keys:
         return _schema("prompt/completion", (), prompt="prompt", response="completion")
     for name, first, second, answer in _INSTRUCTION:
@@ -184,17 +193,25 @@ def explicit_schema(columns: ColumnMap) -> Schema:
 
 
 def unknown_message(record: Any) -> str:
-    """Why a record matches no schema, naming its fields and `--columns`."""
+    """Why a record matches no schema, naming its fields and `--columns` (a `Phrase`)."""
     if not isinstance(record, dict):
-        return f"record is {kind_of(record)}, expected a JSON object"
-    keys = ", ".join(sorted(map(str, record))) or "none"
-    return (f"no known schema in the fields ({keys}); map them with --columns, e.g. "
-            f"--columns {COLUMNS_EXAMPLE}")
+        return Phrase("record is {kind}, expected a JSON object", kind=kind_of(record))
+    return Phrase("no known schema in the fields ({fields}); map them with --columns, e.g. --columns {example}",
+                  fields=field_list(record), example=Phrase(COLUMNS_EXAMPLE))
+
+
+def field_list(record: dict[str, Any]) -> str:
+    """A record's field names, sorted, for messages (`none` when it has none)."""
+    return ", ".join(sorted(map(str, record))) or Phrase("none")
+
+
+_KINDS = {list: N_("a list"), str: N_("a string"), bool: N_("a boolean"), int: N_("a number"), float: N_("a number"),
+          dict: N_("an object")}
 
 
 def kind_of(value: Any) -> str:
-    """A JSON type name with its article, for messages."""
+    """A JSON type name with its article, for messages (a `Phrase`)."""
     if value is None:
         return "null"
-    name = {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number", dict: "an object"}
-    return name.get(type(value), f"a {type(value).__name__}")
+    kind = _KINDS.get(type(value))
+    return Phrase(kind) if kind else Phrase("a {type}", type=type(value).__name__)

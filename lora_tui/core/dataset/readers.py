@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from lora_tui.errors import UserError
+from lora_tui.i18n import N_, Phrase, _
 
 MAX_JSON_BYTES = 256 * 1024 * 1024
 """Largest `.json` array file read (it is parsed as one document); bigger files should be JSONL."""
@@ -44,15 +45,39 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 JSON_CELLS = frozenset({"messages", "conversations", "prompt", "completion", "chosen", "rejected", "tools"})
 """CSV columns whose cells are parsed as JSON when they hold a list (chat turns, tool definitions)."""
 
-NESTED_TOO_DEEP = "invalid JSON: nested too deeply to read (thousands of levels of [ or {)"
+NESTED_TOO_DEEP = Phrase("invalid JSON: nested too deeply to read (thousands of levels of [ or {)")
 """The problem reported for JSON whose nesting exceeds the parser's recursion limit."""
 
 _MAGIC = (
-    (b"PAR1", "it looks like a Parquet file; give it a .parquet extension"),
-    (b"\x1f\x8b", "it is gzip-compressed; decompress it first"),
-    (b"PK\x03\x04", "it is a zip archive; extract it first"),
-    (b"ARROW1", "it looks like an Arrow file; pass the save_to_disk directory instead"),
+    (b"PAR1", N_("not a text file: it looks like a Parquet file; give it a .parquet extension")),
+    (b"\x1f\x8b", N_("not a text file: it is gzip-compressed; decompress it first")),
+    (b"PK\x03\x04", N_("not a text file: it is a zip archive; extract it first")),
+    (b"ARROW1", N_("not a text file: it looks like an Arrow file; pass the save_to_disk directory instead")),
 )
+
+JSON_ERRORS = {msg: msg for msg in (
+    N_("Expecting value"), N_("Expecting ',' delimiter"), N_("Expecting ':' delimiter"),
+    N_("Expecting property name enclosed in double quotes"), N_("Extra data"), N_("Unterminated string starting at"),
+    N_("Invalid control character at"), N_("Invalid \\escape"), N_("Invalid \\uXXXX escape"),
+    N_("Illegal trailing comma before end of object"), N_("Illegal trailing comma before end of array"))}
+"""The json module's own error messages, shown translated (others are shown as the module words them)."""
+
+_JSON_HINTS = {
+    "": N_("invalid JSON: {error} (column {column})"),
+    "array": N_("invalid JSON: {error} (column {column}); the file looks like a JSON array: name it .json"),
+    "lines": N_("invalid JSON: {error} (column {column}); one record per line is JSON Lines: name the file .jsonl"),
+}
+
+
+def invalid_json(exc: json.JSONDecodeError, hint: str = "") -> str:
+    """The problem of a line or document that is not JSON (a `Phrase`), with a hint about the file's name."""
+    error = Phrase(JSON_ERRORS[exc.msg]) if exc.msg in JSON_ERRORS else exc.msg
+    return Phrase(_JSON_HINTS[hint], error=error, column=exc.colno)
+
+
+def _undecodable(bad: str, column: int) -> str:
+    return Phrase("undecodable bytes: byte 0x{byte} at column {column} is not UTF-8; save the file as UTF-8",
+                  byte=bad, column=column)
 
 
 @dataclass(frozen=True)
@@ -137,12 +162,12 @@ def read_records(path: Path, fmt: str, notes: list[str], cursor: Cursor | None =
 def _binary_problem(head: bytes) -> str | None:
     """Why a file head is not UTF-8 text, or None when it looks like text."""
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "not UTF-8: the file is UTF-16 encoded; save it as UTF-8"
-    for magic, hint in _MAGIC:
+        return Phrase("not UTF-8: the file is UTF-16 encoded; save it as UTF-8")
+    for magic, problem in _MAGIC:
         if head.startswith(magic):
-            return f"not a text file: {hint}"
+            return Phrase(problem)
     if b"\x00" in head:
-        return "not a text file: binary data (NUL bytes) near the start; expected UTF-8 text"
+        return Phrase("not a text file: binary data (NUL bytes) near the start; expected UTF-8 text")
     return None
 
 
@@ -155,7 +180,7 @@ def _decode_line(raw: bytes, line_no: int) -> tuple[str | None, str | None]:
     except UnicodeDecodeError as exc:
         bad = raw[exc.start : exc.start + 1].hex()
         col = len(raw[: exc.start].decode("utf-8")) + 1  # characters, not bytes
-        return None, f"undecodable bytes: byte 0x{bad} at column {col} is not UTF-8; save the file as UTF-8"
+        return None, _undecodable(bad, col)
 
 
 def _read_jsonl(path: Path, cursor: Cursor | None = None) -> Iterator[RawRecord]:
@@ -180,10 +205,8 @@ def _read_jsonl(path: Path, cursor: Cursor | None = None) -> Iterator[RawRecord]
             try:
                 value = json.loads(text.rstrip("\r\n"))
             except json.JSONDecodeError as exc:
-                hint = ""
-                if not seen_record and text.lstrip().startswith("["):
-                    hint = "; the file looks like a JSON array: name it .json"
-                yield RawRecord(line_no, None, problem=f"invalid JSON: {exc.msg} (column {exc.colno}){hint}")
+                hint = "array" if not seen_record and text.lstrip().startswith("[") else ""
+                yield RawRecord(line_no, None, problem=invalid_json(exc, hint))
             except RecursionError:
                 yield RawRecord(line_no, None, problem=NESTED_TOO_DEEP)
             else:
@@ -200,18 +223,17 @@ def _surrogate_problem(text: str, start: int, end: int, value: Any) -> str | Non
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as exc:
         code = ord(exc.object[exc.start])
-        return (f"invalid text: the escape \\u{code:04x} is half of a UTF-16 surrogate pair, not a character "
-                "(tokenizers refuse it); fix or remove it")
+        return Phrase("invalid text: the escape \\u{code} is half of a UTF-16 surrogate pair, not a character "
+                      "(tokenizers refuse it); fix or remove it", code=f"{code:04x}")
     return None
 
 
 def _read_json(path: Path, size: int, notes: list[str]) -> Iterator[RawRecord]:
     """A JSON array of records, or an object with exactly one list field (e.g. {"data": [...]})."""
     if size > MAX_JSON_BYTES:
-        raise UserError(
-            f"{path}: a .json file of {size / 2**20:.0f} MB is too large to read as one document "
-            f"(limit {MAX_JSON_BYTES // 2**20} MB); convert it to JSONL, one record per line"
-        )
+        raise UserError(_("{path}: a .json file of {size} MB is too large to read as one document (limit {limit} "
+                          "MB); convert it to JSONL, one record per line").format(
+                              path=path, size=f"{size / 2**20:.0f}", limit=MAX_JSON_BYTES // 2**20))
     data = path.read_bytes()
     problem = _binary_problem(data[:SNIFF_BYTES])
     if problem:
@@ -223,8 +245,7 @@ def _read_json(path: Path, size: int, notes: list[str]) -> Iterator[RawRecord]:
         line = data.count(b"\n", 0, exc.start) + 1
         col = len(data[data.rfind(b"\n", 0, exc.start) + 1 : exc.start].decode("utf-8", "replace")) + 1
         bad = data[exc.start : exc.start + 1].hex()
-        yield RawRecord(line, None, problem=f"undecodable bytes: byte 0x{bad} at column {col} is not UTF-8; "
-                        "save the file as UTF-8")
+        yield RawRecord(line, None, problem=_undecodable(bad, col))
         return
     del data
     yield from _json_array_records(text, notes)
@@ -238,25 +259,23 @@ def _json_array_records(text: str, notes: list[str]) -> Iterator[RawRecord]:
         try:
             whole = json.loads(text)
         except json.JSONDecodeError as exc:
-            hint = "; one record per line is JSON Lines: name the file .jsonl" if exc.msg == "Extra data" else ""
-            yield RawRecord(exc.lineno, None, problem=f"invalid JSON: {exc.msg} (column {exc.colno}){hint}")
+            yield RawRecord(exc.lineno, None, problem=invalid_json(exc, "lines" if exc.msg == "Extra data" else ""))
             return
         except RecursionError:
             yield RawRecord(1, None, problem=NESTED_TOO_DEEP)
             return
         lists = [k for k, v in whole.items() if isinstance(v, list)]
         if len(lists) != 1:
-            found = ", ".join(lists) or "none"
-            yield RawRecord(1, None, problem=(
-                "a top-level JSON object must hold exactly one list of records (e.g. {\"data\": [...]}); "
-                f"list fields found: {found}"))
+            yield RawRecord(1, None, problem=Phrase(
+                "a top-level JSON object must hold exactly one list of records (e.g. {{\"data\": [...]}}); list "
+                "fields found: {found}", found=", ".join(lists) or Phrase("none")))
             return
-        notes.append(f"records read from the top-level field {lists[0]!r}")
+        notes.append(Phrase("records read from the top-level field {field}", field=repr(lists[0])))
         del whole
         pos = _find_key_value(text, lists[0])
     if pos >= len(text) or text[pos] != "[":
         yield RawRecord(text.count("\n", 0, pos) + 1, None,
-                        problem="expected a JSON array of records ([{...}, {...}]) or JSONL")
+                        problem=Phrase("expected a JSON array of records ([{...}, {...}]) or JSONL"))
         return
     line, last = 1, 0
     pos = _skip_ws(text, pos + 1)
@@ -268,7 +287,7 @@ def _json_array_records(text: str, notes: list[str]) -> Iterator[RawRecord]:
         try:
             value, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
-            yield RawRecord(exc.lineno, None, problem=f"invalid JSON: {exc.msg} (column {exc.colno})")
+            yield RawRecord(exc.lineno, None, problem=invalid_json(exc))
             return
         except RecursionError:
             yield RawRecord(line, None, problem=NESTED_TOO_DEEP)
@@ -282,7 +301,7 @@ def _json_array_records(text: str, notes: list[str]) -> Iterator[RawRecord]:
         if pos < len(text) and text[pos] == "]":
             return
         lineno = text.count("\n", 0, pos) + 1
-        yield RawRecord(lineno, None, problem="invalid JSON: expected ',' or ']' after a record")
+        yield RawRecord(lineno, None, problem=Phrase("invalid JSON: expected ',' or ']' after a record"))
         return
 
 
@@ -302,7 +321,7 @@ def _find_key_value(text: str, key: str) -> int:
         pos = _skip_ws(text, _skip_ws(text, pos) + 1)  # past ':'
         if name == key:
             return pos
-        _, pos = decoder.raw_decode(text, pos)
+        _value, pos = decoder.raw_decode(text, pos)
         pos = _skip_ws(text, _skip_ws(text, pos) + 1)  # past ','
     return len(text)
 
@@ -334,8 +353,8 @@ def _read_csv(path: Path, delimiter: str, cursor: Cursor | None = None) -> Itera
                 header = [c.strip() for c in cells]
                 continue
             if len(cells) > len(header):
-                yield RawRecord(start, None, problem=(
-                    f"row has {len(cells)} cells but the header has {len(header)} columns"))
+                yield RawRecord(start, None, problem=Phrase("row has {cells} cells but the header has {columns} "
+                                                            "columns", cells=len(cells), columns=len(header)))
                 continue
             yield RawRecord(start, None, _csv_record(header, cells))
 
@@ -375,7 +394,7 @@ def _read_parquet(path: Path) -> Iterator[RawRecord]:
     try:
         pfile = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as exc:
-        yield RawRecord(None, None, problem=f"not a readable Parquet file: {exc}")
+        yield RawRecord(None, None, problem=Phrase("not a readable Parquet file: {error}", error=str(exc)))
         return
     row = 1
     try:
@@ -383,7 +402,8 @@ def _read_parquet(path: Path) -> Iterator[RawRecord]:
             row += 1
             yield rec
     except (pa.ArrowException, OSError) as exc:
-        yield RawRecord(None, row, problem=f"corrupt Parquet data: the rows from here on cannot be read ({exc})")
+        yield RawRecord(None, row, problem=Phrase("corrupt Parquet data: the rows from here on cannot be read "
+                                                  "({error})", error=str(exc)))
 
 
 def _batches_to_records(batches: Iterable[Any], first_row: int = 1) -> Iterator[RawRecord]:
@@ -409,5 +429,6 @@ def read_arrow_files(files: list[Path]) -> Iterator[RawRecord]:
                     row += 1
                     yield rec
         except (pa.ArrowException, OSError) as exc:
-            yield RawRecord(None, row, problem=f"{file.name}: not a readable Arrow stream: {exc}")
+            yield RawRecord(None, row, problem=Phrase("{file}: not a readable Arrow stream: {error}", file=file.name,
+                                                      error=str(exc)))
             return

@@ -34,6 +34,7 @@ from lora_tui.core.progress import ProgressTracker, Report
 from lora_tui.core.tables import describe_size_tier
 from lora_tui.core.tables import size_tier as _table_size_tier
 from lora_tui.errors import UserError
+from lora_tui.i18n import N_, Phrase, _, english, ngettext
 
 __all__ = [
     "DETECT_RECORDS",
@@ -59,8 +60,11 @@ STOP_CHECK_EVERY = 256
 """Records between two checks of `inspect_dataset`'s `stop` (a cancelled inspection ends this soon)."""
 
 
-NO_TOKENIZER_NOTE = "token statistics need the model's tokenizer on this machine"
+NO_TOKENIZER_NOTE = N_("token statistics need the model's tokenizer on this machine")
 """The note of a report measured without a tokenizer (the CLI adds which flags give it one)."""
+
+NO_RECORDS = N_("no examples: the file holds no records")
+"""The problem of a data file without a single record."""
 
 PROGRESS_INTERVAL_S = 0.1
 """Shortest time between two progress events of an inspection."""
@@ -96,7 +100,7 @@ class DatasetIssue:
     row: int | None
     """1-based row (Parquet and Arrow), else None."""
     message: str
-    """What is wrong, in one line."""
+    """What is wrong, in one line (a `Phrase`: English, shown in the current language)."""
 
     def __post_init__(self) -> None:
         if self.line is not None and self.line < 1:
@@ -106,14 +110,15 @@ class DatasetIssue:
 
     @property
     def location(self) -> str:
-        """`path:line`, `path:row N`, or the path alone for a whole-file problem."""
+        """`path:line`, `path:row N`, or the path alone for a whole-file problem (in the current language)."""
         if self.line is not None:
             return f"{self.path}:{self.line}"
         if self.row is not None:
-            return f"{self.path}:row {self.row}"
+            return _("{path}:row {row}").format(path=self.path, row=self.row)
         return self.path
 
     def __str__(self) -> str:
+        """`location: message` in the current language (JSON output and run files take it in English)."""
         return f"{self.location}: {self.message}"
 
 
@@ -138,7 +143,7 @@ class DatasetReport:
     token_stats: TokenStats | None
     """Token lengths, when a local tokenizer was given; else None."""
     notes: tuple[str, ...]
-    """Remarks on how the data was read and measured."""
+    """Remarks on how the data was read and measured (English `Phrase`s and msgids: `_()` shows them)."""
     bytes: int
     """Size on disk in bytes."""
     schema: str | None = None
@@ -168,7 +173,10 @@ class DatasetReport:
         return replace(self, token_stats=self.token_stats.at(max_seq_length))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (`examples`, `format`, `schema`, `columns`, `shape`, `errors`, `token_stats`, ...)."""
+        """JSON-ready form (`examples`, `format`, `schema`, `columns`, `shape`, `errors`, `token_stats`, ...), in
+        English whatever the language shown."""
+        with english():
+            errors = [str(issue) for issue in self.issues]
         return {
             "path": self.path,
             "format": self.file_format,
@@ -181,7 +189,7 @@ class DatasetReport:
             "size_tier_meaning": describe_size_tier(self.size_tier) if self.size_tier else None,
             "bytes": self.bytes,
             "ok": self.ok,
-            "errors": [str(issue) for issue in self.issues],
+            "errors": errors,
             "error_count": self.issue_count,
             "token_stats": self.token_stats.to_dict() if self.token_stats else None,
             "notes": list(self.notes),
@@ -212,10 +220,10 @@ def inspect_dataset(
     file are issues, not raised.
     """
     if max_issues < 0:
-        raise UserError(f"--max-errors must be >= 0, got {max_issues}")
+        raise UserError(_("--max-errors must be >= 0, got {value}").format(value=max_issues))
     seq_len = DEFAULT_MAX_SEQ_LENGTH if max_seq_length is None else max_seq_length
     if seq_len < 1:
-        raise UserError(f"--max-seq-length must be at least 1, got {seq_len}")
+        raise UserError(_("--max-seq-length must be at least 1, got {value}").format(value=seq_len))
     mapping = _columns(columns)
     counter = TokenCounter(find_tokenizer_file(tokenizer), str(tokenizer)) if tokenizer is not None else None
     label = str(path)
@@ -225,7 +233,7 @@ def inspect_dataset(
     tracker = _tracker(progress, source, tokenizing=counter is not None)
     examples = tally.valid(scanner, stop, tracker, source)
     if counter is None:
-        for _ in examples:
+        for _example in examples:
             pass
     else:
         for item in counter.encoder().encode(examples):
@@ -236,7 +244,7 @@ def inspect_dataset(
                 continue
             counter.add(item, functools.partial(location, label, raw))
     if tally.examples == 0 and tally.count == 0:
-        tally.count, tally.issues = 1, [DatasetIssue(label, None, None, "no examples: the file holds no records")]
+        tally.count, tally.issues = 1, [DatasetIssue(label, None, None, Phrase(NO_RECORDS))]
     if tracker is not None:
         tracker.advance(done=source.bytes if source.cursor is not None else tally.examples)
         tracker.finish()
@@ -260,11 +268,11 @@ def _tracker(progress: Report | None, source: Source, *, tokenizing: bool) -> Pr
     if progress is None:
         return None
     tracker = ProgressTracker(progress, heartbeat=0, min_interval=PROGRESS_INTERVAL_S)
-    stage = "reading and tokenizing the data" if tokenizing else "reading the data"
+    stage = _("reading and tokenizing the data") if tokenizing else _("reading the data")
     if source.cursor is not None:
         tracker.stage(stage, total=source.bytes, unit="bytes")
     else:
-        tracker.stage(stage, unit="records")
+        tracker.stage(stage, unit=N_("records"))
     return tracker
 
 
@@ -331,9 +339,9 @@ def _token_notes(counter: TokenCounter | None, shape: str | None) -> list[str]:
     if counter is None:
         return [NO_TOKENIZER_NOTE]
     if shape in ("messages", "chat_prompt_completion") and counter.template.source == FALLBACK_TEMPLATE:
-        return ["the model has no chat template: chat examples are rendered with lora-tui's fallback template "
-                "(### User: / ### Assistant: headers, as the preview shows); training uses the same one and saves "
-                "it with the adapter's tokenizer"]
+        return [N_("the model has no chat template: chat examples are rendered with lora-tui's fallback template "
+                   "(### User: / ### Assistant: headers, as the preview shows); training uses the same one and "
+                   "saves it with the adapter's tokenizer")]
     return []
 
 
@@ -348,12 +356,13 @@ def iter_examples(path: str | Path, columns: str | ColumnMap | None = None) -> I
     for raw, example, problem in Scanner(open_source(path), label, _columns(columns)):
         where = location(label, raw)
         if problem is not None:
-            raise UserError(f"{where}: {problem}\n(run `lora-tui inspect {path}` to list every problem)")
+            raise UserError(_("{where}: {problem}\n(run `lora-tui inspect {path}` to list every problem)").format(
+                where=where, problem=problem, path=path))
         assert example is not None
         produced += 1
         yield where, example
     if produced == 0:
-        raise UserError(f"{path}: no examples: the file holds no records")
+        raise UserError(_("{path}: {problem}").format(path=path, problem=_(NO_RECORDS)))
 
 
 def truncation_warning(report: DatasetReport) -> str | None:
@@ -361,7 +370,11 @@ def truncation_warning(report: DatasetReport) -> str | None:
     stats = report.token_stats
     if stats is None or stats.over_max == 0:
         return None
-    noun = "example is" if stats.over_max == 1 else "examples are"
-    return (f"{stats.over_max:,} of {stats.count:,} {noun} longer than max_seq_length {stats.max_seq_length:,} "
-            f"tokens (the longest: {stats.max:,}; first: {stats.first_over}); training keeps the first "
-            f"{stats.max_seq_length:,} tokens of each and cuts the rest: raise --max-seq-length to keep them whole")
+    return ngettext("{over} of {count} example is longer than max_seq_length {length} tokens (the longest: {max}; "
+                    "first: {first}); training keeps the first {length} tokens of each and cuts the rest: raise "
+                    "--max-seq-length to keep them whole",
+                    "{over} of {count} examples are longer than max_seq_length {length} tokens (the longest: {max}; "
+                    "first: {first}); training keeps the first {length} tokens of each and cuts the rest: raise "
+                    "--max-seq-length to keep them whole", stats.over_max).format(
+        over=f"{stats.over_max:,}", count=f"{stats.count:,}", length=f"{stats.max_seq_length:,}",
+        max=f"{stats.max:,}", first=stats.first_over)

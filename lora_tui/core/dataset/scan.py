@@ -17,6 +17,7 @@ from lora_tui.core.dataset.mapping import ColumnMap, Refusal, Schema, detect, ex
 from lora_tui.core.dataset.readers import RawRecord, Source
 from lora_tui.core.dataset.shapes import RecordError, normalise
 from lora_tui.errors import UserError
+from lora_tui.i18n import Phrase, _
 
 DETECT_RECORDS = 20
 """How many recognisable records at the start of a file decide its schema (majority, ties to the first)."""
@@ -29,12 +30,12 @@ Checked = tuple[RawRecord, dict[str, Any] | None, str | None]
 
 
 def location(label: str, raw: RawRecord) -> str:
-    """`file:line`, `file:row N` or the file alone, for a record of the source named `label`."""
+    """`file:line`, `file:row N` (a `Phrase`) or the file alone, for a record of the source named `label`."""
     where = raw.file or label
     if raw.line is not None:
         return f"{where}:{raw.line}"
     if raw.row is not None:
-        return f"{where}:row {raw.row}"
+        return Phrase("{path}:row {row}", path=where, row=raw.row)
     return where
 
 
@@ -120,8 +121,9 @@ class Scanner:
         if self.columns is not None and isinstance(first.value, dict):
             missing = [f for f in self.columns.fields if f not in first.value]
             if missing:
-                fields = ", ".join(self.fields) or "none"
-                return (f"--columns {self.columns}: no field `{missing[0]}` in the records; their fields: {fields}")
+                return Phrase("--columns {columns}: no field `{field}` in the records; their fields: {fields}",
+                              columns=str(self.columns), field=missing[0],
+                              fields=", ".join(self.fields) or Phrase("none"))
         return None
 
     def _check(self, raw: RawRecord) -> Checked:
@@ -138,11 +140,12 @@ class Scanner:
             if got is None:
                 return raw, None, unknown_message(raw.value)
             if got.name != schema.name:
-                return raw, None, f"record looks like {got.name} data but the file holds {schema.name} data"
+                return raw, None, Phrase("record looks like {got} data but the file holds {schema} data",
+                                         got=got.name, schema=schema.name)
         try:
             return raw, normalise(raw.value, schema), None
         except RecordError as exc:
-            return raw, None, str(exc)
+            return raw, None, exc.message
 
     def _new_file(self, raw: RawRecord) -> None:
         """The first record of another file of the dataset: it must hold the same schema."""
@@ -156,11 +159,14 @@ class Scanner:
         if self.columns is not None:
             missing = [f for f in self.columns.fields if f not in raw.value]
             if missing:
-                raise UserError(f"{location(self.label, raw)}: no field `{missing[0]}` (--columns {self.columns}); "
-                                f"its fields: {', '.join(map(str, raw.value))}; the files of one dataset must "
-                                "share one schema")
+                raise UserError(_("{where}: no field `{field}` (--columns {columns}); its fields: {fields}; the "
+                                  "files of one dataset must share one schema").format(
+                                      where=location(self.label, raw), field=missing[0], columns=self.columns,
+                                      fields=", ".join(map(str, raw.value))))
             return
         got = detect(raw.value)
         if got is not None and got.name != self.schema.name:
-            raise UserError(f"{location(self.label, raw)}: this file holds {got.name} data but {first_file} holds "
-                            f"{self.schema.name} data; the files of one dataset must share one schema")
+            raise UserError(_("{where}: this file holds {got} data but {first} holds {schema} data; the files of "
+                              "one dataset must share one schema").format(
+                                  where=location(self.label, raw), got=got.name, first=first_file,
+                                  schema=self.schema.name))

@@ -13,15 +13,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lora_tui.core.dataset.mapping import ColumnMap, Schema, kind_of
+from lora_tui.core.dataset.mapping import ColumnMap, Schema, field_list, kind_of
+from lora_tui.i18n import N_, Phrase
 
 SHAPES: dict[str, str] = {
-    "messages": "chat turns, loss on the assistant turns",
-    "chat_prompt_completion": "chat prompt and completion turns, loss on the completion",
-    "prompt_completion": "prompt and completion text without a chat template, loss on the completion",
-    "text": "plain text, loss on every token",
+    "messages": N_("chat turns, loss on the assistant turns"),
+    "chat_prompt_completion": N_("chat prompt and completion turns, loss on the completion"),
+    "prompt_completion": N_("prompt and completion text without a chat template, loss on the completion"),
+    "text": N_("plain text, loss on every token"),
 }
-"""Every shape an example trains as, with what carries the loss."""
+"""Every shape an example trains as, with what carries the loss (English; `_()` shows it)."""
 
 CHAT_ROLES = ("system", "user", "assistant", "tool")
 """Roles accepted in a `messages` conversation."""
@@ -50,7 +51,13 @@ TURN_EXTRAS = ("tool_calls", "tool_call_id", "name")
 
 
 class RecordError(ValueError):
-    """A record that cannot be used for training; the message says what is wrong."""
+    """A record that cannot be used for training; its message (a `Phrase`: English, shown translated) says what
+    is wrong."""
+
+    @property
+    def message(self) -> str:
+        """What is wrong (the Phrase it was raised with)."""
+        return self.args[0] if self.args and isinstance(self.args[0], str) else str(self)
 
 
 def shape_of(example: dict[str, Any]) -> str:
@@ -65,17 +72,17 @@ def shape_of(example: dict[str, Any]) -> str:
 def normalise(record: Any, schema: Schema) -> dict[str, Any]:
     """Validate `record` under `schema` and return its normalised example; RecordError when it is not valid."""
     if not isinstance(record, dict):
-        raise RecordError(f"record is {kind_of(record)}, expected a JSON object")
+        raise RecordError(Phrase("record is {kind}, expected a JSON object", kind=kind_of(record)))
     columns = schema.columns
     if schema.name != "--columns":
         for role, field in columns.pairs:
             if field not in record and role not in schema.optional:
-                raise RecordError(f"missing field `{field}`")
+                raise RecordError(Phrase("missing field `{field}`", field=field))
     else:
         for field in columns.fields:
             if field not in record:
-                fields = ", ".join(sorted(map(str, record))) or "none"
-                raise RecordError(f"no field `{field}` (--columns {columns}); the record's fields: {fields}")
+                raise RecordError(Phrase("no field `{field}` (--columns {columns}); the record's fields: {fields}",
+                                         field=field, columns=str(columns), fields=field_list(record)))
     if columns.kind == "messages":
         return _chat(record, columns, sharegpt=schema.name == "ShareGPT")
     if columns.kind == "text":
@@ -85,15 +92,21 @@ def normalise(record: Any, schema: Schema) -> dict[str, Any]:
     return _instruction(record, columns)
 
 
-def _string_field(record: dict[str, Any], name: str, *, where: str = "") -> str:
-    """A required string field (missing, null or non-string is an error)."""
+def _string_field(record: dict[str, Any], name: str, *, place: str | None = None) -> str:
+    """A required string field (missing, null or non-string is an error); `place` is the turn it is in
+    (`messages[2]`)."""
     if name not in record:
-        raise RecordError(f"missing field `{name}`{where}")
+        raise RecordError(Phrase("missing field `{name}` in {place}", name=name, place=place) if place else
+                          Phrase("missing field `{field}`", field=name))
     value = record[name]
     if value is None:
-        raise RecordError(f"null content: `{name}`{where} is null")
+        raise RecordError(Phrase("null content: `{name}` in {place} is null", name=name, place=place) if place
+                          else Phrase("null content: `{name}` is null", name=name))
     if not isinstance(value, str):
-        raise RecordError(f"`{name}`{where} must be a string, got {kind_of(value)}")
+        kind = kind_of(value)
+        raise RecordError(Phrase("`{name}` in {place} must be a string, got {kind}", name=name, place=place,
+                                 kind=kind) if place else
+                          Phrase("`{name}` must be a string, got {kind}", name=name, kind=kind))
     return value
 
 
@@ -103,7 +116,7 @@ def _optional_string(record: dict[str, Any], name: str | None) -> str:
         return ""
     value = record.get(name)
     if value is not None and not isinstance(value, str):
-        raise RecordError(f"`{name}` must be a string (or empty), got {kind_of(value)}")
+        raise RecordError(Phrase("`{name}` must be a string (or empty), got {kind}", name=name, kind=kind_of(value)))
     return value if value and value.strip() else ""
 
 
@@ -113,13 +126,13 @@ def _turn_list(value: Any, field: str) -> list[Any]:
         try:
             value = json.loads(value)
         except (json.JSONDecodeError, RecursionError):
-            raise RecordError(f"`{field}` is a string but not a JSON list of turns") from None
+            raise RecordError(Phrase("`{field}` is a string but not a JSON list of turns", field=field)) from None
     if value is None:
-        raise RecordError(f"null content: `{field}` is null")
+        raise RecordError(Phrase("null content: `{name}` is null", name=field))
     if not isinstance(value, list):
-        raise RecordError(f"`{field}` must be a list of turns, got {kind_of(value)}")
+        raise RecordError(Phrase("`{field}` must be a list of turns, got {kind}", field=field, kind=kind_of(value)))
     if not value:
-        raise RecordError(f"empty conversation: `{field}` has no turns")
+        raise RecordError(Phrase("empty conversation: `{field}` has no turns", field=field))
     return value
 
 
@@ -129,7 +142,8 @@ def _require_assistant(messages: list[dict[str, Any]], field: str) -> None:
         if message["role"] == "assistant":
             return
     roles = ", ".join(dict.fromkeys(m["role"] for m in messages))
-    raise RecordError(f"no assistant turn to learn from in `{field}` (roles present: {roles})")
+    raise RecordError(Phrase("no assistant turn to learn from in `{field}` (roles present: {roles})", field=field,
+                             roles=roles))
 
 
 def _plain_turns(turns: list[Any]) -> bool:
@@ -145,19 +159,22 @@ def _plain_turns(turns: list[Any]) -> bool:
 
 def _role_turn(turn: Any, field: str, i: int) -> dict[str, Any]:
     """One {role, content} turn; an assistant turn may carry `tool_calls` with null or no content."""
-    where = f" in {field}[{i}]"
+    place = f"{field}[{i}]"
     if not isinstance(turn, dict):
-        raise RecordError(f"{field}[{i}] is {kind_of(turn)}, expected an object with `role` and `content`")
-    role = _string_field(turn, "role", where=where)
+        raise RecordError(Phrase("{place} is {kind}, expected an object with `role` and `content`", place=place,
+                                 kind=kind_of(turn)))
+    role = _string_field(turn, "role", place=place)
     if role not in _ROLE_SET:
-        raise RecordError(f"unknown role {role!r}{where}; allowed roles: {', '.join(CHAT_ROLES)}")
+        raise RecordError(Phrase("unknown role {role} in {place}; allowed roles: {roles}", role=repr(role),
+                                 place=place, roles=", ".join(CHAT_ROLES)))
     calls = turn.get("tool_calls")
     if calls is not None and not (isinstance(calls, list) and all(isinstance(c, dict) for c in calls)):
-        raise RecordError(f"`tool_calls`{where} must be a list of objects, got {kind_of(calls)}")
+        raise RecordError(Phrase("`tool_calls` in {place} must be a list of objects, got {kind}", place=place,
+                                 kind=kind_of(calls)))
     if calls and turn.get("content") is None:
         content = ""
     else:
-        content = _string_field(turn, "content", where=where)
+        content = _string_field(turn, "content", place=place)
     out: dict[str, Any] = {"role": role, "content": content}
     out.update((k, turn[k]) for k in TURN_EXTRAS if turn.get(k) is not None)
     return out
@@ -165,13 +182,15 @@ def _role_turn(turn: Any, field: str, i: int) -> dict[str, Any]:
 
 def _sharegpt_turn(turn: Any, field: str, i: int) -> dict[str, Any]:
     """One ShareGPT {from, value} turn as a chat turn."""
-    where = f" in {field}[{i}]"
+    place = f"{field}[{i}]"
     if not isinstance(turn, dict):
-        raise RecordError(f"{field}[{i}] is {kind_of(turn)}, expected an object with `from` and `value`")
-    speaker = _string_field(turn, "from", where=where)
+        raise RecordError(Phrase("{place} is {kind}, expected an object with `from` and `value`", place=place,
+                                 kind=kind_of(turn)))
+    speaker = _string_field(turn, "from", place=place)
     if speaker not in SHAREGPT_ROLES:
-        raise RecordError(f"unknown role {speaker!r} (`from`){where}; allowed: {', '.join(SHAREGPT_ROLES)}")
-    return {"role": SHAREGPT_ROLES[speaker], "content": _string_field(turn, "value", where=where)}
+        raise RecordError(Phrase("unknown role {role} (`from`) in {place}; allowed: {roles}", role=repr(speaker),
+                                 place=place, roles=", ".join(SHAREGPT_ROLES)))
+    return {"role": SHAREGPT_ROLES[speaker], "content": _string_field(turn, "value", place=place)}
 
 
 def _turns(value: Any, field: str, *, sharegpt: bool | None) -> list[dict[str, Any]]:
@@ -213,9 +232,9 @@ def _tools(record: dict[str, Any]) -> list[Any] | None:
         try:
             tools = json.loads(tools)
         except (json.JSONDecodeError, RecursionError):
-            raise RecordError("`tools` is a string but not JSON; give a list of tool definitions") from None
+            raise RecordError(Phrase("`tools` is a string but not JSON; give a list of tool definitions")) from None
     if not isinstance(tools, list):
-        raise RecordError(f"`tools` must be a list of tool definitions, got {kind_of(tools)}")
+        raise RecordError(Phrase("`tools` must be a list of tool definitions, got {kind}", kind=kind_of(tools)))
     return tools
 
 
@@ -232,7 +251,7 @@ def _instruction(record: dict[str, Any], columns: ColumnMap) -> dict[str, Any]:
     extra = _optional_string(record, columns.get("input"))
     response = _string_field(record, response_field)
     if not response.strip():
-        raise RecordError(f"no assistant turn to learn from: `{response_field}` is empty")
+        raise RecordError(Phrase("no assistant turn to learn from: `{field}` is empty", field=response_field))
     user = f"{prompt_text}\n\n{extra}" if extra else prompt_text
     messages = [{"role": "user", "content": user}, {"role": "assistant", "content": response}]
     system = _optional_string(record, columns.get("system"))
@@ -246,7 +265,7 @@ def _prompt_completion(record: dict[str, Any]) -> dict[str, Any]:
     prompt = _string_field(record, "prompt")
     completion = _string_field(record, "completion")
     if not completion.strip():
-        raise RecordError("nothing to learn from: `completion` is empty")
+        raise RecordError(Phrase("nothing to learn from: `completion` is empty"))
     return {"prompt": prompt, "completion": completion}
 
 
@@ -254,5 +273,5 @@ def _text(record: dict[str, Any], field: str) -> dict[str, Any]:
     """Plain text: one non-empty string."""
     text = _string_field(record, field)
     if not text.strip():
-        raise RecordError(f"empty `{field}`: nothing to learn from")
+        raise RecordError(Phrase("empty `{field}`: nothing to learn from", field=field))
     return {"text": text}

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lora_tui.errors import UserError
+from lora_tui.i18n import N_, Phrase, _
 
 FALLBACK_TEMPLATE = (
     "{{ bos_token }}"
@@ -41,8 +42,8 @@ FALLBACK_TEMPLATE = (
 headers, each turn followed by a blank line, the assistant's text (tool calls as JSON) and end-of-sequence
 token inside a generation block, so only they carry the loss."""
 
-FALLBACK_NAME = "lora-tui fallback template (### User: / ### Assistant:)"
-"""How reports name `FALLBACK_TEMPLATE`."""
+FALLBACK_NAME = Phrase("lora-tui fallback template (### User: / ### Assistant:)")
+"""How reports name `FALLBACK_TEMPLATE` (a `Phrase`: English in files, translated where shown)."""
 
 GENERATION_OPEN = "\ufdd0"
 """Written where a `{% generation %}` block starts (a Unicode noncharacter: never in real text)."""
@@ -53,7 +54,12 @@ _GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")
 
 
 class TemplateError(ValueError):
-    """A chat template that fails on an example (the message names why)."""
+    """A chat template that fails on an example (the message, a `Phrase`, names why)."""
+
+    @property
+    def message(self) -> str:
+        """Why (the Phrase it was raised with)."""
+        return self.args[0] if self.args and isinstance(self.args[0], str) else str(self)
 
 
 @dataclass(frozen=True)
@@ -66,8 +72,8 @@ class ChatTemplate:
     """The beginning-of-sequence token's text ('' when the model has none)."""
     eos_token: str = ""
     """The end-of-sequence token's text."""
-    name: str = "chat template"
-    """Where it came from, for reports: the model's file, or the fallback."""
+    name: str = Phrase("chat template")
+    """Where it came from, for reports: the model's file, or the fallback (a `Phrase`)."""
 
     @property
     def is_fallback(self) -> bool:
@@ -88,10 +94,14 @@ class ChatTemplate:
                 "messages": messages, "tools": tools, "documents": None, "add_generation_prompt": add_generation_prompt,
                 "bos_token": self.bos_token, "eos_token": self.eos_token})))
         except Exception as exc:  # noqa: BLE001 - a template is a program: any failure is the example's problem
-            raise TemplateError(f"the chat template fails on this example: {exc}") from None
+            raise TemplateError(Phrase("the chat template fails on this example: {error}", error=str(exc))) from None
         if GENERATION_OPEN not in marked:
             return marked, []
         return _strip_markers(marked)
+
+
+RESERVED_TEXT = N_("the text holds U+FDD0/U+FDD1 (reserved noncharacters); remove them")
+"""Why an example whose text holds the generation markers cannot be rendered."""
 
 
 def _strip_markers(marked: str) -> tuple[str, list[tuple[int, int]]]:
@@ -102,13 +112,13 @@ def _strip_markers(marked: str) -> tuple[str, list[tuple[int, int]]]:
         close = marked.find(GENERATION_CLOSE, at)
         after = marked.find(GENERATION_OPEN, at + 1)
         if close < 0 or 0 <= after < close:
-            raise TemplateError("the text holds U+FDD0/U+FDD1 (reserved noncharacters); remove them")
+            raise TemplateError(Phrase(RESERVED_TEXT))
         shift = 2 * len(spans)
         spans.append((at - shift, close - shift - 1))
         at = after
     text = marked.replace(GENERATION_OPEN, "").replace(GENERATION_CLOSE, "")
     if len(text) != len(marked) - 2 * len(spans):
-        raise TemplateError("the text holds U+FDD0/U+FDD1 (reserved noncharacters); remove them")
+        raise TemplateError(Phrase(RESERVED_TEXT))
     return text, spans
 
 
@@ -149,7 +159,7 @@ def _compile(source: str) -> tuple[Any, Callable[[dict[str, Any]], Any]]:
     try:
         template = env.from_string(marked_source(source))
     except jinja2.TemplateSyntaxError as exc:
-        raise UserError(f"the model's chat template is not valid Jinja: {exc}") from None
+        raise UserError(_("the model's chat template is not valid Jinja: {error}").format(error=exc)) from None
     base = dict(template.globals)
 
     def context(variables: dict[str, Any]) -> Any:
@@ -191,13 +201,13 @@ def _template_source(folder: Path, config: dict[str, Any]) -> tuple[str | None, 
     """The template text and the file it came from (the same order of files transformers reads)."""
     jinja_file = folder / "chat_template.jinja"
     if jinja_file.is_file():
-        return jinja_file.read_text(encoding="utf-8"), f"chat template ({jinja_file.name})"
+        return jinja_file.read_text(encoding="utf-8"), Phrase("chat template ({file})", file=jinja_file.name)
     value = config.get("chat_template")
     if isinstance(value, list):  # named templates: [{"name": "default", "template": ...}, ...]
         named = {d.get("name"): d.get("template") for d in value if isinstance(d, dict)}
         value = named.get("default") or next(iter(named.values()), None)
     if isinstance(value, str) and value.strip():
-        return value, "chat template (tokenizer_config.json)"
+        return value, Phrase("chat template ({file})", file="tokenizer_config.json")
     return None, ""
 
 

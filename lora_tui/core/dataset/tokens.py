@@ -22,6 +22,7 @@ from lora_tui.core.demo_assets import PREBUILD_LOG, build_demo_tokenizer
 from lora_tui.core.hub import HubError, fetch_tokenizer, fetched_tokenizer_dir
 from lora_tui.core.paths import cache_dir
 from lora_tui.errors import UserError
+from lora_tui.i18n import _
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,9 @@ def find_tokenizer_file(spec: str | Path) -> Path:
         demo = build_demo_tokenizer()
         if demo is not None:
             return demo
-        raise UserError(f"--tokenizer demo: building the demo tokenizer failed; see {cache_dir() / PREBUILD_LOG} "
-                        "or run `python -m lora_tui.train.prebuild --tokenizer-only`")
+        raise UserError(_("--tokenizer demo: building the demo tokenizer failed; see {log} or run "
+                          "`python -m lora_tui.train.prebuild --tokenizer-only`").format(
+                              log=cache_dir() / PREBUILD_LOG))
     path = Path(spec).expanduser()
     if path.is_file():
         return path
@@ -117,8 +119,8 @@ def find_tokenizer_file(spec: str | Path) -> Path:
         candidate = path / "tokenizer.json"
         if candidate.is_file():
             return candidate
-        raise UserError(f"--tokenizer {spec}: no tokenizer.json in this directory; pass a model directory "
-                        "that has one")
+        raise UserError(_("--tokenizer {spec}: no tokenizer.json in this directory; pass a model directory that "
+                          "has one").format(spec=spec))
     cached = _hub_cache_tokenizer(str(spec))
     if cached is not None:
         return cached
@@ -126,9 +128,9 @@ def find_tokenizer_file(spec: str | Path) -> Path:
         fetched = fetched_tokenizer_dir(str(spec)) / "tokenizer.json"
         if fetched.is_file():
             return fetched
-    raise UserError(f"--tokenizer {spec}: not a local directory and not in the Hugging Face cache; "
-                    "pass --fetch-tokenizer (a few MB), download the model once, or pass a directory containing "
-                    "tokenizer.json")
+    raise UserError(_("--tokenizer {spec}: not a local directory and not in the Hugging Face cache; pass "
+                      "--fetch-tokenizer (a few MB), download the model once, or pass a directory containing "
+                      "tokenizer.json").format(spec=spec))
 
 
 def hub_repo(model: str) -> str | None:
@@ -153,11 +155,12 @@ def get_tokenizer(model: str) -> Path:
         return found
     repo = hub_repo(model)
     if repo is None:
-        raise UserError(f"{model}: no tokenizer.json there; choose a model directory that has one")
+        raise UserError(_("{model}: no tokenizer.json there; choose a model directory that has one").format(
+            model=model))
     try:
         return fetch_tokenizer(repo)
     except HubError as exc:
-        raise UserError(f"{repo}: could not fetch its tokenizer: {exc}") from None
+        raise UserError(_("{repo}: could not fetch its tokenizer: {error}").format(repo=repo, error=exc)) from None
 
 
 def local_tokenizer(model: str) -> Path | None:
@@ -241,7 +244,8 @@ def load_tokenizer(tokenizer_file: Path) -> Any:
     try:
         return Tokenizer.from_file(os.fspath(tokenizer_file))
     except Exception as exc:  # the library raises a bare Exception on a malformed file
-        raise UserError(f"{tokenizer_file}: cannot load this tokenizer: {exc}") from None
+        raise UserError(_("{file}: cannot load this tokenizer: {error}").format(
+            file=tokenizer_file, error=exc)) from None
 
 
 def summarise(lengths: Iterable[int], label: str, max_seq_length: int) -> TokenStats | None:

@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from lora_tui.core.hardware.host import cpu_cores, cpu_name, cuda_hidden, mps_available, ram_bytes
-from lora_tui.core.hardware.notes import backend_notes, gpu_notes
+from lora_tui.core.hardware.notes import hardware_notes
+from lora_tui.i18n import N_, Phrase, english
 
 BACKENDS = ("cuda", "mps", "cpu")
 """Where training can run: NVIDIA GPU, Apple GPU, or the CPU."""
@@ -31,25 +32,25 @@ _MIG_ENABLED = 1
 """NVML_DEVICE_MIG_ENABLE: the current-mode value nvmlDeviceGetMigMode reports when MIG is on."""
 
 _NVML_REASONS: dict[int, str] = {
-    1: "NVML was not initialised (an internal error in lora-tui)",
-    3: "the GPU or driver does not support this NVML query",
-    4: "no permission to query the GPU (check access to /dev/nvidia* or run as a user in the video group)",
-    6: "the GPU was not found (it may have been removed or hidden)",
-    8: "the GPU lacks external power (check its power cables)",
-    9: "NVIDIA driver not loaded (the kernel module is missing or failed to load; try nvidia-smi)",
-    10: "the GPU did not answer in time",
-    11: "the GPU has an interrupt problem (check the driver log with dmesg)",
-    12: "NVML library not found (no NVIDIA driver installed)",
-    13: "the NVIDIA driver is too old for this query",
-    14: "the GPU's infoROM is corrupted (the card needs service)",
-    15: "GPU is lost: it stopped responding and needs a reset or a reboot",
-    16: "the GPU needs a reset or a reboot",
-    17: "the operating system blocked the request",
-    18: "the NVIDIA driver and its library versions differ (reboot after a driver update)",
-    20: "NVML ran out of memory",
-    999: "NVML reported an unknown error (try nvidia-smi)",
+    1: N_("NVML was not initialised (an internal error in lora-tui)"),
+    3: N_("the GPU or driver does not support this NVML query"),
+    4: N_("no permission to query the GPU (check access to /dev/nvidia* or run as a user in the video group)"),
+    6: N_("the GPU was not found (it may have been removed or hidden)"),
+    8: N_("the GPU lacks external power (check its power cables)"),
+    9: N_("NVIDIA driver not loaded (the kernel module is missing or failed to load; try nvidia-smi)"),
+    10: N_("the GPU did not answer in time"),
+    11: N_("the GPU has an interrupt problem (check the driver log with dmesg)"),
+    12: N_("NVML library not found (no NVIDIA driver installed)"),
+    13: N_("the NVIDIA driver is too old for this query"),
+    14: N_("the GPU's infoROM is corrupted (the card needs service)"),
+    15: N_("GPU is lost: it stopped responding and needs a reset or a reboot"),
+    16: N_("the GPU needs a reset or a reboot"),
+    17: N_("the operating system blocked the request"),
+    18: N_("the NVIDIA driver and its library versions differ (reboot after a driver update)"),
+    20: N_("NVML ran out of memory"),
+    999: N_("NVML reported an unknown error (try nvidia-smi)"),
 }
-"""NVML error codes (pynvml's NVML_ERROR_*) mapped to what they mean for a person."""
+"""NVML error codes (pynvml's NVML_ERROR_*) mapped to what they mean for a person (English; shown translated)."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,8 @@ class HardwareReport:
     cuda_driver_version: str | None
     """Newest CUDA version the driver supports, e.g. `12.4`; None without NVML."""
     nvml_status: str
-    """`ok` when NVML answered for every GPU, else the reason in plain words."""
+    """`ok` when NVML answered for every GPU, else the reason in plain words (a `Phrase`: English, shown in the
+    current language)."""
     mps_available: bool
     """Apple's Metal (MPS) backend works here."""
     cpu_name: str
@@ -141,7 +143,10 @@ class HardwareReport:
     ram_available_bytes: int
     """Memory available to new processes without swapping, in bytes."""
     notes: tuple[str, ...] = field(default=())
-    """Plain-language explanations of what was found and what it means for training."""
+    """Plain-language explanations of what was found and what it means for training, in the language of the
+    detection (`notes.hardware_notes` makes them again in the current one)."""
+    cuda_hidden: bool = False
+    """CUDA_VISIBLE_DEVICES hides every GPU (what the notes say CUDA sees)."""
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -165,8 +170,12 @@ class HardwareReport:
         return resource_tier_for(self.usable_vram_bytes)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form: the fields (tuples as lists) plus `usable_vram_bytes` and `resource_tier`."""
+        """JSON-friendly form: the fields (tuples as lists) plus `usable_vram_bytes` and `resource_tier`; the notes
+        in English whatever the language shown."""
         data = _jsonable(asdict(self))
+        if self.notes:
+            with english():
+                data["notes"] = list(hardware_notes(self))
         data["usable_vram_bytes"] = self.usable_vram_bytes
         data["resource_tier"] = self.resource_tier
         return data
@@ -206,14 +215,15 @@ def nvml_reason(exc: BaseException) -> str:
     """A readable reason for an NVML error (any NVMLError subclass, or the OSError of a failed load)."""
     code = getattr(exc, "value", None)
     if isinstance(code, int) and code in _NVML_REASONS:
-        return _NVML_REASONS[code]
+        return Phrase(_NVML_REASONS[code])
     if isinstance(exc, OSError):
-        return f"NVML library could not be loaded ({exc})"
+        return Phrase("NVML library could not be loaded ({error})", error=str(exc))
     try:
         text = str(exc)
     except Exception:  # pynvml's __str__ calls into the library, which may itself be broken
         text = ""
-    return f"NVML error {code}: {text}" if text else f"NVML error {code}"
+    return Phrase("NVML error {code}: {error}", code=code, error=text) if text else Phrase("NVML error {code}",
+                                                                                           code=code)
 
 
 def _text(value: Any) -> str:
@@ -307,7 +317,7 @@ def _query_nvml(nvml: Any | None) -> _NvmlResult:
         try:
             nvml = _load_nvml()
         except ImportError:
-            return _NvmlResult((), "NVML Python bindings not installed (pip install nvidia-ml-py)")
+            return _NvmlResult((), Phrase("NVML Python bindings not installed (pip install nvidia-ml-py)"))
     try:
         nvml.nvmlInit()
     except (nvml.NVMLError, OSError) as exc:
@@ -323,11 +333,11 @@ def _query_nvml(nvml: Any | None) -> _NvmlResult:
             try:
                 gpus.append(_read_gpu(nvml, index))
             except nvml.NVMLError as exc:
-                failures.append(f"GPU {index} could not be read: {nvml_reason(exc)}")
+                failures.append(Phrase("GPU {index} could not be read: {reason}", index=index, reason=nvml_reason(exc)))
         driver = _optional(nvml, "nvmlSystemGetDriverVersion")
         return _NvmlResult(
             gpus=tuple(gpus),
-            status="; ".join(failures) if failures else "ok",
+            status=_joined(failures) if failures else "ok",
             driver_version=_text(driver) if driver is not None else None,
             cuda_driver_version=_cuda_version_text(_optional(nvml, "nvmlSystemGetCudaDriverVersion")),
         )
@@ -336,6 +346,14 @@ def _query_nvml(nvml: Any | None) -> _NvmlResult:
             nvml.nvmlShutdown()
         except nvml.NVMLError:
             pass
+
+
+def _joined(reasons: list[str]) -> str:
+    """`first; second; ...` of several reasons, kept a Phrase."""
+    out = reasons[0]
+    for reason in reasons[1:]:
+        out = Phrase("{first}; {second}", first=out, second=reason)
+    return out
 
 
 def query_gpus(nvml: Any | None = None) -> tuple[tuple[GpuInfo, ...], str]:
@@ -373,8 +391,6 @@ def detect_hardware(nvml: Any | None = None, env: Mapping[str, str] | None = Non
         cpu_cores=cpu_cores(),
         ram_total_bytes=ram_total,
         ram_available_bytes=ram_available,
+        cuda_hidden=hidden,
     )
-    notes = backend_notes(report, hidden) + gpu_notes(result.gpus)
-    if result.gpus and result.status != "ok":
-        notes.append(f"Some GPUs are left out: {result.status}.")
-    return replace(report, notes=tuple(notes))
+    return replace(report, notes=hardware_notes(report))

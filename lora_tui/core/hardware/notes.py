@@ -11,6 +11,15 @@ from lora_tui.i18n import _
 if TYPE_CHECKING:
     from lora_tui.core.hardware.detect import GpuInfo, HardwareReport
 
+def hardware_notes(report: HardwareReport) -> tuple[str, ...]:
+    """Every note on a report, in the current language: the headline, each GPU's particulars, the GPUs left out
+    (a screen shows them again after a switch of language from these)."""
+    notes = backend_notes(report, report.cuda_hidden) + gpu_notes(report.gpus)
+    if report.gpus and report.nvml_status != "ok":
+        notes.append(_("Some GPUs are left out: {status}.").format(status=report.nvml_status))
+    return tuple(notes)
+
+
 def gpu_notes(gpus: tuple[GpuInfo, ...]) -> list[str]:
     """What each GPU's particulars mean for training: MIG, bf16 support, memory other processes hold."""
     notes: list[str] = []

@@ -24,6 +24,7 @@ from lora_tui.core.models.inventory import LinearKind, ModelInventory
 from lora_tui.core.paths import PRESETS_DIR, cache_dir
 from lora_tui.core.progress import ProgressTracker, Report
 from lora_tui.errors import UserError
+from lora_tui.i18n import _, ngettext
 
 # ---- targets -----------------------------------------------------------------------------------------------
 
@@ -34,8 +35,8 @@ ALL_LINEAR = "all-linear"
 def _check_target_name(target: str) -> None:
     """lora-tui targets module kinds: a per-layer target (with a layer index) cannot be counted from kinds."""
     if any(part.isdigit() for part in target.split(".")):
-        raise UserError(f"--target-modules: {target!r} names a single layer; lora-tui adapts module kinds in "
-                        "every layer. Use the leaf name (e.g. q_proj).")
+        raise UserError(_("--target-modules: {target} names a single layer; lora-tui adapts module kinds in every "
+                          "layer. Use the leaf name (e.g. q_proj).").format(target=repr(target)))
 
 
 def resolve_targets(inv: ModelInventory, targets: list[str]) -> tuple[list[LinearKind], list[str]]:
@@ -48,7 +49,7 @@ def resolve_targets(inv: ModelInventory, targets: list[str]) -> tuple[list[Linea
     if [t.lower() for t in targets] == [ALL_LINEAR]:
         return [k for k in inv.linears if k.layer_type in ("linear", "conv1d") and k.group != "output"], []
     if any(t.lower() == ALL_LINEAR for t in targets):
-        raise UserError("--target-modules: all-linear cannot be combined with other module names.")
+        raise UserError(_("--target-modules: all-linear cannot be combined with other module names."))
     matched: list[LinearKind] = []
     unmatched: list[str] = []
     for target in targets:
@@ -76,12 +77,18 @@ def resolve_parameters(inv: ModelInventory, targets: list[str]) -> tuple[list[Li
 def unknown_targets_error(inv: ModelInventory, unmatched: list[str],
                           flag: str = "--target-modules") -> UserError:
     """The user error for target names that match no module of the model, listing the names it has."""
-    verb = "matches" if len(unmatched) == 1 else "match"
-    msg = (f"{flag}: {', '.join(unmatched)} {verb} no module of {inv.model_id}. "
-           f"Its modules: {', '.join(inv.module_names())} (or all-linear).")
+    names, modules = ", ".join(unmatched), ", ".join(inv.module_names())
     if inv.parameter_names():
-        msg += f" Fused expert weights ({', '.join(inv.parameter_names())}) need target_parameters."
-    return UserError(msg)
+        return UserError(ngettext(
+            "{flag}: {names} matches no module of {model}. Its modules: {modules} (or all-linear). Fused expert "
+            "weights ({params}) need target_parameters.",
+            "{flag}: {names} match no module of {model}. Its modules: {modules} (or all-linear). Fused expert "
+            "weights ({params}) need target_parameters.", len(unmatched)).format(
+                flag=flag, names=names, model=inv.model_id, modules=modules,
+                params=", ".join(inv.parameter_names())))
+    return UserError(ngettext("{flag}: {names} matches no module of {model}. Its modules: {modules} (or all-linear).",
+                              "{flag}: {names} match no module of {model}. Its modules: {modules} (or all-linear).",
+                              len(unmatched)).format(flag=flag, names=names, model=inv.model_id, modules=modules))
 
 
 def check_targets(inv: ModelInventory, targets: list[str]) -> list[LinearKind]:
@@ -202,9 +209,9 @@ def _read_config(path: Path) -> dict[str, Any]:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
     except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: cannot read config.json ({exc}).") from None
+        raise UserError(_("{path}: cannot read config.json ({error}).").format(path=path, error=exc)) from None
     if not isinstance(data, dict) or "model_type" not in data:
-        raise UserError(f"{path}: not a transformers config.json (no `model_type`).")
+        raise UserError(_("{path}: not a transformers config.json (no `model_type`).").format(path=path))
     return data
 
 
@@ -236,7 +243,8 @@ def build_inventory(config: dict[str, Any], model_id: str, progress: Report | No
         return cached
     tracker = ProgressTracker(progress) if progress is not None else None
     if tracker is not None:
-        tracker.stage(f"building the module tree of {model_id} on the meta device (once per model, about 5 s)")
+        tracker.stage(_("building the module tree of {model} on the meta device (once per model, about 5 s)").format(
+            model=model_id))
     try:
         return _build_and_cache(config, model_id, cache)
     finally:
@@ -251,19 +259,19 @@ def _build_and_cache(config: dict[str, Any], model_id: str, cache: Path) -> Mode
         cache.parent.mkdir(parents=True, exist_ok=True)
         cfg_file.write_text(json.dumps(config), encoding="utf-8")
     except OSError as exc:
-        raise UserError(f"cannot write to the cache directory {cache.parent} ({exc.strerror or exc}); set "
-                        "LORA_TUI_CACHE to a writable directory.") from None
+        raise UserError(_("cannot write to the cache directory {path} ({error}); set LORA_TUI_CACHE to a writable "
+                          "directory.").format(path=cache.parent, error=exc.strerror or exc)) from None
     try:
         cmd = [sys.executable, "-m", "lora_tui.core.models._build", str(cfg_file), model_id]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        raise UserError(f"model {model_id!r}: building its module tree took over {BUILD_TIMEOUT_S} s.") \
-            from None
+        raise UserError(_("model {model}: building its module tree took over {seconds} s.").format(
+            model=repr(model_id), seconds=BUILD_TIMEOUT_S)) from None
     finally:
         cfg_file.unlink(missing_ok=True)
     if proc.returncode != 0:
-        raise UserError(f"model {model_id!r}: transformers cannot build it from its config.json "
-                        f"({_first_sentence(proc.stderr)}).")
+        raise UserError(_("model {model}: transformers cannot build it from its config.json ({error}).").format(
+            model=repr(model_id), error=_first_sentence(proc.stderr)))
     data = json.loads(proc.stdout)
     tmp = cache.with_name(f"{cache.stem}.{unique}.tmp")
     try:
@@ -291,9 +299,9 @@ def _first_sentence(stderr: str, limit: int = 200) -> str:
 
 
 def _not_found(model: str) -> UserError:
-    return UserError(f"model {model!r}: not a preset, not a local directory with config.json, and not in the "
-                     "local Hugging Face cache (the hub is unreachable); use a preset (`lora-tui plan "
-                     "--list-models`), `demo`, or a local path.")
+    return UserError(_("model {model}: not a preset, not a local directory with config.json, and not in the local "
+                       "Hugging Face cache (the hub is unreachable); use a preset (`lora-tui plan --list-models`), "
+                       "`demo`, or a local path.").format(model=repr(model)))
 
 
 def load_inventory(model: str, progress: Report | None = None) -> ModelInventory:
@@ -308,7 +316,7 @@ def load_inventory(model: str, progress: Report | None = None) -> ModelInventory
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise UserError(f"model {model!r}: the directory has no config.json.")
+            raise UserError(_("model {model}: the directory has no config.json.").format(model=repr(model)))
         return build_inventory(_read_config(path / "config.json"), str(path), progress)
     if path.is_file() and path.name.endswith(".json"):
         return build_inventory(_read_config(path), str(path), progress)
@@ -328,20 +336,21 @@ def _has_weights(directory: Path) -> bool:
 
 
 def is_available_offline(model: str) -> tuple[bool, str]:
-    """Whether the model's weights are on this machine, and a one-line reason."""
+    """Whether the model's weights are on this machine, and a one-line reason (in the current language)."""
     if model.strip().lower() == DEMO:
         built = cache_dir() / "demo-model"
         if (built / "config.json").is_file() and _has_weights(built):
-            return True, f"demo model built at {built}"
-        return False, f"demo model not built yet (it is built locally, at {built}, on first use)"
+            return True, _("demo model built at {path}").format(path=built)
+        return False, _("demo model not built yet (it is built locally, at {path}, on first use)").format(path=built)
     path = Path(model).expanduser()
     if path.is_dir():
         if _has_weights(path):
-            return True, f"weights found in {path}"
-        return False, f"{path} has no *.safetensors or pytorch_model*.bin files"
+            return True, _("weights found in {path}").format(path=path)
+        return False, _("{path} has no *.safetensors or pytorch_model*.bin files").format(path=path)
     meta = preset(model)
     hub_id = meta["hub_id"] if meta else model
     for snap in _cached_snapshots(hub_id):
         if any(snap.glob("*.safetensors")):
-            return True, f"{hub_id} in the Hugging Face cache ({snap})"
-    return False, f"{hub_id} is not in the Hugging Face cache ({hf_hub_cache()}); it must be downloaded"
+            return True, _("{model} in the Hugging Face cache ({path})").format(model=hub_id, path=snap)
+    return False, _("{model} is not in the Hugging Face cache ({path}); it must be downloaded").format(
+        model=hub_id, path=hf_hub_cache())

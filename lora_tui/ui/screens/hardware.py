@@ -83,12 +83,20 @@ class HardwareScreen(WizardScreen):
         self.query_one("#hw-summary", Static).update(self._summary(report))
         self._fill_gpus(tuple(report.gpus))
         tier = getattr(report, "resource_tier", None)
-        notes = [str(n) for n in getattr(report, "notes", ()) or ()]
+        notes = self._notes(report)
         explain = TIER_TEXT.get(tier or "") if report.gpus else ("" if notes else BACKEND_TEXT.get(report.backend))
         self.query_one("#hw-tier", Static).update(_(explain) if explain else "")
         self.query_one("#hw-notes", Static).update("\n".join(notes))
         if report.gpus and self.tui.gpu_interval > 0 and self._sampler is None:
             self._sampler = self.set_interval(self.tui.gpu_interval, self.sample_gpus)
+
+    @staticmethod
+    def _notes(report: Any) -> list[str]:
+        """The report's notes in the current language (made again from the report, so a switch of language from
+        the palette shows them in the new one); none for a report that came without notes."""
+        from lora_tui.core.hardware.notes import hardware_notes
+
+        return list(hardware_notes(report)) if getattr(report, "notes", ()) else []
 
     def on_gpus_sampled(self, message: GpusSampled) -> None:
         """Refresh the table with live figures."""
