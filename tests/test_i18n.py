@@ -109,3 +109,38 @@ def test_wrap_counts_cells_and_keeps_english_as_textwrap_does() -> None:
     assert all(width(line) <= 40 for line in lines) and len(lines) > 3
     assert not any(line.strip().startswith(("、", "。", "」")) for line in lines)  # no line starts with them
     assert "".join(line.strip() for line in lines).replace(" ", "") == japanese.replace(" ", "")
+
+
+def test_progress_lines_read_in_japanese() -> None:
+    from lora_tui.core.demo_progress import BuildProgress
+    from lora_tui.core.progress import Progress
+    from tests.helpers.japanese import english_words
+
+    events = [Progress("x", 12, 24, "modules", 6.0), Progress("x", 3 * 2**20, 6 * 2**20, "bytes", 2.0),
+              Progress("x", 40, 128, "tokens", 1.0, at_most=True), Progress("x", 0, None, "", 3.0),
+              Progress("x", 5, 5, "records", 4.0, final=True), Progress("x", 1, 5, "", 1.0, final=True, cancelled=True)]
+    builds = [BuildProgress(stage, 37, 100, 33.1, 100.0) for stage in ("tokenizer", "pretraining", "saving")]
+    english = [e.describe() for e in events] + [b.describe(now=100.0) for b in builds]
+    assert english[:3] == ["x: 12/24 modules, about 6s left", "x: 3.0 MiB of 6.0 MiB, about 2s left",
+                           "x: 40/128 tokens, at most 2s left"]
+    assert english[6] == "building the demo model: training its tokenizer"
+    assert english[7] == "building the demo model: step 37/100, about 56s left"
+    i18n.missing.clear()
+    with i18n.using("ja"):
+        japanese = [e.describe() for e in events] + [b.describe(now=100.0) for b in builds]
+    assert japanese[:2] == ["x: 12/24 モジュール、残り約 6s", "x: 6.0 MiB 中 3.0 MiB、残り約 2s"]
+    assert japanese[7] == "デモモデルを作成中: ステップ 37/100、残り約 56s"
+    assert english_words("\n".join(japanese)) == [] and i18n.missing == set()
+
+
+def test_a_phrase_is_english_data_shown_in_the_current_language() -> None:
+    import json
+
+    from lora_tui.core.dataset.mapping import kind_of
+
+    problem = i18n.Phrase("record is {kind}, expected a JSON object", kind=kind_of([1]))
+    assert problem == "record is a list, expected a JSON object" and json.dumps(problem) == f'"{problem}"'
+    with i18n.using("ja"):
+        assert f"{problem}" == i18n._(problem) == "レコードがリストです。JSON のオブジェクトが必要です"
+        assert str(problem) == "record is a list, expected a JSON object"  # the data itself stays English
+        assert "{}".format(i18n.Phrase.of("run state", "finished")) == "完了"

@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from lora_tui.core.plan import TrainingPlan
+from lora_tui.core.plan import BATCHING, TrainingPlan
 
 NAMES = {
     "LoRA", "QLoRA", "DoRA", "rsLoRA", "GPU", "GPUs", "CPU", "RAM", "VRAM", "NVML", "CUDA", "MIG", "MPS", "NVIDIA",
@@ -26,20 +26,15 @@ NAMES = {
     "plain", "text", "messages", "prompt", "input", "response", "system", "tokenizer", "chatml",
     "proj", "e", "q", "k", "v", "o", "p", "c", "f", "d", "g", "l", "n", "s", "t", "y", "b", "i", "a",
     "sweep", "tokens", "schema", "train", "KiB", "CC", "esc", "LoraConfig", "all", "assistant", "user", "DIR",
-    "FILE", "N", "M", "LM", "torch", "m", "W", "ddp", "fsdp", "DDP", "FSDP",
+    "FILE", "N", "M", "LM", "torch", "m", "W", "ddp", "fsdp", "DDP", "FSDP", "pid", "tool", "null",
+    "FlashAttention", "Compute", "Capability", "nvidia-smi",
 }
 """Words that are names (libraries, units, formats, keys, flag values) and stay as they are."""
 
-SETTINGS = set(TrainingPlan.field_names())
-"""Setting names (lora_r, learning_rate, ...) are names too."""
+SETTINGS = set(TrainingPlan.field_names()) | set(BATCHING)
+"""Setting names (lora_r, learning_rate, ...) and the batching choices are names too."""
 
 LEFT_FOR_LATER = (
-    # core/models/modules.py: whether a model is on this machine
-    r"demo model (not )?built[^\n]*", r"[^\n]*is not in the Hugging Face cache[^\n]*",
-    # core/dataset: the report's notes and shapes
-    r"[^\n]*(chat|instruction|completion|prompt|conversation)[^\n]*format[^\n]*",
-    # core/hardware/detect.py: NVML's status
-    r"NVML: [^\n]*",
     # Textual's own command palette entries
     r"Search for commands…",
 )

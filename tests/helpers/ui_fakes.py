@@ -9,13 +9,19 @@ from pathlib import Path
 from typing import Any
 
 from lora_tui.core import runs
-from lora_tui.core.hardware.detect import GpuInfo, HardwareReport
+from lora_tui.core.hardware.detect import GpuInfo, HardwareReport, nvml_reason
 from lora_tui.core.plan import TrainingPlan
 from lora_tui.core.resolve import ResolvedPlan
 
 GIB = 1024**3
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_TRAINER = ROOT / "tests" / "helpers" / "fake_trainer.py"
+
+
+class _NoDriver(Exception):
+    """NVML's error when no NVIDIA driver is installed (NVML_ERROR_LIBRARY_NOT_FOUND)."""
+
+    value = 12
 
 
 def hardware(gpu_gib: int | None) -> HardwareReport:
@@ -28,7 +34,7 @@ def hardware(gpu_gib: int | None) -> HardwareReport:
                         used_bytes=GIB // 2, compute_capability=(8, 9), utilization_pct=3),)
     return HardwareReport(
         backend="cuda" if gpus else "cpu", gpus=gpus, driver_version="550.54" if gpus else None,
-        cuda_driver_version="12.4" if gpus else None, nvml_status="ok" if gpus else "no NVIDIA driver",
+        cuda_driver_version="12.4" if gpus else None, nvml_status="ok" if gpus else nvml_reason(_NoDriver()),
         mps_available=False, cpu_name="Test CPU", cpu_cores=8, ram_total_bytes=32 * GIB,
         ram_available_bytes=24 * GIB,
     )
