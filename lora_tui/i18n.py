@@ -11,7 +11,9 @@ imports nothing and reads nothing.
 
 The language: `--lang` (`lang_option`), else `LORA_TUI_LANG`, else the TUI's remembered choice, else the locale
 (`LC_ALL`, `LC_MESSAGES`, `LANG`, the first one set; `ja...` is Japanese), else English (`choose_language`).
-JSON output, flag names, file formats and run files are English whatever the language (`english()`).
+JSON output, flag names, file formats and run files are English whatever the language (`english()`). Text a core
+object keeps and hands on (a data report's notes and problems, an adapter's problems, NVML's status) is a `Phrase`:
+English as data, in the current language where it is shown.
 """
 
 from __future__ import annotations

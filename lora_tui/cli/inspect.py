@@ -149,7 +149,7 @@ def data_lines(data: dict[str, Any] | None) -> list[str]:
     """`train --dry-run`'s lines about the data (a report's `to_dict()`): schema, examples, token statistics."""
     if not data:
         return []
-    schema = data.get("schema") or _("none recognised")
+    schema = f"{data['schema']}" if data.get("schema") else _("none recognised")  # a Phrase reads translated
     if data.get("columns"):
         schema += f" ({data['columns']})"
     lines = [_("Data: {path}: {examples} examples, {schema}").format(path=data["path"],
@@ -168,7 +168,7 @@ def render_report(report: Any) -> str:
     from lora_tui.core.tables import describe_size_tier
 
     shape = f"{report.shape} ({_(SHAPES[report.shape])})" if report.shape else _("unknown")
-    schema = report.schema or _("none recognised")
+    schema = f"{report.schema}" if report.schema else _("none recognised")  # a Phrase reads translated
     if report.columns:
         schema += f" ({report.columns})"
     tier = _("{tier}: {description}").format(tier=report.size_tier, description=describe_size_tier(
