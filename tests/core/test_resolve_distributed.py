@@ -136,3 +136,15 @@ def test_the_reasons_are_japanese_in_japanese(tmp_path: Path) -> None:
                  ddp.reasons["gradient_accumulation_steps"]):
         assert english_words(text) == [], text
     assert ddp.sources["gradient_accumulation_steps"] == "recommended (/2 processes (2 machines x 1))"
+
+
+def test_the_fit_loop_keeps_the_effective_batch_over_machines() -> None:
+    from lora_tui.core.fit import fit_to_vram
+
+    modules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    plan = TrainingPlan(model="qwen2.5-0.5b", nnodes=2, master_addr="h", per_device_train_batch_size=8,
+                        gradient_accumulation_steps=1, max_seq_length=2048, lora_r=256, lora_alpha=512,
+                        target_modules=modules, gradient_checkpointing=False)
+    steps = fit_to_vram(load_inventory("qwen2.5-0.5b"), plan, 3 * GB)
+    batch = [step.changes for step in steps if "per_device_train_batch_size" in step.changes]
+    assert batch == [{"per_device_train_batch_size": 2, "gradient_accumulation_steps": 4}]  # 2 x 4 x 2 machines = 16
