@@ -240,8 +240,9 @@ def runner_work(steps: int = 2000) -> float:
 
 def status_write(runs_dir: Path, repeats: int = 50) -> float:
     """Seconds one status.json update takes (read, change, write a temporary file, fsync, rename), the fastest of
-    `repeats`, in the runs directory (or where it would be made, when there is none yet): the run callback does it at most once a second, so a run's steps
-    pay it once a second of training, which `runner_work`'s microsecond steps leave out."""
+    `repeats`, in the runs directory (or where it would be made, when there is none yet): the run callback does
+    it at most once a second, so a run's steps pay it once a second of training, which `runner_work`'s
+    microsecond steps leave out."""
     from lora_tui.core import runs
 
     with tempfile.TemporaryDirectory(dir=runs_dir if runs_dir.is_dir() else runs_dir.parent) as tmp:
