@@ -18,16 +18,34 @@ from __future__ import annotations
 
 import json
 import math
-import types
-import typing
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 from lora_tui.core import runs
+from lora_tui.core.typed_json import dump as _dump
+from lora_tui.core.typed_json import load as _load
 
-_T = TypeVar("_T")
+
+@dataclass
+class RankMemory:
+    """One training process's peak memory, as rank 0 gathered it at a logging step (unknown keys are ignored)."""
+
+    rank: int = 0
+    """The process's global rank."""
+    node: int = 0
+    """The machine it runs on (its node rank)."""
+    local_rank: int = 0
+    """Its rank on that machine: the GPU it uses on CUDA."""
+    device: str = "cpu"
+    """cuda or cpu: what `peak_bytes` measures."""
+    peak_bytes: int | None = None
+    """CUDA: peak allocated bytes; CPU: peak resident-set growth since the model started loading (`MemoryCheck`)."""
+    reserved_bytes: int | None = None
+    """On CUDA the caching allocator's peak reserved bytes."""
+    total_bytes: int | None = None
+    """On CUDA the GPU's memory."""
 
 
 @dataclass
@@ -72,6 +90,9 @@ class MetricsRecord:
     starts over (0): the records before the line at steps above N belong to a discarded attempt."""
     resumed_from: str | None = None
     """On a resume marker line: the checkpoint (relative to the run directory) the run continued from."""
+    ranks: list[RankMemory] | None = None
+    """Every training process's peak memory so far, on a line of a run of several processes where one of them
+    changed since the last line that held them (`core.run_world.last_ranks` finds the latest)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys no field knows, written back as they were."""
 
@@ -340,77 +361,3 @@ def best_eval(records: Iterable[MetricsRecord]) -> tuple[int, float] | None:
         if value is not None and math.isfinite(value) and (best is None or value < best[1]):
             best = (record.step, float(value))
     return best
-
-
-# ---- the tolerant reader --------------------------------------------------------------------------------
-
-
-_HINTS: dict[type, dict[str, Any]] = {}
-"""Field name -> type, per dataclass read so far."""
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    """Field name -> type of a dataclass, evaluated once."""
-    if cls not in _HINTS:
-        _HINTS[cls] = typing.get_type_hints(cls)
-    return _HINTS[cls]
-
-
-def _fits(value: Any, hint: Any) -> bool:
-    """Whether a JSON value has the type a field needs."""
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        return any(_fits(value, arg) for arg in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if hint is Any:
-        return True
-    if hint is bool or isinstance(value, bool):
-        return hint is bool and isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int)
-    if hint is float:
-        return isinstance(value, (int, float)) and (not isinstance(value, int) or abs(value) < 2**1023)
-    if hint is str:
-        return isinstance(value, str)
-    origin = typing.get_origin(hint) or hint
-    if origin is dict or is_dataclass(origin):
-        return isinstance(value, dict)
-    return origin is list and isinstance(value, list)
-
-
-def _convert(value: Any, hint: Any) -> Any:
-    """A fitting JSON value as the field holds it (int -> float, dict -> nested dataclass)."""
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        hint = next(arg for arg in typing.get_args(hint) if _fits(value, arg))
-    if hint is float:
-        return float(value)
-    if isinstance(hint, type) and is_dataclass(hint):
-        return _load(hint, value)
-    return value
-
-
-def _load(cls: type[_T], data: Mapping[str, Any]) -> _T:
-    """A dataclass from a JSON object: fitting values set their field, unknown keys go to `extra` if it has one."""
-    hints = _hints(cls)
-    known: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
-    for key, value in data.items():
-        if key == "extra" or key not in hints:
-            extra[key] = value
-        elif _fits(value, hints[key]):
-            known[key] = _convert(value, hints[key])
-    if "extra" in hints:
-        known["extra"] = extra
-    return cls(**known)
-
-
-def _dump(obj: Any, *, drop_none: bool = False) -> dict[str, Any]:
-    """A dataclass as a JSON object: nested dataclasses as objects, `extra` merged in at the top level."""
-    out: dict[str, Any] = {}
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        if f.name == "extra" or (drop_none and value is None):
-            continue
-        out[f.name] = _dump(value) if is_dataclass(value) and not isinstance(value, type) else value
-    out.update({k: v for k, v in getattr(obj, "extra", {}).items() if k not in out})
-    return out

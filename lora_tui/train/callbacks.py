@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from lora_tui.core import run_files, runs
-from lora_tui.core.run_files import MetricsRecord
+from lora_tui.core.run_files import MetricsRecord, RankMemory
 
 
 class StopFlag:
@@ -73,6 +75,34 @@ class TokenTally:
         return padded, real, trained
 
 
+def gather_memory(measure: Callable[[], dict[str, Any] | None] | None) -> list[RankMemory]:
+    """Every process's peak memory, gathered on every rank (all of them must call it at the same step, as the
+    Trainer's logging steps are): seven numbers each, the peak measured as `measure` (`MemoryProbe.sample`)
+    measures it, CUDA's allocator peak or the CPU's resident-set growth."""
+    import torch
+    import torch.distributed as dist
+
+    from lora_tui.core.memory_check import measured_peak
+
+    sample = (measure() if measure is not None else None) or {}
+    cuda = sample.get("device") == "cuda"
+    peak, reserved = measured_peak(sample), sample.get("peak_reserved_bytes")
+    total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory if cuda else None
+    numbers = [dist.get_rank(), int(os.environ.get("GROUP_RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")),
+               int(cuda), *(v if isinstance(v, int) else -1 for v in (peak, reserved, total))]
+    device = "cuda" if torch.cuda.is_available() and "nccl" in str(dist.get_backend()) else "cpu"
+    mine = torch.tensor(numbers, dtype=torch.int64, device=device)
+    every = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(every, mine)
+    out = []
+    for row in (t.tolist() for t in every):
+        rank, node, local, on_cuda, *sizes = (int(v) for v in row)
+        peak_b, reserved_b, total_b = (v if v >= 0 else None for v in sizes)
+        out.append(RankMemory(rank=rank, node=node, local_rank=local, device="cuda" if on_cuda else "cpu",
+                              peak_bytes=peak_b, reserved_bytes=reserved_b, total_bytes=total_b))
+    return out
+
+
 STATUS_INTERVAL_S = 1.0
 """Least time between two status.json updates while a run trains."""
 
@@ -81,7 +111,7 @@ class RunCallback(TrainerCallback):
     """Writes metrics.jsonl and status.json (rank 0) and turns a stop request into save-and-stop."""
 
     def __init__(self, run_dir: Path, stop: StopFlag, *, is_main: bool, world_size: int,
-                 effective_batch: int) -> None:
+                 effective_batch: int, memory: Callable[[], dict[str, Any] | None] | None = None) -> None:
         self.run_dir = run_dir
         self.stop = stop
         self.is_main = is_main
@@ -100,6 +130,12 @@ class RunCallback(TrainerCallback):
         """(padded, real, trained) tokens of every process at the last training log (and the final summary)."""
         self.first_step_at: float | None = None
         """Unix time the first optimizer step ended."""
+        self.memory = memory
+        """This process's peak memory so far (`MemoryProbe.sample`), gathered from every rank when there are
+        several."""
+        self.ranks: list[RankMemory] | None = None
+        """Every process's peak memory at the last training log (several processes only)."""
+        self._ranks_written: list[RankMemory] | None = None
         self._t0 = time.time()
         self._last_log: tuple[float, int, tuple[int, int, int]] = (self._t0, 0, (0, 0, 0))
         self._last_status = 0.0
@@ -172,11 +208,15 @@ class RunCallback(TrainerCallback):
         counts = None
         if "loss" in logs or "train_runtime" in logs:  # every rank logs these: each sums the ranks' counts
             counts = self.totals = self.tally.totals(self.world_size)
+            if self.world_size > 1:  # and rank 0 learns every rank's peak memory
+                self.ranks = gather_memory(self.memory)
         if "loss" not in logs and "eval_loss" not in logs:
             return control  # the end-of-training summary line
         if not self.is_main or self._metrics is None:
             return control
         record = self._record(state, logs, counts)
+        if "loss" in logs and self.ranks is not None and self.ranks != self._ranks_written:
+            record.ranks = self._ranks_written = self.ranks  # written where a peak changed: the lines stay short
         run_files.append_metrics(self._metrics, record)
         print(log_line(record, state.max_steps), flush=True)
         return control

@@ -346,7 +346,7 @@ def _attempt(run_dir: Path, plan: TrainingPlan, sources: dict[str, str], launch:
     probe.start()
     callback = RunCallback(run_dir, stop, is_main=is_main, world_size=world_size,
                            effective_batch=plan.per_device_train_batch_size * plan.gradient_accumulation_steps
-                           * world_size)
+                           * world_size, memory=probe.sample)
     trainer = None
     facts: dict[str, Any] = {"precision": precision, "world_size": world_size}
     result: dict[str, Any] = {"state": "failed", "error": None, "next_settings": None}

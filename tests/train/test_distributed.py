@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from lora_tui.core import run_lock, runs
+from lora_tui.cli import main
+from lora_tui.core import run_lock, run_world, runs
 
 pytestmark = pytest.mark.slow
 
@@ -116,7 +117,8 @@ def _shapes(adapter: Path) -> dict[str, list[int]]:
         return {key: list(fh.get_slice(key).get_shape()) for key in fh.keys()}  # noqa: SIM118
 
 
-def test_two_nodes_killed_then_resumed_make_one_adapter(demo_model: Path, tmp_path: Path) -> None:
+def test_two_nodes_killed_then_resumed_make_one_adapter(demo_model: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
     steps = ["--max-steps", "24", "--save-steps", "4"]
     node1 = _both(out, *steps)
@@ -127,6 +129,9 @@ def test_two_nodes_killed_then_resumed_make_one_adapter(demo_model: Path, tmp_pa
     status = runs.read_status(out)
     assert status is not None and "node 1's last lines (node-1.log)" in (status.error or ""), status
     assert not runs.is_adapter_dir(out)
+    from lora_tui.ui.screens.monitor_text import error_parts
+
+    assert error_parts(status.error)[-1].startswith("node 1's last lines (node-1.log): ")  # the monitor's own line
     _wait(lambda: run_lock.probe(out) is False, 60)  # node 0's processes end after saying so
     _both(out, *steps, "--resume")
     _wait(lambda: _state(out) not in ("starting", "running"))
@@ -135,6 +140,13 @@ def test_two_nodes_killed_then_resumed_make_one_adapter(demo_model: Path, tmp_pa
     info = json.loads((out / runs.INFO_FILE).read_text())
     assert info["world_size"] == 2 and info["settings"]["nnodes"]["value"] == 2 and info["effective_batch_size"] == 2
     assert "resumed from checkpoint-" in (out / runs.LOG_FILE).read_text()
+    ranks = run_world.read_ranks(out)  # every rank's peak memory, gathered on rank 0 at the logging steps
+    assert ranks is not None and sorted((r.rank, r.node, r.device) for r in ranks) == [(0, 0, "cpu"), (1, 1, "cpu")]
+    assert all(r.peak_bytes is not None and r.peak_bytes > 0 for r in ranks)
+    assert main(["runs", "show", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "world size       2 (2 nodes x 1)\n  node 0: " in shown
+    assert "  node 1: " in shown and "peak resident-set growth of 1 process on the CPU (rank 1 " in shown
     assert sorted(p.name for p in out.iterdir() if p.name.startswith("node-")) == ["node-1.log"]
     single = tmp_path / "single"
     done = subprocess.run([sys.executable, "-m", "lora_tui", "train", *SMALL, "--max-steps", "1", "--output",
