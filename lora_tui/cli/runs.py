@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from lora_tui.cells import pad
 from lora_tui.cells import table as cell_table
 from lora_tui.cells import width as cells_width
 from lora_tui.errors import UserError
-from lora_tui.i18n import N_, _, pgettext
+from lora_tui.i18n import N_, _, english, pgettext
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -104,14 +105,14 @@ def _diagnose(path: Path, as_json: bool) -> int:
     """What the monitor's troubleshooting shows, for a run directory: silent (exit 0) when nothing is wrong."""
     from lora_tui.core.symptoms import diagnose_run, symptom_dict
 
-    found = diagnose_run(path)
     if as_json:
-        print(json.dumps({"symptoms": [symptom_dict(s) for s in found]}, indent=2))
+        with english():  # JSON output is English whatever the language
+            print(json.dumps({"symptoms": [symptom_dict(s) for s in diagnose_run(path)]}, indent=2))
         return 0
-    for symptom in found:
+    for symptom in diagnose_run(path):
         print(_("{title}: {evidence}").format(title=symptom.title, evidence=symptom.evidence))
         for remedy in symptom.remedies:
-            print(f"  - {remedy.description}  [{remedy.source}]")
+            print(_("  - {remedy}  [{source}]").format(remedy=remedy.description, source=remedy.source))
     return 0
 
 
@@ -174,18 +175,26 @@ def _list(root: str | None, as_json: bool) -> int:
 
 
 def _show(path: Path, as_json: bool) -> int:
-    from lora_tui.core import run_files, runs
+    from lora_tui.core import run_files, run_world, runs
 
     summary = _summary(path)
     info = run_files.read_training_info(path)  # None when missing or damaged
+    world = run_world.world_of(runs.read_status(path), _plan(path), info.world_size if info is not None else None)
+    ranks = run_world.read_ranks(path)
     if as_json:
         training: dict[str, Any] | None = info.to_dict() if info is not None else None
-        print(json.dumps({**summary, "training_info": training}, indent=2, default=str))
+        shape = {"size": world.size, "nodes": world.nodes} if world is not None else None
+        print(json.dumps({**summary, "world": shape, "ranks": [asdict(r) for r in ranks] if ranks else None,
+                          "training_info": training}, indent=2, default=str))
         return 0
     for key, value in summary.items():
         if value is not None and key not in ("best_eval_loss", "best_eval_step"):
             shown = pgettext("run state", str(value)) if key == "state" else value
             print(f"{pad(_(SHOW_LABELS[key]) if key in SHOW_LABELS else key, 16)} {shown}")
+    if world is not None:
+        print(f"{pad(_('world size'), 16)} {run_world.world_shape(world)}")
+    for node in run_world.node_lines(ranks):  # each machine's peak memory, and each of its GPUs'
+        print(f"  {node}")
     if isinstance(summary["best_eval_loss"], float):
         print(_("best eval loss {loss} at step {step}").format(loss=f"{summary['best_eval_loss']:.4f}",
                                                               step=summary["best_eval_step"]))
@@ -211,6 +220,17 @@ def _show(path: Path, as_json: bool) -> int:
     if line:
         print(_("memory: {line}").format(line=line))
     return 0
+
+
+def _plan(path: Path) -> Any:
+    """The run's plan from its run.toml, None when missing or unreadable."""
+    from lora_tui.core import runs
+    from lora_tui.core.plan import TrainingPlan, load_run_file
+
+    try:
+        return TrainingPlan.from_dict(load_run_file(path / runs.RUN_FILE)[0])
+    except UserError:
+        return None
 
 
 def _throughput(info: Any) -> str | None:

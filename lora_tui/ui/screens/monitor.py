@@ -6,7 +6,9 @@ costs one message per poll and the log pane never holds more than LOG_LINES_KEPT
 first step the same worker reads how far the demo model's build has got (`core.demo_progress`).
 
 The log pane wraps long lines and keeps to its end (`WrappedLog`). The advice and the summary are shown in
-full on a tall screen and in one line each on a short one (`d` switches), so at 80x24 the log keeps its lines.
+full on a tall screen and in one line each on a short one (`d` switches), so at 80x24 the log keeps its lines;
+a run of several machines shows each GPU's peak memory under its status on a tall screen, every machine's in one
+line on a short one (each GPU's then above the advice with `d`). The words are `monitor_text`'s.
 """
 
 from __future__ import annotations
@@ -30,12 +32,13 @@ from lora_tui.core.demo_progress import BuildProgress
 from lora_tui.core.paths import cache_dir
 from lora_tui.core.plan import TrainingPlan, load_run_file
 from lora_tui.core.run_files import MetricsRecord, best_eval, finite, one_history
+from lora_tui.core.run_world import last_ranks, world_of
 from lora_tui.errors import UserError
+from lora_tui.i18n import N_, _, pgettext
 from lora_tui.ui.format import display_path, fmt_bytes, fmt_metric
 from lora_tui.ui.messages import GpusSampled, RunLaunched, RunPolled
 from lora_tui.ui.screens import monitor_text as words
 from lora_tui.ui.screens.base import AppScreen
-from lora_tui.ui.screens.monitor_text import STATE_STYLE
 from lora_tui.ui.widgets.chart import LineChart, Mark, Series
 from lora_tui.ui.widgets.wrapped_log import WrappedLog
 
@@ -62,14 +65,17 @@ class MonitorScreen(AppScreen):
     """Watch one run directory; stop, resume, and turn a diagnosed remedy into a new run."""
 
     BINDINGS = [
-        Binding("s", "stop", "Stop", tooltip="Save a checkpoint and stop at the next step", id="stop"),
-        Binding("r", "resume", "Resume", tooltip="Continue a stopped run from its last checkpoint", id="resume"),
-        Binding("a", "apply", "Apply remedy", tooltip="Make a new run configuration from the remedy", id="apply"),
-        Binding("o", "open_adapter", "Adapter", tooltip="Open this run's adapter on the Adapters screen",
+        Binding("s", "stop", N_("Stop"), tooltip=N_("Save a checkpoint and stop at the next step"), id="stop"),
+        Binding("r", "resume", N_("Resume"), tooltip=N_("Continue a stopped run from its last checkpoint"),
+                id="resume"),
+        Binding("a", "apply", N_("Apply remedy"), tooltip=N_("Make a new run configuration from the remedy"),
+                id="apply"),
+        Binding("o", "open_adapter", N_("Adapter"), tooltip=N_("Open this run's adapter on the Adapters screen"),
                 id="open-adapter"),
-        Binding("d", "toggle_details", "Details", tooltip="Show the advice and the summary in full, or in one line "
-                "each (the log gets the room)", id="details"),
-        Binding("escape", "app.back", "Back", tooltip="Leave the monitor (the run keeps going)", id="leave"),
+        Binding("d", "toggle_details", N_("Details"), tooltip=N_("Show the advice and the summary in full, or in "
+                                                                 "one line each (the log gets the room)"),
+                id="details"),
+        Binding("escape", "app.back", N_("Back"), tooltip=N_("Leave the monitor (the run keeps going)"), id="leave"),
     ]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (SHORT_HEIGHT, "-tall")]
 
@@ -101,21 +107,21 @@ class MonitorScreen(AppScreen):
             with Vertical(id="mon-left"):
                 yield LineChart(id="loss-chart")
                 with Horizontal(classes="spark-row"):
-                    yield Static("lr", classes="spark-label", id="lr-label")
+                    yield Static(pgettext("sparkline", "lr"), classes="spark-label", id="lr-label")
                     yield Sparkline([], id="lr-spark")
                 with Horizontal(classes="spark-row"):
-                    yield Static("grad", classes="spark-label", id="gn-label")
+                    yield Static(pgettext("sparkline", "grad"), classes="spark-label", id="gn-label")
                     yield Sparkline([], id="gn-spark")
                 yield Static("", id="mon-gpu", classes="-blank")
                 with VerticalScroll(id="mon-notes"):
-                    for name in ("mon-advice", "mon-advice-brief", "mon-summary", "mon-summary-brief"):
+                    for name in ("mon-ranks", "mon-advice", "mon-advice-brief", "mon-summary", "mon-summary-brief"):
                         yield Static("", id=name, classes="-blank")
             yield WrappedLog(max_lines=follow.LOG_LINES_KEPT, id="mon-log")
         yield Footer()
 
     def on_mount(self) -> None:
         """Read what is there now, then poll on a timer."""
-        self.query_one("#mon-status", Static).update(f"Run {self.run_dir}")
+        self.query_one("#mon-status", Static).update(_("Run {run}").format(run=self.run_dir))
         self.poll()
         self.set_interval(self.tui.poll_interval, self.poll)
         gpu_interval = getattr(self.app, "gpu_interval", 0)
@@ -182,7 +188,9 @@ class MonitorScreen(AppScreen):
             self.call_after_refresh(self._fit_notes)
 
     def on_resize(self) -> None:
-        """A new terminal size: the advice and the summary get what the log can spare."""
+        """A new terminal size: the status lines in full or brief, the advice and the summary get what the log
+        can spare."""
+        self.call_after_refresh(self._show_progress)
         self.call_after_refresh(self._fit_notes)
 
     def _fit_notes(self) -> None:
@@ -211,7 +219,7 @@ class MonitorScreen(AppScreen):
     def on_gpus_sampled(self, message: GpusSampled) -> None:
         """Show each GPU's memory and utilisation."""
         if not message.gpus:
-            self._put("#mon-gpu", Text(f"GPU: none ({message.status})", style="dim"))
+            self._put("#mon-gpu", Text(_("GPU: none ({status})").format(status=message.status), style="dim"))
             return
         parts = []
         for gpu in message.gpus:
@@ -222,7 +230,7 @@ class MonitorScreen(AppScreen):
 
     def on_run_launched(self, message: RunLaunched) -> None:
         """The run was resumed: keep following the same directory."""
-        self.notify(f"Resumed (pid {message.pid}).", title="Run")
+        self.notify(_("Resumed (pid {pid}).").format(pid=message.pid), title=_("Run"))
 
     # ---- views ------------------------------------------------------------------------------------------
 
@@ -230,15 +238,17 @@ class MonitorScreen(AppScreen):
         train = [(m.step, m.loss) for m in self.metrics if m.loss is not None and math.isfinite(m.loss)]
         evals = [(m.step, m.eval_loss) for m in self.metrics
                  if m.eval_loss is not None and math.isfinite(m.eval_loss)]
-        data = [Series("train", tuple(v for _, v in train), "bold cyan", steps=tuple(s for s, _ in train))]
+        data = [Series(_("train"), tuple(v for _s, v in train), "bold cyan", steps=tuple(s for s, _v in train))]
         if evals:
-            data.append(Series("eval", tuple(v for _, v in evals), "bold magenta", steps=tuple(s for s, _ in evals)))
+            data.append(Series(_("eval"), tuple(v for _s, v in evals), "bold magenta",
+                               steps=tuple(s for s, _v in evals)))
         chart = self.query_one("#loss-chart", LineChart)
         chart.data = tuple(data)
         best = best_eval(self.metrics)
-        chart.mark = Mark(best[0], best[1], words.best_eval_text(best)) if best is not None else None
-        for key, values, label in (("lr", finite(m.learning_rate for m in self.metrics), "lr"),
-                                   ("gn", finite(m.grad_norm for m in self.metrics), "grad")):
+        chart.mark = Mark(best[0], best[1], words.best_eval_text(best), short=f"{best[1]:.4f} @ {best[0]}") \
+            if best is not None else None
+        for key, values, label in (("lr", finite(m.learning_rate for m in self.metrics), pgettext("sparkline", "lr")),
+                                   ("gn", finite(m.grad_norm for m in self.metrics), pgettext("sparkline", "grad"))):
             self.query_one(f"#{key}-spark", Sparkline).data = values[-200:]
             self.query_one(f"#{key}-label", Static).update(f"{label} {fmt_metric(values[-1] if values else None)}")
 
@@ -255,33 +265,14 @@ class MonitorScreen(AppScreen):
             self.query_one("#mon-progress-text", Static).update(self.build.describe())
         else:
             bar.update(total=max_steps or None, progress=step)
-            self.query_one("#mon-progress-text", Static).update(self._step_text(step, max_steps, last, state))
-        head = Text.assemble(("Run ", "bold"), str(self.run_dir), "  ", (state, STATE_STYLE.get(state, "bold")))
-        if status and status.pid and state in ("running", "starting"):
-            head.append(f"  pid {status.pid}", style="dim")
-        if status and status.error:
-            head.append(f"\n{status.error}", style="red")
-        memory = self._memory_text()
-        if memory:
-            head.append(f"\nmemory: {memory}", style="dim")
-        self.query_one("#mon-status", Static).update(head)
-
-    def _step_text(self, step: int, max_steps: int | None, last: MetricsRecord, state: str) -> Text:
-        """`step 37/69 · epoch 1.62 · 1,234 tok/s · padding 12% · 1m02s · ETA 0m55s` (tok/s: non-padding tokens)."""
-        text = Text()
-        text.append(f"step {step}/{max_steps or '?'}")
-        if last.epoch is not None and math.isfinite(last.epoch):
-            text.append(f" · epoch {last.epoch:.2f}")
-        if last.tokens_per_second is not None and math.isfinite(last.tokens_per_second):
-            text.append(f" · {last.tokens_per_second:,.0f} tok/s")
-        if last.padding_share is not None and math.isfinite(last.padding_share):
-            text.append(f" · padding {last.padding_share:.0%}")
-        elapsed = self._elapsed()
-        text.append(f" · {follow.format_duration(elapsed)}")
-        if state in ("running", "starting"):
-            eta = follow.eta_seconds(step, max_steps, elapsed)
-            text.append(f" · ETA {follow.format_duration(eta)}")
-        return text
+            self.query_one("#mon-progress-text", Static).update(
+                words.step_text(step, max_steps, last, state, self._elapsed()))
+        short, ranks = self.has_class("-short"), last_ranks(self.metrics)
+        self.query_one("#mon-status", Static).update(words.status_head(
+            str(self.run_dir), state, pid=status.pid if status else None, error=status.error if status else None,
+            memory=self._memory_text(), world=world_of(status, self.plan()), ranks=ranks, brief=short))
+        # on a short screen each GPU's memory is a detail (`d`), above the advice, so the status keeps its lines
+        self._put("#mon-ranks", words.ranks_text(ranks) if short and self.details_shown() else "")
 
     def _memory_text(self) -> str | None:
         """Estimated against measured peak memory, once the run has measured it (status.json's `memory`)."""
@@ -333,11 +324,10 @@ class MonitorScreen(AppScreen):
         losses = finite(m.loss for m in self.metrics)
         adapter = self.adapter_path()
         info = read_training_info(self.run_dir) if adapter is not None else None
-        adapter_from = None
-        if info is not None and info.adapter_step is not None:
-            lowest = info.adapter_kept == "best" and info.adapter_eval_loss is not None
-            adapter_from = (f"step {info.adapter_step}, the lowest eval loss {info.adapter_eval_loss:.4f}" if lowest
-                            else f"step {info.adapter_step}, the last one")
+        from lora_tui.core.adapter_report import adapter_choice_line
+
+        adapter_from = adapter_choice_line(info.adapter_step, info.adapter_kept, info.adapter_eval_loss) \
+            if info is not None else None
         return words.RunOutcome(
             state=status.effective_state(), steps=status.step, elapsed=follow.format_duration(self._elapsed()),
             final_loss=losses[-1] if losses else None, best_loss=min(losses) if losses else None,
@@ -350,15 +340,7 @@ class MonitorScreen(AppScreen):
             return Text("")
         plan = self.plan()
         building = plan is not None and plan.model.strip().lower() == "demo" and demo_model_building()
-        if brief:
-            what = "building the demo model (once per machine)" if building else "loading torch and the model"
-            return Text(f"Starting: {what}; the first loss follows the first optimizer step.", style="dim")
-        text = Text("Starting: the training process loads torch, transformers and the model", style="dim")
-        if building:
-            text.append(f"; first, it builds the demo model in {cache_dir()} (once per machine, a minute or two "
-                        "on a CPU; its progress is in the bar above)", style="dim")
-        text.append(". The first loss appears after the first optimizer step.", style="dim")
-        return text
+        return words.waiting_note(building, str(cache_dir()), brief=brief)
 
     def adapter_path(self) -> Path | None:
         """Where the run's adapter is, once written."""
@@ -385,18 +367,18 @@ class MonitorScreen(AppScreen):
     def action_stop(self) -> None:
         """Ask the run to save a checkpoint and stop."""
         if runs.request_stop(self.run_dir):
-            self.notify("Stop requested: the run saves a checkpoint and stops at its next step.", title="Run")
+            self.notify(_("Stop requested: the run saves a checkpoint and stops at its next step."), title=_("Run"))
         else:
-            self.notify("The run is not running.", severity="warning")
+            self.notify(_("The run is not running."), severity="warning")
 
     def action_resume(self) -> None:
         """Continue the run from its last complete checkpoint."""
         plan = self.plan()
         state = self.status.effective_state() if self.status else None
         if state in ("running", "starting"):
-            self.notify("The run is still going.", severity="warning")
+            self.notify(_("The run is still going."), severity="warning")
         elif plan is None or runs.latest_complete_checkpoint(self.run_dir) is None:
-            self.notify("Nothing to resume: no run file or no complete checkpoint.", severity="warning")
+            self.notify(_("Nothing to resume: no run file or no complete checkpoint."), severity="warning")
         else:
             self.relaunch()
 
@@ -407,12 +389,13 @@ class MonitorScreen(AppScreen):
         if self.symptoms:
             changes, reason = self.symptoms[0].changes, self.symptoms[0].title
         elif self.status is not None and self.status.next_settings:
-            changes, reason = dict(self.status.next_settings), "out of memory"
+            changes, reason = dict(self.status.next_settings), _("out of memory")
         if not changes:
-            self.notify("No remedy to apply.", severity="warning")
+            self.notify(_("No remedy to apply."), severity="warning")
             return
         shown = words.describe_changes(changes, self.plan())
-        self.tui.review_with(changes, reason=f"{reason}: {shown}", base=self.plan())
+        self.tui.review_with(changes, reason=_("{reason}: {changes}").format(reason=reason, changes=shown),
+                             base=self.plan())
 
     def details_shown(self) -> bool:
         """True when the advice and the summary are shown in full (tall screens, or after `d`)."""
@@ -425,6 +408,7 @@ class MonitorScreen(AppScreen):
         full = not self.details_shown()
         self.set_class(full, "-expanded")
         self.set_class(not full, "-collapsed")
+        self._show_progress()
         self.call_after_refresh(self._fit_notes)
 
     async def action_open_adapter(self) -> None:
@@ -435,7 +419,7 @@ class MonitorScreen(AppScreen):
 
         adapter = self.adapter_path()
         if adapter is None:
-            self.notify("No adapter yet: it is written when the run ends (or at a stop).", severity="warning")
+            self.notify(_("No adapter yet: it is written when the run ends (or at a stop)."), severity="warning")
             return
         screen = AdaptersScreen(runs_root=self.tui.runs_root)
         await self.tui.push_screen(screen)
@@ -444,5 +428,5 @@ class MonitorScreen(AppScreen):
             if Path(info.run_dir).resolve() == self.run_dir.resolve() or Path(path).resolve() == adapter:
                 table.move_cursor(row=index)
                 return
-        screen.set_status(f"This run is outside the runs root {display_path(self.tui.runs_root)}, which the "
-                          "Adapters screen lists.", error=True)
+        screen.set_status(_("This run is outside the runs root {root}, which the Adapters screen lists.").format(
+            root=display_path(self.tui.runs_root)), error=True)

@@ -17,6 +17,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from lora_tui.i18n import _
+
 _BRAILLE_BASE = 0x2800
 _DOT_BITS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))
 """Bit of the braille dot at (row 0-3, column 0-1) within one cell."""
@@ -50,6 +52,8 @@ class Mark:
     """Legend text, e.g. `best eval 1.234 at step 40`."""
     style: str = "bold yellow"
     """Rich style of the diamond and its legend."""
+    short: str = ""
+    """Legend text where `label` leaves the legend wider than the chart, e.g. `1.234 @ 40`."""
 
 
 Grid = list[list[tuple[int, str | None]]]
@@ -146,7 +150,7 @@ def render_chart(series: Sequence[Series], width: int, height: int, mark: Mark |
     """The chart as Rich text: a y-axis with the min and max, the plot, and a legend line."""
     finite = [v for s in series for v in s.values if math.isfinite(v)]
     if not finite:
-        return Text("waiting for the first loss value…", style="dim")
+        return Text(_("waiting for the first loss value…"), style="dim")
     lo, hi = min(finite), max(finite)
     labels = (f"{hi:.3g}", f"{lo:.3g}")
     axis_w = max(len(x) for x in labels) + 1
@@ -164,11 +168,24 @@ def render_chart(series: Sequence[Series], width: int, height: int, mark: Mark |
             else:
                 text.append(chr(_BRAILLE_BASE + bits), style=style or "")
         text.append("\n")
-    for s in series:
-        if s.values:
-            text.append(f" ━ {s.label} {s.values[-1]:.4g}", style=s.style)
-    if mark is not None:
-        text.append(f" {MARK_CHAR} {mark.label}", style=mark.style)
+    text.append_text(legend(series, mark, width))
+    return text
+
+
+def legend(series: Sequence[Series], mark: Mark | None, width: int) -> Text:
+    """` ━ train 1.11 ━ eval 1.21 ◆ best eval 1.2097 at step 40` in at most `width` cells: the mark's short label
+    where its label does not fit, then cut with an ellipsis."""
+    labels = [mark.label, mark.short or mark.label] if mark is not None else [""]
+    for label in labels:
+        text = Text()
+        for s in series:
+            if s.values:
+                text.append(f" ━ {s.label} {s.values[-1]:.4g}", style=s.style)
+        if mark is not None:
+            text.append(f" {MARK_CHAR} {label}", style=mark.style)
+        if text.cell_len <= width:
+            break
+    text.truncate(max(1, width), overflow="ellipsis")
     return text
 
 

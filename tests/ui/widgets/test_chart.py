@@ -40,3 +40,16 @@ def test_the_mark_is_drawn_at_its_step_and_named_in_the_legend() -> None:
 def test_no_mark_no_diamond() -> None:
     text = render_chart([Series("train", (3.0, 2.0), "train", steps=(1, 2))], 30, 4).plain
     assert MARK_CHAR not in text and "train 2" in text
+
+
+def test_the_legend_keeps_to_the_charts_width_by_cells() -> None:
+    from rich.cells import cell_len
+
+    from lora_tui.ui.widgets.chart import legend
+
+    series = [Series("学習", (2.0, 0.5), "train"), Series("評価", (1.8,), "eval")]
+    mark = Mark(15, 1.5, "最良の評価損失 1.5000（ステップ 15）", short="1.5000 @ 15")
+    assert legend(series, mark, 70).plain.endswith("◆ 最良の評価損失 1.5000（ステップ 15）")
+    assert legend(series, mark, 58).plain == " ━ 学習 0.5 ━ 評価 1.8 ◆ 1.5000 @ 15"  # the label does not fit
+    cut = legend(series, mark, 20).plain
+    assert cell_len(cut) <= 20 and cut.endswith("…")
