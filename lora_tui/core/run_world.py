@@ -140,4 +140,4 @@ def nodes_brief(ranks: Sequence[RankMemory] | None) -> str | None:
                          for node, mine in by_node.items())
     if all(_on_gpus(mine) for mine in by_node.values()):
         return _("peak allocated by node: {nodes}").format(nodes=nodes)
-    return _("peak resident-set growth by node on the CPU: {nodes}").format(nodes=nodes)
+    return _("peak resident-set growth by node: {nodes}").format(nodes=nodes)

@@ -79,5 +79,5 @@ def test_each_machine_and_each_gpu_in_a_line() -> None:
            RankMemory(rank=0, node=0, device="cpu", peak_bytes=190 * 1024**2), RankMemory(rank=2, node=1)]
     assert node_lines(cpu) == ["node 0: 190.0 MiB peak resident-set growth of 1 process on the CPU (rank 0 190.0 MiB)",
                                "node 1: 200.0 MiB peak resident-set growth of 1 process on the CPU (rank 1 200.0 MiB)"]
-    assert nodes_brief(cpu) == "peak resident-set growth by node on the CPU: node 0 190.0 MiB, node 1 200.0 MiB"
+    assert nodes_brief(cpu) == "peak resident-set growth by node: node 0 190.0 MiB, node 1 200.0 MiB"
     assert node_lines(None) == [] and nodes_brief([RankMemory()]) is None  # nothing measured: nothing said

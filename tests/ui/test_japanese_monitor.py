@@ -117,7 +117,7 @@ async def test_the_monitor_is_japanese(japanese: Path, size: tuple[int, int]) ->
             summary = str(screen.query_one("#mon-summary").render())
             assert "アダプター: runs/demo-run（ステップ 15、評価損失が最も低いもの 1.5000（keep: best））" in summary
             assert "ほかの解決策:" in str(screen.query_one("#mon-advice").render())
-            assert "ノード 0: GPU 2 台で" in str(screen.query_one("#mon-ranks").render())  # each GPU, in the notes
+            assert "ノード 0: GPU 2 台で" in str(screen.query_one("#mon-details").render())  # each GPU, in the notes
             assert _left_in_english(screen) == {}
     assert {m for _lang, m in i18n.missing if not _from_symptoms(m)} == set()
 

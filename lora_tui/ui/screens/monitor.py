@@ -8,7 +8,8 @@ first step the same worker reads how far the demo model's build has got (`core.d
 The log pane wraps long lines and keeps to its end (`WrappedLog`). The advice and the summary are shown in
 full on a tall screen and in one line each on a short one (`d` switches), so at 80x24 the log keeps its lines;
 a run of several machines shows each GPU's peak memory under its status on a tall screen, every machine's in one
-line on a short one (each GPU's then above the advice with `d`). The words are `monitor_text`'s.
+line on a short one (each GPU's, and a failed run's whole error, then above the advice with `d`). The words are
+`monitor_text`'s.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ class MonitorScreen(AppScreen):
                     yield Sparkline([], id="gn-spark")
                 yield Static("", id="mon-gpu", classes="-blank")
                 with VerticalScroll(id="mon-notes"):
-                    for name in ("mon-ranks", "mon-advice", "mon-advice-brief", "mon-summary", "mon-summary-brief"):
+                    for name in ("mon-details", "mon-advice", "mon-advice-brief", "mon-summary", "mon-summary-brief"):
                         yield Static("", id=name, classes="-blank")
             yield WrappedLog(max_lines=follow.LOG_LINES_KEPT, id="mon-log")
         yield Footer()
@@ -270,9 +271,12 @@ class MonitorScreen(AppScreen):
         short, ranks = self.has_class("-short"), last_ranks(self.metrics)
         self.query_one("#mon-status", Static).update(words.status_head(
             str(self.run_dir), state, pid=status.pid if status else None, error=status.error if status else None,
-            memory=self._memory_text(), world=world_of(status, self.plan()), ranks=ranks, brief=short))
-        # on a short screen each GPU's memory is a detail (`d`), above the advice, so the status keeps its lines
-        self._put("#mon-ranks", words.ranks_text(ranks) if short and self.details_shown() else "")
+            memory=self._memory_text(), world=world_of(status, self.plan()), ranks=ranks, brief=short,
+            cells=self.size.width - 2 if self.size.width > 2 else words.ERROR_CELLS))
+        # on a short screen the whole error and each GPU's memory are details (`d`), above the advice, so the
+        # status keeps to a few lines
+        details = short and self.details_shown()
+        self._put("#mon-details", words.details_text(status.error if status else None, ranks) if details else "")
 
     def _memory_text(self) -> str | None:
         """Estimated against measured peak memory, once the run has measured it (status.json's `memory`)."""

@@ -145,7 +145,7 @@ def step_text(step: int, max_steps: int | None, last: MetricsRecord, state: str,
 
 
 ERROR_CELLS = 150
-"""How much of each part of a run's error the status shows on a short screen (about two lines at 80 columns)."""
+"""How much of each part of a run's error the status shows on a short screen when its width is not known."""
 
 
 def error_parts(error: str | None) -> list[str]:
@@ -156,9 +156,9 @@ def error_parts(error: str | None) -> list[str]:
 
 def status_head(run: str, state: str, *, pid: int | None = None, error: str | None = None,
                 memory: str | None = None, world: World | None = None,
-                ranks: Sequence[RankMemory] | None = None, brief: bool = False) -> Text:
+                ranks: Sequence[RankMemory] | None = None, brief: bool = False, cells: int = ERROR_CELLS) -> Text:
     """The status lines: the run and its state (its pid while it runs), the world of a run of several processes,
-    the error (each part cut short with `brief`), the memory estimate against the measured peak, and each
+    the error (with `brief`, each part cut to `cells`, a line), the memory estimate against the measured peak, and each
     machine's peak memory with each of its GPUs' (with `brief`, every machine's in one line)."""
     head = styled(_("Run {run}  {state}"), "bold", run=(run, ""),
                   state=(state_word(state), STATE_STYLE.get(state, "bold")))
@@ -170,7 +170,7 @@ def status_head(run: str, state: str, *, pid: int | None = None, error: str | No
     for part in error_parts(error):
         line = Text(part, style="red")
         if brief:
-            line.truncate(ERROR_CELLS, overflow="ellipsis")
+            line.truncate(max(1, cells), overflow="ellipsis")
         head.append("\n")
         head.append_text(line)
     if memory:
@@ -181,9 +181,14 @@ def status_head(run: str, state: str, *, pid: int | None = None, error: str | No
     return head
 
 
-def ranks_text(ranks: Sequence[RankMemory] | None) -> Text:
-    """Each machine's and each GPU's peak memory, a line each ('' when not known)."""
-    return Text("\n".join(node_lines(ranks)), style="dim")
+def details_text(error: str | None, ranks: Sequence[RankMemory] | None) -> Text:
+    """What a short screen's status leaves out: the whole error, then each machine's and each GPU's peak memory
+    ('' when neither is known)."""
+    text = Text("\n".join(error_parts(error)), style="red")
+    lines = node_lines(ranks)
+    if lines:
+        text.append(("\n" if text else "") + "\n".join(lines), style="dim")
+    return text
 
 
 def waiting_note(building: bool, cache: str, *, brief: bool = False) -> Text:

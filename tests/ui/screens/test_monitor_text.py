@@ -60,8 +60,14 @@ def test_a_rank_that_died_is_named_on_its_own_line() -> None:
     assert lines[0] == "Run runs/two  failed  world size 2 (2 nodes x 1)"
     assert lines[1].startswith("RuntimeError: [pair.cc:553]") and lines[2].startswith("node 1's last lines")
     long = PEER.replace("worker crashing.", "worker crashing. " + "more words " * 30)
-    short = status_head("runs/two", "failed", error=long, brief=True).plain.splitlines()
-    assert width(short[1]) == 150 and short[1].endswith("…") and short[2] == lines[2]  # cut on a short screen
+    short = status_head("runs/two", "failed", error=long, brief=True, cells=78).plain.splitlines()
+    assert width(short[1]) == 78 and short[1].endswith("…") and short[2] == lines[2]  # a line each on a short screen
+    assert width(status_head("runs/two", "failed", error=long, brief=True).plain.splitlines()[1]) == 150
+    from lora_tui.ui.screens.monitor_text import details_text
+
+    details = details_text(long, RANKS).plain.splitlines()  # what `d` shows above the advice on a short screen
+    assert details[:2] == error_parts(long) and details[2].startswith("node 0: 9.1 GiB peak allocated on 2 GPUs")
+    assert details_text(None, None).plain == ""
     head = status_head("runs/two", "failed", error=PEER)
     assert {span.style for span in head.spans if head.plain[span.start:span.end].startswith("node 1")} == {"red"}
 
