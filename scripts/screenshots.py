@@ -5,11 +5,14 @@ by git, removed afterwards), so every path shown is relative and the same on eve
 model is already built in your cache, it is linked in, so the screens show what a person sees after the first
 run (token statistics of the sample data, the demo model available offline); otherwise a fresh machine.
 
-Usage: .venv/bin/python scripts/screenshots.py
+`--lang ja` writes the same screens in Japanese to docs/screenshots/ja/ (the README's Japanese screenshots).
+
+Usage: .venv/bin/python scripts/screenshots.py [--lang ja]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import shutil
@@ -17,7 +20,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "ui")]
+sys.path[:0] = [str(ROOT)]
 
 OUT = ROOT / "docs" / "screenshots"
 SHOTS = (("hardware", 0), ("data", 1), ("task", 2), ("advisor", 3), ("review", 4))
@@ -25,15 +28,14 @@ SHOTS = (("hardware", 0), ("data", 1), ("task", 2), ("advisor", 3), ("review", 4
 
 
 async def _settle(pilot) -> None:
-    import waits
+    from tests.helpers import waits
 
     await waits.settle(pilot)
 
 
 async def wizard() -> None:
-    import ui_fakes
-
     from lora_tui.ui.app import make_app
+    from tests.helpers import ui_fakes
 
     for name, steps in SHOTS:
         app = make_app(hardware_probe=ui_fakes.probe(24), gpu_query=ui_fakes.gpu_query(24), runs_root=WORK / "runs",
@@ -47,10 +49,9 @@ async def wizard() -> None:
 
 
 async def monitor() -> None:
-    import ui_fakes
-    from test_snapshots import finished_run
-
     from lora_tui.ui.app import make_app
+    from tests.helpers import ui_fakes
+    from tests.ui.test_snapshots import finished_run
 
     run = finished_run(WORK / "runs")
     app = make_app(hardware_probe=ui_fakes.probe(24), gpu_query=ui_fakes.gpu_query(24), runs_root=WORK / "runs",
@@ -78,12 +79,22 @@ def neutral_cache() -> None:
 
 
 def main() -> None:
-    """Write every screenshot."""
+    """Write every screenshot, in English or (`--lang ja`) in Japanese."""
+    global OUT
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lang", choices=("en", "ja"), default="en")
+    lang = parser.parse_args().lang
+    if lang != "en":
+        OUT = OUT / lang
+    from lora_tui import i18n
+
+    i18n.set_language(lang)
     OUT.mkdir(parents=True, exist_ok=True)
     os.chdir(ROOT)
     shutil.rmtree(WORK, ignore_errors=True)
     try:
         neutral_cache()
+        os.environ["XDG_CONFIG_HOME"] = str(WORK / "config")  # the user's settings file is neither read nor written
         asyncio.run(wizard())
         asyncio.run(monitor())
     finally:
