@@ -11,17 +11,25 @@
    sign-off are never part of it, so LoRA fine-tuning on the sample has something real to learn.
 
 The build happens in a temporary directory that is renamed into place, under a file lock, so two processes
-racing to build it end with one complete model and neither sees a partial one.
+racing to build it end with one complete model and neither sees a partial one. A training process in a
+torch.distributed process group builds it in a child process outside the group (`python -m lora_tui.train.demo`):
+transformers' save_pretrained writes only on rank 0 of a group, and the demo model is a cache of this machine that
+the first process of any rank to need it builds. A build that did not write its weights is never moved into place.
 """
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import json
+import os
 import random
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +54,11 @@ PRETRAIN_LABEL_SMOOTHING = 0.1
 """Label smoothing of the pre-training loss: keeps the tiny base from being sure that unseen words never come."""
 PRETRAIN_LR = 3e-3
 """Peak learning rate of the pre-training (cosine decay to 10%)."""
+REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", BUILD_MARKER)
+"""What a build must have written before it is moved into place."""
+GROUP_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "GROUP_WORLD_SIZE", "ROLE_RANK",
+             "ROLE_WORLD_SIZE", "ROLE_NAME", "MASTER_ADDR", "MASTER_PORT")
+"""The variables torchrun gives its workers (and TORCHELASTIC_*): left out of the child that builds the model."""
 
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<|system|>", "<|user|>", "<|assistant|>"]
 """Special tokens, in id order: pad=0, bos=1, eos=2, then the chat role markers."""
@@ -91,7 +104,7 @@ def ensure_demo_model(cache_dir: Path | None = None) -> Path:
             return target
         tmp = Path(tempfile.mkdtemp(prefix=f".{DEMO_DIR_NAME}.", dir=target.parent))
         try:
-            build_demo_model(tmp)
+            _build(tmp, PRETRAIN_STEPS)
             if target.exists():  # an older recipe's build: move aside, then delete
                 old = target.with_name(f".{DEMO_DIR_NAME}.old.{time.time_ns()}")
                 target.rename(old)
@@ -101,6 +114,34 @@ def ensure_demo_model(cache_dir: Path | None = None) -> Path:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _in_process_group() -> bool:
+    """Whether this process is in a torch.distributed process group (a training process under torchrun)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return False
+    import torch.distributed as dist
+
+    return bool(dist.is_available() and dist.is_initialized())
+
+
+def _build(out_dir: Path, steps: int) -> None:
+    """`build_demo_model` here, or in a child process outside this one's process group (see the module docstring);
+    RuntimeError when the build did not write every file of a complete model."""
+    if _in_process_group():
+        env = {k: v for k, v in os.environ.items() if k not in GROUP_ENV and not k.startswith("TORCHELASTIC_")}
+        done = subprocess.run([sys.executable, "-m", "lora_tui.train.demo", str(out_dir), "--steps", str(steps)],
+                              env=env, stdin=subprocess.DEVNULL, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"building the demo model failed (its process exited with status {done.returncode}; "
+                               "its output is above)")
+    else:
+        build_demo_model(out_dir, steps=steps)
+    missing = [name for name in REQUIRED_FILES if not (out_dir / name).is_file()]
+    if missing:
+        raise RuntimeError(f"building the demo model wrote no {', '.join(missing)}; nothing was kept, the next run "
+                           "builds it again")
 
 
 def _tokenizer_texts() -> list[str]:
@@ -220,3 +261,17 @@ def build_demo_model(out_dir: Path, *, steps: int = PRETRAIN_STEPS) -> dict[str,
     (out_dir / BUILD_MARKER).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     (out_dir / PROGRESS_FILE).unlink(missing_ok=True)  # the build is complete: nothing of it stays in the model
     return info
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m lora_tui.train.demo OUT_DIR [--steps N]`: build the demo model into OUT_DIR (`_build`'s child)."""
+    parser = argparse.ArgumentParser(prog="python -m lora_tui.train.demo", description=main.__doc__)
+    parser.add_argument("out_dir", type=Path, help="the (temporary) directory to build into")
+    parser.add_argument("--steps", type=int, default=PRETRAIN_STEPS, help="pre-training steps")
+    args = parser.parse_args(argv)
+    build_demo_model(args.out_dir, steps=args.steps)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
