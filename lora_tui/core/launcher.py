@@ -5,8 +5,9 @@
 1. `resolve_run(given, config=...)` (the CLI): reads the run file, inspects the data with the model's local
    tokenizer, detects the VRAM, loads the model's inventory, calls `resolve`, then `check_for_launch`.
    The TUI has all of that already and calls `launch_run(resolved)`, which runs `check_for_launch` only.
-2. `check_for_launch(resolved)`: data has no problems, the model is available offline, its targets exist, the
-   output directory policy (new, resume, overwrite), the memory estimate. No second recommendation.
+2. `check_for_launch(resolved)`: data has no problems, the model is available offline, its targets exist, a
+   sharded run has GPUs here (as detected), the output directory policy (new, resume, overwrite), the memory
+   estimate (`core.launch_checks`). No second recommendation.
 3. `prepare_run_dir(run)`: takes the directory's lock (`core.run_lock`) before it writes anything, checks the
    output policy again under it, then writes RUN/run.toml, RUN/launch.json and status.json (`starting`); with
    `--overwrite` the old run is moved into RUN/.lora_tui_trash (`core.output_dir`), put back if the launch fails,
@@ -14,6 +15,8 @@
 4. `start_worker(run_dir)`: starts `python -m lora_tui.train RUN` (or torchrun for several processes) as its
    own session, output to RUN/run.log, so the run outlives the terminal or TUI that started it. The child
    inherits the locked descriptor, so the directory has one owner without a gap.
+
+Errors and warnings are in the language shown; what goes into a run file (status.json's error) is English.
 """
 
 from __future__ import annotations
@@ -28,12 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lora_tui.core import checkpoints, distributed, output_dir, run_lock, run_setup, runs
+from lora_tui.core import distributed, launch_checks, output_dir, run_lock, run_setup, runs
+from lora_tui.core.launch_checks import protected_paths
 from lora_tui.core.paths import SAMPLE_DATA_PATH
 from lora_tui.core.plan import TrainingPlan, load_run_file
 from lora_tui.core.resolve import PlanInputs, ResolvedPlan, resolve
 from lora_tui.errors import UserError
-from lora_tui.i18n import english
+from lora_tui.i18n import _, english
 
 MAX_OOM_RETRIES = 4
 """Upper bound of `--auto-oom-retry` (the guide has four OOM remedies)."""
@@ -78,7 +82,7 @@ class ResolvedRun:
         if self.mode not in ("new", "resume", "overwrite"):
             raise ValueError("`mode` must be new, resume or overwrite")
         if not 0 <= self.auto_oom_retry <= MAX_OOM_RETRIES:
-            raise UserError(f"--auto-oom-retry must be between 0 and {MAX_OOM_RETRIES}")
+            raise UserError(_("--auto-oom-retry must be between 0 and {most}").format(most=MAX_OOM_RETRIES))
 
 
 def _vram_bytes() -> int | None:
@@ -89,11 +93,11 @@ def _vram_bytes() -> int | None:
 
 def _read_config(path: str | Path) -> dict[str, Any]:
     """A run file's [plan] settings; a key that is no setting (a typo) is refused, not silently dropped."""
-    values, _ = load_run_file(path)
+    values, _sources = load_run_file(path)
     unknown = sorted(set(values) - set(TrainingPlan.field_names()))
     if unknown:
-        raise UserError(f"{path}: unknown setting(s) {', '.join(unknown)}; "
-                        f"known: {', '.join(TrainingPlan.field_names())}")
+        raise UserError(_("{path}: unknown setting(s) {names}; known: {known}").format(
+            path=path, names=", ".join(unknown), known=", ".join(TrainingPlan.field_names())))
     return values
 
 
@@ -152,16 +156,13 @@ def check_for_launch(resolved: ResolvedPlan, *, resume: bool = False, overwrite:
     plan, inputs = resolved.plan, resolved.inputs
     report = inputs.data_report if inputs.data_report is not None else inspect_data(plan.data, plan.model,
                                                                                    plan.max_seq_length, plan.columns)
-    _check_data(report, plan.data)
+    launch_checks.check_data(report, plan.data)
     from lora_tui.core.trackers import check_tracker
 
     check_tracker(plan.report_to)  # a tracker that is not installed: refused before anything is written
     report = report.at(plan.max_seq_length)  # token statistics against the length the run trains with
-    inventory, available, warnings = _check_model(plan, inputs.inventory, dry_run)
-    no_gpu = distributed.fsdp_without_gpu(plan, inputs.vram_bytes)
-    if no_gpu and not dry_run:
-        raise UserError(no_gpu)
-    warnings += [no_gpu] if no_gpu else []
+    inventory, available, warnings = launch_checks.check_model(plan, inputs.inventory, dry_run)
+    warnings += launch_checks.check_gpus(plan, dry_run)  # this machine's, whatever VRAM the plan was made for
     from lora_tui.core.dataset.report import truncation_warning
 
     warnings += [w for w in (truncation_warning(report),) if w]
@@ -169,10 +170,10 @@ def check_for_launch(resolved: ResolvedPlan, *, resume: bool = False, overwrite:
     if plan.node_rank > 0:
         pass  # node 0 owns the run directory (output policy, checkpoints, disk); this node writes only its log
     elif not dry_run or resume:
-        mode, resume_from, notes = _output_mode(plan, resume=resume, overwrite=overwrite)
+        mode, resume_from, notes = launch_checks.output_mode(plan, resume=resume, overwrite=overwrite)
         warnings += notes
     if not dry_run and plan.node_rank == 0:
-        warnings += _check_space(plan, inventory)
+        warnings += launch_checks.check_space(plan, inventory)
     return ResolvedRun(plan=plan, sources=dict(resolved.sources), reasons=dict(resolved.reasons), mode=mode,
                        data_report=report.to_dict() | {"examples": report.examples},
                        memory=_memory(inventory, plan, inputs.vram_bytes, report.token_stats),
@@ -180,90 +181,6 @@ def check_for_launch(resolved: ResolvedPlan, *, resume: bool = False, overwrite:
                        model_available=available, warnings=warnings, auto_oom_retry=auto_oom_retry,
                        notes=list(resolved.notes), target_pattern=resolved.target_pattern, resume_from=resume_from,
                        inputs=inputs)
-
-
-def _check_data(report: Any, data: str | None) -> None:
-    if report.ok:
-        return
-    path = data or str(SAMPLE_DATA_PATH)
-    lines = [str(issue) for issue in report.issues[:10]]
-    more = report.issue_count - len(lines)
-    tail = f"\n... and {more} more (run `lora-tui inspect {path}`)" if more > 0 else ""
-    raise UserError(f"--data {path}: {report.issue_count} problem(s):\n" + "\n".join(lines) + tail)
-
-
-def _check_model(plan: TrainingPlan, inventory: Any, dry_run: bool) -> tuple[Any, bool, list[str]]:
-    from lora_tui.core.models.modules import check_targets, is_available_offline, load_inventory
-
-    if inventory is None:
-        inventory = load_inventory(plan.model)
-    check_targets(inventory, list(plan.target_modules))
-    if plan.model.strip().lower() == "demo":
-        return inventory, True, []
-    available, reason = is_available_offline(plan.model)
-    if available:
-        return inventory, True, []
-    message = (f"--model {plan.model}: weights not in the local cache ({reason}); a real run needs them. "
-               "`--model demo` or a local directory with the weights works offline.")
-    if dry_run:
-        return inventory, False, [message]
-    raise UserError(message)
-
-
-def protected_paths(plan: TrainingPlan) -> list[tuple[str, str]]:
-    """What `--overwrite` must never delete: the training data (for a glob, the directory it starts in) and a base
-    model given as a local directory."""
-    keep = []
-    if plan.data:
-        parts = Path(plan.data).parts
-        fixed = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), len(parts))
-        keep.append(("the training data", str(Path(*parts[:fixed])) if fixed else "."))
-    if plan.model.strip().lower() != "demo" and Path(plan.model).expanduser().exists():
-        keep.append(("the base model", plan.model))
-    return keep
-
-
-def _output_mode(plan: TrainingPlan, *, resume: bool, overwrite: bool) -> tuple[str, str | None, list[str]]:
-    """(mode, checkpoint to resume from, notes): the output policy, and for a resume the checkpoint it uses."""
-    if resume and overwrite:
-        raise UserError("--resume and --overwrite cannot be combined")
-    mode = runs.check_output_dir(plan.output, resume=resume, overwrite=overwrite, protect=protected_paths(plan))
-    if mode != "resume":
-        return mode, None, []
-    run_dir = Path(plan.output).expanduser()
-    choice = checkpoints.choose_checkpoint(run_dir)
-    if choice.checkpoint is None:
-        damaged = "; ".join(f"{name}: {problem}" for name, problem in choice.damaged)
-        raise UserError(f"--resume: {plan.output} has no usable checkpoint ({damaged}); start a new run")
-    notes = [f"{note}: it will be set aside, the run resumes from {choice.checkpoint.name}"
-             for note in choice.notes]
-    step = runs.checkpoint_step(choice.checkpoint) or 0
-    planned = checkpoints.planned_steps(choice.checkpoint, plan.max_steps, plan.num_train_epochs)
-    status = runs.read_status(run_dir)
-    finished = status is not None and status.state == "finished" and runs.is_adapter_dir(run_dir)
-    if planned is not None and (step > planned or (step == planned and finished)):
-        # the Trainer would still take one more step; a run that ended there without its adapter is finished
-        # from the checkpoint instead (the training process writes the adapter)
-        of = f"--max-steps {planned}" if plan.max_steps > 0 else f"its {planned} planned steps"
-        raise UserError(f"--resume: {plan.output} already reached step {step} of {of}; pass a larger "
-                        "--max-steps to train further")
-    return mode, str(choice.checkpoint.relative_to(run_dir)), notes
-
-
-def _check_space(plan: TrainingPlan, inventory: Any) -> list[str]:
-    """Refuse a run whose disk cannot hold one checkpoint; warn when it may not hold all it keeps."""
-    from lora_tui.core.disk import check_run_space
-    from lora_tui.core.lora_math import compute_lora_math
-
-    try:
-        math = compute_lora_math(inventory, r=plan.lora_r, lora_alpha=plan.lora_alpha,
-                                 target_modules=list(plan.target_modules), use_dora=plan.use_dora,
-                                 use_rslora=plan.use_rslora)
-    except (UserError, ValueError, AttributeError, KeyError):
-        return []  # the adapter's size is unknown: nothing to check against
-    warning = check_run_space(plan.output, math.adapter_bytes_fp32, save_total_limit=plan.save_total_limit,
-                              max_steps=plan.max_steps, save_steps=plan.save_steps)
-    return [warning] if warning else []
 
 
 def _memory(inventory: Any, plan: TrainingPlan, vram: int | None, lengths: Any) -> dict[str, Any] | None:
@@ -311,8 +228,9 @@ def prepare_run_dir(resolved: ResolvedRun) -> Path:
     except OSError as exc:
         run_setup.undo(run_dir, moved, created, resolved.mode)
         lock.release()
-        raise UserError(f"--output {output}: cannot write the run directory ({exc.strerror or exc}); "
-                        "nothing was changed: free space or choose a directory you can write") from None
+        raise UserError(_("--output {path}: cannot write the run directory ({error}); nothing was changed: free "
+                          "space or choose a directory you can write").format(path=output,
+                                                                              error=exc.strerror or exc)) from None
     except BaseException:
         if moved is not None:
             run_setup.undo(run_dir, moved, created, resolved.mode)
@@ -337,7 +255,7 @@ def start_worker(run_dir: Path, *, resume: bool = False, num_processes: int = 1,
     exits; this process lets go of its own copy once the child runs."""
     lock = run_lock.held(run_dir) or run_lock.acquire(run_dir)
     if lock is None:
-        raise UserError(f"{run_dir}: another lora-tui process is starting or running a run there")
+        raise UserError(_("{path}: another lora-tui process is starting or running a run there").format(path=run_dir))
     child_env = {**os.environ, **(env or {}), **run_setup.WORKER_ENV, run_lock.LOCK_FD_ENV: str(lock.fd)}
     # A single worker starts with SIGINT/SIGTERM blocked (the mask survives exec) and unblocks them once its
     # stop handler is in place, so a stop asked during its start-up is a graceful stop, not a kill. torchrun
@@ -352,9 +270,10 @@ def start_worker(run_dir: Path, *, resume: bool = False, num_processes: int = 1,
                                     pass_fds=(lock.fd,) if lock.fd >= 0 else ())
     except OSError as exc:
         lock.release()
-        runs.update_status(run_dir, state="failed", ended_at=time.time(),
+        runs.update_status(run_dir, state="failed", ended_at=time.time(),  # a run file: English
                            error=f"cannot start the training process: {exc.strerror or exc}")
-        raise UserError(f"{run_dir}: cannot start the training process ({exc.strerror or exc})") from None
+        raise UserError(_("{path}: cannot start the training process ({error})").format(
+            path=run_dir, error=exc.strerror or exc)) from None
     finally:
         if saved_mask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
@@ -389,7 +308,8 @@ def launch(resolved: ResolvedRun) -> tuple[Path, subprocess.Popen[bytes]]:
 
 
 def mark_exited(run_dir: Path, returncode: int) -> runs.RunStatus | None:
-    """After the process exited: a status still saying starting/running becomes `failed` (see run.log)."""
+    """After the process exited: a status still saying starting/running becomes `failed` (see run.log; the error in
+    English, as every run file)."""
     status = runs.read_status(run_dir)
     if status is not None and status.state in ("starting", "running"):
         return runs.update_status(run_dir, state="failed", ended_at=time.time(),

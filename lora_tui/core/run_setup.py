@@ -1,5 +1,6 @@
 """Setting up a run directory for `core.launcher.prepare_run_dir`: its path, its lock, its files, and undoing a
-launch that could not be written (a full disk) so the directory is left as it was found."""
+launch that could not be written (a full disk) so the directory is left as it was found. Errors are in the
+language shown; the run files are English."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from lora_tui.core import distributed, output_dir, run_lock, runs
 from lora_tui.errors import UserError
+from lora_tui.i18n import _
 
 if TYPE_CHECKING:
     from lora_tui.core.launcher import ResolvedRun
@@ -25,8 +27,8 @@ def run_dir_path(output: str) -> Path:
     try:
         return path.resolve()
     except (OSError, RuntimeError):
-        raise UserError(f"--output {output}: cannot be resolved (a symbolic link loop?); choose a real "
-                        "directory") from None
+        raise UserError(_("--output {path}: cannot be resolved (a symbolic link loop?); choose a real "
+                          "directory").format(path=output)) from None
 
 
 def make_run_dir(run_dir: Path, output: str) -> bool:
@@ -35,8 +37,8 @@ def make_run_dir(run_dir: Path, output: str) -> bool:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"--output {output}: cannot create the run directory "
-                        f"({exc.strerror or exc}); choose a directory you can write") from None
+        raise UserError(_("--output {path}: cannot create the run directory ({error}); choose a directory you can "
+                          "write").format(path=output, error=exc.strerror or exc)) from None
     return created
 
 
@@ -47,11 +49,11 @@ def lock_run_dir(run_dir: Path, output: str, created: bool) -> run_lock.RunLock:
     except OSError as exc:
         if created:
             shutil.rmtree(run_dir, ignore_errors=True)
-        raise UserError(f"--output {output}: cannot create the run directory "
-                        f"({exc.strerror or exc}); choose a directory you can write") from None
+        raise UserError(_("--output {path}: cannot create the run directory ({error}); choose a directory you can "
+                          "write").format(path=output, error=exc.strerror or exc)) from None
     if lock is None:
-        raise UserError(f"--output {output}: another lora-tui process is starting or running a run there; "
-                        f"wait for it, stop it (`lora-tui runs stop {output}`) or choose another directory")
+        raise UserError(_("--output {path}: another lora-tui process is starting or running a run there; wait for "
+                          "it, stop it (`lora-tui runs stop {path}`) or choose another directory").format(path=output))
     return lock
 
 
@@ -104,4 +106,5 @@ def start_node(run_dir: Path, plan: TrainingPlan, command: list[str]) -> subproc
             return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True, env=env, cwd=os.getcwd())
     except OSError as exc:
-        raise UserError(f"{run_dir}: cannot start the training process ({exc.strerror or exc})") from None
+        raise UserError(_("{path}: cannot start the training process ({error})").format(
+            path=run_dir, error=exc.strerror or exc)) from None
