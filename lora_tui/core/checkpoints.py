@@ -8,6 +8,9 @@ parses. Those checks need no torch; the training process adds its own (the optim
 
 A damaged checkpoint is renamed `corrupt-checkpoint-N` (never deleted: its name no longer matches the Trainer's
 `checkpoint-*`, so checkpoint rotation leaves it alone too) and the previous usable one is used.
+
+What is wrong, and the notes, are `Phrase`s: English in the run's log and status (the training process runs in
+English), in the current language where `lora-tui train --resume` or a screen shows them.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lora_tui.core import runs
+from lora_tui.i18n import Phrase
 
 TRAINER_STATE = "trainer_state.json"
 """The Trainer's progress file in a checkpoint (global_step, max_steps, num_train_epochs, log_history)."""
@@ -37,50 +41,54 @@ MAX_HEADER_BYTES = 100 * 1024 * 1024
 
 
 def safetensors_problem(path: Path) -> str | None:
-    """What is wrong with a safetensors file (one line), or None when its header and sizes are consistent."""
+    """What is wrong with a safetensors file (one line, a `Phrase`), or None when its header and sizes are
+    consistent."""
+    file = path.name
     try:
         size = path.stat().st_size
         with open(path, "rb") as fh:
             head = fh.read(8)
             length = int.from_bytes(head, "little") if len(head) == 8 else -1
             if length <= 0 or length > MAX_HEADER_BYTES or 8 + length > size:
-                return f"{path.name}: truncated or not a safetensors file ({size} bytes)"
+                return Phrase("{file}: truncated or not a safetensors file ({size} bytes)", file=file, size=size)
             header = json.loads(fh.read(length).decode("utf-8"))
     except FileNotFoundError:
-        return f"{path.name}: missing"
+        return Phrase("{file}: missing", file=file)
     except OSError as exc:
-        return f"{path.name}: unreadable ({exc.strerror or exc})"
+        return Phrase("{file}: unreadable ({error})", file=file, error=str(exc.strerror or exc))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        return f"{path.name}: damaged header"
+        return Phrase("{file}: damaged header", file=file)
     if not isinstance(header, dict):
-        return f"{path.name}: damaged header"
+        return Phrase("{file}: damaged header", file=file)
     end = 0
     for name, meta in header.items():
         if name == "__metadata__":
             continue
         problem = _tensor_problem(meta)
         if problem:
-            return f"{path.name}: tensor {name}: {problem}"
+            return Phrase("{file}: tensor {name}: {problem}", file=file, name=name, problem=problem)
         end = max(end, int(meta["data_offsets"][1]))
     if 8 + length + end != size:
-        return f"{path.name}: truncated (the header says {8 + length + end} bytes, the file has {size})"
+        return Phrase("{file}: truncated (the header says {expected} bytes, the file has {size})", file=file,
+                      expected=8 + length + end, size=size)
     return None
 
 
 def _tensor_problem(meta: Any) -> str | None:
-    """What is wrong with one tensor's header entry, or None."""
+    """What is wrong with one tensor's header entry (a `Phrase`), or None."""
     if not isinstance(meta, dict):
-        return "not an object"
+        return Phrase("not an object")
     dtype, shape, offsets = meta.get("dtype"), meta.get("shape"), meta.get("data_offsets")
     if dtype not in DTYPE_BYTES:
-        return f"unknown dtype {dtype!r}"
+        return Phrase("unknown dtype {dtype}", dtype=repr(dtype))
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-        return "bad shape"
+        return Phrase("bad shape")
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)
             and 0 <= offsets[0] <= offsets[1]):
-        return "bad data offsets"
+        return Phrase("bad data offsets")
     if offsets[1] - offsets[0] != math.prod(shape) * DTYPE_BYTES[dtype]:
-        return f"{offsets[1] - offsets[0]} bytes for shape {shape} of {dtype}"
+        return Phrase("{size} bytes for shape {shape} of {dtype}", size=offsets[1] - offsets[0], shape=str(shape),
+                      dtype=dtype)
     return None
 
 
@@ -90,14 +98,14 @@ def read_trainer_state(checkpoint: Path) -> dict[str, Any] | None:
 
 
 def checkpoint_problem(checkpoint: Path) -> str | None:
-    """What makes a complete checkpoint unusable (checks without torch), or None."""
+    """What makes a complete checkpoint unusable (checks without torch, a `Phrase`), or None."""
     if not (checkpoint / runs.COMPLETE_MARKER).is_file():
-        return "incomplete (no completion marker: the save was cut short)"
+        return Phrase("incomplete (no completion marker: the save was cut short)")
     state = read_trainer_state(checkpoint)
     if state is None:
-        return f"{TRAINER_STATE}: missing or not valid JSON"
+        return Phrase("{file}: missing or not valid JSON", file=TRAINER_STATE)
     if not isinstance(state.get("global_step"), int) or isinstance(state.get("global_step"), bool):
-        return f"{TRAINER_STATE}: no global_step"
+        return Phrase("{file}: no global_step", file=TRAINER_STATE)
     return safetensors_problem(checkpoint / "adapter_model.safetensors")
 
 
@@ -130,8 +138,11 @@ def choose_checkpoint(run_dir: str | Path, *, set_aside: bool = False,
             choice.checkpoint = path
             break
         choice.damaged.append((path.name, problem))
-        where = f"; set aside as {set_aside_checkpoint(path).name}" if set_aside else ""
-        choice.notes.append(f"{path.name} is damaged ({problem}){where}")
+        if set_aside:
+            choice.notes.append(Phrase("{name} is damaged ({problem}); set aside as {aside}", name=path.name,
+                                       problem=problem, aside=set_aside_checkpoint(path).name))
+        else:
+            choice.notes.append(Phrase("{name} is damaged ({problem})", name=path.name, problem=problem))
     return choice
 
 

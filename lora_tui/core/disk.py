@@ -15,6 +15,7 @@ from pathlib import Path
 
 from lora_tui.core.units import MIB, fmt_bytes
 from lora_tui.errors import UserError
+from lora_tui.i18n import Phrase, _
 
 OPTIMIZER_STATE_FACTOR = 2
 """AdamW's optimizer state in bytes per adapter byte (two fp32 moments per fp32 parameter)."""
@@ -76,21 +77,24 @@ def run_space(adapter_bytes: int, *, save_total_limit: int, max_steps: int, save
 
 def check_run_space(output: str | Path, adapter_bytes: int, *, save_total_limit: int, max_steps: int,
                     save_steps: int) -> str | None:
-    """UserError when the disk of `output` cannot hold one checkpoint; a warning when it may not hold them all."""
+    """UserError when the disk of `output` cannot hold one checkpoint; a warning (a `Phrase`: English in launch.json,
+    shown in the current language) when it may not hold them all."""
     free = free_bytes(output)
     if free is None or adapter_bytes <= 0:
         return None
     least, full = run_space(adapter_bytes, save_total_limit=save_total_limit, max_steps=max_steps,
                             save_steps=save_steps)
-    each = f"a checkpoint takes about {fmt_bytes(checkpoint_bytes(adapter_bytes))}: adapter " \
-           f"{fmt_bytes(adapter_bytes)}, optimizer state {fmt_bytes(OPTIMIZER_STATE_FACTOR * adapter_bytes)}, " \
-           "tokenizer and small files"
+    each = Phrase("a checkpoint takes about {size}: adapter {adapter}, optimizer state {optimizer}, tokenizer and "
+                  "small files", size=fmt_bytes(checkpoint_bytes(adapter_bytes)), adapter=fmt_bytes(adapter_bytes),
+                  optimizer=fmt_bytes(OPTIMIZER_STATE_FACTOR * adapter_bytes))
     if free < least:
-        raise UserError(f"--output {output}: {fmt_bytes(free)} free on its disk, the run needs at least "
-                        f"{fmt_bytes(least)}: {each}; free space or choose another disk")
+        raise UserError(_("--output {path}: {free} free on its disk, the run needs at least {need}: {each}; free "
+                          "space or choose another disk").format(path=output, free=fmt_bytes(free),
+                                                                 need=fmt_bytes(least), each=each))
     if free < full:
-        return (f"--output {output}: {fmt_bytes(free)} free on its disk; the run may keep up to "
-                f"{fmt_bytes(full)} ({each}): it may run out of space (lower --save-total-limit or free space)")
+        return Phrase("--output {path}: {free} free on its disk; the run may keep up to {need} ({each}): it may run "
+                      "out of space (lower --save-total-limit or free space)", path=str(output),
+                      free=fmt_bytes(free), need=fmt_bytes(full), each=each)
     return None
 
 
@@ -98,5 +102,6 @@ def check_merge_space(output: str | Path, need_bytes: int) -> None:
     """UserError when the disk of `output` cannot hold the merged model."""
     free = free_bytes(output)
     if free is not None and free < need_bytes:
-        raise UserError(f"--output {output}: the merged model needs about {fmt_bytes(need_bytes)}, its disk has "
-                        f"{fmt_bytes(free)} free; free space or choose another disk")
+        raise UserError(_("--output {path}: the merged model needs about {need}, its disk has {free} free; free "
+                          "space or choose another disk").format(path=output, need=fmt_bytes(need_bytes),
+                                                                 free=fmt_bytes(free)))

@@ -33,6 +33,7 @@ from lora_tui.core import runs
 from lora_tui.core.compare import Comparison, differences, read_run, sort_key
 from lora_tui.core.plan import TrainingPlan, fmt_value, parse_target_modules
 from lora_tui.errors import UserError
+from lora_tui.i18n import N_, Phrase, _
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -83,13 +84,15 @@ class Point:
     state: str = "pending"
     """pending, dropped, or the state its run ended in (finished, failed, stopped, oom, lost)."""
     reason: str | None = None
-    """Why it was dropped (cannot fit), or its run's error."""
+    """Why it was dropped (cannot fit: a `Phrase`, English in sweep.json), or its run's error."""
     estimate_bytes: int | None = None
     """Its memory estimate."""
     verdict: str | None = None
     """The estimate against the VRAM: fits, tight, will_not_fit or unknown."""
     resolved: Any = field(default=None, repr=False, compare=False)
-    """Its ResolvedPlan (not recorded)."""
+    """Its ResolvedPlan, in the language shown when it was planned (not recorded)."""
+    given: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """The settings it was resolved from (`given_for`; not recorded)."""
 
     def to_dict(self) -> dict[str, Any]:
         """As sweep.json records it."""
@@ -108,25 +111,29 @@ def load_sweep(path: str | Path) -> SweepSpec:
     try:
         doc = tomllib.loads(read_regular_text(p, str(p), "sweep file"))
     except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{p}: not valid TOML ({exc})") from None
+        raise UserError(_("{path}: not valid TOML ({error})").format(path=p, error=exc)) from None
     unknown = sorted(set(doc) - set(TABLES))
     if unknown:
-        raise UserError(f"{p}: unknown key(s) {', '.join(unknown)}; a sweep file has a [plan] and a [grid] table")
+        raise UserError(_("{path}: unknown key(s) {keys}; a sweep file has a [plan] and a [grid] table").format(
+            path=p, keys=", ".join(unknown)))
     plan, grid = doc.get("plan", {}), doc.get("grid", {})
     for name, table in (("plan", plan), ("grid", grid)):
         if not isinstance(table, dict):
-            raise UserError(f"{p}: [{name}] must be a table")
+            raise UserError(_("{path}: [{table}] must be a table").format(path=p, table=name))
     for key, value in plan.items():
         _check_key(p, "plan", key)
         _check_value(p, f"plan.{key}", key, value)
     if not grid:
-        raise UserError(f"{p}: [grid] is empty or missing; give at least one setting a list of values")
+        raise UserError(_("{path}: [grid] is empty or missing; give at least one setting a list of values").format(
+            path=p))
     for key, values in grid.items():
         _check_key(p, "grid", key)
         if not isinstance(values, list):
-            raise UserError(f"{p}: grid.{key} must be a list of values, e.g. {key} = [{_example(key)}]")
+            raise UserError(_("{path}: grid.{key} must be a list of values, e.g. {key} = [{example}]").format(
+                path=p, key=key, example=_example(key)))
         if not values:
-            raise UserError(f"{p}: grid.{key} is an empty list; give it at least one value")
+            raise UserError(_("{path}: grid.{key} is an empty list; give it at least one value").format(path=p,
+                                                                                                      key=key))
         for value in values:
             _check_value(p, f"grid.{key}", key, value)
     return SweepSpec(plan=dict(plan), grid={k: list(v) for k, v in grid.items()})
@@ -134,10 +141,11 @@ def load_sweep(path: str | Path) -> SweepSpec:
 
 def _check_key(path: Path, table: str, key: str) -> None:
     if key in _PER_POINT:
-        raise UserError(f"{path}: {table}.{key}: every point has its own run directory inside the sweep directory; "
-                        "choose the sweep directory with --output")
+        raise UserError(_("{path}: {table}.{key}: every point has its own run directory inside the sweep directory; "
+                          "choose the sweep directory with --output").format(path=path, table=table, key=key))
     if key not in TrainingPlan.field_names():
-        raise UserError(f"{path}: {table}.{key} is not a setting (known: {', '.join(TrainingPlan.field_names())})")
+        raise UserError(_("{path}: {table}.{key} is not a setting (known: {known})").format(
+            path=path, table=table, key=key, known=", ".join(TrainingPlan.field_names())))
 
 
 _KIND_OK = {
@@ -147,14 +155,16 @@ _KIND_OK = {
     "str": lambda v: isinstance(v, str),
     "list": lambda v: isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v)),
 }
-_KIND_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "a string",
-               "list": "a list of module names or a pattern name"}
+_KIND_WORDS = {"int": N_("a whole number"), "float": N_("a number"), "bool": N_("true or false"),
+               "str": N_("a string"), "list": N_("a list of module names or a pattern name")}
 
 
 def _check_value(path: Path, where: str, key: str, value: Any) -> None:
     kind = TrainingPlan.field_kind(key)
     if not _KIND_OK[kind](value):
-        raise UserError(f"{path}: {where} = {value!r} must be {_KIND_WORDS[kind]}")
+        raise UserError(_("{path}: {where} = {value} must be {kind}").format(path=path, where=where,
+                                                                           value=repr(value),
+                                                                           kind=_(_KIND_WORDS[kind])))
 
 
 def _example(key: str) -> str:
@@ -205,10 +215,11 @@ def plan_points(spec: SweepSpec, sweep_dir: Path, *, vram_bytes: int | None) -> 
 
     points = expand(spec)
     for point in points:
+        point.given = given_for(spec, point, sweep_dir)
         try:
-            resolved = resolve_plan(given_for(spec, point, sweep_dir), vram_bytes=vram_bytes)
+            resolved = resolve_plan(point.given, vram_bytes=vram_bytes)
         except UserError as exc:
-            raise UserError(f"point {point.name}: {exc}") from None
+            raise UserError(_("point {name}: {error}").format(name=point.name, error=exc)) from None
         point.resolved = resolved
         inputs = resolved.inputs
         report = inputs.data_report.at(resolved.plan.max_seq_length) if inputs.data_report is not None else None
@@ -222,8 +233,8 @@ def plan_points(spec: SweepSpec, sweep_dir: Path, *, vram_bytes: int | None) -> 
         point.estimate_bytes, point.verdict = estimate.total_bytes, estimate.verdict
         if estimate.verdict == "will_not_fit":
             point.state = "dropped"
-            point.reason = (f"cannot fit: needs about {fmt_bytes(estimate.total_bytes)}, the GPU has "
-                            f"{fmt_bytes(vram_bytes)}")
+            point.reason = Phrase("cannot fit: needs about {need}, the GPU has {vram}",
+                                  need=fmt_bytes(estimate.total_bytes), vram=fmt_bytes(vram_bytes))
     return points
 
 
@@ -247,16 +258,16 @@ def check_sweep_dir(sweep_dir: Path, spec: SweepSpec) -> bool:
     if not sweep_dir.exists():
         return False
     if not sweep_dir.is_dir():
-        raise UserError(f"--output {sweep_dir}: exists and is not a directory")
+        raise UserError(_("--output {path}: exists and is not a directory").format(path=sweep_dir))
     state = read_state(sweep_dir)
     if state is None:
         if any(sweep_dir.iterdir()):
-            raise UserError(f"--output {sweep_dir}: not empty and not a sweep directory (no {STATE_FILE}); "
-                            "choose another --output")
+            raise UserError(_("--output {path}: not empty and not a sweep directory (no {file}); choose another "
+                              "--output").format(path=sweep_dir, file=STATE_FILE))
         return False
     if state.get("spec") != json.loads(json.dumps(spec.to_dict())):
-        raise UserError(f"--output {sweep_dir}: holds a different sweep (its {STATE_FILE} has another plan or "
-                        "grid); choose another --output, nothing there is overwritten")
+        raise UserError(_("--output {path}: holds a different sweep (its {file} has another plan or grid); choose "
+                          "another --output, nothing there is overwritten").format(path=sweep_dir, file=STATE_FILE))
     return True
 
 
@@ -268,9 +279,11 @@ def write_state(sweep_dir: Path, sweep_file: str | Path, spec: SweepSpec, points
 
 def launch_for(point: Point, sweep_dir: Path, *, vram_bytes: int | None) -> Any:
     """The ResolvedRun that continues a point: None when its run finished (it is never rerun); a resume from its
-    newest checkpoint when it has one; else a new run (over what a run killed before its first checkpoint left)."""
+    newest checkpoint when it has one; else a new run (over what a run killed before its first checkpoint left),
+    resolved again from the point's inputs so that its reasons are in the current language (English for the run
+    files, whatever language the points were planned in)."""
     from lora_tui.core.checkpoints import choose_checkpoint
-    from lora_tui.core.launcher import check_for_launch, resolve_run
+    from lora_tui.core.launcher import check_for_launch, resolve_plan, resolve_run
 
     run_dir = sweep_dir / point.name
     status = runs.read_status(run_dir)
@@ -279,7 +292,9 @@ def launch_for(point: Point, sweep_dir: Path, *, vram_bytes: int | None) -> Any:
     if (run_dir / runs.RUN_FILE).is_file() and choose_checkpoint(run_dir).checkpoint is not None:
         return resolve_run({"output": str(run_dir)}, resume=True, vram_bytes=vram_bytes)
     started = run_dir.exists() and any(run_dir.iterdir())
-    return check_for_launch(point.resolved, overwrite=started)
+    resolved = resolve_plan(point.given, vram_bytes=vram_bytes, inputs=point.resolved.inputs) if point.given \
+        else point.resolved
+    return check_for_launch(resolved, overwrite=started)
 
 
 def results(sweep_dir: Path, points: list[Point]) -> Comparison:
@@ -317,13 +332,14 @@ def parse_grid(text: str) -> dict[str, list[Any]]:
     for item in text.split():
         key, sep, values = item.partition("=")
         if not sep or key not in TrainingPlan.field_names() or key in _PER_POINT:
-            raise UserError(f"grid: {item!r} must be SETTING=VALUE,VALUE (e.g. lora_r=8,16)")
+            raise UserError(_("grid: {item} must be SETTING=VALUE,VALUE (e.g. lora_r=8,16)").format(item=repr(item)))
         parsed = [TrainingPlan.parse_field(key, v) for v in values.split(",") if v]
         if not parsed:
-            raise UserError(f"grid: {key} has no values; give it at least one (e.g. {key}={_example(key)})")
+            raise UserError(_("grid: {key} has no values; give it at least one (e.g. {key}={example})").format(
+                key=key, example=_example(key).replace(" ", "")))
         grid[key] = parsed
     if not grid:
-        raise UserError("grid: give at least one SETTING=VALUE,VALUE (e.g. lora_r=8,16 learning_rate=5e-5,2e-4)")
+        raise UserError(_("grid: give at least one SETTING=VALUE,VALUE (e.g. lora_r=8,16 learning_rate=5e-5,2e-4)"))
     return grid
 
 
@@ -346,7 +362,8 @@ def start_detached(plan: TrainingPlan, grid: dict[str, list[Any]], root: Path) -
 
     spec = SweepSpec(plan={}, grid=grid)
     if spec.size() > MAX_POINTS:
-        raise UserError(f"grid: {spec.size()} points, more than {MAX_POINTS}; shorten a list")
+        raise UserError(_("grid: {count} points, more than {limit}; shorten a list").format(count=spec.size(),
+                                                                                           limit=MAX_POINTS))
     sweep_dir = free_run_dir(root, f"sweep-{run_slug(Path(plan.output).name)}")
     sweep_file, log = sweep_dir.with_suffix(".toml"), sweep_dir.with_suffix(".log")
     root.mkdir(parents=True, exist_ok=True)

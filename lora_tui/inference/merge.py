@@ -35,7 +35,7 @@ from lora_tui.core.output_dir import MERGE_INFO_FILE
 from lora_tui.core.progress import Cancelled, ProgressTracker, Report
 from lora_tui.core.units import MIB, fmt_bytes
 from lora_tui.errors import UserError
-from lora_tui.i18n import _
+from lora_tui.i18n import _, pgettext
 from lora_tui.inference.merge_plan import DTYPE_BYTES, MergePlan, plan_merge
 from lora_tui.inference.session import TORCH_DTYPES, _has_tokenizer, resolve_base
 from lora_tui.train.quiet import quiet_libraries
@@ -171,7 +171,7 @@ def merge_adapter(
         raise UserError(_("--output {path}: cannot create it ({error}); choose a directory you can write").format(
             path=output, error=exc.strerror or exc)) from None
     try:
-        tracker.stage(_("plan: {lines}").format(lines="; ".join(plan.lines())))
+        tracker.stage(_("plan: {lines}").format(lines=pgettext("list separator", "; ").join(plan.lines())))
         _merge_into(a, base_dir, tmp, plan, tracker)
         tracker.check()  # the last point a cancel is taken: after the rename the merge is done
         tracker.stage(_("moving the merged model into place"))

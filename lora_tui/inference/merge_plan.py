@@ -13,6 +13,7 @@ from typing import Any
 
 from lora_tui.core.units import MIB, fmt_gib_or_mib
 from lora_tui.errors import UserError
+from lora_tui.i18n import Phrase, _
 
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
 """Bytes per parameter of each merge dtype."""
@@ -41,7 +42,7 @@ class MergePlan:
     available_bytes: int | None
     """Free memory on the chosen device when known (GPU free VRAM or available RAM)."""
     reason: str
-    """One line saying why this device was chosen."""
+    """One line saying why this device was chosen: a `Phrase`, English in JSON and shown in the current language."""
 
     def __post_init__(self) -> None:
         if self.device not in ("cpu", "cuda"):
@@ -64,16 +65,17 @@ class MergePlan:
         return {**asdict(self), "total_bytes": self.total_bytes, "fits": self.fits}
 
     def lines(self) -> list[str]:
-        """Human-readable breakdown, one part a line."""
-        out = [
-            f"base weights ({self.dtype}): {fmt_gib_or_mib(self.weights_bytes)}",
-            f"adapter (fp32): {fmt_gib_or_mib(self.adapter_bytes)}",
-            f"working memory: {fmt_gib_or_mib(self.working_bytes)}",
-            f"total: {fmt_gib_or_mib(self.total_bytes)} on {self.device}"
-            + (f" ({fmt_gib_or_mib(self.available_bytes)} free)" if self.available_bytes is not None else ""),
-            self.reason,
+        """Human-readable breakdown, one part a line, in the current language."""
+        total, device = fmt_gib_or_mib(self.total_bytes), self.device
+        return [
+            _("base weights ({dtype}): {size}").format(dtype=self.dtype, size=fmt_gib_or_mib(self.weights_bytes)),
+            _("adapter (fp32): {size}").format(size=fmt_gib_or_mib(self.adapter_bytes)),
+            _("working memory: {size}").format(size=fmt_gib_or_mib(self.working_bytes)),
+            _("total: {size} on {device}").format(size=total, device=device) if self.available_bytes is None else
+            _("total: {size} on {device} ({free} free)").format(size=total, device=device,
+                                                                free=fmt_gib_or_mib(self.available_bytes)),
+            _(self.reason),
         ]
-        return out
 
 
 def _need(base_params: int, largest: int, adapter_params: int, dtype: str, cuda: bool) -> tuple[int, ...]:
@@ -99,32 +101,36 @@ def plan_merge(
     but the available RAM is known to be too small.
     """
     if dtype not in DTYPE_BYTES:
-        raise UserError(f"--dtype {dtype}: choose one of {', '.join(DTYPE_BYTES)}")
+        raise UserError(_("--dtype {dtype}: choose one of {choices}").format(dtype=dtype,
+                                                                           choices=", ".join(DTYPE_BYTES)))
     if device not in DEVICES:
-        raise UserError(f"--device {device}: choose one of {', '.join(DEVICES)}")
+        raise UserError(_("--device {device}: choose one of {choices}").format(device=device,
+                                                                             choices=", ".join(DEVICES)))
     g_w, g_a, g_k = _need(base_params, largest_weight_params, adapter_params, dtype, cuda=True)
     gpu_need = g_w + g_a + g_k
     if device in ("cuda", "auto") and gpu_free_bytes is not None and gpu_need <= gpu_free_bytes:
-        why = "requested" if device == "cuda" else "it fits"
-        return MergePlan("cuda", dtype, g_w, g_a, g_k, gpu_free_bytes,
-                         f"merging on the GPU ({why}: needs {fmt_gib_or_mib(gpu_need)}, "
-                         f"{fmt_gib_or_mib(gpu_free_bytes)} free)")
+        need, free = fmt_gib_or_mib(gpu_need), fmt_gib_or_mib(gpu_free_bytes)
+        why = Phrase("merging on the GPU (requested: needs {need}, {free} free)", need=need, free=free) \
+            if device == "cuda" else Phrase("merging on the GPU (it fits: needs {need}, {free} free)", need=need,
+                                            free=free)
+        return MergePlan("cuda", dtype, g_w, g_a, g_k, gpu_free_bytes, why)
     if device == "cuda":
         if gpu_free_bytes is None:
-            raise UserError("--device cuda: no CUDA GPU is available; use --device cpu (or auto)")
-        raise UserError(f"--device cuda: the merge needs {fmt_gib_or_mib(gpu_need)}, the GPU has "
-                        f"{fmt_gib_or_mib(gpu_free_bytes)} free; use --device cpu (or auto), or free GPU memory")
+            raise UserError(_("--device cuda: no CUDA GPU is available; use --device cpu (or auto)"))
+        raise UserError(_("--device cuda: the merge needs {need}, the GPU has {free} free; use --device cpu (or "
+                          "auto), or free GPU memory").format(need=fmt_gib_or_mib(gpu_need),
+                                                              free=fmt_gib_or_mib(gpu_free_bytes)))
     c_w, c_a, c_k = _need(base_params, largest_weight_params, adapter_params, dtype, cuda=False)
     if device == "cpu":
-        reason = "merging on the CPU (requested)"
+        reason = Phrase("merging on the CPU (requested)")
     elif gpu_free_bytes is None:
-        reason = "merging on the CPU (no CUDA GPU)"
+        reason = Phrase("merging on the CPU (no CUDA GPU)")
     else:
-        reason = (f"merging on the CPU: the GPU has {fmt_gib_or_mib(gpu_free_bytes)} free but the merge needs "
-                  f"{fmt_gib_or_mib(gpu_need)}")
+        reason = Phrase("merging on the CPU: the GPU has {free} free but the merge needs {need}",
+                        free=fmt_gib_or_mib(gpu_free_bytes), need=fmt_gib_or_mib(gpu_need))
     plan = MergePlan("cpu", dtype, c_w, c_a, c_k, ram_available_bytes, reason)
     if plan.fits is False:
-        raise UserError(f"merge needs {fmt_gib_or_mib(plan.total_bytes)} of RAM, "
-                        f"{fmt_gib_or_mib(ram_available_bytes or 0)} is available: close other programs "
-                        "or use a machine with more memory")
+        raise UserError(_("merge needs {need} of RAM, {available} is available: close other programs or use a "
+                          "machine with more memory").format(need=fmt_gib_or_mib(plan.total_bytes),
+                                                              available=fmt_gib_or_mib(ram_available_bytes or 0)))
     return plan

@@ -204,7 +204,7 @@ class AdaptersScreen(AppScreen):
             tracker.finish(cancelled=tracker.cancel.is_set())
             raise
         stopped = tracker.cancel.is_set()
-        tracker.finish("answered", cancelled=stopped)
+        tracker.finish(_("answered"), cancelled=stopped)
         self.post_message(AdapterStatus(_("stopped: the answer so far is shown") if stopped else
                                         _("answered with base {base} and adapter {adapter}").format(
                                             base=self.session.base_dir.name, adapter=name)))
@@ -255,8 +255,11 @@ class AdaptersScreen(AppScreen):
             self.post_message(AdapterStatus(_("merge stopped: nothing was written to {path}").format(path=output)))
             return
         self.merged.append(result.output)
-        self.post_message(AdapterStatus(_("merged into {path} ({dtype} on {device}, {seconds} s)").format(
-            path=result.output, dtype=result.plan.dtype, device=result.plan.device, seconds=f"{result.seconds:.1f}")))
+        done = _("merged into {path} ({dtype} on {device}, {seconds} s); note: {note}") if result.note else \
+            _("merged into {path} ({dtype} on {device}, {seconds} s)")
+        self.post_message(AdapterStatus(done.format(path=result.output, dtype=result.plan.dtype,
+                                                    device=result.plan.device, seconds=f"{result.seconds:.1f}",
+                                                    note=result.note)))
 
     # ---- progress ---------------------------------------------------------------------------------------
 
