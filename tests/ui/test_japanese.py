@@ -3,6 +3,7 @@ English word but names), the palette switches the language and remembers it, and
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,11 +23,9 @@ SIZES = [(80, 24), (120, 40)]
 STEPS = ["HardwareScreen", "DataScreen", "TaskScreen", "AdvisorScreen", "ReviewScreen"]
 DATA_WIDGETS = ("data-preview", "data-path", "output", "runfile", "review-cmd")
 """Widgets that show the person's data, paths and the command line (names), not messages."""
-LATER_WIDGETS = ("model-status", "data-notes", "hw-notes",
-                 "why-save_steps", "why-keep", "why-early_stopping")
-"""Widgets whose text comes from modules not yet translated (core/models/modules.py, core/dataset/report.py,
-core/hardware/detect.py, and the save/keep/early-stopping reasons): only the messages asked for through the
-catalogue are checked there."""
+LATER_WIDGETS = ("why-save_steps", "why-keep", "why-early_stopping")
+"""Widgets whose text comes from modules not yet translated (the save/keep/early-stopping reasons): only the
+messages asked for through the catalogue are checked there."""
 
 
 @pytest.fixture
@@ -296,3 +295,44 @@ def test_the_tuis_launcher_writes_english_run_files(japanese: Path, monkeypatch:
     monkeypatch.setattr(launcher, "launch_run", lambda resolved, **kw: seen.append(i18n.language()) or "ok")
     assert app_module._default_launcher(object()) == "ok"  # type: ignore[arg-type]
     assert seen == ["en"] and i18n.language() == "ja"
+
+
+# ---- part 4: the Adapters screen's answers, merge and progress -------------------------------------------------
+
+
+async def test_the_adapters_screens_answer_merge_and_progress_are_japanese(japanese: Path,
+                                                                          adapter_pair: tuple[Path, Path]) -> None:
+    import shutil
+
+    from textual.widgets import Static
+
+    from lora_tui.core import runs
+    from lora_tui.ui.screens.adapters import AdaptersScreen
+
+    root = Path("runs")
+    shutil.copytree(adapter_pair[0], root / "chat")
+    runs.write_status(root / "chat", runs.RunStatus(state="stopped", step=2, max_steps=3))
+    app = make_app(hardware_probe=fakes.probe(None), gpu_query=fakes.gpu_query(None), runs_root=root,
+                   gpu_interval=0, start="runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.push_screen(AdaptersScreen(root, max_new_tokens=3, device="cpu"))
+        await waits.settle(pilot)
+        screen = app.screen
+        await pilot.press(*"hello", "enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        status = plain(screen.query_one("#adapter-status", Static).content)
+        assert status.startswith("ベース ") and status.endswith(" とアダプター chat で回答しました")
+        assert [e.stage for e in screen.progress][-1] == "回答しました"
+        await pilot.press("ctrl+g")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        status = plain(screen.query_one("#adapter-status", Static).content)
+        assert "chat-merged にマージしました（fp32、cpu、" in status and "。注意: 実行 " in status
+        stages = list(dict.fromkeys(e.describe() for e in screen.progress))
+        assert any(s.startswith("計画: ベースの重み（") and "CPU でマージします" in s for s in stages)
+        names = {w.lower() for w in re.findall(r"[A-Za-z]+", Path(screen.session.base_dir).name)} | RUN_NAMES
+        shown = "\n".join([status, *stages])
+        assert [w for w in english_words(shown, left_for_later=(r"W <- W \+ scaling x B @ A",))
+                if w.lower() not in names] == [], shown
+    assert sorted(i18n.missing) == []
