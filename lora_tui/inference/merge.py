@@ -35,7 +35,7 @@ from lora_tui.core.output_dir import MERGE_INFO_FILE
 from lora_tui.core.progress import Cancelled, ProgressTracker, Report
 from lora_tui.core.units import MIB, fmt_bytes
 from lora_tui.errors import UserError
-from lora_tui.i18n import _, pgettext
+from lora_tui.i18n import N_, _, pgettext
 from lora_tui.inference.merge_plan import DTYPE_BYTES, MergePlan, plan_merge
 from lora_tui.inference.session import TORCH_DTYPES, _has_tokenizer, resolve_base
 from lora_tui.train.quiet import quiet_libraries
@@ -125,8 +125,8 @@ def check_merge_output(output: Path, *, adapter: Path, base_dir: Path, overwrite
     if not overwrite:
         raise UserError(_("--output {path}: directory is not empty; choose a new directory or pass --overwrite"
                           ).format(path=output))
-    protect = [("the adapter being merged", adapter), ("its run", core_adapters.run_dir_of(adapter)),
-               ("the base model", base_dir)]  # words of core.output_dir's refusal, which is English
+    protect = [(N_("the adapter being merged"), adapter), (N_("its run"), core_adapters.run_dir_of(adapter)),
+               (N_("the base model"), base_dir)]  # core.output_dir's refusal shows them with _()
     reason = output_dir.replace_refusal(output, kind="merge", protect=protect)
     if reason:
         raise UserError(_("--output {path}: --overwrite refused: {reason}").format(path=output, reason=reason))

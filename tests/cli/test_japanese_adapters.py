@@ -99,6 +99,10 @@ def test_a_partial_adapters_note_and_the_merge_refusals_are_japanese(adapter_pai
     code, _, err = _run(capsys, "--lang", "ja", "adapters", "merge", str(adapter), "-o", str(out))
     assert code == 2 and err.endswith(f"--output {out}: ディレクトリが空ではありません。新しいディレクトリを選ぶか、"
                                       "--overwrite を指定してください\n")
+    code, _, err = _run(capsys, "--lang", "ja", "adapters", "merge", str(adapter), "-o", str(tmp_path), "--overwrite")
+    assert code == 2
+    assert err.endswith(f"--output {tmp_path}: --overwrite を拒否しました: "
+                        f"マージするアダプターを含んでいます（{adapter}）\n")
     code, _, err = _run(capsys, "--lang", "ja", "adapters", "merge", str(adapter), "-o", str(tmp_path / "m2"),
                         "--device", "cuda")
     assert code == 2
