@@ -19,6 +19,11 @@ from lora_tui.core.plan import NEGATABLE, TrainingPlan, flag_for, parse_target_m
 
 MAX_GB = 1e6
 """Largest size in GB a flag accepts (a petabyte: beyond any GPU or machine)."""
+PROCESS_FIELDS = ("num_processes", "nnodes", "distributed")
+"""The run's processes, as `recommend` and `plan` take them (the same flags as `train`'s)."""
+PLANNING_ADDR = "node-0"
+"""Node 0's address while a run on several machines is only planned (`recommend`, `plan`): a plan for more than
+one machine needs one (`train --master-addr`), and nothing is started, so a name stands in for it."""
 
 
 def gb_size(text: str) -> float:
@@ -87,4 +92,18 @@ def given_values(args: argparse.Namespace, names: Iterable[str]) -> dict[str, An
             given[PATTERN] = text
         else:
             given["target_modules"] = parse_target_modules(text)
+    return given
+
+
+def add_process_flags(parser: argparse.ArgumentParser) -> None:
+    """`--num-processes`, `--nnodes` and `--distributed`, as `train` has them (`add_plan_flags`)."""
+    add_plan_flags(parser, PROCESS_FIELDS)
+
+
+def process_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The process flags given (empty when none), with `PLANNING_ADDR` for more than one machine."""
+    given = given_values(args, PROCESS_FIELDS)
+    nodes = given.get("nnodes")
+    if isinstance(nodes, int) and nodes > 1:
+        given["master_addr"] = PLANNING_ADDR
     return given

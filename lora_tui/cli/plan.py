@@ -1,8 +1,11 @@
-"""`lora-tui plan`: exact per-layer LoRA parameters, adapter size, alpha/r scaling and the memory estimate."""
+"""`lora-tui plan`: exact per-layer LoRA parameters, adapter size, alpha/r scaling and the memory estimate; on
+several processes the strategy (ddp or fsdp, `core.memory_sharded.as_planned`) with its reason, and the memory one
+GPU holds under it beside both strategies' per-GPU figures."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from typing import Any
 
@@ -19,7 +22,7 @@ PLAN_FIELDS = ("lora_r", "lora_alpha", "target_modules", "use_dora", "use_rslora
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `plan` subcommand."""
-    from lora_tui.cli.flags import add_plan_flags, gb_size
+    from lora_tui.cli.flags import add_plan_flags, add_process_flags, gb_size
     from lora_tui.core.plan import TrainingPlan
 
     p = sub.add_parser(
@@ -35,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                   "reachable"))
     p.add_argument("--list-models", action="store_true", help=_("list the preset models and exit"))
     add_plan_flags(p, PLAN_FIELDS, defaults=TrainingPlan())
+    add_process_flags(p)
     p.add_argument("--dtype", choices=["auto", "bf16", "fp16", "fp32"], default="auto",
                    help=_("compute precision (default auto: what `lora-tui train` picks for this model on the "
                           "planned GPU, or fp32 on the CPU)"))
@@ -52,12 +56,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _plan(args: argparse.Namespace, inv: Any) -> tuple[Any, bool]:
     """The TrainingPlan the flags describe (validated by TrainingPlan), and whether alpha was defaulted."""
-    from lora_tui.cli.flags import given_values
+    from lora_tui.cli.flags import given_values, process_values
     from lora_tui.core.plan import TrainingPlan
     from lora_tui.core.resolve import PATTERN
     from lora_tui.core.targets import pattern_modules
 
-    given = given_values(args, PLAN_FIELDS)
+    given = {**given_values(args, PLAN_FIELDS), **process_values(args)}
     if PATTERN not in given and "target_modules" not in given and getattr(args, "advice", "guide") == "practice":
         from lora_tui.core.tables import practice
 
@@ -92,15 +96,21 @@ def _vram(args: argparse.Namespace) -> tuple[int | None, str]:
 
 
 def _memory(inv: Any, plan: Any, vram: int | None, source: str, loss: str | None = None) -> dict[str, Any]:
-    """The memory estimate (and the fit steps when it does not fit) as a dict."""
+    """The memory estimate one GPU holds under the plan's strategy (and the fit steps when it does not fit) as a
+    dict; with several processes both strategies' per-GPU figures too."""
     from lora_tui.core.fit import fit_to_vram
     from lora_tui.core.memory import plan_estimate
+    from lora_tui.core.memory_sharded import fsdp_shards, per_gpu, sharded
 
-    est = plan_estimate(inv, plan, vram, loss=loss)
+    whole = plan_estimate(inv, plan, vram, loss=loss)
+    layers, shards = int(inv.num_layers or 1), fsdp_shards(plan)
+    est = sharded(whole, shards, layers)
     out = est.to_dict()
     out["vram_source"] = source
+    if plan.world_size > 1:
+        out["per_gpu"] = per_gpu(whole, plan.world_size, layers)
     if est.verdict == "will_not_fit" and vram is not None:
-        out["fit_steps"] = [s.to_dict() for s in fit_to_vram(inv, plan, vram, loss=loss)]
+        out["fit_steps"] = [s.to_dict() for s in fit_to_vram(inv, plan, vram, loss=loss, shards=shards)]
     return out
 
 
@@ -132,11 +142,17 @@ def run(args: argparse.Namespace) -> int:
 
     inv = load_inventory(args.model)
     plan, alpha_default = _plan(args, inv)
+    vram, source = _vram(args)
+    from lora_tui.core.memory_sharded import as_planned
+
+    strategy = as_planned(inv, plan, vram, given=args.distributed is not None)
+    plan = dataclasses.replace(plan, distributed=strategy.distributed)
     math = compute_lora_math(inv, r=plan.lora_r, lora_alpha=plan.lora_alpha, target_modules=plan.target_modules,
                              use_dora=plan.use_dora, use_rslora=plan.use_rslora)
     if math.unmatched:
         raise unknown_targets_error(inv, list(math.unmatched))
-    memory = _memory(inv, plan, *_vram(args), loss=args.loss_impl)
+    memory = _memory(inv, plan, vram, source, loss=args.loss_impl)
+    memory["strategy"] = {"distributed": plan.distributed, "processes": plan.world_size, "reason": strategy.reason}
     if args.json:
         data = {"model": inv.model_id, **math.to_dict(), "lora_alpha_default": alpha_default, "memory": memory}
         print(json.dumps(data, indent=2))
@@ -188,6 +204,10 @@ def _memory_lines(memory: dict[str, Any], plan: Any) -> list[str]:
         lines.append(_("  precision: {why}").format(why=settings["precision_reason"]))
     if settings.get("seq_basis"):
         lines.append(_("  lengths: {why}").format(why=settings["seq_basis"]))
+    strategy = memory.get("strategy") or {}
+    if strategy.get("processes", 1) > 1:
+        lines.append(_("  strategy over {count} processes: {why}").format(count=strategy["processes"],
+                                                                         why=strategy["reason"]))
     total = _("total")
     width = max(cells_width(part["label"]) for part in memory["parts"])
     for part in memory["parts"]:
@@ -197,6 +217,10 @@ def _memory_lines(memory: dict[str, Any], plan: Any) -> list[str]:
         else _(" (no VRAM known)")
     lines.append(f"  {pad(total, width)} {fmt_gib_or_mb(memory['total_bytes']):>10s}{against}: "
                  f"{verdict_words(memory['verdict'])}")
+    if memory.get("per_gpu"):
+        from lora_tui.core.memory_sharded import per_gpu_text
+
+        lines.append(f"  {per_gpu_text(memory['per_gpu'])}")
     for i, step in enumerate(memory.get("fit_steps", []), 1):
         lines.append(_("  fix {n}: {step}").format(n=i, step=fit_line(step)))
     return lines

@@ -1,4 +1,6 @@
-"""`lora-tui recommend`: every training setting for a task, data size and GPU, each with its reason."""
+"""`lora-tui recommend`: every training setting for a task, data size and GPU, each with its reason; with the run's
+processes (`--num-processes`, `--nnodes`, `--distributed`) the accumulation over all of them and ddp or fsdp with
+both per-GPU figures, by resolve's rules (`core.resolve.with_processes`)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from lora_tui.i18n import _
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `recommend` subcommand."""
-    from lora_tui.cli.flags import gb_size
+    from lora_tui.cli.flags import add_process_flags, gb_size
 
     p = sub.add_parser(
         "recommend",
@@ -43,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from lora_tui.cli.plan import add_loss_flag
 
     add_loss_flag(p)
+    add_process_flags(p)
     p.add_argument("--json", action="store_true", help=_("print JSON with `values` and `reasons`"))
     p.set_defaults(func=run)
 
@@ -83,11 +86,21 @@ def run(args: argparse.Namespace) -> int:
     rec = recommend(task=args.task, examples=args.examples, vram_bytes=vram, inventory=inventory,
                     style=args.style, data_report=report, loss=args.loss_impl, load_in_4bit=args.load_in_4bit,
                     advice=args.advice)
+    from lora_tui.cli.flags import process_values
+    from lora_tui.core.plan import TrainingPlan
+
+    processes = process_values(args)
+    if processes:
+        from lora_tui.core.resolve import PlanInputs, with_processes
+
+        rec = with_processes(rec, processes, PlanInputs(data_report=report, vram_bytes=vram, inventory=inventory,
+                                                        style=args.style))
     if args.json:
         out: dict[str, Any] = rec.to_dict()
         out["inputs"] = {"task": args.task, "examples": args.examples if report is None else report.examples,
                          "vram_bytes": vram, "vram_source": vram_text, "model": args.model, "style": args.style,
-                         "advice": args.advice}
+                         "advice": args.advice,
+                         **{k: processes.get(k, getattr(TrainingPlan, k)) for k in ("num_processes", "nnodes")}}
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return 0
     _print_human(rec, args, vram_text, report)

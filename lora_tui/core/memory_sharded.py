@@ -72,6 +72,23 @@ def per_gpu(est: MemoryEstimate, shards: int, num_layers: int) -> dict[str, Any]
             "fsdp_bytes": fsdp.total_bytes, "fsdp_verdict": fsdp.verdict}
 
 
+def fsdp_shards(plan: TrainingPlan) -> int:
+    """The shards of the plan's weights: every process of the run under fsdp, else 1 (DDP, or one process: each
+    GPU holds the whole estimate). `sharded(est, fsdp_shards(plan), layers)` is what one GPU of the plan holds."""
+    return int(plan.world_size) if plan.distributed == "fsdp" else 1
+
+
+def per_gpu_text(per: dict[str, Any]) -> str:
+    """`per_gpu`'s figures as one line in the language shown (the Advisor, `recommend` and `plan`)."""
+    from lora_tui.core.recommend import verdict_words
+
+    return _("Per-GPU memory: ddp {ddp} ({ddp_verdict}, the whole base on every GPU); fsdp {fsdp} ({fsdp_verdict}, "
+             "weights and LoRA state / {shards} shards)").format(
+                 ddp=fmt_gib(per["ddp_bytes"]), ddp_verdict=verdict_words(per["ddp_verdict"]),
+                 fsdp=fmt_gib(per["fsdp_bytes"]), fsdp_verdict=verdict_words(per["fsdp_verdict"]),
+                 shards=per["shards"])
+
+
 @dataclasses.dataclass(frozen=True)
 class Strategy:
     """The strategy a run on several processes takes when the person did not choose one, and why."""
@@ -82,6 +99,17 @@ class Strategy:
     """Why, with the per-GPU figures compared."""
     changes: dict[str, tuple[Any, str]] = dataclasses.field(default_factory=dict)
     """Other settings the choice changes: field -> (value, reason) (4-bit loading off when FSDP fits in 16-bit)."""
+
+
+def uncompared(world: int, inv: ModelInventory | None, vram_bytes: int | None) -> str | None:
+    """ddp's reason when the two strategies cannot be compared (one process, no GPU, no model known); else None."""
+    if world < 2:
+        return _("ddp: one process, nothing to shard")
+    if vram_bytes is None:
+        return _("ddp: no GPU here, and fsdp shards a model only across CUDA GPUs")
+    if inv is None:
+        return _("ddp: no model known yet to estimate; fsdp is chosen only when DDP does not fit one GPU")
+    return None
 
 
 def choose(inv: ModelInventory, plan: TrainingPlan, vram_bytes: int, *, lengths: TokenStats | None = None,
@@ -135,6 +163,26 @@ def _sharded_fit(inv: ModelInventory, plan: TrainingPlan, vram_bytes: int, lengt
                                     where="memory fit")
     fit, said = _compare(inv, fitted, vram_bytes, lengths)
     return (changes, said) if fit == (False, True) else None
+
+
+def as_set(distributed: str) -> str:
+    """The reason of a strategy the person set."""
+    return _("{value}: as set (--distributed)").format(value=distributed)
+
+
+def as_planned(inv: ModelInventory, plan: TrainingPlan, vram_bytes: int | None, *, given: bool) -> Strategy:
+    """The strategy of `plan` with every other setting as it is (`lora-tui plan`): a given one kept (the reason says
+    when DDP does not fit one GPU and FSDP would), else `choose` with no remedy allowed."""
+    from lora_tui.core.plan import TrainingPlan
+
+    why = uncompared(plan.world_size, inv, vram_bytes)
+    if given:
+        warning = given_does_not_fit(inv, plan, vram_bytes) if why is None and vram_bytes is not None else None
+        return Strategy(plan.distributed, warning or as_set(plan.distributed))
+    if why is not None or vram_bytes is None:
+        return Strategy("ddp", why or "")
+    return choose(inv, dataclasses.replace(plan, distributed="ddp"), vram_bytes,
+                  fixed=frozenset(TrainingPlan.field_names()))
 
 
 def given_does_not_fit(inv: ModelInventory, plan: TrainingPlan, vram_bytes: int, *,

@@ -39,6 +39,7 @@ from lora_tui.i18n import _
 if TYPE_CHECKING:
     from lora_tui.core.dataset.report import DatasetReport
     from lora_tui.core.models.inventory import ModelInventory
+    from lora_tui.core.recommend import Recommendation
 
 EVALUATIONS = 10
 """Checkpoints (and evaluations) a run makes when its save interval is not given."""
@@ -135,20 +136,19 @@ def _distributed(values: dict[str, Any], sources: dict[str, str], reasons: dict[
     nodes = values.get("nnodes", TrainingPlan.nnodes)
     if not (_positive_int(per_node) and _positive_int(nodes)):
         return  # TrainingPlan refuses a bad value, naming the flag
+    from lora_tui.core.memory_sharded import choose, given_does_not_fit, uncompared
+
     given = sources["distributed"] in ("given", "config")
     inv, vram = inputs.inventory, inputs.vram_bytes
-    if per_node * nodes < 2 or inv is None or vram is None:
-        if not given:
-            reasons["distributed"] = (
-                _("ddp: one process, nothing to shard") if per_node * nodes < 2 else
-                _("ddp: no GPU here, and fsdp shards a model only across CUDA GPUs") if vram is None else
-                _("ddp: no model known yet to estimate; fsdp is chosen only when DDP does not fit one GPU"))
+    why = uncompared(per_node * nodes, inv, vram)
+    if why is not None or inv is None or vram is None:
+        if not given and why is not None:
+            reasons["distributed"] = why
         return
     try:
         plan = TrainingPlan.from_dict(values if given else {**values, "distributed": "ddp"}, where="settings")
     except UserError:
         return  # refused below, naming the field
-    from lora_tui.core.memory_sharded import choose, given_does_not_fit
 
     lengths = inputs.data_report.token_stats if inputs.data_report is not None else None
     if given:
@@ -172,6 +172,41 @@ def _distributed(values: dict[str, Any], sources: dict[str, str], reasons: dict[
         said = _("Memory: {description}.").format(description=last["description"])
         notes[:] = [note for note in notes if note != said]
     notes.append(_("Memory: {description}.").format(description=chosen.reason))
+
+
+def with_processes(rec: Recommendation, processes: Mapping[str, Any], inputs: PlanInputs) -> Recommendation:
+    """`rec` (made for one process) for a run on `processes` (num_processes, nnodes, distributed and master_addr
+    as given), by the rules `resolve` applies: the accumulation divided over every process (rule 4), then ddp or
+    fsdp with both per-GPU figures (rule 8). Values a rule changed cite lora-tui's rule; `distributed` joins the
+    values. What `lora-tui recommend` shows; UserError naming the flag for a bad process value."""
+    import dataclasses
+
+    from lora_tui.core.sources import Citation, SourceKind
+
+    given = {k: v for k, v in processes.items() if v is not None}
+    values: dict[str, Any] = {**rec.values, **given}
+    if inputs.inventory is not None:
+        values["model"] = inputs.inventory.model_id
+    sources = {**dict.fromkeys(TrainingPlan.field_names(), "default"), **dict.fromkeys(rec.values, "recommended"),
+               **{k: "given" for k, c in rec.citations.items() if c.kind == SourceKind.YOURS},
+               **dict.fromkeys(given, "given")}
+    reasons, notes, fit_steps = dict(rec.reasons), list(rec.notes), list(rec.fit_steps)
+    _account_for_processes(values, sources, reasons)
+    _distributed(values, sources, reasons, notes, fit_steps, inputs)
+    values["distributed"] = TrainingPlan.from_dict(values, where="settings").distributed  # refuses a bad value
+    if "distributed" in given:
+        from lora_tui.core.memory_sharded import as_set
+
+        reasons["distributed"] = reasons.get("distributed") or as_set(values["distributed"])
+    own = {key: Citation(SourceKind.LORA_TUI, _("lora-tui's own rule: {why}").format(why=why)) for key, why in (
+        ("gradient_accumulation_steps", _("the effective batch kept over every process")),
+        ("distributed", _("the memory estimate")))}
+    keys = [*rec.values, "distributed"]
+    citations = {k: Citation(SourceKind.YOURS, "--distributed") if k == "distributed" and "distributed" in given
+                 else rec.citations[k] if k in rec.values and values[k] == rec.values[k]
+                 else own.get(k, own["distributed"]) for k in keys}
+    return dataclasses.replace(rec, values={k: values[k] for k in keys}, reasons={k: reasons[k] for k in keys},
+                               notes=notes, fit_steps=fit_steps, citations=citations)
 
 
 def _check_rank(plan: TrainingPlan, inventory: ModelInventory | None) -> None:

@@ -1,6 +1,8 @@
 """Step 4, Advisor: recommended settings with reasons, each editable; which advice fills them (the guide's tables
 or current LoRA practice); the per-layer LoRA math and the memory estimate update live as r, alpha or the targets
-change."""
+change. With more than one process the strategy (ddp or fsdp) is one of the settings, with its reason, and the
+memory is what one GPU holds under it (FSDP's share: `core.memory_sharded`, as resolve's choice counts it), its
+remedies fitting that figure."""
 
 from __future__ import annotations
 
@@ -41,9 +43,13 @@ EDITABLE: tuple[tuple[str, str], ...] = (
     ("save_steps", N_("save+eval every")),
     ("keep", N_("keep (best/last)")),
     ("early_stopping", N_("early stopping")),
+    ("distributed", N_("ddp or fsdp")),
 )
 """The settings shown on the advisor, (plan field, label in English: `_()` shows it), in the order a person
 reads them."""
+
+MULTI_PROCESS = frozenset({"distributed"})
+"""Settings shown only for a run on more than one process."""
 
 STYLES = ("conservative", "standard", "aggressive")
 """The guide's alpha/r styles."""
@@ -84,7 +90,7 @@ class AdvisorScreen(WizardScreen):
                         for key in STYLES:
                             yield RadioButton(style_name(key), value=self.state.style == key, name=key)
                     for name, label in EDITABLE:
-                        with Horizontal(classes="setting"):
+                        with Horizontal(classes="setting", id=f"row-{name}"):
                             yield Static(_(label), classes="setting-name")
                             yield Input(fmt_value(getattr(self.state.plan, name)), id=f"set-{name}",
                                         classes="setting-value", tooltip=flag_for(name))
@@ -110,7 +116,6 @@ class AdvisorScreen(WizardScreen):
         self._show_plan()
 
     def _show_plan(self) -> None:
-        self.query_one("#notes", Static).update("\n".join(self.state.resolved.notes))
         for button in self.query("#advisor-advice RadioButton").results(RadioButton):
             if button.value != (button.name == self.state.plan.advice):
                 button.value = button.name == self.state.plan.advice
@@ -118,7 +123,13 @@ class AdvisorScreen(WizardScreen):
         self.refresh_figures()
 
     def _fill_inputs(self) -> None:
+        """Every setting's value and reason, and the notes, as resolved now (an edit may change the strategy)."""
+        self.query_one("#notes", Static).update("\n".join(self.state.resolved.notes))
         plan = self.state.plan
+        for name in MULTI_PROCESS:
+            shown = plan.world_size > 1
+            self.query_one(f"#row-{name}").display = shown
+            self.query_one(f"#why-{name}").display = shown
         for name, _label in EDITABLE:
             field = self.query_one(f"#set-{name}", Input)
             try:
@@ -228,12 +239,16 @@ class AdvisorScreen(WizardScreen):
     def _show_memory(self, inv: Any, plan: TrainingPlan) -> None:
         from lora_tui.core.fit import fit_to_vram
         from lora_tui.core.memory import plan_estimate
+        from lora_tui.core.memory_sharded import fsdp_shards, per_gpu, per_gpu_text, sharded
 
         vram = self.state.vram_bytes
         report = self.state.data_report
-        est = plan_estimate(inv, plan, vram, lengths=report.token_stats if report is not None else None)
+        whole = plan_estimate(inv, plan, vram, lengths=report.token_stats if report is not None else None)
+        layers, shards = int(inv.num_layers or 1), fsdp_shards(plan)
+        est = sharded(whole, shards, layers)  # what one GPU holds: the whole estimate under DDP
         self.query_one("#memory", Static).update(memory_table(est.parts))
-        verdict = Text.assemble((_("Peak memory "), "bold"), f"≈ {fmt_bytes(est.total_bytes)}")
+        verdict = Text.assemble((_("Peak memory per GPU ") if plan.world_size > 1 else _("Peak memory "), "bold"),
+                                f"≈ {fmt_bytes(est.total_bytes)}")
         if vram:
             verdict.append(_(" of {vram}: ").format(vram=fmt_bytes(vram)))
             verdict.append(verdict_words(est.verdict), style=VERDICT_STYLE.get(est.verdict, "bold"))
@@ -241,11 +256,13 @@ class AdvisorScreen(WizardScreen):
             verdict.append(_("  (no GPU: the CPU run's memory)"), style="dim")
         verdict.append(f"\n{est.settings.get('precision_reason', '')}", style="dim")
         verdict.append(f"\n{est.settings.get('seq_basis', '')}", style="dim")
+        if plan.world_size > 1:
+            verdict.append(f"\n{per_gpu_text(per_gpu(whole, plan.world_size, layers))}", style="dim")
         self.query_one("#verdict", Static).update(verdict)
         self._fit_changes = {}
         remedies = Text()
         if vram and est.verdict == "will_not_fit":
-            steps = fit_to_vram(inv, plan, vram)
+            steps = fit_to_vram(inv, plan, vram, shards=shards)
             remedies.append(_("Remedies (ctrl+g applies them):\n"), style="bold")
             for step in steps:
                 self._fit_changes.update(step.changes)
