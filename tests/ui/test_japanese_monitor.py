@@ -1,6 +1,6 @@
 """The monitor in Japanese on a finished run of two machines x two GPUs (a demo-like run whose eval loss rose, with
-every GPU's peak memory recorded): no message left in English but names, every message from the catalogue, the
-world and each machine's memory shown; snapshots at 80x24 and 120x40."""
+every GPU's peak memory recorded): no message left in English but names (the symptoms and remedies included), every
+message from the catalogue, the world and each machine's memory shown; snapshots at 80x24 and 120x40."""
 
 from __future__ import annotations
 
@@ -21,11 +21,6 @@ from tests.ui.test_japanese import japanese  # noqa: F401 - the fixture
 
 SIZES = [(80, 24), (120, 40)]
 GIB = 1024**3
-SYMPTOM_SOURCES = ("core/symptoms.py", "core/advice.py", "core/tables.py", "presets/guide.toml",
-                   "presets/practice.toml")
-"""Where the symptom and remedy texts come from (another part translates them)."""
-
-
 def two_node_run(root: Path) -> Path:
     """A finished demo run of 2 machines x 2 GPUs whose eval loss rose after step 15, its adapter the best step."""
     run = root / "demo-run"
@@ -59,24 +54,10 @@ def _app(run: Path):
                     runs_root=Path("runs"), gpu_interval=0, start="runs", open_run=run)
 
 
-def _from_symptoms(text: str) -> bool:
-    """Whether a message comes from the symptoms' own modules and tables (not the monitor's)."""
-    root = Path(__file__).resolve().parents[2] / "lora_tui"
-    return any(text[:40] in (root / name).read_text(encoding="utf-8") for name in SYMPTOM_SOURCES)
-
-
 def _left_in_english(screen) -> dict[str, list[str]]:
-    """English words each widget shows, the run's own log left out (run.log is a run file, English by design), and
-    the symptom and remedy texts core/symptoms.py gives (translated by another part: any still in English are
-    left out here, the monitor's words around them are checked)."""
-    from lora_tui.core.symptoms import remedy_reason
-
-    plan = screen.plan()
-    theirs = [t for s in screen.symptoms for t in (s.title, s.evidence, *(remedy_reason(r, plan) for r in s.remedies))]
+    """English words each widget shows, the run's own log left out (run.log is a run file, English by design)."""
     found = {}
     for where, text in screen_texts(screen, skip=("mon-log",)).items():
-        for theirs_text in sorted(theirs, key=len, reverse=True):
-            text = text.replace(theirs_text, " ")
         words = english_words(text)
         if words:
             found[where] = words
@@ -119,7 +100,7 @@ async def test_the_monitor_is_japanese(japanese: Path, size: tuple[int, int]) ->
             assert "ほかの解決策:" in str(screen.query_one("#mon-advice").render())
             assert "ノード 0: GPU 2 台で" in str(screen.query_one("#mon-details").render())  # each GPU, in the notes
             assert _left_in_english(screen) == {}
-    assert {m for _lang, m in i18n.missing if not _from_symptoms(m)} == set()
+    assert i18n.missing == set()
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -127,3 +108,23 @@ def test_ja_monitor_snapshots(snap_compare, japanese: Path, size: tuple[int, int
     run = two_node_run(Path("runs"))
     assert json.loads((run / runs.STATUS_FILE).read_text())["extra"]["world_size"] == 4
     assert snap_compare(_app(run), terminal_size=size, run_before=_until_shown)
+
+
+async def test_the_live_gpu_line_shows_nvmls_status_in_japanese(japanese: Path) -> None:  # noqa: F811
+    """NVML's status is an English Phrase (it is data too); the monitor's GPU line shows it translated."""
+    import pynvml
+
+    from lora_tui.core.hardware.detect import query_gpus
+    from lora_tui.ui.messages import GpusSampled
+    from tests.helpers.fake_nvml import FakeNvml
+
+    gpus, status = query_gpus(FakeNvml([], init_error=pynvml.NVMLError_LibraryNotFound))
+    run = two_node_run(Path("runs"))
+    app = _app(run)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _until_shown(pilot)
+        app.screen.post_message(GpusSampled(gpus, status))
+        await waits.settle(pilot)
+        line = str(app.screen.query_one("#mon-gpu").render())
+        assert line.startswith("GPU: なし（NVML のライブラリが見つかりません"), line
+        assert english_words(line) == [], line

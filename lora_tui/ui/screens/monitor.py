@@ -220,7 +220,7 @@ class MonitorScreen(AppScreen):
     def on_gpus_sampled(self, message: GpusSampled) -> None:
         """Show each GPU's memory and utilisation."""
         if not message.gpus:
-            self._put("#mon-gpu", Text(_("GPU: none ({status})").format(status=message.status), style="dim"))
+            self._put("#mon-gpu", Text(_("GPU: none ({status})").format(status=_(message.status)), style="dim"))
             return
         parts = []
         for gpu in message.gpus:
