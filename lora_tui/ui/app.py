@@ -97,7 +97,7 @@ def _default_gpu_query() -> tuple[Sequence[GpuInfo], str]:
     from lora_tui.core.hardware.detect import query_gpus
 
     gpus, status = query_gpus()
-    return tuple(gpus), str(status)
+    return tuple(gpus), status  # a Phrase: each screen shows it in its language
 
 
 def _default_launcher(resolved: ResolvedPlan, *, overwrite: bool = False, resume: bool = False) -> LaunchedRun:

@@ -110,20 +110,24 @@ def test_ja_monitor_snapshots(snap_compare, japanese: Path, size: tuple[int, int
     assert snap_compare(_app(run), terminal_size=size, run_before=_until_shown)
 
 
-async def test_the_live_gpu_line_shows_nvmls_status_in_japanese(japanese: Path) -> None:  # noqa: F811
-    """NVML's status is an English Phrase (it is data too); the monitor's GPU line shows it translated."""
+async def test_the_live_gpu_line_shows_nvmls_status_in_japanese(japanese: Path,  # noqa: F811
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """NVML's status is an English Phrase (it is data too); the TUI's real GPU query keeps it one, so the monitor's
+    GPU line shows it translated."""
     import pynvml
 
-    from lora_tui.core.hardware.detect import query_gpus
+    from lora_tui.core.hardware import detect
+    from lora_tui.ui.app import _default_gpu_query
     from lora_tui.ui.messages import GpusSampled
     from tests.helpers.fake_nvml import FakeNvml
 
-    gpus, status = query_gpus(FakeNvml([], init_error=pynvml.NVMLError_LibraryNotFound))
+    monkeypatch.setattr(detect, "_load_nvml", lambda: FakeNvml([], init_error=pynvml.NVMLError_LibraryNotFound))
+    gpus, status = _default_gpu_query()
     run = two_node_run(Path("runs"))
     app = _app(run)
     async with app.run_test(size=(120, 40)) as pilot:
         await _until_shown(pilot)
-        app.screen.post_message(GpusSampled(gpus, status))
+        app.screen.post_message(GpusSampled(tuple(gpus), status))
         await waits.settle(pilot)
         line = str(app.screen.query_one("#mon-gpu").render())
         assert line.startswith("GPU: なし（NVML のライブラリが見つかりません"), line
