@@ -172,17 +172,10 @@ def _command_lines(plan: Any) -> list[str]:
 
 def _per_gpu_lines(memory: dict[str, Any] | None) -> list[str]:
     """Per-GPU memory of each strategy, for a run on several processes."""
-    from lora_tui.core.recommend import verdict_words
-    from lora_tui.core.units import fmt_gib
+    from lora_tui.core.memory_sharded import per_gpu_text
 
     per = (memory or {}).get("per_gpu")
-    if not per:
-        return []
-    return [_("Per-GPU memory: ddp {ddp} ({ddp_verdict}, the whole base on every GPU); fsdp {fsdp} ({fsdp_verdict}, "
-              "weights and LoRA state / {shards} shards)").format(
-                  ddp=fmt_gib(per["ddp_bytes"]), ddp_verdict=verdict_words(per["ddp_verdict"]),
-                  fsdp=fmt_gib(per["fsdp_bytes"]), fsdp_verdict=verdict_words(per["fsdp_verdict"]),
-                  shards=per["shards"])]
+    return [per_gpu_text(per)] if per else []
 
 
 def follow_node(run_dir: Path, proc: Any, node_rank: int, *, detach: bool, poll_s: float = 0.2) -> int:
