@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 ADVISED = ("lora_r", "lora_alpha", "lora_dropout", "learning_rate", "per_device_train_batch_size",
            "gradient_accumulation_steps", "num_train_epochs", "warmup_ratio", "weight_decay", "max_seq_length",
            "target_modules", "gradient_checkpointing", "load_in_4bit", "eval_split", "save_steps", "keep",
-           "early_stopping")
+           "early_stopping", "distributed")
 """The settings the advisor recommends and a person may override (its Reset forgets these)."""
 
 

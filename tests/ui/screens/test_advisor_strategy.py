@@ -100,3 +100,17 @@ async def test_the_strategy_and_the_per_gpu_memory_in_japanese() -> None:
         assert "全体を集めるデコーダー層（FSDP）" in plain(app.screen.query_one("#memory", Static).content)
         assert _english(app.screen) == {}
     assert sorted(i18n.missing) == []
+
+
+async def test_reset_forgets_an_edited_strategy(tmp_path: Path) -> None:
+    app = _app(tmp_path, gpu_gib=24, plan=TrainingPlan(task="chat", model=FOURTEEN_B, num_processes=2))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _to_advisor(pilot)
+        state = app.state
+        app.screen.query_one("#set-distributed", Input).value = "ddp"
+        await waits.settle(pilot)
+        assert state.plan.distributed == "ddp" and state.sources["distributed"] == "given"
+        await pilot.press("ctrl+o")  # back to the recommendation
+        await waits.settle(pilot)
+        assert state.plan.distributed == "fsdp" and state.sources["distributed"] != "given"
+        assert app.screen.query_one("#set-distributed", Input).value == "fsdp"
