@@ -197,7 +197,8 @@ def N_(msgid: str) -> str:
 def _checked(lang: str, where: str) -> str:
     value = lang.strip().lower()
     if value not in LANGUAGES:
-        raise UserError(f"{where} {lang!r}: unknown; choose one of {', '.join(LANGUAGES)}")
+        raise UserError(_("{where} {lang}: unknown; choose one of {choices}").format(
+            where=where, lang=repr(lang), choices=", ".join(LANGUAGES)))
     return value
 
 
@@ -239,7 +240,7 @@ def lang_option(argv: Sequence[str]) -> tuple[str | None, list[str]]:
             break
         if arg == "--lang":
             if i + 1 >= len(items):
-                raise UserError(f"--lang: give a language ({', '.join(LANGUAGES)})")
+                raise UserError(_("--lang: give a language ({choices})").format(choices=", ".join(LANGUAGES)))
             lang = _checked(items[i + 1], "--lang")
             i += 2
             continue

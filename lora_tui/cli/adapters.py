@@ -24,7 +24,7 @@ from lora_tui.core.adapter_report import fmt_number, format_details
 from lora_tui.core.progress import Progress
 from lora_tui.core.units import fmt_decimal_bytes
 from lora_tui.errors import UserError
-from lora_tui.i18n import _, pgettext
+from lora_tui.i18n import N_, _, pgettext
 
 
 def register(subparsers: Any) -> None:
@@ -200,7 +200,7 @@ def _prompts(args: argparse.Namespace) -> list[str]:
     prompts = list(args.prompt)
     if args.prompts:
         path = Path(args.prompts)
-        text = read_regular_text(path, f"--prompts {path}", "prompts file")  # a FIFO or device: refused, no hang
+        text = read_regular_text(path, f"--prompts {path}", N_("prompts file"))  # a FIFO or device: refused
         prompts += [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
     if not prompts:
         raise UserError(_("give at least one --prompt TEXT or --prompts FILE"))

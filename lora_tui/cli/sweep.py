@@ -103,7 +103,8 @@ def point_lines(points: list[Any]) -> list[str]:
     for p in points:
         values = " ".join(f"{k}={fmt_value(v)}" for k, v in p.values.items())
         verdict = pgettext("memory verdict", p.verdict.replace("_", " ")) if p.verdict else p.verdict
-        memory = f"  ~{fmt_bytes(p.estimate_bytes)} ({verdict})" if p.estimate_bytes is not None else ""
+        memory = ("  " + _("~{memory} ({verdict})").format(memory=fmt_bytes(p.estimate_bytes), verdict=verdict)
+                  if p.estimate_bytes is not None else "")
         dropped = "  " + _("DROPPED: {reason}").format(reason=p.reason) if p.state == "dropped" else ""
         lines.append(f"  {pad(p.name, 40)} {values}{memory}{dropped}")
     return lines

@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 from lora_tui.core.paths import cache_dir, staged_dir
+from lora_tui.i18n import _
 
 HUB_URL = "https://huggingface.co"
 """Where files are fetched from (`$HF_ENDPOINT` overrides it, as in the Hugging Face libraries)."""
@@ -33,7 +34,7 @@ def offline() -> bool:
 def hub_file(repo_id: str, filename: str, *, timeout: float) -> bytes:
     """The bytes of `filename` in `repo_id` (main revision); HubError naming the reason otherwise."""
     if offline():
-        raise HubError("HF_HUB_OFFLINE is set")
+        raise HubError(_("HF_HUB_OFFLINE is set"))
     base = os.environ.get("HF_ENDPOINT", HUB_URL).rstrip("/")
     headers = {"User-Agent": "lora-tui"}
     if os.environ.get("HF_TOKEN"):
@@ -43,12 +44,13 @@ def hub_file(repo_id: str, filename: str, *, timeout: float) -> bytes:
         with urllib.request.urlopen(request, timeout=timeout) as resp:
             return bytes(resp.read())
     except urllib.error.HTTPError as exc:
-        why = {401: "the repository is gated or private: set HF_TOKEN", 403: "access denied: set HF_TOKEN",
-               404: "not found"}.get(exc.code, f"HTTP {exc.code}")
-        raise HubError(f"{filename}: {why}") from None
+        why = {401: _("{file}: the repository is gated or private: set HF_TOKEN"),
+               403: _("{file}: access denied: set HF_TOKEN"),
+               404: _("{file}: not found")}.get(exc.code, _("{file}: HTTP {code}"))
+        raise HubError(why.format(file=filename, code=exc.code)) from None
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
-        raise HubError(f"the hub is not reachable ({reason})") from None
+        raise HubError(_("the hub is not reachable ({reason})").format(reason=reason)) from None
 
 
 def fetched_tokenizer_dir(repo_id: str) -> Path:

@@ -19,6 +19,7 @@ from lora_tui.core.models.modules import (
     resolve_targets,
 )
 from lora_tui.errors import UserError
+from lora_tui.i18n import Phrase, _
 
 SAFETENSORS_HEADER_BYTES_PER_TENSOR = 160
 """Approximate JSON header bytes per tensor in a PEFT adapter_model.safetensors.
@@ -165,8 +166,8 @@ def compute_lora_math(
     kinds, unmatched = resolve_targets(inv, modules) if modules else ([], [])
     param_kinds, unmatched_params = resolve_parameters(inv, params)
     if use_dora and param_kinds:
-        raise UserError("--use-dora: PEFT's DoRA cannot adapt fused expert weights (target_parameters); "
-                        "target attention modules only, or turn DoRA off.")
+        raise UserError(_("--use-dora: PEFT's DoRA cannot adapt fused expert weights (target_parameters); "
+                          "target attention modules only, or turn DoRA off."))
     order = {id(k): i for i, k in enumerate((*inv.linears, *inv.embeddings))}
     chosen = sorted([*kinds, *param_kinds], key=lambda k: order[id(k)])
     rows = _disambiguate([_row(k, r * _mult(k, rank_mult), use_dora and k.layer_type != "parameter")
@@ -208,7 +209,7 @@ def peft_moe_targets(inv: ModelInventory, target_modules: list[str], target_para
     mapping: dict[str, str] = conv["target_module_mapping"]
     fused: dict[str, list[str]] = conv["fused_targets"]
     if [t.lower() for t in target_modules] == [ALL_LINEAR]:
-        kinds, _ = resolve_targets(inv, [ALL_LINEAR])
+        kinds, _unmatched = resolve_targets(inv, [ALL_LINEAR])
         target_modules = sorted({k.name for k in kinds} | mapping.keys())
     params = list(target_parameters)
     remaining: list[str] = []
@@ -225,14 +226,17 @@ def peft_moe_targets(inv: ModelInventory, target_modules: list[str], target_para
     for name, olds in fused.items():
         got = present.get(name, set())
         if 0 < len(got) < len(olds):
-            raise UserError(f"--target-modules: {', '.join(sorted(got))} needs "
-                            f"{', '.join(sorted(set(olds) - got))} too: {inv.model_id} fuses them into {name}.")
+            raise UserError(_("--target-modules: {given} needs {others} too: {model} fuses them into {fused}.").format(
+                given=", ".join(sorted(got)), others=", ".join(sorted(set(olds) - got)), model=inv.model_id,
+                fused=name))
         if len(got) == len(olds) > 1:
             rank_mult[name] = len(olds)
-    notes = []
-    if params != list(target_parameters):
-        notes.append(f"PEFT adapts the fused expert/router weights {', '.join(params)} through "
-                     "target_parameters: this needs lora_dropout=0 and no DoRA"
-                     + (f"; {', '.join(rank_mult)} gets rank {max(rank_mult.values())}r" if rank_mult else "")
-                     + ".")
+    notes: list[str] = []  # Phrases: English in JSON, in the language shown where printed
+    if params != list(target_parameters) and rank_mult:
+        notes.append(Phrase("PEFT adapts the fused expert/router weights {params} through target_parameters: this "
+                            "needs lora_dropout=0 and no DoRA; {fused} gets rank {mult}r.", params=", ".join(params),
+                            fused=", ".join(rank_mult), mult=max(rank_mult.values())))
+    elif params != list(target_parameters):
+        notes.append(Phrase("PEFT adapts the fused expert/router weights {params} through target_parameters: this "
+                            "needs lora_dropout=0 and no DoRA.", params=", ".join(params)))
     return remaining, params, rank_mult, notes

@@ -244,20 +244,18 @@ def _cpu_parts(inv: ModelInventory, load_in_4bit: bool, dtype: str) -> list[Memo
 
 
 def _validate(s: dict[str, Any]) -> None:
-    checks = [
-        ("lora_r", isinstance(s["lora_r"], int) and s["lora_r"] > 0, "a positive integer"),
-        ("batch_size", isinstance(s["batch_size"], int) and s["batch_size"] > 0, "a positive integer"),
-        ("seq_len", isinstance(s["seq_len"], int) and s["seq_len"] > 0, "a positive integer"),
-        ("dtype", s["dtype"] in DTYPE_BYTES, f"one of {', '.join(DTYPE_BYTES)}"),
-        ("adapter_dtype", s["adapter_dtype"] in DTYPE_BYTES, f"one of {', '.join(DTYPE_BYTES)}"),
-        ("lora_dropout", 0 <= s["lora_dropout"] < 1, "in [0, 1)"),
-        ("attn", s["attn"] in ATTN_IMPLS, f"one of {', '.join(ATTN_IMPLS)}"),
-        ("loss", s["loss"] in LOSS_IMPLS, f"one of {', '.join(LOSS_IMPLS)}"),
-        ("device", s["device"] in DEVICES, f"one of {', '.join(DEVICES)}"),
-    ]
-    for name, ok, want in checks:
-        if not ok:
-            raise UserError(f"memory estimate: `{name}` must be {want}, got {s[name]!r}")
+    for name in ("lora_r", "batch_size", "seq_len"):
+        if not (isinstance(s[name], int) and s[name] > 0):
+            raise UserError(_("memory estimate: `{name}` must be a positive integer, got {value}").format(
+                name=name, value=repr(s[name])))
+    if not 0 <= s["lora_dropout"] < 1:
+        raise UserError(_("memory estimate: `{name}` must be in [0, 1), got {value}").format(
+            name="lora_dropout", value=repr(s["lora_dropout"])))
+    for name, choices in (("dtype", DTYPE_BYTES), ("adapter_dtype", DTYPE_BYTES), ("attn", ATTN_IMPLS),
+                          ("loss", LOSS_IMPLS), ("device", DEVICES)):
+        if s[name] not in choices:
+            raise UserError(_("memory estimate: `{name}` must be one of {choices}, got {value}").format(
+                name=name, choices=", ".join(choices), value=repr(s[name])))
 
 
 def quantised_params(inv: ModelInventory) -> int:

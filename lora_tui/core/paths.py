@@ -10,6 +10,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from lora_tui.errors import UserError
+from lora_tui.i18n import _
+
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 """The installed `lora_tui` package directory."""
 
@@ -37,12 +40,18 @@ def output_root() -> Path:
 
 
 def free_run_dir(root: Path, stem: str) -> Path:
-    """`root/stem`, or `root/stem-2`, `-3`…: the first that does not exist or is an empty directory."""
-    for n in range(1, 10_000):
+    """`root/stem`, or `root/stem-2`, `-3`…: the first that does not exist or is an empty directory (UserError when
+    all 9,999 are taken)."""
+    for n in range(1, _FREE_NAMES + 1):
         candidate = root / (stem if n == 1 else f"{stem}-{n}")
         if not candidate.exists() or (candidate.is_dir() and not any(candidate.iterdir())):
             return candidate
-    raise RuntimeError(f"no free run directory under {root}")
+    raise UserError(_("{root}: no free run directory ({stem} to {stem}-{last} are all taken); choose another "
+                      "--output").format(root=root, stem=stem, last=_FREE_NAMES))
+
+
+_FREE_NAMES = 9_999
+"""How many names (`stem`, `stem-2` … `stem-9999`) `free_run_dir` tries."""
 
 
 def run_slug(model: str) -> str:

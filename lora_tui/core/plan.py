@@ -13,6 +13,7 @@ import shlex
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ else:  # pragma: no cover
 from lora_tui.core.plan_values import _KIND_WORDS, _is_int, _is_num, _parse_bool, _shown, _toml_value, fmt_value
 from lora_tui.core.sources import ADVICE
 from lora_tui.errors import UserError
+from lora_tui.i18n import N_, _
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 """Allowed values of `precision`: auto picks bf16 where the device supports it, else fp16 on CUDA (fp32 for model
@@ -40,6 +42,9 @@ BATCHING = ("grouped", "random", "padding-free", "packed")
 (padded to its longest); random: any examples share a batch (padded to its longest); padding-free: a batch's
 examples are laid end to end with no padding (FlashAttention on a GPU); packed: examples are packed best-fit into
 sequences of max_seq_length, fewer and fuller batches (FlashAttention on a GPU)."""
+
+PLACES = (N_("run file"), N_("settings"), N_("plan"), N_("memory fit"), N_("oom retry"))
+"""Where a plan is built from, as `TrainingPlan.from_dict`'s callers name it in its errors (shown translated)."""
 
 SOURCES = ("given", "config", "recommended", "default")
 """Where a setting's value came from: a flag, a run file, the advisor, or TrainingPlan's default."""
@@ -138,55 +143,60 @@ class TrainingPlan:
     # ---- validation -------------------------------------------------------------------------------------
 
     def validate(self) -> None:
-        """Raise UserError naming the first invalid field (flag names are the field's `--kebab-case`)."""
-        _check(isinstance(self.model, str) and self.model.strip() != "", "model", "must not be empty")
+        """Raise UserError naming the first invalid field (flag names are the field's `--kebab-case`), in the
+        language shown."""
+        _check(isinstance(self.model, str) and self.model.strip() != "", "model", N_("{setting} must not be empty"))
         for name in ("data", "columns", "task", "master_addr"):
             value = getattr(self, name)
             _check(value is None or (isinstance(value, str) and value.strip() != ""), name,
-                   "must not be empty (leave it out instead)")
+                   N_("{setting} must not be empty (leave it out instead)"))
         if self.columns is not None:
             from lora_tui.core.dataset.mapping import parse_columns
 
             parse_columns(self.columns)  # UserError naming what is wrong and how a mapping is written
-        _check(isinstance(self.output, str) and self.output.strip() != "", "output", "must not be empty")
+        _check(isinstance(self.output, str) and self.output.strip() != "", "output", N_("{setting} must not be empty"))
         for name, high in _INT_BOUNDS.items():
             value = getattr(self, name)
             _check(_is_int(value) and 0 < value <= high, name,
-                   f"must be a positive integer, got {_shown(value)} (at most {high:,} is accepted)")
+                   N_("{setting} must be a positive integer, got {value} (at most {high} is accepted)"), value,
+                   high=f"{high:,}")
         for name, (low, top, low_open) in _NUMBER_BOUNDS.items():
             number = getattr(self, name)
             ok = _is_num(number) and (number > low if low_open else number >= low) and number <= top
-            _check(ok, name, f"must be {'>' if low_open else '>='} {fmt_value(low)}, got {_shown(number)} "
-                             f"(at most {top:,g} is accepted)")
-        _check(_is_num(self.lora_dropout) and 0 <= self.lora_dropout < 1, "lora_dropout",
-               f"must be in [0, 1), got {_shown(self.lora_dropout)}")
-        _check(_is_num(self.warmup_ratio) and 0 <= self.warmup_ratio < 1, "warmup_ratio",
-               f"must be in [0, 1), got {_shown(self.warmup_ratio)}")
+            _check(ok, name, N_("{setting} must be > {low}, got {value} (at most {high} is accepted)") if low_open
+                   else N_("{setting} must be >= {low}, got {value} (at most {high} is accepted)"), number,
+                   low=fmt_value(low), high=f"{top:,g}")
+        for name in ("lora_dropout", "warmup_ratio"):
+            value = getattr(self, name)
+            _check(_is_num(value) and 0 <= value < 1, name, N_("{setting} must be in [0, 1), got {value}"), value)
         _check(_is_int(self.max_steps) and (self.max_steps == -1 or 0 < self.max_steps <= MAX_STEPS), "max_steps",
-               f"must be a positive integer or -1, got {_shown(self.max_steps)} (at most {MAX_STEPS:,})")
+               N_("{setting} must be a positive integer or -1, got {value} (at most {high})"), self.max_steps,
+               high=f"{MAX_STEPS:,}")
         _check(_is_int(self.seed) and 0 <= self.seed < 2**32, "seed",
-               f"must be a non-negative integer below 2**32, got {_shown(self.seed)}")
+               N_("{setting} must be a non-negative integer below 2**32, got {value}"), self.seed)
         _check(_is_num(self.eval_split) and 0 <= self.eval_split <= 0.5, "eval_split",
-               f"must be in [0, 0.5], got {_shown(self.eval_split)}")
-        _check(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}")
-        _check(self.advice in ADVICE, "advice", f"must be one of {', '.join(ADVICE)}, got {_shown(self.advice)}")
-        _check(self.report_to in REPORT_TO, "report_to",
-               f"must be one of {', '.join(REPORT_TO)}, got {_shown(self.report_to)}")
-        _check(self.batching in BATCHING, "batching",
-               f"must be one of {', '.join(BATCHING)}, got {_shown(self.batching)}")
-        _check(self.keep in KEEP, "keep", f"must be one of {', '.join(KEEP)}, got {_shown(self.keep)}")
+               N_("{setting} must be in [0, 0.5], got {value}"), self.eval_split)
+        for name, choices in (("precision", PRECISIONS), ("advice", ADVICE), ("report_to", REPORT_TO),
+                              ("batching", BATCHING), ("keep", KEEP)):
+            value = getattr(self, name)
+            _check(value in choices, name, N_("{setting} must be one of {choices}, got {value}"), value,
+                   choices=", ".join(choices))
+        for name in _bool_fields():  # a TOML table or string here would pass every check below and break run.toml
+            value = getattr(self, name)
+            _check(isinstance(value, bool), name, N_("{setting} must be true or false, got {value}"), value)
         _check(_is_int(self.early_stopping) and 0 <= self.early_stopping <= 1000, "early_stopping",
-               f"must be a whole number from 0 (off) to 1000 evaluations, got {_shown(self.early_stopping)}")
+               N_("{setting} must be a whole number from 0 (off) to 1000 evaluations, got {value}"),
+               self.early_stopping)
         _check(self.early_stopping == 0 or self.eval_split > 0, "early_stopping",
-               "needs an evaluation split to watch (--eval-split > 0)")
+               N_("{setting} needs an evaluation split to watch (--eval-split > 0)"))
         _check(not (self.load_in_4bit and self.use_dora), "load_in_4bit",
-               "cannot be combined with DoRA (--use-dora): lora-tui trains DoRA on 16-bit weights only; "
-               "turn one of them off")
-        _check(len(self.target_modules) > 0, "target_modules", "must name at least one module")
+               N_("{setting} cannot be combined with DoRA (--use-dora): lora-tui trains DoRA on 16-bit weights "
+                  "only; turn one of them off"))
+        _check(len(self.target_modules) > 0, "target_modules", N_("{setting} must name at least one module"))
         from lora_tui.core.distributed import problems
 
         for name, message in problems(self)[:1]:
-            _check(False, name, message)
+            _check(False, name, N_("{setting} {problem}"), problem=message)
 
     # ---- derived values ---------------------------------------------------------------------------------
 
@@ -239,7 +249,8 @@ class TrainingPlan:
                 value = float(text)
                 return int(value) if value.is_integer() and abs(value) < 2**53 and "." not in text else value
         except ValueError:
-            raise UserError(f"`{name}` ({flag_for(name)}): {text!r} is not {_KIND_WORDS[kind]}") from None
+            raise UserError(_("{setting}: {text} is not {kind}").format(setting=setting_label(name), text=repr(text),
+                                                                          kind=_(_KIND_WORDS[kind]))) from None
         return text or (None if getattr(cls, name, "") is None else text)
 
     @classmethod
@@ -249,17 +260,18 @@ class TrainingPlan:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, where: str = "run file") -> TrainingPlan:
-        """Build from a mapping; unknown keys are refused with their name and `where`."""
+        """Build from a mapping; unknown keys are refused with their name and `where` (a path, shown as it is, or
+        one of `PLACES`, shown in the language shown)."""
+        place = _(where) if where in PLACES else where
         known = set(cls.field_names())
         unknown = sorted(set(data) - known)
         if unknown:
-            raise UserError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise UserError(_("{where}: unknown setting(s) {names}; known: {known}").format(
+                where=place, names=", ".join(unknown), known=", ".join(sorted(known))))
         try:
             return cls(**dict(data))
-        except UserError as exc:
-            raise UserError(f"{where}: {exc}") from None
-        except TypeError as exc:
-            raise UserError(f"{where}: {exc}") from None
+        except (UserError, TypeError) as exc:
+            raise UserError(_("{where}: {error}").format(where=place, error=exc)) from None
 
     def to_toml(self, sources: Mapping[str, str] | None = None) -> str:
         """The run file text: a `[plan]` table and, when given, a `[sources]` table."""
@@ -360,14 +372,14 @@ def load_run_file(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
     from lora_tui.core.textfiles import read_regular_text
 
     p = Path(path)
-    text = read_regular_text(p, str(p), "run file")  # a FIFO or a device is refused, not read forever
+    text = read_regular_text(p, str(p), N_("run file"))  # a FIFO or a device is refused, not read forever
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{p}: not valid TOML ({exc})") from None
+        raise UserError(_("{path}: not valid TOML ({error})").format(path=p, error=exc)) from None
     settings = doc.get("plan", doc)
     if not isinstance(settings, dict):
-        raise UserError(f"{p}: [plan] must be a table")
+        raise UserError(_("{path}: [{table}] must be a table").format(path=p, table="plan"))
     sources = doc.get("sources", {})
     return dict(settings), {str(k): str(v) for k, v in sources.items()} if isinstance(sources, dict) else {}
 
@@ -382,16 +394,27 @@ def _normalise_targets(value: Any) -> list[str]:
     if isinstance(value, str):
         value = [t for t in value.replace(",", " ").split() if t]
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise UserError("`target_modules` must be a list of module names or 'all-linear'")
+        raise UserError(_("`target_modules` must be a list of module names or 'all-linear'"))
     names: list[str] = []
     for name in value:
         if name not in names:
             names.append(name)
     if "all-linear" in names and len(names) > 1:
-        raise UserError("`target_modules`: 'all-linear' cannot be combined with other names")
+        raise UserError(_("`target_modules`: 'all-linear' cannot be combined with other names"))
     return names
 
 
-def _check(ok: bool, name: str, message: str) -> None:
+def setting_label(field_name: str) -> str:
+    """How an error names a setting: "`lora_r` (--lora-r)" (`ui.field_errors` shows only the field in the TUI)."""
+    return _("`{field}` ({flag})").format(field=field_name, flag=flag_for(field_name))
+
+
+@cache
+def _bool_fields() -> tuple[str, ...]:
+    return tuple(name for name in TrainingPlan.field_names() if TrainingPlan.field_kind(name) == "bool")
+
+
+def _check(ok: bool, name: str, message: str, got: Any = None, **values: Any) -> None:
+    """UserError with `message` (a catalogue template with `{setting}` and `{value}`, `got` shown) unless `ok`."""
     if not ok:
-        raise UserError(f"`{name}` ({flag_for(name)}) {message}")
+        raise UserError(_(message).format(setting=setting_label(name), value=_shown(got), **values))

@@ -7,8 +7,11 @@ import math
 import re
 from typing import Any
 
-_KIND_WORDS = {"int": "a whole number", "float": "a number", "bool": "yes or no", "list": "a list of names"}
-"""How each field kind is named in an error."""
+from lora_tui.i18n import N_
+
+_KIND_WORDS = {"int": N_("a whole number"), "float": N_("a number"), "bool": N_("yes or no"),
+               "list": N_("a list of names")}
+"""How each field kind is named in an error (catalogue messages: `_()` shows them)."""
 
 
 def _parse_bool(text: str) -> bool:

@@ -109,7 +109,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
 
     p = Path(path)
     try:
-        doc = tomllib.loads(read_regular_text(p, str(p), "sweep file"))
+        doc = tomllib.loads(read_regular_text(p, str(p), N_("sweep file")))
     except tomllib.TOMLDecodeError as exc:
         raise UserError(_("{path}: not valid TOML ({error})").format(path=p, error=exc)) from None
     unknown = sorted(set(doc) - set(TABLES))

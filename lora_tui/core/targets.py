@@ -10,6 +10,7 @@ from __future__ import annotations
 from lora_tui.core.models.inventory import ModelInventory
 from lora_tui.core.tables import guide
 from lora_tui.errors import UserError
+from lora_tui.i18n import _
 
 CUSTOM = "custom"
 """The pattern name of a target list that is none of the guide's patterns."""
@@ -27,8 +28,9 @@ def pattern_names() -> tuple[str, ...]:
 def map_targets(modules: list[str], inventory: ModelInventory | None) -> tuple[list[str], str]:
     """Adapt module names to the model: fused qkv/gate_up where the model fuses them; names it lacks dropped.
 
-    Returns the names and a note for the reason ("" when nothing changed). Without an inventory the names are
-    returned as they are.
+    Returns the names and a note for the reason ("" when nothing changed; a clause in the language shown that the
+    reason's own template places, in English "; mapped to ..."). Without an inventory the names are returned as
+    they are.
     """
     if inventory is None:
         return list(modules), ""
@@ -42,10 +44,11 @@ def map_targets(modules: list[str], inventory: ModelInventory | None) -> tuple[l
     if mapped == list(modules):
         return mapped, ""
     missing = [n for n in modules if n not in present and FUSED.get(n) not in present and n not in experts]
-    note = f"; mapped to this model's modules ({', '.join(mapped) or 'none'})"
+    names = ", ".join(mapped) or _("none")
     if missing:
-        note += f"; it has no {', '.join(missing)}"
-    return mapped, note
+        return mapped, _("; mapped to this model's modules ({modules}); it has no {missing}").format(
+            modules=names, missing=", ".join(missing))
+    return mapped, _("; mapped to this model's modules ({modules})").format(modules=names)
 
 
 def _expert_names(inventory: ModelInventory) -> dict[str, str]:
@@ -74,7 +77,8 @@ def pattern_modules(pattern: str, inventory: ModelInventory | None) -> tuple[lis
     """A guide pattern's module names for this model, and the note saying how they were mapped."""
     patterns = guide().patterns
     if pattern not in patterns:
-        raise UserError(f"target pattern {pattern!r}: unknown; choose one of {', '.join(patterns)}")
+        raise UserError(_("target pattern {pattern}: unknown; choose one of {choices}").format(
+            pattern=repr(pattern), choices=", ".join(patterns)))
     return map_targets(list(patterns[pattern].modules), inventory)
 
 

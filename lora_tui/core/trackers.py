@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 
 from lora_tui.errors import UserError
+from lora_tui.i18n import _
 
 PACKAGES: dict[str, tuple[tuple[str, ...], str]] = {
     "tensorboard": (("tensorboard", "tensorboardX"), "tensorboard"),
@@ -41,5 +42,6 @@ def check_tracker(report_to: str) -> None:
     """UserError in one line when the tracker's package is missing."""
     package = missing_package(report_to)
     if package is not None:
-        raise UserError(f"--report-to {report_to}: the {package} package is not installed; install it "
-                        f"(`pip install {package}`) or use --report-to none")
+        raise UserError(_("--report-to {tracker}: the {package} package is not installed; install it "
+                          "(`pip install {package}`) or use --report-to none").format(tracker=report_to,
+                                                                                      package=package))

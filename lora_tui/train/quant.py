@@ -4,13 +4,16 @@ QLoRA loading follows the QLoRA paper and PEFT's recipe: bitsandbytes NF4 with d
 dtype from the run's precision, then PEFT's `prepare_model_for_kbit_training` (norms, embeddings and the LM head in
 fp32, input gradients for checkpointing). TRL's SFTTrainer then casts the LoRA weights of a quantised model to bf16.
 bitsandbytes 0.50 has CPU kernels too, so the same path trains on the CPU (slowly) and on CUDA. Where it cannot run,
-`FourBitUnavailable` says why in one line (the run's status shows it).
+`FourBitUnavailable` says why in one line, in the language shown: the run's status shows it in English (the
+training process runs in English), `lora-tui adapters try` in the language of its command.
 """
 
 from __future__ import annotations
 
 import os
 from typing import Any
+
+from lora_tui.i18n import _
 
 NF4 = "nf4"
 """bitsandbytes' 4-bit NormalFloat type (QLoRA)."""
@@ -42,14 +45,16 @@ def check_four_bit(device: str) -> None:
         import bitsandbytes.functional as bnb_functional
         import torch
     except ImportError as exc:
-        raise FourBitUnavailable(f"--load-in-4bit needs bitsandbytes, which is not importable here ({exc}); "
-                                 "`pip install bitsandbytes` or train without --load-in-4bit") from None
+        raise FourBitUnavailable(_("--load-in-4bit needs bitsandbytes, which is not importable here ({error}); "
+                                   "`pip install bitsandbytes` or train without --load-in-4bit").format(
+                                       error=exc)) from None
     try:
         bnb_functional.quantize_4bit(torch.ones(64, device=device, dtype=torch.float32), quant_type=NF4)
     except Exception as exc:  # noqa: BLE001 - any backend failure means the same thing to the person
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FourBitUnavailable(f"--load-in-4bit: bitsandbytes cannot quantise on this device ({device}): "
-                                 f"{why[:160]}; train without --load-in-4bit") from None
+        raise FourBitUnavailable(_("--load-in-4bit: bitsandbytes cannot quantise on this device ({device}): "
+                                   "{why}; train without --load-in-4bit").format(device=device,
+                                                                                 why=why[:160])) from None
 
 
 def quantization_config(precision: str) -> Any:

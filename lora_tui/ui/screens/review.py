@@ -276,8 +276,9 @@ class ReviewScreen(WizardScreen):
 
         def started(result: tuple[Path, int] | None) -> None:
             if result is not None:
-                self.notify(f"Sweep started in {display_path(result[0])} (pid {result[1]}); its runs appear "
-                            "here as they start, results.csv at the end.", title="Sweep", timeout=10)
+                self.notify(_("Sweep started in {dir} (pid {pid}); its runs appear here as they start, results.csv "
+                              "at the end.").format(dir=display_path(result[0]), pid=result[1]), title=_("Sweep"),
+                            timeout=10)
                 self.tui.action_runs()
 
         self.app.push_screen(SweepDialog(self.state.plan, self.tui.runs_root), started)
