@@ -16,10 +16,27 @@ from typing import NoReturn
 
 from lora_tui import __version__, i18n
 from lora_tui.errors import UserError
-from lora_tui.i18n import _
+from lora_tui.i18n import N_, _
 
 SUBCOMMANDS: tuple[str, ...] = ("hw", "inspect", "recommend", "plan", "train", "sweep", "runs", "adapters")
 """Subcommand modules, in the order `--help` lists them."""
+
+
+ARGPARSE_MESSAGES = frozenset((
+    N_("usage: "), N_("options"), N_("positional arguments"), N_("show this help message and exit"),
+    N_("argument %(argument_name)s: %(message)s"), N_("invalid choice: %(value)r (choose from %(choices)s)"),
+    N_("invalid %(type)s value: %(value)r"), N_("the following arguments are required: %s"),
+    N_("unrecognized arguments: %s"), N_("expected one argument"), N_("expected at least one argument"),
+    N_("expected at most one argument"), N_("not allowed with argument %s"), N_("one of the arguments %s is required"),
+    N_("ambiguous option: %(option)s could match %(matches)s"), N_("ignored explicit argument %r")))
+"""argparse's own messages a person reads (usage errors and the --help headings): shown through the catalogue."""
+
+
+def _argparse_message(message: str) -> str:
+    return _(message) if message in ARGPARSE_MESSAGES else message
+
+
+setattr(argparse, "_", _argparse_message)  # noqa: B010 - argparse looks its messages up through this module global
 
 
 class _Parser(argparse.ArgumentParser):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lora_tui.core.plan import NEGATABLE, TrainingPlan, flag_for, parse_target_modules
+from lora_tui.i18n import _
 
 MAX_GB = 1e6
 """Largest size in GB a flag accepts (a petabyte: beyond any GPU or machine)."""
@@ -31,12 +32,13 @@ def gb_size(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of GB, got {text!r}") from None
+        raise argparse.ArgumentTypeError(_("must be a number of GB, got {text!r}").format(text=text)) from None
     if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive, finite number of GB, got {text}; "
-                                         "leave it out to detect the GPU")
+        raise argparse.ArgumentTypeError(_("must be a positive, finite number of GB, got {text}; leave it out to "
+                                           "detect the GPU").format(text=text))
     if value > MAX_GB:
-        raise argparse.ArgumentTypeError(f"must be at most {MAX_GB:,.0f} GB, got {text}")
+        raise argparse.ArgumentTypeError(_("must be at most {limit} GB, got {text}").format(limit=f"{MAX_GB:,.0f}",
+                                                                                           text=text))
     return value
 
 

@@ -287,3 +287,20 @@ def test_plan_memory_table_is_japanese_and_aligned_by_cell_width(capsys: pytest.
     memory = json.loads(as_json)["memory"]
     assert memory["parts"][0]["label"] == "Frozen base weights"
     assert memory["settings"]["precision_reason"] == "auto: bf16 (assumed: a GPU with bf16 support)"
+
+
+def test_argparses_own_messages_in_japanese(capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse's usage errors and help headings go through the catalogue; English stays English."""
+    code, _, err = _run(capsys, "--lang", "ja", "recommend", "--task", "foo")
+    assert code == 2
+    assert err == ("lora-tui: エラー: lora-tui recommend: 引数 --task: 選べない値です: 'foo'（'chat', 'domain', "
+                   "'code', 'style' から選んでください）\n")
+    code, _, err = _run(capsys, "--lang", "ja", "recommend", "--vram-gb", "-1")
+    assert code == 2 and "引数 --vram-gb: GB 単位の正の有限な数値にしてください（指定値 -1）" in err
+    with pytest.raises(SystemExit):
+        main(["recommend", "--help", "--lang", "ja"])
+    out = capsys.readouterr().out
+    assert out.startswith("使い方: lora-tui recommend") and "\nオプション:\n" in out
+    assert "このヘルプを表示して終了します" in out
+    code, _, err = _run(capsys, "recommend", "--task", "foo")
+    assert err.startswith("lora-tui: error: lora-tui recommend: argument --task: invalid choice: 'foo'")
