@@ -58,9 +58,10 @@ _MAGIC = (
 JSON_ERRORS = {msg: msg for msg in (
     N_("Expecting value"), N_("Expecting ',' delimiter"), N_("Expecting ':' delimiter"),
     N_("Expecting property name enclosed in double quotes"), N_("Extra data"), N_("Unterminated string starting at"),
-    N_("Invalid control character at"), N_("Invalid \\escape"), N_("Invalid \\uXXXX escape"),
+    N_("Invalid control character at"), N_("Invalid \\escape"),
     N_("Illegal trailing comma before end of object"), N_("Illegal trailing comma before end of array"))}
-"""The json module's own error messages, shown translated (others are shown as the module words them)."""
+"""The json module's own error messages, shown translated (others, such as its message for a broken \\u escape, are
+shown as the module words them)."""
 
 _JSON_HINTS = {
     "": N_("invalid JSON: {error} (column {column})"),
