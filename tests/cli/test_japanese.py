@@ -4,7 +4,6 @@ English but names, columns aligned by cell width; JSON output is the same in eve
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,18 +12,10 @@ from lora_tui.cells import width
 from lora_tui.cli import main
 from lora_tui.core.hardware import detect as hardware
 from lora_tui.core.paths import SAMPLE_DATA_PATH
+from tests.helpers.cli import fresh_language  # noqa: F401 - autouse: only --lang chooses
+from tests.helpers.cli import run_cli as _run
 from tests.helpers.fake_nvml import GIB, FakeGpu, FakeNvml
 from tests.helpers.japanese import english_words
-
-
-@pytest.fixture(autouse=True)
-def _fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv(i18n.ENV_VAR, raising=False)
-    for name in i18n.LOCALE_VARS:
-        monkeypatch.delenv(name, raising=False)
-    i18n.missing.clear()
-    yield
-    assert i18n.language() == "en"  # main() leaves the process's language as it found it
 
 
 @pytest.fixture
@@ -34,12 +25,6 @@ def fake_nvml(monkeypatch: pytest.MonkeyPatch) -> FakeNvml:
     monkeypatch.setattr(hardware, "_load_nvml", lambda: fake)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     return fake
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_recommend_gives_its_reasons_in_japanese(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,7 +9,6 @@ import json
 import re
 import shutil
 from collections import namedtuple
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,11 +16,12 @@ from typing import Any
 import pytest
 
 from lora_tui import i18n
-from lora_tui.cli import main
 from lora_tui.core import checkpoints, runs
 from lora_tui.core.units import MIB
 from lora_tui.errors import UserError
 from lora_tui.inference.merge_plan import plan_merge
+from tests.helpers.cli import fresh_language  # noqa: F401 - autouse: only --lang chooses
+from tests.helpers.cli import run_cli as _run
 from tests.helpers.fake_trainer import write_safetensors
 from tests.helpers.japanese import english_words
 
@@ -33,22 +33,6 @@ FILES = r"\S+\.(safetensors|jinja)\b"
 """File names the merge writes."""
 GIB = 1024**3
 USAGE = namedtuple("USAGE", "total used free")
-
-
-@pytest.fixture(autouse=True)
-def _fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv(i18n.ENV_VAR, raising=False)
-    for name in i18n.LOCALE_VARS:
-        monkeypatch.delenv(name, raising=False)
-    i18n.missing.clear()
-    yield
-    assert i18n.language() == "en"
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _untranslated(text: str, *paths: Path, later: tuple[str, ...] = ()) -> list[str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,18 +20,13 @@ from lora_tui.core.plan import TrainingPlan
 from lora_tui.core.targets import map_targets
 from lora_tui.errors import UserError
 from lora_tui.train import quant
+from tests.helpers.cli import fresh_language  # noqa: F401 - autouse: only --lang chooses
 from tests.helpers.japanese import english_words
 
 
 @pytest.fixture(autouse=True)
-def _fresh(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    monkeypatch.delenv(i18n.ENV_VAR, raising=False)
-    for name in i18n.LOCALE_VARS:
-        monkeypatch.delenv(name, raising=False)
+def _in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
-    i18n.missing.clear()
-    yield
-    assert i18n.language() == "en"
 
 
 FILE_WORDS = (r"'worst'", r"\b(on|true|false)\b", r"\[plan\]", r"（Expected .*）")

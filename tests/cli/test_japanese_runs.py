@@ -4,7 +4,6 @@ English but names, the labels aligned by cell width; the JSON output the same in
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,20 +14,11 @@ from lora_tui.cli import main
 from lora_tui.core import run_files, runs
 from lora_tui.core.plan import TrainingPlan
 from lora_tui.core.run_files import MetricsRecord, RankMemory
+from tests.helpers.cli import fresh_language  # noqa: F401 - autouse: only --lang chooses
 from tests.helpers.japanese import english_words
 from tests.helpers.run_dirs import recorded_run
 
 GIB = 1024**3
-
-
-@pytest.fixture(autouse=True)
-def _fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv(i18n.ENV_VAR, raising=False)
-    for name in i18n.LOCALE_VARS:
-        monkeypatch.delenv(name, raising=False)
-    i18n.missing.clear()
-    yield
-    assert i18n.language() == "en"
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:

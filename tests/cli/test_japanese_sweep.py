@@ -4,7 +4,6 @@ is Japanese on screen and English in sweep.json, and the points it launches writ
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -15,20 +14,11 @@ from lora_tui import i18n
 from lora_tui.cli import main
 from lora_tui.core import sweep
 from lora_tui.errors import UserError
+from tests.helpers.cli import fresh_language  # noqa: F401 - autouse: only --lang chooses
 from tests.helpers.japanese import english_words
 
 KEYS = (r"\[(plan|grid)\]", r"\b(plan|grid)\.\w+", r"'sixteen'", r"\bgrids\b")
 """The sweep file's own table names and keys, and the values given: names."""
-
-
-@pytest.fixture(autouse=True)
-def _fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv(i18n.ENV_VAR, raising=False)
-    for name in i18n.LOCALE_VARS:
-        monkeypatch.delenv(name, raising=False)
-    i18n.missing.clear()
-    yield
-    assert i18n.language() == "en"
 
 
 def _sweep(tmp_path: Path, text: str) -> str:

@@ -5,7 +5,6 @@ report's notes and problems in Japanese while its JSON stays English."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -13,27 +12,12 @@ from typing import Any
 import pytest
 
 from lora_tui import i18n
-from lora_tui.cli import main
+from tests.helpers.cli import fresh_language  # noqa: F401 - autouse: only --lang chooses
+from tests.helpers.cli import run_cli as _run
 from tests.helpers.japanese import english_words
 
 DEMO_NAME = r"\(tiny Llama, built locally\)"
 """The demo model's display name (a name, not a message)."""
-
-
-@pytest.fixture(autouse=True)
-def _fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv(i18n.ENV_VAR, raising=False)
-    for name in i18n.LOCALE_VARS:
-        monkeypatch.delenv(name, raising=False)
-    i18n.missing.clear()
-    yield
-    assert i18n.language() == "en"
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_the_dry_run_is_japanese(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

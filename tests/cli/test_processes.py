@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 
 import pytest
 
@@ -18,21 +17,12 @@ from lora_tui.core.memory_sharded import per_gpu, per_gpu_text, sharded
 from lora_tui.core.models.modules import load_inventory
 from lora_tui.core.plan import TrainingPlan
 from lora_tui.core.resolve import PlanInputs, resolve
+from tests.helpers.cli import fresh_language  # noqa: F401 - autouse: only --lang chooses
 from tests.helpers.japanese import english_words
 
 MODEL = "qwen3-14b"
 GB = 10**9
 TWO = ["--model", MODEL, "--vram-gb", "24", "--num-processes", "2"]
-
-
-@pytest.fixture(autouse=True)
-def _fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv(i18n.ENV_VAR, raising=False)
-    for name in i18n.LOCALE_VARS:
-        monkeypatch.delenv(name, raising=False)
-    i18n.missing.clear()
-    yield
-    assert i18n.language() == "en"
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
