@@ -84,14 +84,19 @@ async def test_every_step_and_the_help_are_japanese(japanese: Path, gpu_gib: int
     assert sorted(i18n.missing) == []  # every message asked for is in the catalogue
 
 
+async def _advisor_texts(app, pilot) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Walk from the Hardware step to the Advisor; what each of its widgets reads."""
+    for _ in range(3):
+        await waits.settle(pilot)
+        await pilot.press("ctrl+n")
+    await waits.settle(pilot)
+    return screen_texts(app.screen)
+
+
 async def test_step_bar_footer_and_advisor_reasons_are_the_guides_terms(japanese: Path) -> None:
     app = app_for(8)
     async with app.run_test(size=(120, 40)) as pilot:
-        for _ in range(3):
-            await waits.settle(pilot)
-            await pilot.press("ctrl+n")
-        await waits.settle(pilot)
-        texts = screen_texts(app.screen)
+        texts = await _advisor_texts(app, pilot)
         steps = texts[next(k for k in texts if k.startswith("steps"))]
         assert "1 ハードウェア" in steps and "4 アドバイザー" in steps and "5 確認と開始" in steps
         assert "次へ" in texts["footer"] and "ヘルプ" in texts["footer"] and "VRAM に収める" in texts["footer"]
@@ -272,11 +277,7 @@ def test_ja_runs_compare_adapters_snapshots(snap_compare, japanese: Path, size: 
 async def test_the_advisors_memory_table_is_japanese(japanese: Path) -> None:
     app = app_for(8)
     async with app.run_test(size=(120, 40)) as pilot:
-        for _ in range(3):
-            await waits.settle(pilot)
-            await pilot.press("ctrl+n")
-        await waits.settle(pilot)
-        texts = screen_texts(app.screen)
+        texts = await _advisor_texts(app, pilot)
         memory = texts[next(k for k in texts if k.startswith("memory"))]
         assert "固定したベースの重み" in memory and "CUDA コンテキストと断片化" in memory
         assert "パラメータ" in memory and "params" not in memory
