@@ -188,20 +188,32 @@ def write_format(fmt: str, tmp: Path, records: list[dict[str, Any]]) -> Path:
     return write_arrow_dir(tmp / "saved", records, shards=2)
 
 
-def chat_model_dir(folder: Path, words: str) -> Path:
-    """A model directory with a word-level tokenizer.json over `words` (space-separated) and the demo chat
-    template: enough to measure and preview data through a chat template, with no weights."""
+CHAT_SPECIAL = ["<s>", "</s>", "<|system|>", "<|user|>", "<|assistant|>", "<|tool|>"]
+"""The demo chat template's markers: special tokens of `word_tokenizer`."""
+
+
+def word_tokenizer(folder: Path, *, template: str | None = "demo", words: str = "a b c d e f w") -> Path:
+    """A word-level tokenizer.json in `folder` over `words` (space-separated; one token per word or punctuation
+    run, the chat markers special tokens), with a chat template: the demo model's (`"demo"`), the one given, or
+    none (None). Returns the tokenizer.json."""
     from tokenizers import Tokenizer, models, pre_tokenizers
 
     from lora_tui.train.demo import CHAT_TEMPLATE
 
-    special = ["<s>", "</s>", "<|user|>", "<|assistant|>", "<|system|>"]
-    vocab = {t: i for i, t in enumerate(["[UNK]", *special, *words.split()])}
+    vocab = {token: i for i, token in enumerate(["[UNK]", *CHAT_SPECIAL, *words.split()])}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.add_special_tokens(special)
+    tok.add_special_tokens(CHAT_SPECIAL)
     folder.mkdir(parents=True, exist_ok=True)
     tok.save(str(folder / "tokenizer.json"))
-    (folder / "tokenizer_config.json").write_text(json.dumps({"bos_token": "<s>", "eos_token": "</s>"}))
-    (folder / "chat_template.jinja").write_text(CHAT_TEMPLATE, encoding="utf-8")
-    return folder
+    (folder / "tokenizer_config.json").write_text(json.dumps({"bos_token": "<s>", "eos_token": {"content": "</s>"}}))
+    if template is not None:
+        text = CHAT_TEMPLATE if template == "demo" else template
+        (folder / "chat_template.jinja").write_text(text, encoding="utf-8")
+    return folder / "tokenizer.json"
+
+
+def chat_model_dir(folder: Path, words: str) -> Path:
+    """A model directory with a word-level tokenizer over `words` and the demo chat template: enough to measure
+    and preview data through a chat template, with no weights."""
+    return word_tokenizer(folder, words=words).parent

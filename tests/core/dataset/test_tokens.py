@@ -16,28 +16,10 @@ from lora_tui.core.dataset.report import inspect_dataset, truncation_warning
 from lora_tui.core.dataset.template import FALLBACK_TEMPLATE, ChatTemplate, load_template, marked_source
 from lora_tui.core.dataset.tokens import TokenCounter, summarise
 from lora_tui.train.demo import CHAT_TEMPLATE
-from tests.helpers.dataset_files import write_jsonl
+from tests.helpers.dataset_files import word_tokenizer, write_jsonl
 
 DEMO_TEMPLATE = CHAT_TEMPLATE
 """The demo model's chat template (it marks the assistant's text with {% generation %})."""
-
-SPECIAL = ["<s>", "</s>", "<|system|>", "<|user|>", "<|assistant|>", "<|tool|>"]
-
-
-def word_tokenizer(folder: Path, *, template: str | None = DEMO_TEMPLATE, words: str = "a b c d e f w") -> Path:
-    """A word-level tokenizer (one token per word or punctuation run; the chat markers are special tokens)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    vocab = {token: i for i, token in enumerate(["[UNK]", *SPECIAL, *words.split()])}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.add_special_tokens(SPECIAL)
-    folder.mkdir(parents=True, exist_ok=True)
-    tok.save(str(folder / "tokenizer.json"))
-    (folder / "tokenizer_config.json").write_text(json.dumps({"bos_token": "<s>", "eos_token": {"content": "</s>"}}))
-    if template is not None:
-        (folder / "chat_template.jinja").write_text(template, encoding="utf-8")
-    return folder / "tokenizer.json"
 
 
 def chat(user: str, assistant: str, *more: str) -> dict[str, Any]:
