@@ -14,17 +14,12 @@ from lora_tui import i18n
 from lora_tui.cli import main
 from lora_tui.core import sweep
 from lora_tui.errors import UserError
+from tests.cli.test_sweep import _sweep
 from tests.helpers.cli import fresh_language  # noqa: F401 - autouse: only --lang chooses
 from tests.helpers.japanese import english_words
 
 KEYS = (r"\[(plan|grid)\]", r"\b(plan|grid)\.\w+", r"'sixteen'", r"\bgrids\b")
 """The sweep file's own table names and keys, and the values given: names."""
-
-
-def _sweep(tmp_path: Path, text: str) -> str:
-    path = tmp_path / "grid.toml"
-    path.write_text(text, encoding="utf-8")
-    return str(path)
 
 
 @pytest.mark.parametrize(("text", "message"), [
