@@ -35,6 +35,13 @@ IGNORE_INDEX = -100
 """Label of a position that carries no loss."""
 
 
+def collective_device() -> str:
+    """Where a tensor for a collective of the process group lives: the GPU under NCCL, else the CPU (gloo)."""
+    import torch.distributed as dist
+
+    return "cuda" if "nccl" in str(dist.get_backend()) else "cpu"
+
+
 class TokenTally:
     """Running token counts of the training batches: padded (the batch's shape), real (non-padding) and trained
     (positions whose next-token label carries the loss)."""
@@ -67,8 +74,7 @@ class TokenTally:
             import torch
             import torch.distributed as dist
 
-            device = "cuda" if dist.get_backend() == "nccl" else "cpu"
-            tensor = torch.tensor(values, dtype=torch.float64, device=device)
+            tensor = torch.tensor(values, dtype=torch.float64, device=collective_device())
             dist.all_reduce(tensor)
             values = tensor.tolist()
         padded, real, trained = (int(v) for v in values)
@@ -90,8 +96,7 @@ def gather_memory(measure: Callable[[], dict[str, Any] | None] | None) -> list[R
     total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory if cuda else None
     numbers = [dist.get_rank(), int(os.environ.get("GROUP_RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")),
                int(cuda), *(v if isinstance(v, int) else -1 for v in (peak, reserved, total))]
-    device = "cuda" if torch.cuda.is_available() and "nccl" in str(dist.get_backend()) else "cpu"
-    mine = torch.tensor(numbers, dtype=torch.int64, device=device)
+    mine = torch.tensor(numbers, dtype=torch.int64, device=collective_device())
     every = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
     dist.all_gather(every, mine)
     out = []
