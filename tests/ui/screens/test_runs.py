@@ -29,5 +29,7 @@ async def test_runs_screen_shows_the_best_eval_and_wraps_long_names(tmp_path: Pa
         widths = sum(c.get_render_width(table) for c in table.ordered_columns)
         assert widths <= size[0] - 2  # every column on screen: nothing scrolled out at the right
         long_row = table.rows[next(k for k in table.rows if str(k.value).endswith(LONG))]
+        # An auto-height row is measured on the table's next update, not when it is added.
+        await waits.wait_until(pilot, lambda: long_row.height > 0, 10, "the long row measured")
         last = table.ordered_columns[-1].width
         assert long_row.height == -(-len(LONG) // last) > 1  # the name wraps onto the lines it needs
