@@ -169,6 +169,8 @@ def _distributed(values: dict[str, Any], sources: dict[str, str], reasons: dict[
         return
     if last is not None and (last["kind"] == "note" or "load_in_4bit" in chosen.changes):
         fit_steps.pop()  # one GPU's way out (4-bit loading) or its dead end is not this run's: FSDP fits
+        if fit_steps and fit_steps[-1]["kind"] == "tried":
+            fit_steps.pop()  # nor is one GPU's 16-bit dead end that led to 4-bit loading
         said = _("Memory: {description}.").format(description=last["description"])
         notes[:] = [note for note in notes if note != said]
     notes.append(_("Memory: {description}.").format(description=chosen.reason))
