@@ -37,7 +37,7 @@ from lora_tui.core.paths import SAMPLE_DATA_PATH
 from lora_tui.core.plan import TrainingPlan, load_run_file
 from lora_tui.core.resolve import PlanInputs, ResolvedPlan, resolve
 from lora_tui.errors import UserError
-from lora_tui.i18n import _, english
+from lora_tui.i18n import _, english, language
 
 MAX_OOM_RETRIES = 4
 """Upper bound of `--auto-oom-retry` (the guide has four OOM remedies)."""
@@ -346,8 +346,18 @@ def launch_run(resolved: ResolvedPlan, *, overwrite: bool = False, resume: bool 
     """The TUI's path: validate the wizard's resolved plan for launch, write its run directory, start it detached.
 
     The same launch checks as `lora-tui train` run (data, model offline, targets, output directory policy); the
-    plan, its sources and its reasons are kept exactly as the wizard resolved them.
+    plan, its sources and its reasons are kept exactly as the wizard resolved them. The checks are made in English,
+    since what they say (the estimate, the warnings, the data report) goes into launch.json and run files are
+    English whatever the language shown; a refusal is in the language shown (the checks made again in it refuse
+    the same way), and so is one that only writing or starting the run meets (its lock, a full disk).
     """
-    run = check_for_launch(resolved, resume=resume, overwrite=overwrite)
+    try:
+        with english():
+            run = check_for_launch(resolved, resume=resume, overwrite=overwrite)
+    except UserError as refused:
+        if language() == "en":
+            raise
+        check_for_launch(resolved, resume=resume, overwrite=overwrite)
+        raise refused from None  # passed the second time (the directory changed in between): the refusal stands
     run_dir, proc = launch(run)
     return LaunchedRun(run_dir=run_dir, pid=proc.pid)

@@ -101,24 +101,10 @@ def _default_gpu_query() -> tuple[Sequence[GpuInfo], str]:
 
 
 def _default_launcher(resolved: ResolvedPlan, *, overwrite: bool = False, resume: bool = False) -> LaunchedRun:
-    """`core.launcher.launch_run` in English, since the run's files (launch.json's memory estimate and data report)
-    are English in any language; a refusal is shown in the language shown: the launch's checks
-    (`check_for_launch`) are made again in it, which refuse the same way. One that only the launch itself meets
-    (the directory's lock, a write that fails) stays English."""
-    from lora_tui.core.launcher import check_for_launch, launch_run
-    from lora_tui.i18n import english
+    """`core.launcher.launch_run`: English run files, refusals in the language shown."""
+    from lora_tui.core.launcher import launch_run
 
-    try:
-        with english():
-            return launch_run(resolved, overwrite=overwrite, resume=resume)
-    except UserError as refused:
-        if i18n.language() == "en":
-            raise
-        try:
-            check_for_launch(resolved, resume=resume, overwrite=overwrite)
-        except UserError as shown:
-            raise shown from None
-        raise refused from None
+    return launch_run(resolved, overwrite=overwrite, resume=resume)
 
 
 class LoraTuiApp(App[None]):

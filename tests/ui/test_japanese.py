@@ -287,15 +287,37 @@ async def test_the_advisors_memory_table_is_japanese(japanese: Path) -> None:
     assert sorted(i18n.missing) == []
 
 
-def test_the_tuis_launcher_writes_english_run_files(japanese: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The launch happens in the TUI's language, but launch.json's estimate and warnings are English."""
-    from lora_tui.core import launcher
+def test_the_tuis_launch_writes_english_run_files_and_refuses_in_japanese(japanese: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The TUI's launcher checks the plan in English, for launch.json (its warnings, its estimate); a refusal that
+    only writing the run meets (a full disk) is in the language shown, and leaves nothing behind."""
+    import errno
+    import os
+    from types import SimpleNamespace
+
+    from lora_tui.core import launcher, run_setup
+    from lora_tui.errors import UserError
     from lora_tui.ui import app as app_module
 
-    seen = []
-    monkeypatch.setattr(launcher, "launch_run", lambda resolved, **kw: seen.append(i18n.language()) or "ok")
-    assert app_module._default_launcher(object()) == "ok"  # type: ignore[arg-type]
-    assert seen == ["en"] and i18n.language() == "ja"
+    with i18n.english():
+        resolved = launcher.resolve_plan({"output": "run", "max_seq_length": 24, "max_steps": 2},
+                                         vram_bytes=8 * 2**30)
+    checked, real_launch = [], launcher.launch
+    monkeypatch.setattr(launcher, "launch", lambda run: checked.append(run) or (Path("run"), SimpleNamespace(pid=1)))
+    app_module._default_launcher(resolved)
+    warnings, parts = checked[0].warnings, checked[0].memory["parts"]
+    assert any("longer than" in w for w in warnings) and all(w.isascii() for w in warnings)
+    assert "Frozen base weights" in [part["label"] for part in parts]
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(launcher, "launch", real_launch)
+    monkeypatch.setattr(run_setup, "write_run_files", full_disk)
+    with pytest.raises(UserError) as refused:
+        app_module._default_launcher(resolved)
+    assert str(refused.value).startswith("--output run: 実行ディレクトリに書き込めません")
+    assert not Path("run").exists() and i18n.language() == "ja"
 
 
 # ---- part 4: the Adapters screen's answers, merge and progress -------------------------------------------------
