@@ -30,8 +30,11 @@ TRAINER_STATE = "trainer_state.json"
 """The Trainer's progress file in a checkpoint (global_step, max_steps, num_train_epochs, log_history)."""
 SET_ASIDE_PREFIX = "corrupt-"
 """A damaged checkpoint-N is renamed corrupt-checkpoint-N."""
+FSDP_STATE_FILES = ("pytorch_model_fsdp.bin", "optimizer.bin")
+"""What a checkpoint of an FSDP run holds instead of optimizer.pt: the adapter's and the optimizer's full state, as
+accelerate gathers them (`state_dict_type = FULL_STATE_DICT`)."""
 TRAINING_STATE_FILES = frozenset({"optimizer.pt", "scheduler.pt", "scaler.pt", TRAINER_STATE, "training_args.bin",
-                                  runs.COMPLETE_MARKER})
+                                  runs.COMPLETE_MARKER, *FSDP_STATE_FILES})
 """Files of a checkpoint that are not part of the adapter (with rng_state*.pth)."""
 DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
                "U16": 2, "U32": 4, "U64": 8, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
@@ -41,8 +44,8 @@ MAX_HEADER_BYTES = 100 * 1024 * 1024
 
 
 def safetensors_problem(path: Path) -> str | None:
-    """What is wrong with a safetensors file (one line, a `Phrase`), or None when its header and sizes are
-    consistent."""
+    """What is wrong with an adapter's safetensors file (one line, a `Phrase`), or None when its header and sizes
+    are consistent and it holds at least one tensor."""
     file = path.name
     try:
         size = path.stat().st_size
@@ -71,6 +74,8 @@ def safetensors_problem(path: Path) -> str | None:
     if 8 + length + end != size:
         return Phrase("{file}: truncated (the header says {expected} bytes, the file has {size})", file=file,
                       expected=8 + length + end, size=size)
+    if not any(name != "__metadata__" for name in header):
+        return Phrase("{file}: holds no weights", file=file)
     return None
 
 

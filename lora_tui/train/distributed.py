@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -116,11 +118,36 @@ def fsdp_arguments(plan: TrainingPlan, model_path: str) -> dict[str, Any]:
     (the model's `_no_split_modules`), a full state dict so checkpoints hold a normal adapter; nothing for ddp."""
     if plan.distributed != "fsdp":
         return {}
-    return {"fsdp": "full_shard auto_wrap",
+    return {"fsdp": True,  # full sharding is reshard_after_forward; every unit wraps (transformer_layer_cls_to_wrap)
             "fsdp_config": {"version": 2, "reshard_after_forward": True,
                             "transformer_layer_cls_to_wrap": decoder_layers(model_path),
                             "state_dict_type": "FULL_STATE_DICT",
                             "activation_checkpointing": plan.gradient_checkpointing}}
+
+
+@contextmanager
+def plain_module_names(model: Any) -> Iterator[None]:
+    """While saving an adapter: the model's activation-checkpoint wrappers taken out of its module tree, put back
+    after. FSDP's activation checkpointing puts each decoder layer inside a wrapper (`_checkpoint_wrapped_module`)
+    whose name the state dict leaves out, while PEFT picks the adapter's tensors from the state dict by module
+    name: with the wrappers in place it matches none and saves an adapter with no weights. Only the tree changes
+    (the modules, their weights and FSDP's hooks stay as they are); a model without wrappers is left alone."""
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import ActivationWrapper
+
+    swapped: list[tuple[Any, str, Any]] = []
+    for _name, parent in list(model.named_modules()):
+        for child, module in list(parent._modules.items()):  # noqa: SLF001 - the tree itself, hooks untouched
+            if isinstance(module, ActivationWrapper):
+                inner = module
+                while isinstance(inner, ActivationWrapper):
+                    inner = inner._checkpoint_wrapped_module  # noqa: SLF001
+                parent._modules[child] = inner  # noqa: SLF001
+                swapped.append((parent, child, module))
+    try:
+        yield
+    finally:
+        for parent, child, module in reversed(swapped):
+            parent._modules[child] = module  # noqa: SLF001
 
 
 def decoder_layers(model_path: str) -> list[str]:

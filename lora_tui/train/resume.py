@@ -18,7 +18,7 @@ from lora_tui.core.run_files import LaunchInfo, TrainingInfo
 
 TORCH_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt")
 """Checkpoint files loaded with torch.load when the run resumes (each only when present, the first two always
-written by the Trainer)."""
+written by the Trainer); under FSDP, `checkpoints.FSDP_STATE_FILES` stand for optimizer.pt."""
 SAVING_PREFIX = ".adapter-saving-"
 """Temporary directory (in the run directory) the final adapter is saved into before it is moved into place."""
 
@@ -28,7 +28,9 @@ def torch_problem(checkpoint: Path) -> str | None:
     loaded as tensors only (`weights_only=True`: a file that needs more is damaged, never executed)."""
     import torch
 
-    for name in TORCH_FILES:
+    fsdp = (checkpoint / checkpoints.FSDP_STATE_FILES[0]).exists()
+    names = (*checkpoints.FSDP_STATE_FILES, *TORCH_FILES[1:]) if fsdp else TORCH_FILES
+    for name in names:
         path = checkpoint / name
         if not path.exists():
             if name == "scaler.pt":
@@ -57,12 +59,18 @@ def start_history(run_dir: Path, checkpoint: Path) -> None:
 def save_final_adapter(model: Any, tokenizer: Any, run_dir: Path, *, state_dict: Any = None) -> None:
     """Save the adapter (and tokenizer) into a temporary directory, then move each file into place, the config
     last: a save that fails (a full disk) leaves the previous adapter as it was. `state_dict`: the full state
-    gathered from FSDP's shards."""
+    gathered from FSDP's shards. An adapter saved without its weights is an error, and nothing is moved."""
+    from lora_tui.train.distributed import plain_module_names
+
     tmp = run_dir / f"{SAVING_PREFIX}{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        model.save_pretrained(str(tmp), **({"state_dict": state_dict} if state_dict is not None else {}))
+        with plain_module_names(model):
+            model.save_pretrained(str(tmp), **({"state_dict": state_dict} if state_dict is not None else {}))
+        problem = checkpoints.safetensors_problem(tmp / "adapter_model.safetensors")
+        if problem is not None:  # a run file: English
+            raise RuntimeError(f"the final adapter was not saved whole: {problem}")
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp))
         _install(sorted(tmp.iterdir()), run_dir)

@@ -1,12 +1,14 @@
 """lora-tui's SFTTrainer: TRL's trainer with the batches' tokens counted and a length-grouped sampler.
 
-Two small additions, both on transformers' Trainer hooks (not on TRL's loss code):
+Three small additions, all on transformers' Trainer hooks (not on TRL's loss code):
 
 - `get_batch_samples` (the micro-batches of one optimizer step, fetched before the step runs) adds each batch's
   padded, real (non-padding) and loss-carrying token counts to a `TokenTally`. The counts stay tensors on the
   batch's device, so counting adds no device synchronisation; `TokenTally.totals` reads them at logging steps only.
 - `_get_train_sampler` returns a `GroupedSampler` when the plan's `batching` is `grouped`: examples of similar
   length share a batch, so a batch pads to a length close to each of its examples' own.
+- `_save` (a checkpoint's adapter) runs with FSDP's activation-checkpoint wrappers out of the module tree
+  (`train.distributed.plain_module_names`): with them, PEFT saves an adapter with no weights.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ def example_lengths(dataset: Any) -> list[int]:
 
 
 class LoraTuiTrainer(SFTTrainer):
-    """SFTTrainer counting tokens into `tally` and, with `grouped=True`, sampling length-grouped batches."""
+    """SFTTrainer counting tokens into `tally`, with `grouped=True` sampling length-grouped batches, and saving
+    whole adapters under FSDP."""
 
     def __init__(self, *args: Any, tally: TokenTally, grouped: bool = False, **kwargs: Any) -> None:
         self.tally, self.grouped = tally, grouped
@@ -71,6 +74,12 @@ class LoraTuiTrainer(SFTTrainer):
         for batch in batches:
             self.tally.add(batch)
         return batches, num_items
+
+    def _save(self, output_dir: str | None = None, state_dict: dict[str, Any] | None = None) -> None:
+        from lora_tui.train.distributed import plain_module_names
+
+        with plain_module_names(self.model):  # a checkpoint's adapter under FSDP's activation checkpointing
+            super()._save(output_dir, state_dict=state_dict)
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         dataset = train_dataset if train_dataset is not None else self.train_dataset

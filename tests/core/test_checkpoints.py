@@ -32,6 +32,12 @@ def _garbage_header(path: Path) -> None:
     path.write_bytes(data[:8] + b"\xff" * (len(data) - 8))
 
 
+def _save_empty(path: Path) -> None:
+    from safetensors.torch import save_file
+
+    save_file({}, str(path), metadata={"format": "pt"})
+
+
 def _wrong_size(path: Path) -> None:
     header = {"a": {"dtype": "F32", "shape": [4, 8], "data_offsets": [0, 100]}}
     raw = json.dumps(header).encode()
@@ -43,6 +49,7 @@ def _wrong_size(path: Path) -> None:
     (_garbage_header, "adapter_model.safetensors: damaged header"),
     (_wrong_size, "adapter_model.safetensors: tensor a: 100 bytes for shape [4, 8] of F32"),
     (lambda p: p.write_bytes(b"abc"), "adapter_model.safetensors: truncated or not a safetensors file (3 bytes)"),
+    (lambda p: _save_empty(p), "adapter_model.safetensors: holds no weights"),  # PEFT matched no tensor to save
     (lambda p: (p.parent / "trainer_state.json").write_text("{garbage"), "trainer_state.json: missing or not valid"),
     (lambda p: (p.parent / "trainer_state.json").unlink(), "trainer_state.json: missing or not valid JSON"),
     (lambda p: (p.parent / "trainer_state.json").write_text("{}"), "trainer_state.json: no global_step"),
