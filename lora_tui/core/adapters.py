@@ -148,6 +148,9 @@ def _safetensors_header(p: Path) -> tuple[dict[str, Any], str | None]:
     if 8 + length + end != size:
         return {}, Phrase("{path}: truncated: header says {expected} bytes, the file has {size}; copy or save the "
                           "adapter again", path=str(p), expected=8 + length + end, size=size)
+    if not tensors:
+        return {}, Phrase("{path}: holds no weights (saved without them); use one of the run's checkpoints or train "
+                          "it again", path=str(p))
     return tensors, None
 
 

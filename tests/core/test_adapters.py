@@ -86,6 +86,16 @@ def test_truncated_safetensors(tmp_path: Path, cut: int, message: str) -> None:
         ca.read_safetensors_header(path)
 
 
+def test_an_adapter_saved_without_weights_is_refused(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    path = tmp_path / "adapter_model.safetensors"
+    save_file({}, str(path), metadata={"format": "pt"})
+    with pytest.raises(UserError, match=r"adapter_model.safetensors: holds no weights \(saved without them\); use "
+                                        "one of the run's checkpoints or train it again"):
+        ca.read_safetensors_header(path)
+
+
 def test_param_stats(tmp_path: Path) -> None:
     path = tmp_path / "w.safetensors"
     write_safetensors(path, {"a": [4, 6], "b": [10, 3], "n": [5]})
