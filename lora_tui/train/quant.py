@@ -57,12 +57,16 @@ def check_four_bit(device: str) -> None:
                                                                                  why=why[:160])) from None
 
 
-def quantization_config(precision: str) -> Any:
-    """NF4, double quantization, compute dtype from the run's precision."""
+def quantization_config(precision: str, *, sharded: bool = False) -> Any:
+    """NF4, double quantization, compute dtype from the run's precision. `sharded` (FSDP): the packed 4-bit
+    weights stored in that dtype too, since FSDP2 shards floating-point parameters only; stored as bytes
+    (bitsandbytes' default), accelerate leaves every 4-bit weight whole on every GPU. The stored bits are the
+    same either way, so the adapter loads onto the base quantised with the default storage."""
     from transformers import BitsAndBytesConfig
 
+    storage = {"bnb_4bit_quant_storage": torch_dtype(precision)} if sharded else {}
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=NF4, bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=torch_dtype(precision))
+                              bnb_4bit_compute_dtype=torch_dtype(precision), **storage)
 
 
 def four_bit_device_map(device: str) -> Any:
@@ -73,9 +77,11 @@ def four_bit_device_map(device: str) -> Any:
 
 
 def load_base_model(model_path: str, precision: str, *, load_in_4bit: bool = False,
-                    gradient_checkpointing: bool = True, attn_implementation: str | None = None) -> Any:
+                    gradient_checkpointing: bool = True, attn_implementation: str | None = None,
+                    sharded: bool = False) -> Any:
     """The causal LM to train: in the run's precision, or (QLoRA) its linear layers in 4-bit NF4, prepared with
-    PEFT's `prepare_model_for_kbit_training`; `attn_implementation` None is transformers' default (SDPA)."""
+    PEFT's `prepare_model_for_kbit_training`; `attn_implementation` None is transformers' default (SDPA);
+    `sharded`: trained under FSDP (`quantization_config`)."""
     from transformers import AutoModelForCausalLM
 
     dtype = torch_dtype(precision)
@@ -87,7 +93,7 @@ def load_base_model(model_path: str, precision: str, *, load_in_4bit: bool = Fal
     from peft import prepare_model_for_kbit_training
 
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, quantization_config=quantization_config(
-        precision), device_map=four_bit_device_map(device), **attention)
+        precision, sharded=sharded), device_map=four_bit_device_map(device), **attention)
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
 
 

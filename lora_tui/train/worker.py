@@ -112,8 +112,10 @@ def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, prec
     train_ds, eval_ds, data_stats = load_dataset_for_training(data_path, tokenizer, eval_split=plan.eval_split,
                                                               seed=plan.seed, columns=plan.columns,
                                                               max_length=plan.max_seq_length)
-    model = load_base_model(model_path, precision, load_in_4bit=plan.load_in_4bit,
-                            gradient_checkpointing=plan.gradient_checkpointing, attn_implementation=attention)
+    sharded = plan.distributed == "fsdp"  # FSDP checkpoints activations itself (fsdp_arguments), not the model
+    model = load_base_model(model_path, precision, load_in_4bit=plan.load_in_4bit, sharded=sharded,
+                            gradient_checkpointing=plan.gradient_checkpointing and not sharded,
+                            attn_implementation=attention)
     assistant_only = data_stats["loss_on"] == "assistant turns"  # the labels train/data.py built say so
     _, world_size = world()
     watch = eval_ds is not None and (plan.keep == "best" or plan.early_stopping > 0)

@@ -26,14 +26,15 @@ EMULATION = {"PYTHONPATH": str(Path(__file__).parents[1] / "helpers" / "fsdp_on_
              "LORA_TUI_TEST_FSDP_ON_CPU": "1"}
 
 
-def _plan(out: Path) -> TrainingPlan:
-    return TrainingPlan(model="demo", output=str(out), num_processes=2, distributed="fsdp", max_steps=8,
-                        save_steps=2, per_device_train_batch_size=1, gradient_accumulation_steps=1,
-                        max_seq_length=128, gradient_checkpointing=True)
+def _plan(out: Path, **settings: object) -> TrainingPlan:
+    return TrainingPlan(**{"model": "demo", "output": str(out), "num_processes": 2, "distributed": "fsdp",
+                           "max_steps": 8, "save_steps": 2, "per_device_train_batch_size": 1,
+                           "gradient_accumulation_steps": 1, "max_seq_length": 128, "gradient_checkpointing": True,
+                           **settings})
 
 
-def _start(out: Path, *, resume: bool = False):  # type: ignore[no-untyped-def]
-    plan = _plan(out)
+def _start(out: Path, *, resume: bool = False, **settings: object):  # type: ignore[no-untyped-def]
+    plan = _plan(out, **settings)
     run = launcher.ResolvedRun(plan=plan, sources={}, mode="resume" if resume else "new")
     run_dir = launcher.prepare_run_dir(run)
     return launcher.start_worker(run_dir, resume=resume, num_processes=2, plan=plan, env=EMULATION)
@@ -97,3 +98,16 @@ def test_fsdp_saves_whole_adapters_and_resumes_to_the_uninterrupted_result(demo_
     # uninterrupted run ends, to the bit
     assert all(bool((final[k] == reference[k]).all()) for k in expected)  # type: ignore[attr-defined,index]
     assert any(bool(final[k].abs().sum() > 0) for k in expected if "lora_B" in k)  # type: ignore[attr-defined,index]
+
+
+def test_qlora_under_fsdp_shards_the_4_bit_weights(demo_model: Path, tmp_path: Path) -> None:
+    """The packed 4-bit weights are stored in the compute dtype, so FSDP2 shards them (stored as bytes,
+    accelerate leaves each one whole on every process and says so)."""
+    out = tmp_path / "qlora"
+    assert _start(out, load_in_4bit=True, max_steps=2).wait(timeout=240) == 0, (out / runs.LOG_FILE).read_text()[-3000:]
+    log = (out / runs.LOG_FILE).read_text()
+    assert "base in 4-bit NF4" in log and "Excluding from FSDP2 sharding" not in log
+    status = runs.read_status(out)
+    assert status is not None and status.state == "finished" and status.step == 2
+    saved = _tensors(out / "adapter_model.safetensors")
+    assert {k: tuple(v.shape) for k, v in saved.items()} == _expected(demo_model, out)  # type: ignore[attr-defined]
