@@ -28,7 +28,7 @@ def torch_problem(checkpoint: Path) -> str | None:
     loaded as tensors only (`weights_only=True`: a file that needs more is damaged, never executed)."""
     import torch
 
-    fsdp = (checkpoint / checkpoints.FSDP_STATE_FILES[0]).exists()
+    fsdp = any((checkpoint / name).exists() for name in checkpoints.FSDP_STATE_FILES)  # one missing: damaged
     names = (*checkpoints.FSDP_STATE_FILES, *TORCH_FILES[1:]) if fsdp else TORCH_FILES
     for name in names:
         path = checkpoint / name
