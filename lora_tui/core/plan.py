@@ -40,8 +40,8 @@ REPORT_TO = ("none", "tensorboard", "wandb", "mlflow", "trackio")
 BATCHING = ("grouped", "random", "padding-free", "packed")
 """Allowed values of `batching`: how examples become batches. grouped: examples of similar length share a batch
 (padded to its longest); random: any examples share a batch (padded to its longest); padding-free: a batch's
-examples are laid end to end with no padding (FlashAttention on a GPU); packed: examples are packed best-fit into
-sequences of max_seq_length, fewer and fuller batches (FlashAttention on a GPU)."""
+examples are laid end to end with no padding; packed: examples are packed best-fit into sequences of
+max_seq_length, fewer and fuller batches. Each example of a row attends to itself only (`train.trainer.FLAT`)."""
 
 PLACES = (N_("run file"), N_("settings"), N_("plan"), N_("memory fit"), N_("oom retry"))
 """Where a plan is built from, as `TrainingPlan.from_dict`'s callers name it in its errors (shown translated)."""
@@ -134,7 +134,7 @@ class TrainingPlan:
     """ddp: every GPU holds the whole base model; fsdp: the base's weights are sharded across the GPUs (FSDP2),
     for a base that does not fit one GPU."""
     batching: str = "grouped"
-    """How examples become batches: grouped (by length, less padding), random, padding-free or packed (GPU)."""
+    """How examples become batches: grouped (by length, less padding), random, padding-free or packed (no padding)."""
 
     def __post_init__(self) -> None:
         self.target_modules = _normalise_targets(self.target_modules)

@@ -115,7 +115,8 @@ def resolve(given: Mapping[str, Any], inputs: PlanInputs, *, config: Mapping[str
     _alpha_follows_given_rank(values, sources, rec.values, reasons)
     _account_for_processes(values, sources, reasons)
     _save_interval(values, sources, reasons, inputs.data_report)
-    _batching(values, sources, reasons, inputs.vram_bytes)
+    stats = inputs.data_report.token_stats if inputs.data_report is not None else None
+    _batching(values, sources, reasons, inputs.vram_bytes, stats.max if stats is not None else None)
     if "output" not in values:
         values["output"] = str(default_output(str(values.get("model", TrainingPlan.model)), inputs.runs_root))
     notes, fit_steps = list(rec.notes), list(rec.fit_steps)
@@ -316,10 +317,13 @@ def flash_attention_installed() -> bool:
 
 
 def _batching(values: dict[str, Any], sources: dict[str, str], reasons: dict[str, str],
-              vram_bytes: int | None) -> None:
-    """Rule 7: padding-free batches where FlashAttention can attend within each example of a flat batch (a GPU
-    with flash-attn installed), else length-grouped batches; packing changes what a step is, so only when asked."""
+              vram_bytes: int | None, longest: int | None) -> None:
+    """Rule 7: padding-free batches where FlashAttention attends within each example of a flat batch with no mask
+    (a GPU with flash-attn installed), else length-grouped batches; packing changes what a step is, so only when
+    asked."""
     if sources.get("batching", "default") != "default":
+        if values.get("batching") == "padding-free" and not (vram_bytes is not None and flash_attention_installed()):
+            reasons["batching"] = _flat_without_flash(values, longest)
         return
     sources["batching"] = "recommended"
     if vram_bytes is not None and flash_attention_installed():
@@ -331,7 +335,23 @@ def _batching(values: dict[str, Any], sources: dict[str, str], reasons: dict[str
     needs = _("FlashAttention (pip install flash-attn)") if vram_bytes is not None else \
         _("a GPU with FlashAttention")
     reasons["batching"] = _("lora-tui's own rule: examples of similar length share a batch, so little of it is "
-                            "padding; padding-free needs {needs}").format(needs=needs)
+                            "padding; padding-free is picked only with {needs}, since without it attention runs "
+                            "over the whole flattened batch under a mask (--batching padding-free still trains "
+                            "correctly)").format(needs=needs)
+
+
+def _flat_without_flash(values: dict[str, Any], longest: int | None) -> str:
+    """The reason of a padding-free batching set where FlashAttention is not: what the block mask costs, for a
+    batch of the longest examples (the data's longest, cut at max_seq_length)."""
+    from lora_tui.core.units import fmt_gib_or_mib
+
+    seq = int(values.get("max_seq_length", TrainingPlan.max_seq_length))
+    tokens = int(values.get("per_device_train_batch_size", TrainingPlan.per_device_train_batch_size)) * min(
+        seq, longest or seq)
+    return _("padding-free as set: without FlashAttention each batch is one row of up to {tokens} tokens that "
+             "attention covers whole, under a block mask of up to {mask} (tokens squared, one byte each; not in the "
+             "memory estimate); grouped batches attend example by example").format(
+                 tokens=f"{tokens:,}", mask=fmt_gib_or_mib(tokens * tokens))
 
 
 def total_steps(examples: int, *, per_device_train_batch_size: int, gradient_accumulation_steps: int,

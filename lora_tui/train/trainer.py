@@ -92,21 +92,23 @@ class LoraTuiTrainer(SFTTrainer):
 
 
 FLAT = ("padding-free", "packed")
-"""Batching modes that lay examples end to end in one row: they need FlashAttention (`flash_attention`)."""
+"""Batching modes that lay several examples end to end in one row. transformers tells a row's examples apart by
+their position ids, which restart at 0 at each example, when the batch has no attention mask and no cache, as
+TRL's collator and `compute_loss` (use_cache=False) give it: each example attends to itself only, with SDPA and
+eager attention too (checked: a padding-free run logs the same losses as padded batches of the same examples).
+FlashAttention does the same without building a mask."""
 
 
 def flash_attention(batching: str) -> str | None:
-    """The attention implementation a batching mode needs: FlashAttention 3 or 2 for padding-free and packed
-    batches (SDPA and eager attention would let the examples of one row attend to each other), None otherwise.
-    Raises UserError when it is not available here."""
-    if batching not in FLAT:
+    """The attention implementation for a batching mode: FlashAttention 3 or 2 for padding-free and packed batches
+    where it is installed on a CUDA GPU; None (transformers' default, SDPA) otherwise, flat batches included
+    (`FLAT`: SDPA masks them example by example)."""
+    if batching not in FLAT or not torch.cuda.is_available():
         return None
     from lora_tui.core.resolve import flash_attention_installed
-    from lora_tui.errors import UserError
 
-    if not torch.cuda.is_available() or not flash_attention_installed():
-        raise UserError(f"batching {batching} needs FlashAttention on a CUDA GPU (pip install flash-attn), "
-                        "which this machine lacks; train with --batching grouped instead")
+    if not flash_attention_installed():
+        return None
     import importlib.util
 
     return "flash_attention_3" if importlib.util.find_spec("flash_attn_interface") else "flash_attention_2"

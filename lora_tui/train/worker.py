@@ -108,7 +108,7 @@ def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, prec
     from lora_tui.train.quant import load_base_model
     from lora_tui.train.trainer import LoraTuiTrainer, batching_config, flash_attention
 
-    attention = flash_attention(plan.batching)  # before the data and model load: a missing library is one line
+    attention = flash_attention(plan.batching)
     train_ds, eval_ds, data_stats = load_dataset_for_training(data_path, tokenizer, eval_split=plan.eval_split,
                                                               seed=plan.seed, columns=plan.columns,
                                                               max_length=plan.max_seq_length)

@@ -17,7 +17,7 @@ GPU = 24 * 10**9
 def test_cpu_runs_group_by_length(tmp_path: Path) -> None:
     resolved = resolve({}, PlanInputs(runs_root=tmp_path))
     assert resolved.plan.batching == "grouped" and resolved.sources["batching"] == "recommended"
-    assert "padding-free needs a GPU with FlashAttention" in resolved.reasons["batching"]
+    assert "padding-free is picked only with a GPU with FlashAttention" in resolved.reasons["batching"]
 
 
 @pytest.mark.parametrize(("flash", "expected"), [(True, "padding-free"), (False, "grouped")])
@@ -43,3 +43,15 @@ def test_a_chosen_batching_is_kept(layer: str, tmp_path: Path, monkeypatch: pyte
 def test_an_unknown_batching_is_refused_naming_the_choices() -> None:
     with pytest.raises(UserError, match=r"batching.*must be one of grouped, random, padding-free, packed"):
         TrainingPlan(batching="sorted")
+
+
+def test_padding_free_without_flash_attention_says_what_its_mask_costs(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    given = {"batching": "padding-free", "per_device_train_batch_size": 16, "max_seq_length": 4096}
+    cpu = resolve(given, PlanInputs(runs_root=tmp_path))
+    assert cpu.plan.batching == "padding-free" and cpu.sources["batching"] == "given"  # kept: it trains correctly
+    assert cpu.reasons["batching"].startswith(
+        "padding-free as set: without FlashAttention each batch is one row of up to 65,536 tokens that attention "
+        "covers whole, under a block mask of up to 4.00 GiB")
+    monkeypatch.setattr(resolve_mod, "flash_attention_installed", lambda: True)
+    assert "batching" not in resolve(given, PlanInputs(vram_bytes=GPU, runs_root=tmp_path)).reasons
