@@ -87,7 +87,8 @@ def _add_generation_flags(p: argparse.ArgumentParser) -> None:
 # ---- list / show ----------------------------------------------------------------------------------------
 
 
-def _date(ts: float | None) -> str:
+def date_text(ts: float | None) -> str:
+    """A time stamp as the CLI shows it, local time to the minute (`-` for none)."""
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
 
 
@@ -115,7 +116,7 @@ def run_list(args: argparse.Namespace) -> int:
             count=len(a.target_modules))
         rows.append((a.name, pgettext("run state", a.state), base or "-", fmt_number(a.r), fmt_number(a.lora_alpha),
                      targets or "-",
-                     fmt_decimal_bytes(a.adapter_bytes) if a.adapter_bytes else "-", _date(a.modified),
+                     fmt_decimal_bytes(a.adapter_bytes) if a.adapter_bytes else "-", date_text(a.modified),
                      fmt_number(a.final_loss, "{:.4f}"), str(a.checkpoints)))
     for i, line in enumerate(cell_table(rows)):
         print(line)

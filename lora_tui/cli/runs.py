@@ -174,6 +174,18 @@ def _list(root: str | None, as_json: bool) -> int:
     return 0
 
 
+def _shown(key: str, value: object) -> object:
+    """A summary value as `runs show` prints it: the state in the language shown, the start as a local time, the
+    loss to four decimals (JSON keeps them as they are)."""
+    from lora_tui.cli.adapters import date_text
+
+    if key == "state":
+        return pgettext("run state", str(value))
+    if key == "started_at" and isinstance(value, (int, float)):
+        return date_text(value)
+    return f"{value:.4f}" if key == "last_loss" and isinstance(value, float) else value
+
+
 def _show(path: Path, as_json: bool) -> int:
     from lora_tui.core import run_files, run_world, runs
 
@@ -189,8 +201,7 @@ def _show(path: Path, as_json: bool) -> int:
         return 0
     for key, value in summary.items():
         if value is not None and key not in ("best_eval_loss", "best_eval_step"):
-            shown = pgettext("run state", str(value)) if key == "state" else value
-            print(f"{pad(_(SHOW_LABELS[key]) if key in SHOW_LABELS else key, 16)} {shown}")
+            print(f"{pad(_(SHOW_LABELS[key]) if key in SHOW_LABELS else key, 16)} {_shown(key, value)}")
     if world is not None:
         print(f"{pad(_('world size'), 16)} {run_world.world_shape(world)}")
     for node in run_world.node_lines(ranks):  # each machine's peak memory, and each of its GPUs'

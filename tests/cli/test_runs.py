@@ -33,8 +33,12 @@ def test_list_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     text = capsys.readouterr().out
     assert "finished" in text and "oom" in text
     assert main(["runs", "show", str(tmp_path / "a")]) == 0
-    assert "checkpoints/checkpoint-4" in capsys.readouterr().out
+    shown_text = capsys.readouterr().out
+    assert "checkpoints/checkpoint-4" in shown_text
     last = run_files.read_metrics(tmp_path / "a")[0][-1].loss
+    started = runs.read_status(tmp_path / "a").started_at  # type: ignore[union-attr]
+    assert f"last loss        {last:.4f}\n" in shown_text  # printed for reading; JSON keeps the number
+    assert f"started at       {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}\n" in shown_text
     assert rows["a"]["last_loss"] == last and rows["b"]["last_loss"] is not None
     assert main(["runs", "show", str(tmp_path / "a"), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
