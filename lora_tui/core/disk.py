@@ -61,14 +61,24 @@ def is_disk_full(exc: BaseException, where: str | Path | None = None) -> bool:
     return False
 
 
-def checkpoint_bytes(adapter_bytes: int) -> int:
-    """About how much one checkpoint takes: the adapter, its optimizer state and the small files."""
-    return adapter_bytes * (1 + OPTIMIZER_STATE_FACTOR) + SMALL_FILES_BYTES
+def checkpoint_bytes(adapter_bytes: int, gathered_bytes: int = 0) -> int:
+    """About how much one checkpoint takes: the adapter, its optimizer state, FSDP's gathered state
+    (`gathered_bytes`, `fsdp_gathered_bytes`) and the small files."""
+    return adapter_bytes * (1 + OPTIMIZER_STATE_FACTOR) + gathered_bytes + SMALL_FILES_BYTES
 
 
-def run_space(adapter_bytes: int, *, save_total_limit: int, max_steps: int, save_steps: int) -> tuple[int, int]:
+def fsdp_gathered_bytes(adapter_bytes: int, tied_embedding_bytes: int) -> int:
+    """What an FSDP checkpoint holds beside the adapter and the optimizer state: pytorch_model_fsdp.bin, the trainable
+    state gathered in fp32 (the adapter again) and, for a model whose LM head shares the embedding, that embedding
+    too (torch's state-dict helper leaves frozen weights out by parameter name, and a shared one keeps its second
+    name: measured on the demo model, 4.0 of the file's 4.4 MiB)."""
+    return adapter_bytes + tied_embedding_bytes
+
+
+def run_space(adapter_bytes: int, *, save_total_limit: int, max_steps: int, save_steps: int,
+              gathered_bytes: int = 0) -> tuple[int, int]:
     """(least, all): bytes for one checkpoint and the final adapter; bytes for every checkpoint kept at once."""
-    one = checkpoint_bytes(adapter_bytes)
+    one = checkpoint_bytes(adapter_bytes, gathered_bytes)
     saves = math.ceil(max_steps / save_steps) if max_steps > 0 and save_steps > 0 else save_total_limit + 1
     kept = max(1, min(save_total_limit + 1, saves + 1))  # + the checkpoint written at the end or on a stop
     final = adapter_bytes + SMALL_FILES_BYTES
@@ -76,17 +86,20 @@ def run_space(adapter_bytes: int, *, save_total_limit: int, max_steps: int, save
 
 
 def check_run_space(output: str | Path, adapter_bytes: int, *, save_total_limit: int, max_steps: int,
-                    save_steps: int) -> str | None:
+                    save_steps: int, gathered_bytes: int = 0) -> str | None:
     """UserError when the disk of `output` cannot hold one checkpoint; a warning (a `Phrase`: English in launch.json,
-    shown in the current language) when it may not hold them all."""
+    shown in the current language) when it may not hold them all. `gathered_bytes`: FSDP's (`fsdp_gathered_bytes`)."""
     free = free_bytes(output)
     if free is None or adapter_bytes <= 0:
         return None
     least, full = run_space(adapter_bytes, save_total_limit=save_total_limit, max_steps=max_steps,
-                            save_steps=save_steps)
-    each = Phrase("a checkpoint takes about {size}: adapter {adapter}, optimizer state {optimizer}, tokenizer and "
-                  "small files", size=fmt_bytes(checkpoint_bytes(adapter_bytes)), adapter=fmt_bytes(adapter_bytes),
-                  optimizer=fmt_bytes(OPTIMIZER_STATE_FACTOR * adapter_bytes))
+                            save_steps=save_steps, gathered_bytes=gathered_bytes)
+    sizes = {"size": fmt_bytes(checkpoint_bytes(adapter_bytes, gathered_bytes)), "adapter": fmt_bytes(adapter_bytes),
+             "optimizer": fmt_bytes(OPTIMIZER_STATE_FACTOR * adapter_bytes)}
+    each = Phrase("a checkpoint takes about {size}: adapter {adapter}, optimizer state {optimizer}, FSDP's gathered "
+                  "state {gathered}, tokenizer and small files", gathered=fmt_bytes(gathered_bytes), **sizes) \
+        if gathered_bytes else Phrase("a checkpoint takes about {size}: adapter {adapter}, optimizer state "
+                                      "{optimizer}, tokenizer and small files", **sizes)
     if free < least:
         raise UserError(_("--output {path}: {free} free on its disk, the run needs at least {need}: {each}; free "
                           "space or choose another disk").format(path=output, free=fmt_bytes(free),

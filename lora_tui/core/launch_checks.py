@@ -113,7 +113,7 @@ def output_mode(plan: TrainingPlan, *, resume: bool, overwrite: bool) -> tuple[s
 
 def check_space(plan: TrainingPlan, inventory: Any) -> list[str]:
     """Refuse a run whose disk cannot hold one checkpoint; warn when it may not hold all it keeps."""
-    from lora_tui.core.disk import check_run_space
+    from lora_tui.core.disk import check_run_space, fsdp_gathered_bytes
     from lora_tui.core.lora_math import compute_lora_math
 
     try:
@@ -122,6 +122,12 @@ def check_space(plan: TrainingPlan, inventory: Any) -> list[str]:
                                  use_rslora=plan.use_rslora)
     except (UserError, ValueError, AttributeError, KeyError):
         return []  # the adapter's size is unknown: nothing to check against
+    gathered = 0
+    if plan.distributed == "fsdp":  # on CUDA GPUs: a 16-bit embedding, fp32 beside 4-bit weights (kbit upcast)
+        width = 4 if plan.load_in_4bit else 2
+        tied = inventory.vocab_size * inventory.hidden_size * width \
+            if getattr(inventory, "tie_word_embeddings", False) else 0
+        gathered = fsdp_gathered_bytes(math.adapter_bytes_fp32, tied)
     warning = check_run_space(plan.output, math.adapter_bytes_fp32, save_total_limit=plan.save_total_limit,
-                              max_steps=plan.max_steps, save_steps=plan.save_steps)
+                              max_steps=plan.max_steps, save_steps=plan.save_steps, gathered_bytes=gathered)
     return [warning] if warning else []

@@ -90,3 +90,28 @@ def test_the_launchs_refusals_are_in_japanese(tmp_path: Path) -> None:
     for key, text in shown.items():
         assert english_words(text.replace(str(tmp_path), "")) == [], key
     assert i18n.missing == set()
+
+
+def test_an_fsdp_checkpoint_is_sized_with_its_gathered_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FSDP's pytorch_model_fsdp.bin holds the adapter again and, for a tied LM head, the embedding (the demo's is
+    tied: 4,096 x 256 in 16-bit on a GPU); the disk check counts both."""
+    import shutil
+    from collections import namedtuple
+
+    from lora_tui.core.lora_math import compute_lora_math
+    from lora_tui.core.models.modules import load_inventory
+    from lora_tui.core.units import MIB, fmt_bytes
+
+    inventory = load_inventory("demo")
+    plan = TrainingPlan(output=str(tmp_path / "run"), num_processes=2, distributed="fsdp", max_steps=1000,
+                        save_steps=10)
+    adapter = compute_lora_math(inventory, r=plan.lora_r, lora_alpha=plan.lora_alpha,
+                                target_modules=list(plan.target_modules)).adapter_bytes_fp32
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 0, 30 * MIB))  # one fits, not all
+    [warning] = launch_checks.check_space(plan, inventory)
+    gathered = adapter + 4096 * 256 * 2
+    assert f"FSDP's gathered state {fmt_bytes(gathered)}" in str(warning)
+    assert f"a checkpoint takes about {fmt_bytes(3 * adapter + gathered + 8 * MIB)}" in str(warning)
+    [ddp] = launch_checks.check_space(TrainingPlan(output=plan.output, max_steps=1000, save_steps=10), inventory)
+    assert "FSDP" not in str(ddp) and f"about {fmt_bytes(3 * adapter + 8 * MIB)}:" in str(ddp)
