@@ -64,3 +64,19 @@ def test_4bit_on_a_moe_model_is_refused_in_one_line(capsys: pytest.CaptureFixtur
     assert main(["train", "--model", "mixtral-8x7b", "--load-in-4bit", "--dry-run"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "fused 3-D weights" in err
+
+
+def test_two_processes_train_in_4bit_data_parallel(demo_model: Path, tmp_path: Path) -> None:
+    """QLoRA with DDP (gloo here): each process loads its own 4-bit base, and the adapter they train is whole."""
+    from safetensors.torch import load_file
+
+    out = tmp_path / "ddp"
+    assert main(["train", *SMALL, "--load-in-4bit", "--num-processes", "2", "--max-steps", "3", "--save-steps", "100",
+                 "--output", str(out)]) == 0
+    status = runs.read_status(out)
+    assert status is not None and status.state == "finished" and status.step == 3
+    assert status.extra["world_size"] == 2
+    weights = load_file(out / "adapter_model.safetensors")
+    targets = json.loads((out / "adapter_config.json").read_text())["target_modules"]
+    assert len(weights) == 2 * 4 * len(targets)  # A and B of every target in the demo's 4 layers
+    assert any(float(w.abs().sum()) > 0 for k, w in weights.items() if "lora_B" in k)
