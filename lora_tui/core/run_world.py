@@ -30,6 +30,8 @@ class World:
     """Training processes of the whole run."""
     nodes: int
     """Machines (node ranks) they run on."""
+    sharded: bool = False
+    """Whether the weights are sharded across the processes (`distributed = fsdp`), else replicated (ddp)."""
 
     @property
     def per_node(self) -> int:
@@ -48,15 +50,18 @@ def world_of(status: runs.RunStatus | None, plan: Any, recorded: int | None = No
     nodes = _count(getattr(plan, "nnodes", None)) or 1
     if size is None and plan is not None:
         size = _count(getattr(plan, "world_size", None))
-    return World(size, min(nodes, size)) if size is not None else None
+    sharded = getattr(plan, "distributed", None) == "fsdp"
+    return World(size, min(nodes, size), sharded and size > 1) if size is not None else None
 
 
 def world_shape(world: World) -> str:
-    """`4 (2 nodes x 2)`: the world size, and machines x processes on each; `1` for one process."""
+    """`4 (2 nodes x 2)`: the world size, and machines x processes on each (`, weights sharded (FSDP)` when they
+    are); `1` for one process."""
     if world.size <= 1:
         return "1"
-    return ngettext("{size} ({nodes} node x {per})", "{size} ({nodes} nodes x {per})", world.nodes).format(
+    shape = ngettext("{size} ({nodes} node x {per})", "{size} ({nodes} nodes x {per})", world.nodes).format(
         size=world.size, nodes=world.nodes, per=world.per_node)
+    return _("{shape}, weights sharded (FSDP)").format(shape=shape) if world.sharded else shape
 
 
 def world_line(world: World | None) -> str | None:

@@ -68,6 +68,9 @@ def test_the_world_is_what_the_run_recorded_else_its_plan() -> None:
     assert world_shape(World(4, 2)) == "4 (2 nodes x 2)" and world_shape(World(2, 1)) == "2 (1 node x 2)"
     assert world_line(World(4, 2)) == "world size 4 (2 nodes x 2)"
     assert world_shape(World(1, 1)) == "1" and world_line(World(1, 1)) is None and world_line(None) is None
+    sharded = world_of(None, TrainingPlan(num_processes=2, distributed="fsdp"))
+    assert sharded == World(2, 1, sharded=True)
+    assert world_line(sharded) == "world size 2 (1 node x 2), weights sharded (FSDP)"
 
 
 def test_each_machine_and_each_gpu_in_a_line() -> None:
