@@ -89,6 +89,28 @@ def _checkpointing(values: MutableMapping[str, Any], reasons: MutableMapping[str
                                                   verdict=verdict_words(off.verdict), on=fmt_gib(on.total_bytes))
 
 
+def sharded_checkpointing_reason(values: MutableMapping[str, Any], inventory: ModelInventory, vram_bytes: int,
+                                 shards: int, lengths: Any = None) -> str:
+    """Gradient checkpointing's reason (it stays on) with what one GPU holds under FSDP over `shards` processes,
+    with and without it (the worst padded batch of the data's token `lengths`, where known): the one-GPU figures
+    `_checkpointing` gave are not this run's."""
+    from lora_tui.core.memory_sharded import sharded
+    from lora_tui.core.recommend import verdict_words
+
+    layers = int(inventory.num_layers or 1)
+    off, on = (sharded(plan_estimate(inventory, TrainingPlan(**{**values, "distributed": "fsdp",
+                                                                "gradient_checkpointing": gc}), vram_bytes,
+                                     lengths=lengths),
+                       shards, layers) for gc in (False, True))
+    figures = {"off": fmt_gib(off.total_bytes), "on": fmt_gib(on.total_bytes), "vram": fmt_gib(vram_bytes),
+               "shards": shards, "verdict": verdict_words(off.verdict)}
+    if off.verdict == "fits":
+        return _("on: under FSDP over {shards} processes one GPU holds {on} with it; without it {off} of {vram} would "
+                 "fit too (--no-gradient-checkpointing, about 30% faster)").format(**figures)
+    return _("on: under FSDP over {shards} processes one GPU would hold {off} of {vram} without it ({verdict}); with "
+             "it {on} (activations shrink to the layer inputs for about 30% more time)").format(**figures)
+
+
 def _apply_step(step: FitStep, values: MutableMapping[str, Any], reasons: MutableMapping[str, str],
                 vram_bytes: int) -> None:
     """One fit step's changes into the recommendation, each with the reason naming the step."""

@@ -168,6 +168,11 @@ def _distributed(values: dict[str, Any], sources: dict[str, str], reasons: dict[
         values[name], reasons[name] = value, why
     if chosen.distributed != "fsdp":
         return
+    if sources.get("gradient_checkpointing") == "recommended" and values.get("gradient_checkpointing"):
+        from lora_tui.core.memory_advice import sharded_checkpointing_reason
+
+        reasons["gradient_checkpointing"] = sharded_checkpointing_reason(values, inv, vram, per_node * nodes,
+                                                                         lengths)
     if last is not None and (last["kind"] == "note" or "load_in_4bit" in chosen.changes):
         fit_steps.pop()  # one GPU's way out (4-bit loading) or its dead end is not this run's: FSDP fits
         if fit_steps and fit_steps[-1]["kind"] == "tried":

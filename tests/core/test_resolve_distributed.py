@@ -70,6 +70,13 @@ def test_16_bit_fsdp_instead_of_the_recommendations_4_bit_ddp(tmp_path: Path) ->
                                                  f"will not fit; FSDP over 2 processes needs {fsdp} per GPU")
     assert two.reasons["load_in_4bit"].startswith("off: FSDP over 2 processes fits the 16-bit base")
     assert two.fit_steps == []  # one GPU's 16-bit dead end and its 4-bit way out are not this run's
+    # gradient checkpointing stays on, its figures what one GPU holds under FSDP (the one-GPU ones were DDP's)
+    assert two.plan.gradient_checkpointing
+    assert two.reasons["gradient_checkpointing"].startswith(
+        "on: under FSDP over 2 processes one GPU would hold ")
+    assert two.reasons["gradient_checkpointing"].endswith(f"; with it {fsdp.split(' (')[0]} (activations shrink to "
+                                                          "the layer inputs for about 30% more time)")
+    assert one.reasons["gradient_checkpointing"].startswith("on: without it the estimate is ")
 
 
 def test_fsdp_with_the_guides_remedies_when_it_needs_them_and_never_over_a_given_value(tmp_path: Path) -> None:
