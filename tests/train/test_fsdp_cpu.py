@@ -66,8 +66,9 @@ def _expected(demo_model: Path, out: Path) -> dict[str, tuple[int, ...]]:
 
 
 def test_fsdp_saves_whole_adapters_and_resumes_to_the_uninterrupted_result(demo_model: Path, tmp_path: Path) -> None:
+    """With an eval split, so the end also loads the best checkpoint under FSDP and copies its adapter."""
     stopped = tmp_path / "stopped"
-    proc = _start(stopped)
+    proc = _start(stopped, eval_split=0.1)
     _wait(lambda: ((runs.read_status(stopped) or runs.RunStatus()).step or 0) >= 3)
     (stopped / runs.STOP_FILE).touch()  # the run saves a checkpoint at its next step and stops
     assert proc.wait(timeout=240) == 0, (stopped / runs.LOG_FILE).read_text()[-3000:]
@@ -83,15 +84,18 @@ def test_fsdp_saves_whole_adapters_and_resumes_to_the_uninterrupted_result(demo_
         assert {k: tuple(v.shape) for k, v in saved.items()} == expected, checkpoint.name  # type: ignore[attr-defined]
         assert (checkpoint / checkpoints.FSDP_STATE_FILES[0]).is_file()
 
-    assert _start(stopped, resume=True).wait(timeout=240) == 0, (stopped / runs.LOG_FILE).read_text()[-3000:]
+    assert _start(stopped, resume=True, eval_split=0.1).wait(timeout=240) == 0, \
+        (stopped / runs.LOG_FILE).read_text()[-3000:]
     resumed = runs.read_status(stopped)
     assert resumed is not None and resumed.state == "finished" and resumed.step == 8
     assert f"resumed from checkpoint-{status.step}" in (stopped / runs.LOG_FILE).read_text()
     info = json.loads((stopped / runs.INFO_FILE).read_text())
-    assert info["world_size"] == 2
+    assert info["world_size"] == 2 and info["adapter_kept"] == "best" and info["adapter_step"] == resumed.adapter_step
+    assert f"the final adapter is checkpoint-{resumed.adapter_step}, the lowest eval loss" in \
+        (stopped / runs.LOG_FILE).read_text()
 
     whole = tmp_path / "whole"
-    assert _start(whole).wait(timeout=240) == 0, (whole / runs.LOG_FILE).read_text()[-3000:]
+    assert _start(whole, eval_split=0.1).wait(timeout=240) == 0, (whole / runs.LOG_FILE).read_text()[-3000:]
     final, reference = _tensors(stopped / "adapter_model.safetensors"), _tensors(whole / "adapter_model.safetensors")
     assert {k: tuple(v.shape) for k, v in final.items()} == expected  # type: ignore[attr-defined]
     # the resumed run restored every rank's shard of the adapter and of the optimizer: it ends where the
