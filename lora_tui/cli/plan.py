@@ -99,18 +99,16 @@ def _memory(inv: Any, plan: Any, vram: int | None, source: str, loss: str | None
     """The memory estimate one GPU holds under the plan's strategy (and the fit steps when it does not fit) as a
     dict; with several processes both strategies' per-GPU figures too."""
     from lora_tui.core.fit import fit_to_vram
-    from lora_tui.core.memory import plan_estimate
-    from lora_tui.core.memory_sharded import fsdp_shards, per_gpu, sharded
+    from lora_tui.core.memory_sharded import fsdp_shards, plan_memory
 
-    whole = plan_estimate(inv, plan, vram, loss=loss)
-    layers, shards = int(inv.num_layers or 1), fsdp_shards(plan)
-    est = sharded(whole, shards, layers)
+    memory = plan_memory(inv, plan, vram, loss=loss)
+    est = memory.one_gpu
     out = est.to_dict()
     out["vram_source"] = source
-    if plan.world_size > 1:
-        out["per_gpu"] = per_gpu(whole, plan.world_size, layers)
+    if memory.per_gpu:
+        out["per_gpu"] = memory.per_gpu
     if est.verdict == "will_not_fit" and vram is not None:
-        out["fit_steps"] = [s.to_dict() for s in fit_to_vram(inv, plan, vram, loss=loss, shards=shards)]
+        out["fit_steps"] = [s.to_dict() for s in fit_to_vram(inv, plan, vram, loss=loss, shards=fsdp_shards(plan))]
     return out
 
 

@@ -191,17 +191,13 @@ def _memory(inventory: Any, plan: TrainingPlan, vram: int | None, lengths: Any) 
 def memory_estimate(inventory: Any, plan: TrainingPlan, vram: int | None, lengths: Any) -> dict[str, Any] | None:
     """The run's memory estimate as a dict (per GPU too for several processes), in the current language; None
     when the model cannot be estimated. launch.json's is made in English (`_memory`); a dry run shows this."""
-    from lora_tui.core.memory import plan_estimate
-    from lora_tui.core.memory_sharded import fsdp_shards, per_gpu, sharded
+    from lora_tui.core.memory_sharded import plan_memory
 
     try:
-        est = plan_estimate(inventory, plan, vram, lengths=lengths)
+        memory = plan_memory(inventory, plan, vram, lengths=lengths)
     except (UserError, ValueError):
         return None
-    layers = int(getattr(inventory, "num_layers", 1) or 1)
-    chosen = sharded(est, fsdp_shards(plan), layers)
-    per = {"per_gpu": per_gpu(est, plan.world_size, layers)} if plan.world_size > 1 else {}
-    return chosen.to_dict() | per
+    return memory.one_gpu.to_dict() | ({"per_gpu": memory.per_gpu} if memory.per_gpu else {})
 
 
 # ---- writing and starting -----------------------------------------------------------------------------------

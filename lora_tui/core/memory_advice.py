@@ -90,20 +90,18 @@ def _checkpointing(values: MutableMapping[str, Any], reasons: MutableMapping[str
 
 
 def sharded_checkpointing_reason(values: MutableMapping[str, Any], inventory: ModelInventory, vram_bytes: int,
-                                 shards: int, lengths: Any = None) -> str:
-    """Gradient checkpointing's reason (it stays on) with what one GPU holds under FSDP over `shards` processes,
-    with and without it (the worst padded batch of the data's token `lengths`, where known): the one-GPU figures
-    `_checkpointing` gave are not this run's."""
-    from lora_tui.core.memory_sharded import sharded
+                                 lengths: Any = None) -> str:
+    """Gradient checkpointing's reason (it stays on) with what one GPU holds under FSDP over every process of the
+    run, with and without it (the worst padded batch of the data's token `lengths`, where known): the one-GPU
+    figures `_checkpointing` gave are not this run's."""
+    from lora_tui.core.memory_sharded import plan_memory
     from lora_tui.core.recommend import verdict_words
 
-    layers = int(inventory.num_layers or 1)
-    off, on = (sharded(plan_estimate(inventory, TrainingPlan(**{**values, "distributed": "fsdp",
-                                                                "gradient_checkpointing": gc}), vram_bytes,
-                                     lengths=lengths),
-                       shards, layers) for gc in (False, True))
+    without, with_it = (TrainingPlan(**{**values, "distributed": "fsdp", "gradient_checkpointing": gc})
+                        for gc in (False, True))
+    off, on = (plan_memory(inventory, plan, vram_bytes, lengths=lengths).one_gpu for plan in (without, with_it))
     figures = {"off": fmt_gib(off.total_bytes), "on": fmt_gib(on.total_bytes), "vram": fmt_gib(vram_bytes),
-               "shards": shards, "verdict": verdict_words(off.verdict)}
+               "shards": with_it.world_size, "verdict": verdict_words(off.verdict)}
     if off.verdict == "fits":
         return _("on: under FSDP over {shards} processes one GPU holds {on} with it; without it {off} of {vram} would "
                  "fit too (--no-gradient-checkpointing, about 30% faster)").format(**figures)

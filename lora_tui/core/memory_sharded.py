@@ -72,6 +72,30 @@ def per_gpu(est: MemoryEstimate, shards: int, num_layers: int) -> dict[str, Any]
             "fsdp_bytes": fsdp.total_bytes, "fsdp_verdict": fsdp.verdict}
 
 
+@dataclasses.dataclass(frozen=True)
+class PlanMemory:
+    """A plan's memory estimate: the whole of it, what one GPU holds under the plan's strategy, and for several
+    processes both strategies' per-GPU figures."""
+
+    whole: MemoryEstimate
+    """The whole estimate: what every GPU holds under DDP."""
+    one_gpu: MemoryEstimate
+    """What one GPU holds under the plan's strategy (`whole` under DDP or for one process)."""
+    per_gpu: dict[str, Any] | None
+    """`per_gpu`'s figures for a run on several processes, else None."""
+
+
+def plan_memory(inv: ModelInventory, plan: TrainingPlan, vram_bytes: int | None, *, lengths: Any = None,
+                loss: str | None = None) -> PlanMemory:
+    """`core.memory.plan_estimate` of `plan` (`lengths`, `loss` passed on), then what one GPU of the plan holds."""
+    from lora_tui.core.memory import plan_estimate
+
+    whole = plan_estimate(inv, plan, vram_bytes, lengths=lengths, loss=loss)
+    layers = int(getattr(inv, "num_layers", 1) or 1)
+    return PlanMemory(whole, sharded(whole, fsdp_shards(plan), layers),
+                      per_gpu(whole, plan.world_size, layers) if plan.world_size > 1 else None)
+
+
 def fsdp_shards(plan: TrainingPlan) -> int:
     """The shards of the plan's weights: every process of the run under fsdp, else 1 (DDP, or one process: each
     GPU holds the whole estimate). `sharded(est, fsdp_shards(plan), layers)` is what one GPU of the plan holds."""

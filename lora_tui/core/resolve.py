@@ -171,8 +171,7 @@ def _distributed(values: dict[str, Any], sources: dict[str, str], reasons: dict[
     if sources.get("gradient_checkpointing") == "recommended" and values.get("gradient_checkpointing"):
         from lora_tui.core.memory_advice import sharded_checkpointing_reason
 
-        reasons["gradient_checkpointing"] = sharded_checkpointing_reason(values, inv, vram, per_node * nodes,
-                                                                         lengths)
+        reasons["gradient_checkpointing"] = sharded_checkpointing_reason(values, inv, vram, lengths)
     if last is not None and (last["kind"] == "note" or "load_in_4bit" in chosen.changes):
         fit_steps.pop()  # one GPU's way out (4-bit loading) or its dead end is not this run's: FSDP fits
         if fit_steps and fit_steps[-1]["kind"] == "tried":

@@ -238,14 +238,12 @@ class AdvisorScreen(WizardScreen):
 
     def _show_memory(self, inv: Any, plan: TrainingPlan) -> None:
         from lora_tui.core.fit import fit_to_vram
-        from lora_tui.core.memory import plan_estimate
-        from lora_tui.core.memory_sharded import fsdp_shards, per_gpu, per_gpu_text, sharded
+        from lora_tui.core.memory_sharded import fsdp_shards, per_gpu_text, plan_memory
 
         vram = self.state.vram_bytes
         report = self.state.data_report
-        whole = plan_estimate(inv, plan, vram, lengths=report.token_stats if report is not None else None)
-        layers, shards = int(inv.num_layers or 1), fsdp_shards(plan)
-        est = sharded(whole, shards, layers)  # what one GPU holds: the whole estimate under DDP
+        memory = plan_memory(inv, plan, vram, lengths=report.token_stats if report is not None else None)
+        est = memory.one_gpu  # what one GPU holds: the whole estimate under DDP
         self.query_one("#memory", Static).update(memory_table(est.parts))
         verdict = Text.assemble((_("Peak memory per GPU ") if plan.world_size > 1 else _("Peak memory "), "bold"),
                                 f"≈ {fmt_bytes(est.total_bytes)}")
@@ -256,13 +254,13 @@ class AdvisorScreen(WizardScreen):
             verdict.append(_("  (no GPU: the CPU run's memory)"), style="dim")
         verdict.append(f"\n{est.settings.get('precision_reason', '')}", style="dim")
         verdict.append(f"\n{est.settings.get('seq_basis', '')}", style="dim")
-        if plan.world_size > 1:
-            verdict.append(f"\n{per_gpu_text(per_gpu(whole, plan.world_size, layers))}", style="dim")
+        if memory.per_gpu:
+            verdict.append(f"\n{per_gpu_text(memory.per_gpu)}", style="dim")
         self.query_one("#verdict", Static).update(verdict)
         self._fit_changes = {}
         remedies = Text()
         if vram and est.verdict == "will_not_fit":
-            steps = fit_to_vram(inv, plan, vram, shards=shards)
+            steps = fit_to_vram(inv, plan, vram, shards=fsdp_shards(plan))
             remedies.append(_("Remedies (ctrl+g applies them):\n"), style="bold")
             for step in steps:
                 self._fit_changes.update(step.changes)
