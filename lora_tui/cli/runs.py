@@ -191,7 +191,10 @@ def _show(path: Path, as_json: bool) -> int:
 
     summary = _summary(path)
     info = run_files.read_training_info(path)  # None when missing or damaged
-    world = run_world.world_of(runs.read_status(path), _plan(path), info.world_size if info is not None else None)
+    from lora_tui.core.plan import read_run_plan
+
+    world = run_world.world_of(runs.read_status(path), read_run_plan(path / runs.RUN_FILE),
+                               info.world_size if info is not None else None)
     ranks = run_world.read_ranks(path)
     if as_json:
         training: dict[str, Any] | None = info.to_dict() if info is not None else None
@@ -231,17 +234,6 @@ def _show(path: Path, as_json: bool) -> int:
     if line:
         print(_("memory: {line}").format(line=line))
     return 0
-
-
-def _plan(path: Path) -> Any:
-    """The run's plan from its run.toml, None when missing or unreadable."""
-    from lora_tui.core import runs
-    from lora_tui.core.plan import TrainingPlan, load_run_file
-
-    try:
-        return TrainingPlan.from_dict(load_run_file(path / runs.RUN_FILE)[0])
-    except UserError:
-        return None
 
 
 def _throughput(info: Any) -> str | None:

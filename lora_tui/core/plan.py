@@ -384,6 +384,15 @@ def load_run_file(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
     return dict(settings), {str(k): str(v) for k, v in sources.items()} if isinstance(sources, dict) else {}
 
 
+def read_run_plan(path: str | Path) -> TrainingPlan | None:
+    """The plan a run file holds, or None when it is missing, unreadable or not a valid plan (what the monitor,
+    `runs show` and `runs diagnose` read of a run)."""
+    try:
+        return TrainingPlan.from_dict(load_run_file(path)[0])
+    except UserError:
+        return None
+
+
 def parse_target_modules(text: str) -> list[str]:
     """Parse `--target-modules`: comma- or space-separated names, or `all-linear`."""
     names = [t for t in text.replace(",", " ").split() if t]

@@ -332,15 +332,10 @@ def diagnose_run(run_dir: Path) -> list[Symptom]:
     """`diagnose` over a run directory as it is now (live or finished): its one metrics history, its status and
     the plan in its run.toml (the defaults when that is unreadable)."""
     from lora_tui.core import run_files, runs
-    from lora_tui.core.plan import load_run_file
-    from lora_tui.errors import UserError
+    from lora_tui.core.plan import read_run_plan
 
     records, _errors = run_files.read_metrics(run_dir)
-    try:
-        settings, _sources = load_run_file(run_dir / runs.RUN_FILE)
-        plan = TrainingPlan.from_dict(settings)
-    except UserError:
-        plan = TrainingPlan()
+    plan = read_run_plan(run_dir / runs.RUN_FILE) or TrainingPlan()
     return diagnose(records, status=runs.read_status(run_dir), plan=plan)
 
 

@@ -31,10 +31,9 @@ from textual.widgets import Footer, Header, ProgressBar, Sparkline, Static
 from lora_tui.core import demo_progress, follow, runs
 from lora_tui.core.demo_progress import BuildProgress
 from lora_tui.core.paths import cache_dir
-from lora_tui.core.plan import TrainingPlan, load_run_file
+from lora_tui.core.plan import TrainingPlan, read_run_plan
 from lora_tui.core.run_files import MetricsRecord, best_eval, finite, one_history
 from lora_tui.core.run_world import last_ranks, world_of
-from lora_tui.errors import UserError
 from lora_tui.i18n import N_, _, pgettext
 from lora_tui.ui.format import display_path, fmt_bytes, fmt_metric
 from lora_tui.ui.messages import GpusSampled, RunLaunched, RunPolled
@@ -361,11 +360,7 @@ class MonitorScreen(AppScreen):
     def plan(self) -> TrainingPlan | None:
         """The run's plan, read from its run.toml (None when missing or unreadable)."""
         if self._plan is None:
-            try:
-                settings, _sources = load_run_file(self.run_dir / runs.RUN_FILE)
-                self._plan = TrainingPlan.from_dict(settings)
-            except UserError:
-                return None
+            self._plan = read_run_plan(self.run_dir / runs.RUN_FILE)
         return self._plan
 
     def action_stop(self) -> None:
