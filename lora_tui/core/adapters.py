@@ -183,11 +183,11 @@ def _adapter_config(p: Path) -> tuple[dict[str, Any], str | None]:
     if not p.is_dir():
         return {}, Phrase("{path}: no such adapter directory", path=str(p))
     if not cfg.is_file():
-        latest = runs.latest_complete_checkpoint(p) if not (p / WEIGHTS_FILE).is_file() else None
         if (p / WEIGHTS_FILE).is_file():
             return {}, Phrase("{path}: no {file} (the weights are there: the save was interrupted or the config was "
                               "not copied); point at a directory saved by save_pretrained", path=str(p),
                               file=CONFIG_FILE)
+        latest = runs.latest_complete_checkpoint(p)
         if latest is not None:
             return {}, Phrase("{path}: no {file}; its latest complete checkpoint is {checkpoint}; point at a "
                               "directory saved by save_pretrained", path=str(p), file=CONFIG_FILE,

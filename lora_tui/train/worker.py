@@ -112,10 +112,11 @@ def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, prec
     train_ds, eval_ds, data_stats = load_dataset_for_training(data_path, tokenizer, eval_split=plan.eval_split,
                                                               seed=plan.seed, columns=plan.columns,
                                                               max_length=plan.max_seq_length)
-    sharded = plan.distributed == "fsdp"  # FSDP checkpoints activations itself (fsdp_arguments), not the model
+    sharded = plan.distributed == "fsdp"
+    # under FSDP the same recomputation is FSDP's own activation checkpointing (fsdp_arguments), not the model's
+    model_checkpointing = plan.gradient_checkpointing and not sharded
     model = load_base_model(model_path, precision, load_in_4bit=plan.load_in_4bit, sharded=sharded,
-                            gradient_checkpointing=plan.gradient_checkpointing and not sharded,
-                            attn_implementation=attention)
+                            gradient_checkpointing=model_checkpointing, attn_implementation=attention)
     assistant_only = data_stats["loss_on"] == "assistant turns"  # the labels train/data.py built say so
     _, world_size = world()
     watch = eval_ds is not None and (plan.keep == "best" or plan.early_stopping > 0)
@@ -131,8 +132,7 @@ def build_trainer(plan: TrainingPlan, run_dir: Path, callback: RunCallback, prec
         gradient_accumulation_steps=plan.gradient_accumulation_steps,
         warmup_steps=plan.warmup_ratio, weight_decay=plan.weight_decay, seed=plan.seed, data_seed=plan.seed,
         **batching_config(plan.batching, plan.max_seq_length), assistant_only_loss=False,  # labels come tokenized
-        # under FSDP the same recomputation is FSDP's own activation checkpointing (fsdp_arguments)
-        gradient_checkpointing=plan.gradient_checkpointing and plan.distributed == "ddp",
+        gradient_checkpointing=model_checkpointing,
         bf16=precision == "bf16", fp16=precision == "fp16",
         logging_steps=plan.logging_steps, save_strategy="steps", save_steps=plan.save_steps,
         save_total_limit=plan.save_total_limit, eval_strategy="steps" if eval_ds is not None else "no",
